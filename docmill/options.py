@@ -1,0 +1,68 @@
+"""Engine options: every knob of the OCR pipeline, with PaddleOCR's own defaults.
+
+They are a shared contract because they travel: a model set's manifest records the
+defaults measured for it, settings and `docmill run --set` override them, and task
+messages carry them to workers. Layering, lowest first: PaddleOCR defaults (below) <
+the model set's manifest `defaults` < DOCMILL_ENGINE__* settings < per-run overrides.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EngineOptions(BaseModel):
+    """Parameters of det -> cls -> rec; names follow PaddleOCR's predict_system flags."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    det_limit_side_len: int = Field(960, ge=32, le=8192)
+    det_limit_type: Literal["max", "min", "resize_long"] = "max"
+    det_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    det_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    det_thresh: float = Field(0.3, gt=0, lt=1)
+    det_box_thresh: float = Field(0.6, ge=0, lt=1)
+    det_unclip_ratio: float = Field(1.5, gt=0, le=10)
+    det_max_candidates: int = Field(1000, ge=1)
+    det_use_dilation: bool = False
+    det_score_mode: Literal["fast", "slow"] = "fast"
+    det_min_size: int = Field(3, ge=1)
+    det_batch_size: int = Field(4, ge=1, le=64)
+    use_angle_cls: bool = True
+    cls_image_shape: tuple[int, int, int] = (3, 48, 192)
+    cls_batch_size: int = Field(6, ge=1, le=1024)
+    cls_thresh: float = Field(0.9, ge=0, le=1)
+    rec_image_shape: tuple[int, int, int] = (3, 48, 320)
+    rec_batch_size: int = Field(6, ge=1, le=1024)
+    drop_score: float = Field(0.5, ge=0, le=1)
+
+    def merged(self, overrides: dict[str, Any] | None) -> "EngineOptions":
+        """A copy with `overrides` applied and validated (None values are ignored)."""
+        if not overrides:
+            return self
+        data = self.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return EngineOptions.model_validate(data)
+
+
+def parse_option_assignments(pairs: list[str]) -> dict[str, Any]:
+    """Turn CLI `key=value` strings into an overrides dict (values parsed as JSON when they
+    parse, else kept as strings), rejecting unknown keys with the list of known ones."""
+    import json
+
+    known = set(EngineOptions.model_fields)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise ValueError(
+                f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}"
+            )
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out

@@ -1,0 +1,100 @@
+"""docmill.result/v1: one JSON object per image, written next to nothing else.
+
+The pydantic models build and serialise results; `schemas/result.v1.json` is the published
+contract that tests validate every written result against (and that
+`../shared/bench/score.py` reads).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_ID = "docmill.result/v1"
+
+ErrorCode = Literal[
+    "decode_error", "too_large", "not_found", "read_error", "engine_error", "worker_lost"
+]
+
+
+class SourceInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uri: str
+    bytes: int | None = None
+    sha256: str | None = None
+    etag: str | None = None
+
+
+class ImageInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    width: int
+    height: int
+
+
+class ModelsInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    set: str
+    version: str
+
+
+class Line(BaseModel):
+    """One recognised text line; `box` is 4 integer points clockwise from top-left."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    score: float
+    box: list[list[int]]
+    angle: Literal[0, 180] = 0
+    angle_score: float | None = None
+
+
+class Timings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decode: float = 0.0
+    det: float = 0.0
+    cls: float = 0.0
+    rec: float = 0.0
+    total: float = 0.0
+
+
+class ResultError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: ErrorCode
+    message: str
+
+
+class OcrResult(BaseModel):
+    """The whole per-image document."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_: Literal["docmill.result/v1"] = Field(SCHEMA_ID, alias="schema")
+    source: SourceInfo
+    image: ImageInfo | None = None
+    models: ModelsInfo
+    providers: list[str]
+    lines: list[Line] = Field(default_factory=list)
+    timings_ms: Timings = Field(default_factory=Timings)
+    error: ResultError | None = None
+
+    def to_json_bytes(self) -> bytes:
+        """Canonical bytes: same result, same bytes (idempotent rewrites of the same object)."""
+        data = self.model_dump(mode="json", by_alias=True)
+        return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode()
+
+
+@lru_cache(maxsize=1)
+def result_json_schema() -> dict[str, Any]:
+    """The shipped JSON Schema for docmill.result/v1."""
+    text = resources.files("docmill").joinpath("schemas/result.v1.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def validate_result(doc: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when `doc` is not a valid docmill.result/v1."""
+    import jsonschema
+
+    jsonschema.validate(doc, result_json_schema())
