@@ -30,12 +30,14 @@ class EngineOptions(BaseModel):
     det_score_mode: Literal["fast", "slow"] = "fast"
     det_min_size: int = Field(3, ge=1)
     det_batch_size: int = Field(4, ge=1, le=64)
+    det_canvas_multiple: int = Field(32, ge=32, le=4096, multiple_of=32)
     use_angle_cls: bool = True
     cls_image_shape: tuple[int, int, int] = (3, 48, 192)
     cls_batch_size: int = Field(6, ge=1, le=1024)
     cls_thresh: float = Field(0.9, ge=0, le=1)
     rec_image_shape: tuple[int, int, int] = (3, 48, 320)
     rec_batch_size: int = Field(6, ge=1, le=1024)
+    rec_width_multiple: int = Field(32, ge=8, le=1024)
     drop_score: float = Field(0.5, ge=0, le=1)
 
     def merged(self, overrides: dict[str, Any] | None) -> "EngineOptions":

@@ -1,0 +1,67 @@
+"""Geometry: box ordering, unclip, reading order and crops on shapes with known answers."""
+
+import cv2
+import numpy as np
+import pytest
+
+from worker.engine import geometry
+
+
+def test_order_points_clockwise_from_any_start():
+    square = np.array([[10, 10], [50, 10], [50, 30], [10, 30]], dtype=np.float32)
+    for shift in range(4):
+        ordered = geometry.order_points_clockwise(np.roll(square, shift, axis=0))
+        np.testing.assert_array_equal(ordered, square)
+
+
+def test_mini_box_of_rotated_rectangle_is_tl_tr_br_bl():
+    rect = ((100.0, 50.0), (80.0, 20.0), 10.0)
+    contour = cv2.boxPoints(rect).astype(np.int32).reshape(-1, 1, 2)
+    box, short = geometry.mini_box(contour)
+    assert short == pytest.approx(20, abs=1.5)
+    assert box[0][0] < box[1][0] and box[3][0] < box[2][0]  # left points before right ones
+    assert box[0][1] < box[3][1] and box[1][1] < box[2][1]  # top points above bottom ones
+
+
+def test_unclip_grows_by_area_ratio_over_perimeter():
+    box = np.array([[0, 0], [100, 0], [100, 20], [0, 20]], dtype=np.float32)
+    grown = geometry.unclip(box, 1.5).reshape(-1, 2)
+    distance = 100 * 20 * 1.5 / 240  # 12.5 px
+    assert grown[:, 0].min() == pytest.approx(-distance, abs=1)
+    assert grown[:, 1].max() == pytest.approx(20 + distance, abs=1)
+
+
+def test_unclip_degenerate_box_gives_none():
+    line = np.array([[0, 0], [10, 0], [10, 0], [0, 0]], dtype=np.float32)
+    assert geometry.unclip(line, 1.5) is None
+
+
+def test_box_score_fast_is_mean_inside_polygon():
+    prob = np.zeros((50, 100), dtype=np.float32)
+    prob[10:20, 10:60] = 0.8
+    box = np.array([[10, 10], [59, 10], [59, 19], [10, 19]], dtype=np.float32)
+    assert geometry.box_score_fast(prob, box) == pytest.approx(0.8, abs=1e-6)
+
+
+def test_reading_order_rows_then_left_to_right():
+    def box(x, y):
+        return np.array([[x, y], [x + 40, y], [x + 40, y + 10], [x, y + 10]], dtype=np.float32)
+
+    # same row when tops differ by < 10 px: the left box comes first although it is lower
+    boxes = [box(200, 52), box(10, 55), box(10, 10), box(300, 100)]
+    assert geometry.reading_order(boxes) == [2, 1, 0, 3]
+
+
+def test_clip_box_stays_inside_image():
+    box = np.array([[-5, -3], [120.7, 0], [120, 60], [0, 60]], dtype=np.float32)
+    clipped = geometry.clip_box(box, height=50, width=100)
+    assert clipped[:, 0].max() == 99 and clipped[:, 1].max() == 49 and clipped.min() == 0
+
+
+def test_crop_quad_rectifies_and_rotates_tall_crops():
+    image = np.zeros((200, 200, 3), dtype=np.uint8)
+    image[20:40, 30:130] = 255  # a wide white bar
+    wide = geometry.crop_quad(image, np.array([[30, 20], [130, 20], [130, 40], [30, 40]], np.float32))
+    assert wide.shape[:2] == (20, 100) and wide.mean() > 250
+    tall = geometry.crop_quad(image, np.array([[30, 20], [50, 20], [50, 120], [30, 120]], np.float32))
+    assert tall.shape[:2] == (20, 100)  # 100 x 20 crop turned on its side

@@ -1,0 +1,100 @@
+"""Each stage's pre- and post-processing on inputs with known answers (no models)."""
+
+import numpy as np
+import pytest
+
+from docmill.options import EngineOptions
+from worker.engine import cls, det, rec
+
+
+@pytest.mark.parametrize(
+    "limit_type,limit,hw,expected",
+    [
+        ("max", 960, (1000, 2000), (480, 960)),  # long side capped
+        ("max", 960, (300, 400), (288, 384)),  # small image: only rounded (half to even)
+        ("min", 736, (500, 1000), (736, 1472)),  # short side raised
+        ("min", 736, (1000, 1500), (992, 1504)),  # already above: rounding only
+        ("resize_long", 640, (100, 200), (320, 640)),  # long side always set
+        ("max", 960, (1, 1), (32, 32)),  # never below 32
+    ],
+)
+def test_det_resized_shape(limit_type, limit, hw, expected):
+    opts = EngineOptions(det_limit_type=limit_type, det_limit_side_len=limit)
+    assert det.resized_shape(*hw, opts) == expected
+
+
+def test_det_preprocess_normalises_bgr_channels_with_their_own_mean_and_std():
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 255, 128, 0  # B, G, R
+    tensor = det.preprocess(image, EngineOptions()).tensor
+    assert tensor.shape == (3, 64, 64)
+    expected = [(1 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0 - 0.406) / 0.225]
+    np.testing.assert_allclose(tensor[:, 0, 0], expected, rtol=1e-5)
+
+
+def test_det_canvas_rounds_up_to_multiple():
+    assert det.canvas_shape((480, 960), 32) == (480, 960)
+    assert det.canvas_shape((480, 960), 128) == (512, 1024)
+
+
+def test_det_postprocess_finds_rectangle_and_scales_to_source():
+    prob = np.zeros((320, 640), dtype=np.float32)
+    prob[100:120, 100:300] = 0.9  # one text kernel in the 2x-downscaled map
+    boxes = det.postprocess(prob, src_hw=(640, 1280), opts=EngineOptions())
+    assert len(boxes) == 1
+    box = boxes[0]
+    # contour through pixel centres: 199 x 19, unclip distance = 199*19*1.5/436 ~ 13 px,
+    # then scaled x2 to the source
+    d = 199 * 19 * 1.5 / 436
+    assert box[0][0] == pytest.approx(2 * (100 - d), abs=3)
+    assert box[2][0] == pytest.approx(2 * (299 + d), abs=3)
+    assert box[0][1] == pytest.approx(2 * (100 - d), abs=3)
+    assert box[2][1] == pytest.approx(2 * (119 + d), abs=3)
+
+
+def test_det_postprocess_drops_low_score_and_tiny_regions():
+    prob = np.zeros((200, 200), dtype=np.float32)
+    prob[10:30, 10:100] = 0.5  # above thresh 0.3 but box score 0.5 < box_thresh 0.6
+    prob[150:152, 150:152] = 0.99  # 2 px: below min size
+    assert det.postprocess(prob, (200, 200), EngineOptions()) == []
+    assert len(det.postprocess(prob, (200, 200), EngineOptions(det_box_thresh=0.4))) == 1
+
+
+def test_cls_preprocess_keeps_aspect_and_pads_with_zeros():
+    crop = np.full((20, 40, 3), 255, dtype=np.uint8)
+    tensor = cls.preprocess(crop, (3, 48, 192))
+    assert tensor.shape == (3, 48, 192)
+    assert np.allclose(tensor[:, :, :96], 1.0) and np.all(tensor[:, :, 96:] == 0)
+
+
+def test_cls_postprocess_rotates_only_above_threshold():
+    probs = np.array([[0.95, 0.05], [0.05, 0.95], [0.2, 0.8]], dtype=np.float32)
+    angles = cls.postprocess(probs, thresh=0.9)
+    assert [(a.angle, a.rotate) for a in angles] == [(0, False), (180, True), (0, False)]
+    assert angles[1].score == pytest.approx(0.95) and angles[2].score == pytest.approx(0.2)
+
+
+def test_rec_ctc_collapses_repeats_and_drops_blanks():
+    chars = rec.output_characters(["a", "b"])  # blank, a, b, space
+    steps = [1, 1, 0, 1, 2, 2, 3, 0]  # a a - a b b _ -  -> "aab "
+    probs = np.full((1, len(steps), 4), 0.0, dtype=np.float32)
+    for t, k in enumerate(steps):
+        probs[0, t, k] = 0.9 if k else 0.99
+    probs[0, 0, 1] = 0.5
+    out = rec.postprocess(probs, chars)[0]
+    assert out.text == "aab "
+    assert out.score == pytest.approx(np.mean([0.5, 0.9, 0.9, 0.9]))
+
+
+def test_rec_empty_line_scores_zero():
+    probs = np.zeros((1, 5, 4), dtype=np.float32)
+    probs[0, :, 0] = 1.0
+    out = rec.postprocess(probs, rec.output_characters(["a", "b"]))[0]
+    assert out.text == "" and out.score == 0.0
+
+
+@pytest.mark.parametrize("crop_w,expected", [(100, 320), (320, 320), (330, 352), (961, 992)])
+def test_rec_padded_width_depends_on_the_crop_alone(crop_w, expected):
+    crop = np.zeros((48, crop_w, 3), dtype=np.uint8)
+    assert rec.padded_width(crop, EngineOptions(), fixed_width=None) == expected
+    assert rec.padded_width(crop, EngineOptions(), fixed_width=256) == 256

@@ -1,0 +1,120 @@
+"""Text detection (DB): preprocess -> session run -> postprocess.
+
+Follows PaddleOCR's DetResizeForTest, NormalizeImage and DBPostProcess. Images whose
+resized shapes share a canvas (sides rounded up to `det_canvas_multiple`) run as one batch;
+each image's canvas depends on that image alone, so a page gives the same boxes whether it
+runs alone or with others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from docmill.options import EngineOptions
+from worker.engine import geometry
+from worker.engine.session import ModelSession
+
+
+@dataclass(frozen=True)
+class DetInput:
+    """One image resized and normalised for the detector, with what maps it back."""
+
+    tensor: np.ndarray  # 3 x h x w float32
+    src_hw: tuple[int, int]
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return self.tensor.shape[1], self.tensor.shape[2]
+
+
+def resized_shape(h: int, w: int, opts: EngineOptions) -> tuple[int, int]:
+    """Target (h, w) per det_limit_type, both sides multiples of 32 and at least 32."""
+    limit = opts.det_limit_side_len
+    if opts.det_limit_type == "max":
+        ratio = limit / max(h, w) if max(h, w) > limit else 1.0
+    elif opts.det_limit_type == "min":
+        ratio = limit / min(h, w) if min(h, w) < limit else 1.0
+    else:
+        ratio = limit / max(h, w)
+    rh, rw = int(h * ratio), int(w * ratio)
+    return max(int(round(rh / 32) * 32), 32), max(int(round(rw / 32) * 32), 32)
+
+
+def preprocess(image: np.ndarray, opts: EngineOptions) -> DetInput:
+    """Resize (bilinear), scale to [0, 1], subtract mean and divide by std per BGR channel."""
+    h, w = image.shape[:2]
+    rh, rw = resized_shape(h, w, opts)
+    resized = cv2.resize(image, (rw, rh))
+    mean = np.array(opts.det_mean, dtype=np.float32) * 255.0
+    inv_std = 1.0 / (np.array(opts.det_std, dtype=np.float32) * 255.0)
+    norm = (resized.astype(np.float32) - mean) * inv_std
+    return DetInput(np.ascontiguousarray(norm.transpose(2, 0, 1)), (h, w))
+
+
+def canvas_shape(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """The canvas an input of shape `hw` is padded into (sides rounded up to `multiple`)."""
+    return tuple(-(-side // multiple) * multiple for side in hw)  # type: ignore[return-value]
+
+
+def run(session: ModelSession, inputs: Sequence[DetInput], canvas: tuple[int, int]) -> list[np.ndarray]:
+    """One batched session run; returns each input's probability map cropped to its size."""
+    batch = np.zeros((len(inputs), 3, *canvas), dtype=np.float32)
+    for i, item in enumerate(inputs):
+        h, w = item.hw
+        batch[i, :, :h, :w] = item.tensor
+    out = session.run(batch)
+    return [out[i, 0, : item.hw[0], : item.hw[1]] for i, item in enumerate(inputs)]
+
+
+def postprocess(prob: np.ndarray, src_hw: tuple[int, int], opts: EngineOptions) -> list[np.ndarray]:
+    """Probability map -> text quadrilaterals in source pixels (clockwise from top-left,
+    clipped, tiny ones dropped), unordered."""
+    mask = (prob > opts.det_thresh).astype(np.uint8)
+    if opts.det_use_dilation:
+        mask = cv2.dilate(mask, np.array([[1, 1], [1, 1]], dtype=np.uint8))
+    boxes = _boxes_from_bitmap(prob, mask, src_hw, opts)
+    return _filter_boxes(boxes, src_hw)
+
+
+def _boxes_from_bitmap(
+    prob: np.ndarray, mask: np.ndarray, src_hw: tuple[int, int], opts: EngineOptions
+) -> list[np.ndarray]:
+    height, width = mask.shape
+    dest_h, dest_w = src_hw
+    contours, _ = cv2.findContours(mask * 255, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    boxes = []
+    for contour in contours[: opts.det_max_candidates]:
+        points, short_side = geometry.mini_box(contour)
+        if short_side < opts.det_min_size:
+            continue
+        if opts.det_score_mode == "fast":
+            score = geometry.box_score_fast(prob, points)
+        else:
+            score = geometry.box_score_slow(prob, contour)
+        if score < opts.det_box_thresh:
+            continue
+        expanded = geometry.unclip(points, opts.det_unclip_ratio)
+        if expanded is None:
+            continue
+        box, short_side = geometry.mini_box(expanded)
+        if short_side < opts.det_min_size + 2:
+            continue
+        box[:, 0] = np.clip(np.round(box[:, 0] / width * dest_w), 0, dest_w)
+        box[:, 1] = np.clip(np.round(box[:, 1] / height * dest_h), 0, dest_h)
+        boxes.append(box.astype(np.int32).astype(np.float32))
+    return boxes
+
+
+def _filter_boxes(boxes: list[np.ndarray], src_hw: tuple[int, int]) -> list[np.ndarray]:
+    """Order clockwise, clip to the image, drop boxes 3 px or less on a side."""
+    kept = []
+    for box in boxes:
+        box = geometry.clip_box(geometry.order_points_clockwise(box), *src_hw)
+        if int(np.linalg.norm(box[0] - box[1])) <= 3 or int(np.linalg.norm(box[0] - box[3])) <= 3:
+            continue
+        kept.append(box)
+    return kept

@@ -1,0 +1,131 @@
+"""The OCR pipeline over a batch of images: det -> reading order -> crops -> cls -> rec.
+
+Work is pooled across the images of a call: det runs batched per canvas shape, and the
+crops of every image go through cls and rec together, so small pages and short lines
+still fill batches. Every output maps back to its image; an image's lines never depend
+on which other images share the call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from docmill.options import EngineOptions
+from worker.engine import cls, det, geometry, rec
+from worker.engine.session import ModelSession
+
+
+@dataclass(frozen=True)
+class TextLine:
+    text: str
+    score: float
+    box: list[list[int]]
+    angle: int
+    angle_score: float | None
+
+
+@dataclass
+class PageLines:
+    """One image's lines in reading order and the model time attributed to it (ms)."""
+
+    lines: list[TextLine] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=lambda: {"det": 0.0, "cls": 0.0, "rec": 0.0})
+
+
+@dataclass(frozen=True)
+class _Crop:
+    page: int
+    box: np.ndarray
+    image: np.ndarray
+
+
+class OcrEngine:
+    """Long-lived: holds one session per model and serves any number of calls, from any
+    number of threads (it keeps no per-call state on itself)."""
+
+    def __init__(
+        self,
+        det_session: ModelSession,
+        cls_session: ModelSession | None,
+        rec_session: ModelSession,
+        dictionary: Sequence[str],
+        options: EngineOptions,
+    ):
+        self.det_session = det_session
+        self.cls_session = cls_session
+        self.rec_session = rec_session
+        self.characters = rec.output_characters(dictionary)
+        self.options = options
+
+    def run(self, images: Sequence[np.ndarray], options: EngineOptions | None = None) -> list[PageLines]:
+        """OCR a batch of BGR uint8 images; one PageLines per image, in input order."""
+        opts = options or self.options
+        pages = [PageLines() for _ in images]
+        boxes = self._detect(images, opts, pages)
+        crops = [
+            _Crop(page, boxes[page][i], geometry.crop_quad(image, boxes[page][i]))
+            for page, image in enumerate(images)
+            for i in geometry.reading_order(boxes[page])
+        ]
+        angles = self._classify(crops, opts, pages)
+        images_up = [c.image for c in crops]
+        if angles is not None:
+            images_up = cls.apply(images_up, angles)
+        texts = self._timed(pages, "rec", [c.page for c in crops],
+                            lambda: rec.recognize(self.rec_session, images_up, self.characters, opts))
+        for i, (crop, text) in enumerate(zip(crops, texts)):
+            if text.score < opts.drop_score:
+                continue
+            angle = angles[i] if angles is not None else None
+            pages[crop.page].lines.append(TextLine(
+                text=text.text,
+                score=round(text.score, 6),
+                box=crop.box.astype(int).tolist(),
+                angle=angle.angle if angle else 0,
+                angle_score=round(angle.score, 6) if angle else None,
+            ))
+        return pages
+
+    def _detect(self, images: Sequence[np.ndarray], opts: EngineOptions, pages: list[PageLines]) -> list[list[np.ndarray]]:
+        """Boxes per image. Inputs are grouped by canvas so each group runs as one batch."""
+        boxes: list[list[np.ndarray]] = [[] for _ in images]
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        inputs = []
+        for i, image in enumerate(images):
+            start = time.perf_counter()
+            inputs.append(det.preprocess(image, opts))
+            pages[i].timings_ms["det"] += (time.perf_counter() - start) * 1000
+            groups[det.canvas_shape(inputs[i].hw, opts.det_canvas_multiple)].append(i)
+        for canvas, members in groups.items():
+            for start_idx in range(0, len(members), opts.det_batch_size):
+                chunk = members[start_idx : start_idx + opts.det_batch_size]
+                probs = self._timed(pages, "det", chunk,
+                                    lambda: det.run(self.det_session, [inputs[i] for i in chunk], canvas))
+                for i, prob in zip(chunk, probs):
+                    start = time.perf_counter()
+                    boxes[i] = det.postprocess(prob, inputs[i].src_hw, opts)
+                    pages[i].timings_ms["det"] += (time.perf_counter() - start) * 1000
+        return boxes
+
+    def _classify(self, crops: list[_Crop], opts: EngineOptions, pages: list[PageLines]) -> list[cls.Angle] | None:
+        if not (opts.use_angle_cls and self.cls_session is not None):
+            return None
+        return self._timed(pages, "cls", [c.page for c in crops],
+                           lambda: cls.classify(self.cls_session, [c.image for c in crops], opts))
+
+    @staticmethod
+    def _timed(pages: list[PageLines], stage: str, owners: list[int], work):  # type: ignore[no-untyped-def]
+        """Run `work`, sharing its wall time among the pages in `owners` (one share per
+        owned item: a page with more crops carries more of the cls/rec time)."""
+        start = time.perf_counter()
+        result = work()
+        if owners:
+            share = (time.perf_counter() - start) * 1000 / len(owners)
+            for page in owners:
+                pages[page].timings_ms[stage] += share
+        return result

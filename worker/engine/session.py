@@ -1,0 +1,32 @@
+"""The one thing the stages need from ONNXRuntime: run a batch through a model.
+
+Sessions are created (providers, threads, graph optimisation) by worker.sessions; the
+engine only holds them. ONNXRuntime's InferenceSession.run is thread-safe, so one
+ModelSession serves every thread of a process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class ModelSession:
+    """A long-lived session with one input tensor; `run` returns the first output."""
+
+    def __init__(self, session: Any):
+        self._session = session
+        self.input_name: str = session.get_inputs()[0].name
+        self.input_shape: list[Any] = list(session.get_inputs()[0].shape)
+        self.output_shape: list[Any] = list(session.get_outputs()[0].shape)
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self.input_name: batch})[0]
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self._session.get_modelmeta().custom_metadata_map)
