@@ -30,7 +30,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--visualize", action="store_true", help="write a PNG with boxes beside each JSON")
     p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any image failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
-    p.set_defaults(handler=_lazy("worker.runner", "cmd_run"))
+    p.set_defaults(handler=_cmd_run)
 
 
 def _add_config(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +61,13 @@ def _add_samples(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_lazy("docmill.samplepages", "cmd_samples"))
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="summarise a folder of results as a table")
+    p.add_argument("results", help="the --out folder of a run")
+    p.add_argument("--truth", help="JSON {image name: [expected lines]} to count exact lines against")
+    p.set_defaults(handler=_lazy("docmill.report", "cmd_report"))
+
+
 def _lazy(module: str, func: str) -> Callable[[argparse.Namespace, Settings], int]:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         import importlib
@@ -68,6 +75,22 @@ def _lazy(module: str, func: str) -> Callable[[argparse.Namespace, Settings], in
         return getattr(importlib.import_module(module), func)(args, settings)
 
     return handler
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Resolve the model set (importing a preset on first use), then run in-process."""
+    from converter.presets import ensure_model_set
+    from docmill.modelset import ModelSetError
+    from worker.runner import cmd_run
+    from worker.sessions import DeviceUnavailable
+
+    if args.batch_images is not None and args.batch_images < 1:
+        raise UsageError("--batch-images must be 1 or more")
+    try:
+        model_dir = ensure_model_set(args.models or settings.models, settings)
+        return cmd_run(args, settings, model_dir)
+    except (ModelSetError, DeviceUnavailable, FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from exc
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,7 +103,7 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docmill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_config, _add_models, _add_samples):
+    for add in (_add_run, _add_config, _add_models, _add_samples, _add_report):
         add(sub)
     return parser
 

@@ -1,0 +1,51 @@
+# docmill: `make run` (install, then OCR the demo pages in-process), `make test` (install,
+# start what the tests need, run them), `make bench` (docmill against RapidOCR, same models).
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PEER_VENV := .venv-peer
+BIN := $(VENV)/bin
+MODELS ?= pp-ocrv4-ch
+SHARED ?= ../shared
+OUT ?= out
+QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+
+.PHONY: install models samples run test test-all services bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip $(QUIET_PIP)
+	$(BIN)/python -m pip install -q -e '.[test]' $(QUIET_PIP)
+	touch $@
+
+models: install
+	$(BIN)/docmill models import --preset $(MODELS)
+
+samples: install
+	$(BIN)/docmill samples $(OUT)/samples
+
+run: models samples
+	$(BIN)/docmill run $(OUT)/samples $(wildcard $(SHARED)/data/paddleocr/doc/imgs_en) \
+		--models $(MODELS) --out $(OUT)/run
+	$(BIN)/docmill report $(OUT)/run --truth $(OUT)/samples/truth.json
+
+services:
+	scripts/ensure-redis.sh
+
+test: install services
+	$(BIN)/python -m pytest -q
+
+$(PEER_VENV)/.installed:
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q rapidocr_onnxruntime==1.4.4 shapely \
+		"onnxruntime==$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')" $(QUIET_PIP)
+	touch $@
+
+bench: install $(PEER_VENV)/.installed
+	$(BIN)/python -m bench.run_bench --models $(MODELS)
+
+clean:
+	rm -rf $(OUT) .pytest_cache

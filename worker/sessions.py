@@ -1,0 +1,102 @@
+"""ONNXRuntime sessions and execution providers, created once per process.
+
+onnxruntime-gpu lists CUDAExecutionProvider even where no CUDA runtime or GPU exists, and
+asking for it there prints a screen of errors before falling back. So CUDA is probed once,
+with ONNXRuntime's logging silenced, on a one-node model: the providers used are the ones
+that actually load.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import onnxruntime as ort
+
+from docmill.modelset import ModelSet
+from docmill.settings import Settings
+from worker.engine.pipeline import OcrEngine
+from worker.engine.session import ModelSession
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+_SILENT = 4  # ORT severity FATAL: keeps provider-load failures off the console
+_GRAPH_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+class DeviceUnavailable(Exception):
+    """The device asked for cannot be used here; the message is one line of advice."""
+
+
+@lru_cache(maxsize=1)
+def cuda_works() -> bool:
+    """True when a session with the CUDA provider really runs on this machine."""
+    if CUDA not in ort.get_available_providers():
+        return False
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node], "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.log_severity_level = _SILENT
+    ort.set_default_logger_severity(_SILENT)
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=[CUDA])
+        return CUDA in session.get_providers()
+    except Exception:  # noqa: BLE001 - any failure to load CUDA means "not here"
+        return False
+    finally:
+        ort.set_default_logger_severity(2)
+
+
+def resolve_providers(device: str) -> list[str]:
+    """Providers for `auto|cpu|cuda`; `cuda` where CUDA does not load raises DeviceUnavailable."""
+    if device == "cpu":
+        return [CPU]
+    if cuda_works():
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise DeviceUnavailable(
+            "--device cuda: CUDA is not available here (no GPU, driver or CUDA/cuDNN runtime "
+            "that onnxruntime-gpu can load); use --device auto or cpu"
+        )
+    return [CPU]
+
+
+def session_options(settings: Settings) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = _GRAPH_LEVELS[settings.graph_optimization]
+    opts.intra_op_num_threads = settings.intra_op_threads
+    opts.inter_op_num_threads = settings.inter_op_threads
+    opts.log_severity_level = 3
+    return opts
+
+
+def open_session(path: str, providers: list[str], settings: Settings) -> ModelSession:
+    session = ort.InferenceSession(path, sess_options=session_options(settings), providers=providers)
+    return ModelSession(session)
+
+
+def build_engine(model_set: ModelSet, settings: Settings, device: str | None = None) -> OcrEngine:
+    """One engine per process: three sessions on the providers that load, the set's
+    measured defaults with the operator's DOCMILL_ENGINE__* overrides on top."""
+    providers = resolve_providers(device or settings.device)
+    sessions = {stage: open_session(str(model_set.path(stage)), providers, settings)
+                for stage in ("det", "cls", "rec")}
+    options = model_set.manifest.engine_defaults().merged(settings.engine.as_dict())
+    in_use = sessions["det"].providers
+    log.info("model set %s@%s on %s", model_set.name, model_set.version, ",".join(in_use))
+    return OcrEngine(sessions["det"], sessions["cls"], sessions["rec"], model_set.characters, options)
