@@ -68,12 +68,12 @@ class DictEntry(BaseModel):
 
 
 class Manifest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     schema_: Literal["docmill.modelset/v1"] = Field(MANIFEST_SCHEMA, alias="schema")
     name: str
     version: str
     models: dict[Literal["det", "cls", "rec"], ModelEntry]
-    dict: DictEntry
+    dictionary: DictEntry = Field(alias="dict")
     defaults: dict[str, Any] = Field(default_factory=dict)
     measurements: dict[str, Any] = Field(default_factory=dict)
     tools: dict[str, str] = Field(default_factory=dict)
@@ -152,13 +152,13 @@ class ModelSet:
             raise ModelSetError(f"{manifest_path}: manifest lacks models {missing}")
         if verify:
             entries = [(m.file, m.sha256, m.bytes) for m in manifest.models.values()]
-            entries.append((manifest.dict.file, manifest.dict.sha256, None))
+            entries.append((manifest.dictionary.file, manifest.dictionary.sha256, None))
             for file, expected, size in entries:
                 _verify_file(root / file, expected, size)
-        characters = parse_dictionary((root / manifest.dict.file).read_text("utf-8"))
-        if len(characters) != manifest.dict.entries:
+        characters = parse_dictionary((root / manifest.dictionary.file).read_text("utf-8"))
+        if len(characters) != manifest.dictionary.entries:
             raise ModelSetError(f"{root / DICT_FILE}: {len(characters)} entries, manifest says "
-                                f"{manifest.dict.entries}")
+                                f"{manifest.dictionary.entries}")
         return cls(root, manifest, characters)
 
 
@@ -214,7 +214,7 @@ def publish_local(src: Path, manifest: Manifest, dest_root: Path) -> Path:
         _write_atomic(dest_root / manifest.name / LATEST_FILE, manifest.version.encode())
         return target
     target.mkdir(parents=True, exist_ok=True)
-    files = [m.file for m in manifest.models.values()] + [manifest.dict.file]
+    files = [m.file for m in manifest.models.values()] + [manifest.dictionary.file]
     for file in files:
         tmp = target / f".{file}.tmp"
         shutil.copyfile(src / file, tmp)

@@ -48,10 +48,13 @@ def test_rendered_pages_read_back_exactly(engine_for, sample_pages):
     engine, _ = engine_for("pp-ocrv4-ch")
     images, truth = sample_pages
     pages = engine.run(list(images.values()))
+    total = exact_total = 0
     for name, page in zip(images, pages):
         found = [line.text for line in page.lines]
         exact = sum(t in found for t in truth[name])
-        assert exact >= len(truth[name]) - 1, (name, found)
+        assert exact >= 0.85 * len(truth[name]), (name, found)
+        total, exact_total = total + len(truth[name]), exact_total + exact
+    assert exact_total >= 0.93 * total
 
 
 def test_upside_down_page_reports_angle_180(engine_for, sample_pages):

