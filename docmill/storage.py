@@ -1,0 +1,352 @@
+"""Storage URIs: local folders and s3:// prefixes behind one small interface.
+
+Callers never branch on the scheme: `open_storage(uri, settings)` picks the backend, and every
+failure a caller must record in a result is a `StorageError` whose `code` is a result error
+code (not_found, too_large, read_error). Listings stream, so a prefix with millions of objects
+never sits in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from docmill.settings import Settings
+
+S3_SCHEME = "s3://"
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+# Separators the local OS honours besides "/": a key segment holding one would escape its folder.
+_LOCAL_SEPARATORS = frozenset({os.sep, os.altsep} - {None, "/"})
+
+
+class StorageError(Exception):
+    """A storage failure; `code` is the docmill.result error code to record for it."""
+
+    code: str = "read_error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class ObjectNotFound(StorageError):
+    code = "not_found"
+
+
+class ObjectTooLarge(StorageError):
+    code = "too_large"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One listed object. `key` is relative to the listing root, '/'-separated."""
+
+    uri: str
+    key: str
+    size: int | None = None
+    etag: str | None = None
+
+
+class Storage(Protocol):
+    """What the runner and workers need from a place that holds images and results."""
+
+    def iter_objects(self, root_uri: str, suffixes: tuple[str, ...]) -> Iterator[ObjectRef]: ...
+
+    def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes: ...
+
+    def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
+                    metadata: dict[str, str] | None = None) -> None: ...
+
+    def exists(self, uri: str) -> bool: ...
+
+    def head(self, uri: str) -> ObjectRef: ...
+
+
+# --- URIs ---------------------------------------------------------------------------------
+
+
+def is_s3_uri(uri: str) -> bool:
+    return uri[: len(S3_SCHEME)].lower() == S3_SCHEME
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """s3://bucket/some/key -> ("bucket", "some/key"); the key may be empty (whole bucket)."""
+    if not is_s3_uri(uri):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len(S3_SCHEME):].partition("/")
+    if not bucket:
+        raise ValueError(f"s3 URI without a bucket: {uri!r}")
+    if not _BUCKET.fullmatch(bucket):
+        raise ValueError(f"invalid bucket name {bucket!r} in {uri!r}")
+    return bucket, key
+
+
+def _local_path(uri: str) -> Path:
+    """A local path; a URI of another scheme is a caller's mistake that must not silently
+    become a folder named 'gs:'."""
+    if _SCHEME.match(uri):
+        raise ValueError(f"unsupported storage scheme in {uri!r} (use a path or s3://)")
+    return Path(uri)
+
+
+def join_uri(root: str, rel: str) -> str:
+    """`rel` ('/'-separated, already safe) under `root`, for a local folder or an s3 prefix."""
+    rel = rel.lstrip("/")
+    if is_s3_uri(root):
+        bucket, prefix = split_s3_uri(root)
+        prefix = prefix.rstrip("/")
+        return f"{S3_SCHEME}{bucket}/{prefix + '/' if prefix else ''}{rel}"
+    return os.path.join(root, *rel.split("/"))
+
+
+def _safe_key(key: str, local: bool) -> str:
+    """`key` as '/'-joined segments that cannot leave their root.
+
+    Empty and '.' segments (leading slashes, '//') are dropped, as a path means the same
+    without them. '..' is refused: resolving it would map 'a/../b' onto the real 'a/b', and
+    dropping it would invent a folder. Backslashes are plain characters on S3 and on POSIX;
+    where the OS treats them as separators they are refused.
+    """
+    parts = [p for p in key.split("/") if p not in ("", ".")]
+    if not parts:
+        raise ValueError(f"key {key!r} names no object")
+    for part in parts:
+        if part == "..":
+            raise ValueError(f"key {key!r} has a '..' segment")
+        if "\0" in part:
+            raise ValueError(f"key {key!r} contains a NUL character")
+        if local and any(sep in part for sep in _LOCAL_SEPARATORS):
+            raise ValueError(f"key {key!r} contains a path separator of this OS")
+    return "/".join(parts)
+
+
+def result_uri(out_root: str, key: str) -> str:
+    """Where the result for `key` goes: OUT/<key>.json (a/b.jpg -> OUT/a/b.jpg.json), never
+    outside `out_root`. Raises ValueError for a key that cannot be made safe."""
+    return join_uri(out_root, _safe_key(key, local=not is_s3_uri(out_root)) + ".json")
+
+
+def _matches(name: str, suffixes: tuple[str, ...]) -> bool:
+    """Case-insensitive suffix test; no suffixes means every object."""
+    return not suffixes or name.lower().endswith(tuple(s.lower() for s in suffixes))
+
+
+# --- local ----------------------------------------------------------------------------------
+
+
+class LocalStorage:
+    """Plain files. Writes are atomic (temp file + os.replace), so a reader never sees half a
+    result, even when a worker dies mid-write. Content type and metadata are not stored."""
+
+    def iter_objects(self, root_uri: str, suffixes: tuple[str, ...]) -> Iterator[ObjectRef]:
+        """Files under the folder, recursively, in sorted order (folders one by one, so a
+        huge tree is never listed at once). A root that is a file yields just that file,
+        whatever its suffix: a file named explicitly is never skipped in silence."""
+        root = _local_path(root_uri)
+        if root.is_file():
+            yield ObjectRef(str(root), root.name, root.stat().st_size)
+            return
+        if not root.is_dir():
+            raise ObjectNotFound(f"{root_uri}: no such file or folder")
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if _matches(name, suffixes):
+                    yield self._ref(root, Path(dirpath) / name)
+
+    @staticmethod
+    def _ref(root: Path, path: Path) -> ObjectRef:
+        try:
+            size: int | None = path.stat().st_size
+        except OSError:  # vanished or a dangling link: reading it will report the error
+            size = None
+        return ObjectRef(str(path), path.relative_to(root).as_posix(), size)
+
+    def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
+        path = _local_path(uri)
+        try:
+            with path.open("rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                _check_size(uri, size, max_bytes)
+                data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{uri}: no such file") from exc
+        except OSError as exc:
+            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}") from exc
+        _check_size(uri, len(data), max_bytes)  # the file grew after fstat
+        return data
+
+    def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
+                    metadata: dict[str, str] | None = None) -> None:
+        path = _local_path(uri)
+        tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")  # not from the name: that may be at NAME_MAX
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # os.open with 0o666 keeps the umask's permissions (mkstemp would force 0600).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error") from exc
+
+    def exists(self, uri: str) -> bool:
+        return _local_path(uri).is_file()
+
+    def head(self, uri: str) -> ObjectRef:
+        path = _local_path(uri)
+        try:
+            st = path.stat()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{uri}: no such file") from exc
+        except OSError as exc:
+            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}") from exc
+        if not path.is_file():
+            raise StorageError(f"{uri}: not a file")
+        return ObjectRef(uri, path.name, st.st_size)
+
+
+def _check_size(uri: str, size: int | None, max_bytes: int | None) -> None:
+    if max_bytes is not None and size is not None and size > max_bytes:
+        raise ObjectTooLarge(f"{uri}: {size} bytes exceeds the limit of {max_bytes}")
+
+
+# --- S3 -------------------------------------------------------------------------------------
+
+
+class S3Storage:
+    """S3 and S3-compatible servers (MinIO, Ceph, moto) through one boto3 client.
+
+    Credentials come from the standard AWS chain (environment, profile, instance role).
+    """
+
+    def __init__(self, endpoint_url: str | None = None) -> None:
+        import boto3
+        from botocore.config import Config
+
+        options: dict[str, Any] = {"retries": {"max_attempts": 5, "mode": "standard"}}
+        if endpoint_url:
+            # Self-hosted servers rarely resolve bucket.host names, and older ones reject the
+            # default CRC checksums boto3 >= 1.36 adds to every upload.
+            options.update(s3={"addressing_style": "path"},
+                           request_checksum_calculation="when_required",
+                           response_checksum_validation="when_required")
+        self.client = boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url or None, config=Config(**options))
+
+    def iter_objects(self, root_uri: str, suffixes: tuple[str, ...]) -> Iterator[ObjectRef]:
+        """Objects under the prefix, page by page (ListObjectsV2), in key order. A root naming
+        one object yields that object; otherwise the root is a folder: 's3://b/imgs' lists
+        'imgs/...' but not 'imgs2/...'."""
+        bucket, key = split_s3_uri(root_uri)
+        if key and not key.endswith("/"):
+            single = self._head_or_none(bucket, key, root_uri)
+            if single is not None:
+                yield single
+                return
+            key += "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        try:
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    name = obj["Key"]
+                    if not name.endswith("/") and _matches(name, suffixes):
+                        yield ObjectRef(f"{S3_SCHEME}{bucket}/{name}", name[len(key):],
+                                        obj.get("Size"), _etag(obj.get("ETag")))
+        except Exception as exc:  # noqa: BLE001 - botocore raises many unrelated classes
+            raise _s3_error(exc, root_uri) from exc
+
+    def _head_or_none(self, bucket: str, key: str, uri: str) -> ObjectRef | None:
+        try:
+            return self._head(bucket, key, uri)
+        except ObjectNotFound:
+            return None
+
+    def _head(self, bucket: str, key: str, uri: str) -> ObjectRef:
+        try:
+            resp = self.client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, uri) from exc
+        return ObjectRef(uri, key.rsplit("/", 1)[-1], resp.get("ContentLength"), _etag(resp.get("ETag")))
+
+    def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; an oversized object is refused from its Content-Length,
+        before its body is read."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            resp = self.client.get_object(Bucket=bucket, Key=key)
+            body = resp["Body"]
+            try:
+                _check_size(uri, resp.get("ContentLength"), max_bytes)
+                data = body.read() if max_bytes is None else body.read(max_bytes + 1)
+            finally:
+                body.close()
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, uri) from exc
+        _check_size(uri, len(data), max_bytes)
+        return data
+
+    def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
+                    metadata: dict[str, str] | None = None) -> None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
+                                   Metadata=metadata or {})
+        except Exception as exc:  # noqa: BLE001
+            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error") from exc
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = split_s3_uri(uri)
+        return self._head_or_none(bucket, key, uri) is not None
+
+    def head(self, uri: str) -> ObjectRef:
+        bucket, key = split_s3_uri(uri)
+        return self._head(bucket, key, uri)
+
+
+def _etag(value: str | None) -> str | None:
+    return value.strip('"') if value else None
+
+
+def _s3_error(exc: Exception, uri: str) -> StorageError:
+    """Map a botocore failure on a read to a StorageError; a 404 of any kind is not_found."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404 or err.get("Code") in ("NoSuchKey", "NoSuchBucket", "NotFound", "404"):
+            return ObjectNotFound(f"{uri}: not found ({err.get('Code', status)})")
+    return StorageError(f"{uri}: {type(exc).__name__}: {exc}")
+
+
+# --- choosing -------------------------------------------------------------------------------
+
+
+_LOCAL = LocalStorage()
+
+
+@cache
+def _s3_storage(endpoint_url: str | None) -> S3Storage:
+    """One client per endpoint: clients are thread-safe and costly to build (~50 ms)."""
+    return S3Storage(endpoint_url)
+
+
+def open_storage(uri: str, settings: Settings) -> Storage:
+    """The backend for `uri`'s scheme: s3:// or a local path."""
+    if is_s3_uri(uri):
+        return _s3_storage(settings.s3_endpoint_url)
+    _local_path(uri)  # refuse unknown schemes here rather than at first use
+    return _LOCAL

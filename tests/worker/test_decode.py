@@ -1,0 +1,259 @@
+"""decode_image: every odd input gives the right pixels (in BGR, upright) or a coded error."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from tests import fixtures_images as fx
+from worker.engine.decode import ImageDecodeError, decode_image
+
+LIMIT = 100_000_000
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED_DATA = SHARED / "data"
+RAPIDOCR_FILES = SHARED_DATA / "rapidocr" / "test_files"
+
+
+def cv2_decode(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def decode_error(data: bytes, max_pixels: int = LIMIT) -> ImageDecodeError:
+    with pytest.raises(ImageDecodeError) as info:
+        decode_image(data, max_pixels)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def assert_marker_upright(image: np.ndarray) -> None:
+    """marker_rgb's layout: 60x100, dark square at the top-left only, light elsewhere."""
+    assert image.shape == (60, 100, 3) and image.dtype == np.uint8
+    m = fx.MARKER
+    assert image[:m, :m].mean() < 40
+    for corner in (image[:m, -m:], image[-m:, :m], image[-m:, -m:]):
+        assert corner.mean() > 215
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [fx.random_bytes(), fx.pdf_named_jpg(), fx.svg_named_jpg(), b"GIF8"],
+                         ids=["random", "pdf", "svg", "4-byte-gif-magic"])
+def test_unrecognised_bytes_are_decode_errors(data: bytes) -> None:
+    err = decode_error(data)
+    assert err.code == "decode_error"
+
+
+@pytest.mark.parametrize(("data", "hint"), [(fx.pdf_named_jpg(), "PDF"), (fx.svg_named_jpg(), "SVG")])
+def test_message_says_what_the_bytes_look_like(data: bytes, hint: str) -> None:
+    message = str(decode_error(data))
+    assert "not recognised" in message and hint in message
+
+
+def test_zero_bytes() -> None:
+    err = decode_error(fx.zero_bytes())
+    assert err.code == "decode_error" and "empty" in str(err)
+
+
+@pytest.mark.parametrize("data", [fx.truncated_jpeg(), fx.jpeg()[:-2], fx.truncated_png()],
+                         ids=["jpeg-half", "jpeg-without-eoi", "png-half"])
+def test_truncated_files_are_decode_errors(data: bytes) -> None:
+    assert decode_error(data).code == "decode_error"
+
+
+def test_truncated_jpeg_is_refused_even_when_pillow_is_told_to_accept_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CMYK JPEG goes through Pillow, which fills in missing data when this global is set."""
+    data = fx.truncated_cmyk_jpeg()
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    assert decode_error(data).code == "decode_error"
+
+
+def test_bytes_after_the_end_of_a_jpeg_are_tolerated() -> None:
+    data = fx.jpeg() + b"\x00trailing junk" * 10
+    np.testing.assert_array_equal(decode_image(data, LIMIT), cv2_decode(fx.jpeg()))
+
+
+def test_corrupt_compressed_data_is_a_decode_error() -> None:
+    """Pillow raises assorted exception classes for corrupt streams; none may escape."""
+    data = bytearray(fx.palette_png())
+    start = data.index(b"IDAT") + 4
+    data[start:start + 8] = b"\xff" * 8
+    err = decode_error(bytes(data))
+    assert err.code == "decode_error" and err.args[0]
+
+
+def test_declared_size_over_the_limit_is_refused_before_decoding() -> None:
+    """The crafted PNG holds one row of pixel data, so decoding it would be a decode_error:
+    too_large proves the check ran on the header alone."""
+    err = decode_error(fx.png_huge_header(3000, 3000), max_pixels=1_000_000)
+    assert err.code == "too_large" and "3000x3000" in str(err)
+
+
+def test_pillow_decompression_bomb_guard_is_too_large() -> None:
+    assert decode_error(fx.png_huge_header(100_000, 100_000), max_pixels=10**12).code == "too_large"
+
+
+def test_limit_is_inclusive() -> None:
+    data = fx.encode(fx.marker_rgb(), "PNG")
+    assert decode_image(data, 6000).shape == (60, 100, 3)
+    assert decode_error(data, max_pixels=5999).code == "too_large"
+
+
+# --- formats and modes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF"])
+def test_lossless_formats_give_exact_pixels_in_bgr_order(fmt: str) -> None:
+    rgb = fx.noise_rgb()
+    params = {"lossless": True} if fmt == "WEBP" else {}
+    np.testing.assert_array_equal(decode_image(fx.encode(rgb, fmt, **params), LIMIT), rgb[..., ::-1])
+
+
+@pytest.mark.parametrize("data", [fx.jpeg(fx.noise_rgb()), fx.grey_jpeg(), fx.encode(fx.noise_rgb(), "PNG"),
+                                  fx.grey_png(), fx.rgb16_png()],
+                         ids=["jpeg", "grey-jpeg", "png", "grey-png", "rgb16-png"])
+def test_plain_jpeg_and_png_are_bit_exact_with_cv2(data: bytes) -> None:
+    np.testing.assert_array_equal(decode_image(data, LIMIT), cv2_decode(data))
+
+
+def test_png_1x1() -> None:
+    np.testing.assert_array_equal(decode_image(fx.png_1x1(), LIMIT), [[[30, 20, 10]]])
+
+
+@pytest.mark.parametrize("data", [fx.jpeg(), fx.grey_jpeg(), fx.grey_png(), fx.one_bit_png(), fx.palette_png(),
+                                  fx.webp(), fx.webp(lossless=False), fx.bmp(), fx.multipage_tiff(),
+                                  fx.animated_gif(), fx.transparent_gif(), fx.palette_png(transparent=True)],
+                         ids=["jpeg", "grey-jpeg", "grey-png", "1-bit", "palette", "webp", "webp-lossy", "bmp",
+                              "tiff-first-page", "gif-first-frame", "gif-transparent", "palette-transparent"])
+def test_marker_image_in_every_format(data: bytes) -> None:
+    assert_marker_upright(decode_image(data, LIMIT))
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+@pytest.mark.parametrize(("fmt", "params"), [("JPEG", {"quality": 95}), ("WEBP", {"lossless": True})])
+def test_exif_orientation_is_applied(orientation: int, fmt: str, params: dict) -> None:
+    """JPEG goes through cv2, WebP through Pillow: both must turn the marker upright."""
+    assert_marker_upright(decode_image(fx.exif_image(orientation, fmt, **params), LIMIT))
+
+
+def test_exif_orientation_matches_cv2() -> None:
+    data = fx.exif_jpeg(6)
+    np.testing.assert_array_equal(decode_image(data, LIMIT), cv2_decode(data))
+
+
+def test_grey16_is_scaled_not_clipped() -> None:
+    image = decode_image(fx.grey16_png((0, 257 * 128, 65535, 1000)), LIMIT)
+    assert image.shape == (4, 4, 3)
+    np.testing.assert_array_equal(image[0, :, 0], [0, 128, 255, 4])
+    assert (image == image[..., :1]).all()
+
+
+def test_rgb16_png_is_scaled() -> None:
+    image = decode_image(fx.rgb16_png(), LIMIT).astype(int)
+    expected = np.round(np.array([1000, 30000, 65535]) * 255 / 65535)
+    assert np.abs(image - expected).max() <= 1
+
+
+@pytest.mark.parametrize(("values", "mode", "expected"), [
+    (np.array([[0, 32896, 65535]], np.uint16), "I;16", [0, 128, 255]),
+    (np.array([[0.0, 0.5, 1.0]], np.float32), "F", [0, 128, 255]),
+    (np.array([[-50.0, 25.0, 100.0]], np.float32), "F", [0, 128, 255]),
+    (np.array([[-1000, 0, 1000]], np.int32), "I", [0, 128, 255]),
+], ids=["tiff-16bit", "tiff-float-0-1", "tiff-float-any-range", "tiff-int32-signed"])
+def test_high_depth_tiffs_are_scaled_by_their_range(values: np.ndarray, mode: str, expected: list[int]) -> None:
+    data = fx.tiff(values)
+    assert Image.open(io.BytesIO(data)).mode == mode
+    image = decode_image(data, LIMIT)
+    np.testing.assert_array_equal(image[0, :, 0], expected)
+
+
+def test_cmyk_jpeg_converts_to_the_right_colours() -> None:
+    data = fx.cmyk_jpeg()
+    image = decode_image(data, LIMIT).astype(int)
+    columns = [image[:, x:x + 8].reshape(-1, 3).mean(axis=0) for x in (0, 8, 16, 24)]
+    expected_bgr = [(255, 255, 0), (0, 0, 0), (255, 255, 255), (127, 127, 64)]
+    for got, want in zip(columns, expected_bgr, strict=True):
+        assert np.abs(got - want).max() <= 4, (got, want)
+    assert np.abs(image - cv2_decode(data)).max() <= 2
+
+
+def test_dark_content_on_transparency_goes_on_white() -> None:
+    image = decode_image(fx.rgba_png(text_rgb=(0, 0, 0)), LIMIT)
+    assert_marker_upright(image)
+
+
+def test_light_content_on_transparency_goes_on_black() -> None:
+    image = decode_image(fx.rgba_png(text_rgb=(255, 255, 255), hidden_rgb=(255, 255, 255)), LIMIT)
+    m = fx.MARKER
+    assert image[:m, :m].min() == 255
+    assert image[m:, m:].max() == 0
+
+
+def test_colour_key_transparency_is_honoured() -> None:
+    """cv2 would ignore the tRNS chunk and keep the grey canvas."""
+    image = decode_image(fx.rgb_trns_png(), LIMIT)
+    m = fx.MARKER
+    assert image[:m, :m].min() == 255
+    assert image[m:, m:].max() == 0
+
+
+def test_half_transparent_grey_alpha_is_blended() -> None:
+    image = decode_image(fx.la_png(), LIMIT)
+    m = fx.MARKER
+    assert abs(int(image[0, 0, 0]) - 127) <= 1
+    assert image[m:, m:].min() == 255
+
+
+def test_opaque_rgba_keeps_its_pixels() -> None:
+    rgba = np.dstack([fx.noise_rgb(), np.full((48, 64), 255, np.uint8)])
+    image = decode_image(fx.encode(Image.fromarray(rgba, "RGBA"), "PNG"), LIMIT)
+    np.testing.assert_array_equal(image, rgba[..., 2::-1])
+
+
+# --- shared real images -----------------------------------------------------------------------
+
+
+def _shared_images() -> list[Path]:
+    if not SHARED_DATA.is_dir():
+        return []
+    return sorted(p for p in SHARED_DATA.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+@pytest.mark.shared
+def test_shared_jpegs_equal_cv2_imread(shared_data: Path) -> None:
+    images = _shared_images()
+    assert images, f"no JPEGs under {shared_data}"
+    differing = [path.name for path in images
+                 if not np.array_equal(decode_image(path.read_bytes(), LIMIT), cv2.imread(str(path)))]
+    assert differing == []
+
+
+@pytest.mark.shared
+def test_shared_exif_orientation_3_is_rotated_180(shared_data: Path) -> None:
+    path = RAPIDOCR_FILES / "img_exif_orientation.jpg"
+    stored = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    np.testing.assert_array_equal(decode_image(path.read_bytes(), LIMIT), stored[::-1, ::-1])
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(("name", "text_light"), [("white_font_color_transparent.png", True),
+                                                  ("black_font_color_transparent.png", False)])
+def test_shared_transparent_text_stays_visible(shared_data: Path, name: str, text_light: bool) -> None:
+    path = RAPIDOCR_FILES / name
+    alpha = np.asarray(Image.open(path).getchannel("A"))
+    image = decode_image(path.read_bytes(), LIMIT)
+    text, background = image[alpha == 255].mean(), image[alpha == 0].mean()
+    assert abs(text - background) > 200
+    assert (text > background) == text_light

@@ -1,0 +1,187 @@
+"""Image bytes -> HxWx3 uint8 BGR array (what PaddleOCR's cv2.imread gives), or a coded error.
+
+Pillow parses the header first (lazily: no pixel data yet), so an oversized image is refused
+before it costs memory. Plain 8-bit RGB/grey JPEG and PNG then go to cv2.imdecode, bit-exact
+with the cv2 reader the models were tuned on; everything else (alpha, palettes, 16-bit,
+CMYK, TIFF, GIF, WebP, BMP) is decoded and normalised by Pillow.
+
+Pillow's own decompression-bomb guard (the process-wide `Image.MAX_IMAGE_PIXELS`, an error
+above twice its value) is left alone, as changing it would change it for every library in
+the process: our `max_pixels` check runs first on the header, and Pillow's error is reported
+as too_large too. A `max_pixels` above 2 * Image.MAX_IMAGE_PIXELS therefore needs that global
+raised by the process that wants it.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Registers exactly the plugins for FORMATS: Image.open(formats=...) only sees loaded plugins.
+from PIL import (  # noqa: F401  isort: skip
+    BmpImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin,
+    WebPImagePlugin)
+
+DecodeErrorCode = Literal["decode_error", "too_large"]
+
+FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP", "GIF")
+# Pillow's JPEG opener names camera JPEGs that carry extra preview images "MPO".
+_JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+_CV2_FORMATS = _JPEG_FORMATS | {"PNG"}
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
+_NOT_IMAGES = ((b"%PDF", "a PDF document"), (b"<?xml", "XML/SVG text"), (b"<svg", "SVG text"),
+               (b"<!DOCTYPE", "HTML text"), (b"<html", "HTML text"), (b"PK\x03\x04", "a ZIP archive"))
+_SAMPLE_PIXELS = 1 << 16
+
+
+class ImageDecodeError(Exception):
+    """Why an image could not be decoded; `code` is the docmill.result error code."""
+
+    def __init__(self, code: DecodeErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """HxWx3 uint8 BGR, EXIF orientation applied. Raises ImageDecodeError and nothing else."""
+    if not data:
+        raise ImageDecodeError("decode_error", "empty input (0 bytes)")
+    try:
+        return _decode(data, max_pixels)
+    except ImageDecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError("too_large", f"decompression bomb guard: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a bad image must become a result, not a crash
+        raise ImageDecodeError("decode_error", _one_line(f"{type(exc).__name__}: {exc}")) from exc
+
+
+def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    with _open(data) as im:
+        width, height = im.size
+        if width * height > max_pixels:
+            raise ImageDecodeError(
+                "too_large", f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}")
+        if im.format in _JPEG_FORMATS and not _jpeg_complete(data):
+            raise ImageDecodeError("decode_error", "truncated JPEG (no end-of-image marker after the last scan)")
+        if _cv2_can_decode(im):
+            return _decode_cv2(data)
+        return _decode_pillow(im)
+
+
+def _open(data: bytes) -> Image.Image:
+    """Pillow's lazy open: reads the header only, restricted to the formats we accept."""
+    try:
+        return Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError("decode_error", f"image format not recognised ({_sniff(data)})") from exc
+
+
+def _sniff(data: bytes) -> str:
+    """What the bytes look like, for an error message an operator can act on."""
+    head = data[:64].lstrip()
+    for magic, name in _NOT_IMAGES:
+        if head[: len(magic)].lower() == magic.lower():
+            return f"looks like {name}"
+    return f"first bytes {data[:8].hex(' ')}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """True when an end-of-image marker follows the last start-of-scan.
+
+    cv2 (before 5.x) fills a truncated JPEG with grey and returns it as a success, and
+    Pillow does the same when some library sets ImageFile.LOAD_TRUNCATED_IMAGES. Marker
+    bytes FFD9/FFDA cannot occur inside entropy-coded data (FF is stuffed as FF00), and an
+    EXIF thumbnail's markers all come before the main image's scans.
+    """
+    return data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda")
+
+
+def _cv2_can_decode(im: Image.Image) -> bool:
+    """Plain 8-bit colour or grey JPEG/PNG without transparency: cv2 gives what PaddleOCR's
+    own reader gives (including EXIF orientation); transparency needs our compositing."""
+    return im.format in _CV2_FORMATS and im.mode in ("RGB", "L") and "transparency" not in im.info
+
+
+def _decode_cv2(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageDecodeError("decode_error", "corrupt or truncated image data")
+    return image
+
+
+def _decode_pillow(im: Image.Image) -> np.ndarray:
+    im.load()  # decodes frame 0 (first page / first GIF frame) fully; raises when truncated
+    ImageOps.exif_transpose(im, in_place=True)  # in place: no copy when there is no rotation
+    return np.ascontiguousarray(_to_rgb(im)[..., ::-1])
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """HxWx3 uint8 RGB from any Pillow mode, keeping text visible."""
+    if im.mode in _INT_MODES or im.mode == "F":
+        return _grey_to_rgb(_scale_to_uint8(np.asarray(im)))
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        return _composite(np.asarray(im if im.mode == "RGBA" else im.convert("RGBA")))
+    if im.mode == "L":
+        return _grey_to_rgb(np.asarray(im))
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def _scale_to_uint8(values: np.ndarray) -> np.ndarray:
+    """16/32-bit integer or float grey to 0..255 by its value range, never by clipping.
+
+    Integers within 0..65535 are 16-bit samples (full scale 65535). Floats within 0..1 are
+    normalised samples. Anything else (signed, 32-bit, arbitrary floats) is stretched from
+    its own min..max, since there is no full scale to honour.
+    """
+    v = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+    if values.dtype.kind in "iu" and lo >= 0 and hi <= 65535:
+        lo, hi = 0.0, 65535.0
+    elif values.dtype.kind == "f" and lo >= 0 and hi <= 1:
+        lo, hi = 0.0, 1.0
+    if hi <= lo:
+        return np.zeros(values.shape, np.uint8)
+    return np.rint((v - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def _composite(rgba: np.ndarray) -> np.ndarray:
+    """RGBA onto a background the visible content contrasts with.
+
+    Transparent pixels often hide arbitrary colours, and text drawn in white on a
+    transparent background vanishes on white paper: so the background is white unless the
+    visible pixels are mostly light, then black.
+    """
+    rgb, alpha = rgba[..., :3], rgba[..., 3:]
+    if alpha.min() == 255:
+        return rgb
+    mixed = rgb.astype(np.uint16) * alpha  # at most 255 * 255: uint16 is enough, and fast
+    if not _mostly_light(rgb, alpha[..., 0]):
+        mixed += 255 * (255 - alpha.astype(np.uint16))
+    mixed += 128
+    return ((mixed + (mixed >> 8)) >> 8).astype(np.uint8)  # round(mixed / 255), exactly
+
+
+def _mostly_light(rgb: np.ndarray, alpha: np.ndarray) -> bool:
+    """Alpha-weighted mean luma of the visible pixels above mid-grey, judged on a grid of
+    about _SAMPLE_PIXELS pixels (a page's worth of text is plenty for a majority)."""
+    step = max(1, round((alpha.size / _SAMPLE_PIXELS) ** 0.5))
+    weights = alpha[::step, ::step].astype(np.float32)
+    total = float(weights.sum())
+    if total == 0:
+        return False
+    luma = rgb[::step, ::step].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return float((luma * weights).sum()) / total > 127.5
