@@ -81,12 +81,14 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Resolve the model set (importing a preset on first use), then run in-process."""
     from converter.presets import ensure_model_set
     from docmill.modelset import ModelSetError
+    from docmill.options import parse_option_assignments
     from worker.runner import cmd_run
     from worker.sessions import DeviceUnavailable
 
     if args.batch_images is not None and args.batch_images < 1:
         raise UsageError("--batch-images must be 1 or more")
     try:
+        args.overrides = parse_option_assignments(args.set)
         model_dir = ensure_model_set(args.models or settings.models, settings)
         return cmd_run(args, settings, model_dir)
     except (ModelSetError, DeviceUnavailable, FileNotFoundError, ValueError) as exc:

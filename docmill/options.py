@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class EngineOptions(BaseModel):
@@ -50,8 +50,9 @@ class EngineOptions(BaseModel):
 
 
 def parse_option_assignments(pairs: list[str]) -> dict[str, Any]:
-    """Turn CLI `key=value` strings into an overrides dict (values parsed as JSON when they
-    parse, else kept as strings), rejecting unknown keys with the list of known ones."""
+    """Turn CLI `key=value` strings into a validated overrides dict (values parsed as JSON
+    when they parse, else kept as strings). Unknown keys and bad values raise ValueError
+    with one line naming the option, before any work starts."""
     import json
 
     known = set(EngineOptions.model_fields)
@@ -67,4 +68,10 @@ def parse_option_assignments(pairs: list[str]) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
             out[key] = raw
+    try:
+        EngineOptions().merged(out)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(part) for part in err["loc"])
+        raise ValueError(f"--set {field}={out.get(field, err.get('input'))!r}: {err['msg']}") from None
     return out

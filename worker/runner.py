@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from docmill.modelset import ModelSet
-from docmill.options import EngineOptions, parse_option_assignments
+from docmill.options import EngineOptions
 from docmill.result import ModelsInfo, OcrResult, ResultError
 from docmill.settings import Settings
 from docmill.storage import ObjectRef, is_s3_uri, open_storage, result_uri
@@ -108,7 +108,7 @@ def run_job(args: argparse.Namespace, settings: Settings, model_dir: Path) -> in
 
     model_set = ModelSet.load(model_dir)
     engine = build_engine(model_set, settings, args.device)
-    options = engine.options.merged(parse_option_assignments(args.set))
+    options = engine.options.merged(args.overrides)
     providers = engine.det_session.providers
     models = ModelsInfo(set=model_set.name, version=model_set.version)
     refs = list_inputs(args.inputs, args.out, settings)

@@ -1,0 +1,151 @@
+"""`docmill run` end to end: every input gets exactly one valid result, bad input gets its
+error code, S3 in and out work against a real S3 HTTP server, and bad flags fail in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from docmill.cli import main
+from docmill.result import validate_result
+from tests import fixtures_images as fx
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+BAD_INPUTS = {
+    "zero.jpg": (fx.zero_bytes, "decode_error"),
+    "truncated.jpg": (fx.truncated_jpeg, "decode_error"),
+    "random.jpg": (fx.random_bytes, "decode_error"),
+    "pdf_named.jpg": (fx.pdf_named_jpg, "decode_error"),
+    "huge_header.png": (fx.png_huge_header, "too_large"),
+}
+ODD_BUT_FINE = {
+    "one_pixel.png": fx.png_1x1,
+    "rgba.png": fx.rgba_png,
+    "grey16.png": fx.grey16_png,
+    "cmyk.jpg": fx.cmyk_jpeg,
+    "exif6.jpg": lambda: fx.exif_jpeg(6),
+    "palette.png": fx.palette_png,
+}
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory, sample_pages) -> Path:
+    folder = tmp_path_factory.mktemp("inputs")
+    images, _ = sample_pages
+    (folder / "pages").mkdir()
+    for name, image in images.items():
+        cv2.imwrite(str(folder / "pages" / name), image)
+    for name, (make, _) in BAD_INPUTS.items():
+        (folder / name).write_bytes(make())
+    for name, make in ODD_BUT_FINE.items():
+        (folder / name).write_bytes(make())
+    (folder / "notes.txt").write_text("not an image: not listed")
+    return folder
+
+
+def _results(out: Path) -> dict[str, dict]:
+    return {p.relative_to(out).as_posix(): json.loads(p.read_text("utf-8")) for p in out.rglob("*.json")}
+
+
+def test_every_input_gets_one_valid_result(mixed_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", str(mixed_folder), "--out", str(out), "--models", "pp-ocrv4-ch",
+                 "--device", "cpu", "--batch-images", "3", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    results = _results(out)
+    images = [p.relative_to(mixed_folder).as_posix() for p in mixed_folder.rglob("*")
+              if p.is_file() and p.suffix != ".txt"]
+    assert sorted(results) == sorted(f"{name}.json" for name in images)
+    for doc in results.values():
+        validate_result(doc)
+        assert doc["providers"] == ["CPUExecutionProvider"]
+    for name, (_, code) in BAD_INPUTS.items():
+        assert results[f"{name}.json"]["error"]["code"] == code
+        assert results[f"{name}.json"]["lines"] == []
+    for name in ODD_BUT_FINE:
+        assert results[f"{name}.json"]["error"] is None
+    letter = results["pages/letter.png.json"]
+    assert letter["lines"][0]["text"] == "Northwind Paper Company"
+    assert letter["source"]["sha256"] and letter["image"]["width"] > 1000
+    assert summary["failed"] == len(BAD_INPUTS) and summary["images"] == len(images)
+
+
+def test_fail_on_error_exits_1_and_visualize_writes_png(mixed_folder, tmp_path):
+    out = tmp_path / "out"
+    code = main(["run", str(mixed_folder / "pages" / "letter.png"), str(mixed_folder / "zero.jpg"),
+                 "--out", str(out), "--visualize", "--fail-on-error", "--quiet"])
+    assert code == 1
+    png = cv2.imread(str(out / "letter.png.png"))
+    source = cv2.imread(str(mixed_folder / "pages" / "letter.png"))
+    assert png.shape[1] == 2 * source.shape[1]  # page and text panel side by side
+    assert not (out / "zero.jpg.png").exists()
+
+
+@pytest.mark.services
+def test_s3_in_and_out(sample_pages, s3_client, s3_bucket, s3_endpoint, monkeypatch, tmp_path, capsys):
+    images, _ = sample_pages
+    ok, png = cv2.imencode(".png", images["letter.png"])
+    s3_client.put_object(Bucket=s3_bucket, Key="in/a/letter.png", Body=png.tobytes())
+    s3_client.put_object(Bucket=s3_bucket, Key="in/bad.jpg", Body=fx.truncated_jpeg())
+    monkeypatch.setenv("DOCMILL_S3_ENDPOINT_URL", s3_endpoint)
+    assert main(["run", f"s3://{s3_bucket}/in/", "--out", f"s3://{s3_bucket}/out", "--quiet"]) == 0
+    good = s3_client.get_object(Bucket=s3_bucket, Key="out/a/letter.png.json")
+    assert good["ContentType"] == "application/json"
+    doc = json.loads(good["Body"].read())
+    validate_result(doc)
+    assert doc["source"]["uri"] == f"s3://{s3_bucket}/in/a/letter.png" and doc["source"]["etag"]
+    assert doc["lines"][0]["text"] == "Northwind Paper Company"
+    bad = json.loads(s3_client.get_object(Bucket=s3_bucket, Key="out/bad.jpg.json")["Body"].read())
+    assert bad["error"]["code"] == "decode_error"
+
+
+def test_engine_failure_on_one_image_spares_the_others(engine_for, sample_pages):
+    from docmill.storage import ObjectRef
+    from worker.items import DecodedItem
+    from worker.runner import run_batch
+
+    engine, _ = engine_for("pp-ocrv4-ch")
+    images, _ = sample_pages
+    broken = np.zeros((40, 40, 2), dtype=np.uint8)  # two channels: the engine cannot take it
+    items = [DecodedItem(ref=ObjectRef(uri=f"mem://{i}", key=str(i)), out_uri="", image=img)
+             for i, img in enumerate([images["letter.png"], broken, images["rotated.jpg"]])]
+    outputs = run_batch(engine, items, engine.options)
+    assert outputs[1].code == "engine_error"
+    assert outputs[0].lines[0].text == "Northwind Paper Company" and outputs[2].lines
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--device", "cuda"], "--device cuda: CUDA is not available"),
+    (["--set", "det_thresh=2"], "det_thresh"),
+    (["--set", "no_such_option=1"], "expected KEY=VALUE"),
+    (["--models", "no-such-set"], "no-such-set"),
+    (["--batch-images", "0"], "--batch-images"),
+])
+def test_bad_flags_fail_in_one_line_with_exit_2(mixed_folder, tmp_path, capsys, argv, needle):
+    from worker.sessions import cuda_works
+
+    if argv[:2] == ["--device", "cuda"] and cuda_works():
+        pytest.skip("this machine has CUDA")
+    code = main(["run", str(mixed_folder / "pages"), "--out", str(tmp_path / "o"), "--quiet", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_input_is_a_usage_error(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_config_masks_secrets(monkeypatch, capsys):
+    monkeypatch.setenv("DOCMILL_BROKER_URL", "redis://user:hunter2secret@example:6379/0")
+    monkeypatch.setenv("DOCMILL_S3_ENDPOINT_URL", "http://key:s3secretpw@127.0.0.1:9000")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2secret" not in out and "s3secretpw" not in out
+    assert json.loads(out)["broker_url"] == "redis://user:***@example:6379/0"
