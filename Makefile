@@ -44,8 +44,8 @@ $(PEER_VENV)/.installed:
 		"onnxruntime==$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')" $(QUIET_PIP)
 	touch $@
 
-bench: install $(PEER_VENV)/.installed
-	$(BIN)/python -m bench.run_bench --models $(MODELS)
+bench: models $(PEER_VENV)/.installed
+	$(BIN)/python -m bench.run_bench --dataset all --repeat 3 --models $(MODELS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

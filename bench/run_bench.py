@@ -1,0 +1,348 @@
+"""`make bench`: docmill against its peer, RapidOCR 1.4.4, side by side in one run, on the
+same images with the same ONNX model files. A benchmark, not a test: it prints a table and
+writes it to bench/results/latest.json; it fails only when a side cannot run at all.
+
+    .venv/bin/python -m bench.run_bench [--dataset sroie|paddleocr|all] [--models pp-ocrv4-ch]
+                                        [--repeat N] [--sides docmill,rapidocr] [--device auto]
+
+Each side runs as its own process (docmill: `docmill run`; the peer: bench.peer_rapidocr in
+.venv-peer) and is timed from the outside, the same way for both:
+- images/s: images / wall time of the whole process (start-up and model load included);
+- steady/s: (images - 1) / (wall of the full run - wall of a run on the first image alone),
+  i.e. start-up, model load and the warm-up image taken out by a baseline measured in the
+  same round;
+- CPU s/image: the steady part again, in CPU seconds (user + sys) rather than wall: much
+  less sensitive to other load on the machine than the rates;
+- peak RSS: ru_maxrss of the process (os.wait4);
+- model %: the side's own det+cls+rec time (summed timings_ms) over the wall of that run;
+- accuracy: ../shared/bench/score.py on the results (datasets with labels only).
+Rounds alternate the order of the sides; the figures are medians over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+SCORER = SHARED / "bench" / "score.py"
+DOCMILL_BIN = REPO / ".venv" / "bin" / "docmill"
+PEER_PYTHON = REPO / ".venv-peer" / "bin" / "python"
+RESULTS_JSON = REPO / "bench" / "results" / "latest.json"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+SIDES = ("docmill", "rapidocr")
+PEER_SETUP = ("python3.11 -m venv .venv-peer && .venv-peer/bin/pip install "
+              "rapidocr_onnxruntime==1.4.4 onnxruntime==<docmill's onnxruntime version> shapely")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """`prefix` is where results must sit under the scored folder to match the labels' paths."""
+
+    name: str
+    images: Path
+    prefix: str
+    labels: Path | None = None
+    ground_truth: Path | None = None  # {relative image path: [lines]}, checked for `checked`
+    checked: tuple[str, ...] = ()
+
+
+def datasets() -> dict[str, Dataset]:
+    data = SHARED / "data"
+    return {
+        "sroie": Dataset("sroie", data / "sroie_sample" / "images", "images",
+                         labels=data / "sroie_sample" / "labels.jsonl"),
+        "paddleocr": Dataset("paddleocr", data / "paddleocr" / "doc" / "imgs_en", "doc/imgs_en",
+                             ground_truth=data / "paddleocr" / "ground_truth.json",
+                             checked=("doc/imgs_en/img_12.jpg",)),
+    }
+
+
+@dataclass(frozen=True)
+class Models:
+    name: str
+    version: str
+    root: Path
+    paths: dict[str, Path]
+
+
+@dataclass
+class Run:
+    """One child process: wall and CPU seconds, peak RSS (KiB), exit code, output."""
+
+    wall_s: float
+    cpu_s: float
+    maxrss_kib: int
+    rc: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class SideRuns:
+    full: list[Run] = field(default_factory=list)
+    one: list[Run] = field(default_factory=list)
+    out: Path | None = None  # the scored folder of the last full run
+
+
+def resolve_models(ref: str) -> Models:
+    """The set's files from the local cache (manifest verified), so both sides get the same."""
+    from docmill.modelset import ModelSet, ModelSetError, find_local_set
+    from docmill.settings import Settings
+
+    cache = Settings().model_cache
+    found = find_local_set(ref, cache)
+    if found is None:
+        raise SystemExit(f"bench: model set {ref!r} is not in {cache}; "
+                         f"run `.venv/bin/docmill models import --preset {ref}` first")
+    try:
+        mset = ModelSet.load(found)
+    except ModelSetError as exc:
+        raise SystemExit(f"bench: {exc}") from exc
+    return Models(mset.name, mset.version, found, {s: mset.path(s) for s in ("det", "cls", "rec")})
+
+
+def measure(cmd: list[str], cwd: Path) -> Run:
+    """Run a child to completion; os.wait4 gives its own peak RSS, unmixed with other children."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode,
+                   out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+def side_command(side: str, images: Path, out: Path, models: Models, device: str) -> list[str]:
+    if side == "docmill":
+        return [str(DOCMILL_BIN), "run", str(images), "--out", str(out), "--models", str(models.root),
+                "--device", device, "--quiet"]
+    return [str(PEER_PYTHON), "-m", "bench.peer_rapidocr", "--images", str(images), "--out", str(out),
+            "--det", str(models.paths["det"]), "--cls", str(models.paths["cls"]),
+            "--rec", str(models.paths["rec"]), "--set-name", models.name,
+            "--set-version", models.version]
+
+
+def list_images(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def one_image_folder(images: list[Path], root: Path, work: Path) -> Path:
+    """A folder holding only the first image: the baseline run (start-up, load, warm-up)."""
+    folder = work / "one-image"
+    target = folder / images[0].relative_to(root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(images[0], target)
+    return folder
+
+
+def run_rounds(ds: Dataset, sides: list[str], models: Models, repeat: int, device: str,
+               work: Path) -> dict[str, SideRuns]:
+    """`repeat` rounds; odd rounds reverse the side order so neither always runs first
+    (page cache, CPU clocks). Each side writes into a fresh folder every time: nothing reused."""
+    one = one_image_folder(list_images(ds.images), ds.images, work)
+    runs = {side: SideRuns() for side in sides}
+    for rnd in range(repeat):
+        for side in sides if rnd % 2 == 0 else sides[::-1]:
+            base = work / f"{side}-r{rnd}"
+            runs[side].one.append(_checked(side, measure(
+                side_command(side, one, base / "one", models, device), REPO)))
+            runs[side].full.append(_checked(side, measure(
+                side_command(side, ds.images, base / "full" / ds.prefix, models, device), REPO)))
+            runs[side].out = base / "full"
+            print(f"  {ds.name} round {rnd + 1}/{repeat} {side}: {runs[side].full[-1].wall_s:.1f} s",
+                  file=sys.stderr)
+    return runs
+
+
+def _checked(side: str, run: Run) -> Run:
+    if run.rc != 0:
+        tail = "\n".join(run.stderr.strip().splitlines()[-15:])
+        raise SystemExit(f"bench: {side} exited {run.rc}:\n{tail}")
+    return run
+
+
+def score(labels: Path, results: Path) -> dict[str, Any]:
+    """The shared scorer's metrics (it prints one JSON object on its last line)."""
+    done = subprocess.run([sys.executable, str(SCORER), str(labels), str(results), "--json"],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def result_docs(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text("utf-8")) for p in sorted(folder.rglob("*.json"))]
+
+
+def stage_seconds(docs: list[dict[str, Any]]) -> dict[str, float]:
+    """What each side reports as its own per-stage time, summed over images."""
+    return {k: round(sum(d["timings_ms"][k] for d in docs) / 1e3, 3)
+            for k in ("decode", "det", "cls", "rec", "total")}
+
+
+def check_lines(ds: Dataset, folder: Path) -> dict[str, Any]:
+    """Recognised lines of the transcribed document pages against ground_truth.json."""
+    from docmill.samplepages import compare_lines
+
+    if not ds.ground_truth:
+        return {}
+    truth = json.loads(ds.ground_truth.read_text("utf-8"))
+    out = {}
+    for rel in ds.checked:
+        doc = json.loads((folder / f"{rel}.json").read_text("utf-8"))
+        out[rel] = compare_lines(truth[rel], [line["text"] for line in doc["lines"]])
+    return out
+
+
+def summarise(ds: Dataset, runs: SideRuns, n_images: int) -> dict[str, Any]:
+    """Medians over rounds; steady rate from per-round differences against the baseline."""
+    wall = statistics.median(r.wall_s for r in runs.full)
+    steady = statistics.median(f.wall_s - o.wall_s for f, o in zip(runs.full, runs.one, strict=True))
+    steady_cpu = statistics.median(f.cpu_s - o.cpu_s for f, o in zip(runs.full, runs.one, strict=True))
+    docs = result_docs(runs.out)
+    stages = stage_seconds(docs)
+    model_s = stages["det"] + stages["cls"] + stages["rec"]
+    row: dict[str, Any] = {
+        "images": n_images, "errors": sum(d["error"] is not None for d in docs),
+        "wall_s": round(wall, 3), "images_per_s": round(n_images / wall, 4),
+        "baseline_s": round(statistics.median(r.wall_s for r in runs.one), 3),
+        "steady_images_per_s": round((n_images - 1) / steady, 4) if steady > 0 else None,
+        "steady_cpu_s_per_image": round(steady_cpu / (n_images - 1), 3) if n_images > 1 else None,
+        "peak_rss_mb": round(max(r.maxrss_kib for r in runs.full) / 1024, 1),
+        "providers": docs[0]["providers"] if docs else [],
+        "stage_s": stages, "model_s": round(model_s, 3),
+        "model_share": round(model_s / runs.full[-1].wall_s, 3),  # the run the results came from
+        "walls_s": [round(r.wall_s, 3) for r in runs.full],
+        "baseline_walls_s": [round(r.wall_s, 3) for r in runs.one],
+        "cpus_s": [round(r.cpu_s, 3) for r in runs.full],
+    }
+    if ds.labels:
+        metrics = score(ds.labels, runs.out)
+        row.update({k: round(metrics[k], 4) for k in ("word_f1", "cer_nospace", "det_recall")})
+    if ds.checked:
+        row["line_check"] = check_lines(ds, runs.out)
+    return row
+
+
+def add_ratios(rows: dict[str, dict[str, Any]]) -> None:
+    """docmill / peer for both rates, on docmill's row (the peer's is 1 by definition)."""
+    if set(SIDES) <= set(rows):
+        ours, peer = rows["docmill"], rows["rapidocr"]
+        for key in ("images_per_s", "steady_images_per_s"):
+            if ours.get(key) and peer.get(key):
+                ours[f"ratio_{key}"] = round(ours[key] / peer[key], 3)
+
+
+COLUMNS = (  # header, row key, width, format
+    ("images/s", "images_per_s", 9, ".3f"), ("ratio", "ratio_images_per_s", 6, ".2f"),
+    ("steady/s", "steady_images_per_s", 9, ".3f"), ("ratio", "ratio_steady_images_per_s", 6, ".2f"),
+    ("CPU s/img", "steady_cpu_s_per_image", 10, ".2f"), ("RSS MB", "peak_rss_mb", 7, ".0f"),
+    ("word_f1", "word_f1", 8, ".3f"), ("cer_ns", "cer_nospace", 7, ".3f"),
+    ("det_rec", "det_recall", 8, ".3f"), ("model %", "model_share", 8, ".0%"),
+)
+
+
+def format_table(title: str, rows: dict[str, dict[str, Any]]) -> str:
+    """One line per side; a dash where a figure does not apply (no labels, single side)."""
+    def cell(r: dict[str, Any], key: str, width: int, fmt: str) -> str:
+        return (format(r[key], fmt) if r.get(key) is not None else "-").rjust(width)
+
+    lines = [title, f"{'':9}" + "".join(h.rjust(w) for h, _, w, _ in COLUMNS) + "  providers"]
+    for side, r in rows.items():
+        lines.append(f"{side:9}" + "".join(cell(r, k, w, f) for _, k, w, f in COLUMNS)
+                     + "  " + ",".join(r["providers"]))
+        for image, check in r.get("line_check", {}).items():
+            lines.append(f"{'':9}{image}: {check['exact_lines']}/{check['expected_lines']} lines exact, "
+                         f"{check['char_edit_distance']} char edits (whitespace ignored)")
+    return "\n".join(lines)
+
+
+def bench_dataset(ds: Dataset, sides: list[str], models: Models, repeat: int, device: str,
+                  work: Path) -> dict[str, Any]:
+    n_images = len(list_images(ds.images))
+    runs = run_rounds(ds, sides, models, repeat, device, work / ds.name)
+    rows = {side: summarise(ds, runs[side], n_images) for side in sides}
+    add_ratios(rows)
+    return {"images": n_images, "path": str(ds.images), "rows": rows}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", choices=["sroie", "paddleocr", "all"], default="sroie")
+    p.add_argument("--models", default="pp-ocrv4-ch", help="model set name or folder")
+    p.add_argument("--repeat", type=int, default=2, help="rounds, alternating the side order")
+    p.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of: docmill,rapidocr")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="docmill's device (the peer always runs on CPU, its default)")
+    args = p.parse_args(argv)
+    args.sides = [s for s in SIDES if s in args.sides.split(",")]
+    if not args.sides or args.repeat < 1:
+        p.error("need at least one known side and --repeat >= 1")
+    return args
+
+
+def missing_tools(sides: list[str]) -> str | None:
+    if "docmill" in sides and not DOCMILL_BIN.is_file():
+        return f"{DOCMILL_BIN} not found; install docmill into .venv"
+    if "rapidocr" in sides and not PEER_PYTHON.is_file():
+        return f"{PEER_PYTHON} not found; create it: {PEER_SETUP}"
+    return None
+
+
+def report_header(args: argparse.Namespace, models: Models) -> dict[str, Any]:
+    """What a reader needs to compare two latest.json files: host, load, models, settings."""
+    load = os.getloadavg()
+    if load[0] > 0.5 * (os.cpu_count() or 1):
+        print(f"bench: note: load average {load[0]:.1f} on {os.cpu_count()} CPUs before start; "
+              "rates will be noisy (CPU s/img less so)", file=sys.stderr)
+    return {"schema": "docmill.bench/v1",
+            "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "host": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                     "python": platform.python_version()},
+            "load_average_at_start": [round(x, 2) for x in load],
+            "models": {"set": models.name, "version": models.version},
+            "repeat": args.repeat, "device": args.device, "datasets": {}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not SHARED.is_dir():
+        print(f"bench: {SHARED} not found; nothing to benchmark against (skipped)")
+        return 0
+    problem = missing_tools(args.sides)
+    if problem:
+        print(f"bench: {problem}", file=sys.stderr)
+        return 2
+    models = resolve_models(args.models)
+    chosen = ["sroie", "paddleocr"] if args.dataset == "all" else [args.dataset]
+    report = report_header(args, models)
+    with tempfile.TemporaryDirectory(prefix="docmill-bench-") as work:
+        for name in chosen:
+            ds = datasets()[name]
+            report["datasets"][name] = result = bench_dataset(ds, args.sides, models, args.repeat,
+                                                             args.device, Path(work))
+            print(format_table(f"{name}: {result['images']} images, {models.name} {models.version}, "
+                               f"{args.repeat} round(s), {os.cpu_count()} CPUs", result["rows"]))
+    RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_JSON.write_text(json.dumps(report, indent=1) + "\n", "utf-8")
+    print(f"written {RESULTS_JSON.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
