@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docmill.modelset import MANIFEST_FILE, Manifest, ModelSetError, find_local_set
+from docmill.modelset import MANIFEST_FILE, Manifest, ModelSetError, fetch_remote_set, find_local_set
 from docmill.settings import Settings
+from docmill.storage import is_s3_uri
 
 from converter.modelset_build import Progress, SetRecipe, Source, import_set, stderr_progress
 
@@ -83,9 +84,12 @@ def cached_preset(preset: SetRecipe, cache: Path) -> Path | None:
 
 
 def ensure_model_set(ref: str, settings: Settings, progress: Progress = stderr_progress) -> Path:
-    """Resolve `docmill run --models REF` to a local version folder: a folder or a cached set as
+    """Resolve `docmill run --models REF` to a local version folder: a published set in object
+    storage is fetched into the cache and verified; a folder or a cached set as
     find_local_set resolves it; a preset name is imported into the cache on first use (and
     again when its pins or defaults changed since the cached build)."""
+    if is_s3_uri(ref):
+        return fetch_remote_set(ref, settings)
     preset = PRESETS.get(ref)
     if preset is not None and not Path(ref).exists():
         return cached_preset(preset, settings.model_cache) or import_set(preset, settings, progress)

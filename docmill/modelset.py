@@ -147,6 +147,12 @@ class ModelSet:
         except ValueError as exc:
             raise ModelSetError(f"{manifest_path}: invalid manifest ({exc.__class__.__name__}: "
                                 f"{str(exc).splitlines()[0]})") from exc
+        return cls.load_unpublished(root, manifest, verify)
+
+    @classmethod
+    def load_unpublished(cls, root: Path, manifest: Manifest, verify: bool = True) -> "ModelSet":
+        """Check the files of `root` against a manifest held in memory (the manifest file
+        itself may not be written yet)."""
         missing = [s for s in STAGES if s not in manifest.models]
         if missing:
             raise ModelSetError(f"{manifest_path}: manifest lacks models {missing}")
@@ -231,3 +237,41 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def fetch_remote_set(uri: str, settings: Any) -> Path:
+    """Copy a published set from object storage into the local cache and verify it.
+
+    `uri` is `s3://bucket/prefix/<set>` (follows LATEST) or `.../<set>/<version>`. Files land
+    in `<cache>/models/<set>/<version>/` under temporary names first; the manifest is written
+    last, so an interrupted fetch is never mistaken for a complete set."""
+    from docmill.storage import ObjectNotFound, join_uri, open_storage
+
+    storage = open_storage(uri, settings)
+    base = uri.rstrip("/")
+    try:
+        manifest_bytes = storage.read_bytes(join_uri(base, MANIFEST_FILE))
+    except ObjectNotFound:
+        try:
+            version = storage.read_bytes(join_uri(base, LATEST_FILE)).decode().strip()
+        except ObjectNotFound:
+            raise ModelSetError(f"{uri}: neither {MANIFEST_FILE} nor {LATEST_FILE} found; "
+                                "not a published model set") from None
+        base = join_uri(base, version)
+        manifest_bytes = storage.read_bytes(join_uri(base, MANIFEST_FILE))
+    manifest = Manifest.model_validate_json(manifest_bytes)
+    target = settings.model_cache / manifest.name / manifest.version
+    if (target / MANIFEST_FILE).is_file() and (target / MANIFEST_FILE).read_bytes() == manifest_bytes:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for file in [m.file for m in manifest.models.values()] + [manifest.dictionary.file]:
+        _write_atomic(target / file, storage.read_bytes(join_uri(base, file)))
+    try:
+        ModelSet.load_unpublished(target, manifest)
+    except ModelSetError:
+        import shutil
+
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    _write_atomic(target / MANIFEST_FILE, manifest_bytes)
+    return target

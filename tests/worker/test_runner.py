@@ -149,3 +149,35 @@ def test_config_masks_secrets(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "hunter2secret" not in out and "s3secretpw" not in out
     assert json.loads(out)["broker_url"] == "redis://user:***@example:6379/0"
+
+
+@pytest.mark.services
+def test_models_from_s3_are_fetched_verified_and_tampering_refused(
+        engine_for, s3_client, s3_bucket, s3_endpoint, monkeypatch, tmp_path, sample_pages, capsys):
+    _, model_set = engine_for("pp-ocrv4-en")
+    prefix = f"sets/{model_set.name}"
+    for path in sorted(model_set.root.iterdir()):
+        s3_client.put_object(Bucket=s3_bucket, Key=f"{prefix}/{model_set.version}/{path.name}",
+                             Body=path.read_bytes())
+    s3_client.put_object(Bucket=s3_bucket, Key=f"{prefix}/LATEST", Body=model_set.version.encode())
+    monkeypatch.setenv("DOCMILL_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("DOCMILL_CACHE_DIR", str(tmp_path / "cache"))
+    images, _ = sample_pages
+    cv2.imwrite(str(tmp_path / "letter.png"), images["letter.png"])
+    args = ["run", str(tmp_path / "letter.png"), "--out", str(tmp_path / "out"), "--quiet",
+            "--models", f"s3://{s3_bucket}/{prefix}"]
+    assert main(args) == 0
+    fetched = tmp_path / "cache" / "models" / model_set.name / model_set.version
+    assert (fetched / "manifest.json").read_bytes() == (model_set.root / "manifest.json").read_bytes()
+    doc = json.loads((tmp_path / "out" / "letter.png.json").read_text())
+    assert doc["models"] == {"set": model_set.name, "version": model_set.version}
+
+    import shutil
+
+    shutil.rmtree(tmp_path / "cache")
+    s3_client.put_object(Bucket=s3_bucket, Key=f"{prefix}/{model_set.version}/cls.onnx", Body=b"tampered")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cls.onnx" in err and "tampered" in err
+    assert not (fetched / "manifest.json").exists()
