@@ -9,7 +9,9 @@ import logging
 import sys
 from typing import Callable
 
-from docmill.settings import Settings
+from pydantic import ValidationError
+
+from docmill.settings import Settings, describe_settings_error
 
 EXIT_USAGE = 2
 
@@ -115,10 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings()
-    except ValueError as exc:
-        first = str(exc).splitlines()
-        print(f"docmill: invalid settings: {' '.join(first[:3])}; fix the DOCMILL_* variable",
-              file=sys.stderr)
+    except ValidationError as exc:
+        print(f"docmill: invalid setting {describe_settings_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)

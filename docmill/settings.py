@@ -11,36 +11,35 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model,
+                      field_validator, model_validator)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from docmill.options import EngineOptions
 
 DEFAULT_MODEL_SET = "pp-ocrv4-ch"
 
 Device = Literal["auto", "cpu", "cuda"]
 
 
-class EngineOverrides(BaseSettings):
-    """DOCMILL_ENGINE__<OPTION> overrides of EngineOptions; None leaves the manifest's value."""
+def _all_optional(model: type[BaseModel]) -> dict[str, Any]:
+    """Every field of `model` as `Optional[...] = None`, for partial overrides."""
+    return {name: (field.annotation | None, None) for name, field in model.model_fields.items()}
 
-    model_config = SettingsConfigDict(extra="forbid")
 
-    det_limit_side_len: int | None = None
-    det_limit_type: Literal["max", "min", "resize_long"] | None = None
-    det_thresh: float | None = None
-    det_box_thresh: float | None = None
-    det_unclip_ratio: float | None = None
-    det_max_candidates: int | None = None
-    det_use_dilation: bool | None = None
-    det_score_mode: Literal["fast", "slow"] | None = None
-    det_batch_size: int | None = None
-    use_angle_cls: bool | None = None
-    cls_thresh: float | None = None
-    cls_batch_size: int | None = None
-    rec_batch_size: int | None = None
-    drop_score: float | None = None
+class _EngineOverridesBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+EngineOverrides = create_model(
+    "EngineOverrides",
+    __base__=_EngineOverridesBase,
+    __doc__="DOCMILL_ENGINE__<OPTION> overrides of EngineOptions; None keeps the manifest's value.",
+    **_all_optional(EngineOptions),
+)
 
 
 class Settings(BaseSettings):
@@ -69,6 +68,16 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @model_validator(mode="after")
+    def _engine_overrides_in_range(self) -> "Settings":
+        """Overrides are checked against EngineOptions' bounds at start, not at first use."""
+        try:
+            EngineOptions().merged(self.engine.as_dict())
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"engine.{err['loc'][0]}: {err['msg']}") from None
+        return self
+
     @property
     def model_cache(self) -> Path:
         return self.cache_dir / "models"
@@ -95,3 +104,13 @@ def mask_url(url: str) -> str:
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line naming the environment variable at fault and what is wrong with it."""
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"]]
+    msg = err["msg"].removeprefix("Value error, ")
+    if msg.startswith("engine."):
+        loc, msg = msg.split(":", 1)[0].split("."), msg.split(":", 1)[1].strip()
+    return f"DOCMILL_{'__'.join(loc).upper()}: {msg}"

@@ -98,3 +98,15 @@ def _edit_distance(a: str, b: str) -> int:
         for j, cb in enumerate(b, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
     return row[-1]
+
+
+def test_one_engine_serves_several_threads_at_once(engine_for, sample_pages):
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine, _ = engine_for("pp-ocrv4-ch")
+    images, _ = sample_pages
+    pages = [images["letter.png"], images["rotated.jpg"], images["upside_down.png"]]
+    expected = [[l.text for l in p.lines] for p in engine.run(pages)]
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(lambda img: [l.text for l in engine.run([img])[0].lines], pages * 2))
+    assert got == expected * 2

@@ -1,0 +1,40 @@
+"""Settings: DOCMILL_* environment, validated at start, one line per bad variable, secrets masked."""
+
+import pytest
+
+from docmill.cli import main
+from docmill.settings import Settings, mask_url
+
+
+def test_engine_overrides_cover_every_engine_option(monkeypatch):
+    from docmill.options import EngineOptions
+
+    monkeypatch.setenv("DOCMILL_ENGINE__REC_IMAGE_SHAPE", "[3,48,160]")
+    monkeypatch.setenv("DOCMILL_ENGINE__DET_USE_DILATION", "true")
+    settings = Settings()
+    assert set(type(settings.engine).model_fields) == set(EngineOptions.model_fields)
+    merged = EngineOptions().merged(settings.engine.as_dict())
+    assert merged.rec_image_shape == (3, 48, 160) and merged.det_use_dilation is True
+    assert merged.det_thresh == EngineOptions().det_thresh  # unset keeps the default
+
+
+@pytest.mark.parametrize("name,value,needle", [
+    ("DOCMILL_ENGINE__DET_THRESH", "abc", "DOCMILL_ENGINE__DET_THRESH: Input should be a valid number"),
+    ("DOCMILL_ENGINE__DET_THRESH", "3", "DOCMILL_ENGINE__DET_THRESH: Input should be less than 1"),
+    ("DOCMILL_DEVICE", "gpu", "DOCMILL_DEVICE: Input should be 'auto', 'cpu' or 'cuda'"),
+    ("DOCMILL_BATCH_IMAGES", "0", "DOCMILL_BATCH_IMAGES"),
+])
+def test_bad_setting_is_one_line_and_exit_2(monkeypatch, capsys, name, value, needle):
+    monkeypatch.setenv(name, value)
+    assert main(["config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+
+
+@pytest.mark.parametrize("url,masked", [
+    ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+    ("rediss://user:p%40ss@h/1", "rediss://user:***@h/1"),
+    ("redis://h:6379/0", "redis://h:6379/0"),
+])
+def test_mask_url(url, masked):
+    assert mask_url(url) == masked
