@@ -63,7 +63,10 @@ class OcrEngine:
         self.options = options
 
     def run(self, images: Sequence[np.ndarray], options: EngineOptions | None = None) -> list[PageLines]:
-        """OCR a batch of BGR uint8 images; one PageLines per image, in input order."""
+        """OCR a batch of BGR uint8 images; one PageLines per image, in input order.
+
+        Unlike PaddleOCR, a line's text is stripped of the spaces CTC reads in a box's margin
+        (dilated boxes often gain one), and lines left empty are dropped."""
         opts = options or self.options
         pages = [PageLines() for _ in images]
         boxes = self._detect(images, opts, pages)
@@ -79,11 +82,11 @@ class OcrEngine:
         texts = self._timed(pages, "rec", [c.page for c in crops],
                             lambda: rec.recognize(self.rec_session, images_up, self.characters, opts))
         for i, (crop, text) in enumerate(zip(crops, texts)):
-            if text.score < opts.drop_score:
+            if text.score < opts.drop_score or not text.text.strip():
                 continue
             angle = angles[i] if angles is not None else None
             pages[crop.page].lines.append(TextLine(
-                text=text.text,
+                text=text.text.strip(),
                 score=round(text.score, 6),
                 box=crop.box.astype(int).tolist(),
                 angle=angle.angle if angle else 0,
