@@ -43,25 +43,35 @@ def candidates(grid: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def evaluate(engine, model_set, images: dict[str, object], options: dict, scorer, labels: Path) -> dict:
-    """Score one option set: results written as docmill.result/v1 into a temp folder."""
+def score_pages(model_set, images: dict[str, object], pages: list, labels: Path, scorer=None) -> dict:
+    """Write each page as docmill.result/v1 into a temp folder and score it against labels."""
     from docmill.result import ModelsInfo
     from docmill.storage import ObjectRef
     from worker.items import DecodedItem
     from worker.results import build_result
 
-    opts = engine.options.merged(options)
     models = ModelsInfo(set=model_set.name, version=model_set.version)
-    start = time.perf_counter()
-    pages = engine.run(list(images.values()), opts)
-    seconds = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         for (rel, image), page in zip(images.items(), pages):
-            item = DecodedItem(ref=ObjectRef(uri=rel, key=rel, size=None, etag=None), out_uri="", image=image)
+            item = DecodedItem(ref=ObjectRef(uri=rel, key=rel), out_uri="", image=image)
             out = Path(tmp) / f"{rel}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(build_result(item, page, models, []).to_json_bytes())
-        metrics = scorer.score(str(labels), tmp)
+        return (scorer or load_scorer()).score(str(labels), tmp)
+
+
+def sroie_images(labels: Path) -> dict[str, object]:
+    """The labelled SROIE images, keyed by their path relative to the labels file."""
+    rels = [json.loads(line)["image"] for line in labels.read_text("utf-8").splitlines() if line.strip()]
+    return {rel: cv2.imread(str(labels.parent / rel)) for rel in rels}
+
+
+def evaluate(engine, model_set, images: dict[str, object], options: dict, scorer, labels: Path) -> dict:
+    """Score one option set on the images."""
+    start = time.perf_counter()
+    pages = engine.run(list(images.values()), engine.options.merged(options))
+    seconds = time.perf_counter() - start
+    metrics = score_pages(model_set, images, pages, labels, scorer)
     return {"options": options, "seconds": round(seconds, 2), **{k: metrics[k] for k in ("word_f1", "cer_nospace", "det_recall")}}
 
 
@@ -82,8 +92,7 @@ def main() -> int:
     model_set = ModelSet.load(ensure_model_set(args.models, settings))
     engine = build_engine(model_set, settings)
     labels = SHARED / "data" / "sroie_sample" / "labels.jsonl"
-    rels = [json.loads(line)["image"] for line in labels.read_text("utf-8").splitlines() if line.strip()]
-    images = {rel: cv2.imread(str(labels.parent / rel)) for rel in rels}
+    images = sroie_images(labels)
     grid = json.loads(Path(args.grid).read_text()) if args.grid else DEFAULT_GRID
     scorer = load_scorer()
     rows = []

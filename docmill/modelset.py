@@ -155,7 +155,7 @@ class ModelSet:
         itself may not be written yet)."""
         missing = [s for s in STAGES if s not in manifest.models]
         if missing:
-            raise ModelSetError(f"{manifest_path}: manifest lacks models {missing}")
+            raise ModelSetError(f"{root / MANIFEST_FILE}: manifest lacks models {missing}")
         if verify:
             entries = [(m.file, m.sha256, m.bytes) for m in manifest.models.values()]
             entries.append((manifest.dictionary.file, manifest.dictionary.sha256, None))

@@ -7,7 +7,6 @@ width is fixed, so a crop's result never depends on which crops share its batch.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,6 +14,7 @@ import cv2
 import numpy as np
 
 from docmill.options import EngineOptions
+from worker.engine.lineimage import line_tensor
 from worker.engine.session import ModelSession
 
 LABELS = (0, 180)
@@ -30,14 +30,9 @@ class Angle:
 
 
 def preprocess(crop: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """One crop as a 3 x H x W float32 tensor, aspect kept, zero-padded on the right."""
+    """One crop as a 3 x H x W tensor at the classifier's fixed size."""
     _, height, width = shape
-    ratio = crop.shape[1] / float(crop.shape[0])
-    resized_w = min(width, int(math.ceil(height * ratio)))
-    resized = cv2.resize(crop, (resized_w, height)).astype(np.float32)
-    tensor = np.zeros((3, height, width), dtype=np.float32)
-    tensor[:, :, :resized_w] = resized.transpose(2, 0, 1) / 127.5 - 1.0
-    return tensor
+    return line_tensor(crop, height, width)
 
 
 def postprocess(probs: np.ndarray, thresh: float) -> list[Angle]:

@@ -9,15 +9,14 @@ crop's padded width depends on the crop alone: its natural width rounded up to
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from docmill.options import EngineOptions
+from worker.engine.lineimage import line_tensor
 from worker.engine.session import ModelSession
 
 
@@ -36,16 +35,6 @@ def padded_width(crop: np.ndarray, opts: EngineOptions, fixed_width: int | None)
     natural = int(height * crop.shape[1] / float(crop.shape[0]))
     step = opts.rec_width_multiple
     return max(base, -(-natural // step) * step)
-
-
-def preprocess(crop: np.ndarray, height: int, width: int) -> np.ndarray:
-    """One crop as 3 x height x width float32, aspect kept, zero-padded on the right."""
-    ratio = crop.shape[1] / float(crop.shape[0])
-    resized_w = min(width, int(math.ceil(height * ratio)))
-    resized = cv2.resize(crop, (resized_w, height)).astype(np.float32)
-    tensor = np.zeros((3, height, width), dtype=np.float32)
-    tensor[:, :, :resized_w] = resized.transpose(2, 0, 1) / 127.5 - 1.0
-    return tensor
 
 
 def postprocess(probs: np.ndarray, characters: Sequence[str]) -> list[Recognized]:
@@ -79,7 +68,7 @@ def recognize(
         members.sort(key=lambda i: crops[i].shape[1] / float(crops[i].shape[0]))
         for start in range(0, len(members), opts.rec_batch_size):
             chunk = members[start : start + opts.rec_batch_size]
-            batch = np.stack([preprocess(crops[i], height, width) for i in chunk])
+            batch = np.stack([line_tensor(crops[i], height, width) for i in chunk])
             for i, rec in zip(chunk, postprocess(session.run(batch), characters)):
                 results[i] = rec
     return results  # type: ignore[return-value]
