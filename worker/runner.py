@@ -48,12 +48,13 @@ class RunSummary:
     lines: int = 0
     seconds: float = 0.0
     errors: Counter = field(default_factory=Counter)
+    providers: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         rate = self.images / self.seconds if self.seconds else 0.0
         return {"images": self.images, "ok": self.ok, "failed": self.failed, "lines": self.lines,
                 "seconds": round(self.seconds, 3), "images_per_s": round(rate, 3),
-                "errors": dict(self.errors)}
+                "errors": dict(self.errors), "providers": self.providers}
 
 
 def list_inputs(inputs: Iterable[str], out_root: str, settings: Settings) -> list[InputRef]:
@@ -113,7 +114,7 @@ def run_job(args: argparse.Namespace, settings: Settings, model_dir: Path) -> in
     models = ModelsInfo(set=model_set.name, version=model_set.version)
     refs = list_inputs(args.inputs, args.out, settings)
     batch_size = args.batch_images or settings.batch_images
-    summary = RunSummary()
+    summary = RunSummary(providers=providers)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="docmill-io") as pool, \
             _progress(len(refs), args.quiet) as advance:
@@ -192,7 +193,8 @@ def _report(summary: RunSummary, quiet: bool) -> None:
     if not quiet:
         errors = ", ".join(f"{k}={v}" for k, v in sorted(summary.errors.items())) or "none"
         print(f"docmill run: {data['images']} images, {data['ok']} ok, {data['failed']} failed "
-              f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s", file=sys.stderr)
+              f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s "
+              f"on {', '.join(summary.providers)}", file=sys.stderr)
     print(json.dumps(data, sort_keys=True))
 
 

@@ -73,6 +73,7 @@ def test_every_input_gets_one_valid_result(mixed_folder, tmp_path, capsys):
     assert letter["lines"][0]["text"] == "Northwind Paper Company"
     assert letter["source"]["sha256"] and letter["image"]["width"] > 1000
     assert summary["failed"] == len(BAD_INPUTS) and summary["images"] == len(images)
+    assert summary["providers"] == ["CPUExecutionProvider"]
 
 
 def test_fail_on_error_exits_1_and_visualize_writes_png(mixed_folder, tmp_path):
