@@ -89,3 +89,22 @@ def s3_bucket(s3_client) -> str:  # type: ignore[no-untyped-def]
     name = f"test-{uuid.uuid4().hex[:16]}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis `make test` guarantees (scripts/ensure-redis.sh), DB 15 to stay out of the way."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.fail("no Redis on 127.0.0.1:6379: run scripts/ensure-redis.sh (make test does)")
+    return url
+
+
+@pytest.fixture
+def job_id() -> str:
+    """A fresh job id; its keys are removed after the test."""
+    return f"test-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,171 @@
+"""Job state in Redis: written by the producer, updated by workers, read by `docmill status`.
+
+Keys (all under `docmill:job:<id>`):
+    <key>            hash: totals, times, models, prefixes, listing cursor
+    <key>:tasks      set of task numbers whose outcomes are counted (redelivery never
+                     counts a task twice)
+    <key>:failed     hash src -> error code
+Outcomes are recorded per task, atomically, by one Lua script, which also says whether that
+call completed the job, so exactly one worker writes the job summary.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+PREFIX = "docmill:job:"
+
+_RECORD_TASK = """
+local key = KEYS[1]
+if redis.call('SADD', key .. ':tasks', ARGV[1]) == 0 then return 0 end
+local done, failed = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('HINCRBY', key, 'done', done)
+redis.call('HINCRBY', key, 'failed', failed)
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', key .. ':failed', ARGV[i], ARGV[i + 1])
+  redis.call('HINCRBY', key, 'code:' .. ARGV[i + 1], 1)
+end
+local s = redis.call('HMGET', key, 'total', 'done', 'failed', 'skipped', 'listing_done', 'finished_at')
+if s[5] == '1' and (s[6] == false or s[6] == '') and
+   tonumber(s[2]) + tonumber(s[3]) + tonumber(s[4] or 0) >= tonumber(s[1]) then
+  redis.call('HSET', key, 'finished_at', ARGV[4])
+  return 2
+end
+return 1
+"""
+
+_FINISH_IF_COMPLETE = """
+local key = KEYS[1]
+local s = redis.call('HMGET', key, 'total', 'done', 'failed', 'skipped', 'listing_done', 'finished_at')
+if s[5] == '1' and (s[6] == false or s[6] == '') and
+   tonumber(s[2]) + tonumber(s[3]) + tonumber(s[4] or 0) >= tonumber(s[1]) then
+  redis.call('HSET', key, 'finished_at', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+class JobState(BaseModel):
+    """What `docmill status JOB --json` prints (and the job summary is built from)."""
+
+    job: str
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    pending: int = 0
+    finished: bool = False
+    listing_done: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    in_prefix: str = ""
+    out_prefix: str = ""
+    models: dict[str, str] = Field(default_factory=dict)
+    cursor: str = ""
+    tasks_enqueued: int = 0
+    failure_codes: dict[str, int] = Field(default_factory=dict)
+
+
+class JobNotFound(Exception):
+    """No job with that id in this Redis."""
+
+
+class JobStore:
+    """Job state operations on a redis-py client (decode_responses=True)."""
+
+    def __init__(self, client: Any):
+        self.r = client
+        self._record = client.register_script(_RECORD_TASK)
+        self._finish = client.register_script(_FINISH_IF_COMPLETE)
+
+    @staticmethod
+    def key(job: str) -> str:
+        return PREFIX + job
+
+    def create(self, job: str, in_prefix: str, out_prefix: str, models_uri: str, models_version: str) -> None:
+        """A new job; an existing job with that id is an error (use resume)."""
+        fields = {"job": job, "in_prefix": in_prefix, "out_prefix": out_prefix,
+                  "models_uri": models_uri, "models_version": models_version,
+                  "started_at": repr(time.time()), "total": 0, "done": 0, "failed": 0,
+                  "skipped": 0, "listing_done": 0, "cursor": "", "tasks_enqueued": 0}
+        if not self.r.hsetnx(self.key(job), "job", job):
+            raise ValueError(f"job {job!r} already exists; use --resume {job} or another --job")
+        self.r.hset(self.key(job), mapping=fields)
+
+    def exists(self, job: str) -> bool:
+        return bool(self.r.exists(self.key(job)))
+
+    def record_enqueued(self, job: str, items: int, tasks: int, skipped: int, cursor: str) -> None:
+        """After a task is on the queue: count its items and move the listing cursor."""
+        pipe = self.r.pipeline()
+        pipe.hincrby(self.key(job), "total", items + skipped)
+        pipe.hincrby(self.key(job), "skipped", skipped)
+        pipe.hincrby(self.key(job), "tasks_enqueued", tasks)
+        pipe.hset(self.key(job), "cursor", cursor)
+        pipe.execute()
+
+    def finish_listing(self, job: str) -> bool:
+        """Listing is complete; True when that already completes the job (all skipped)."""
+        self.r.hset(self.key(job), "listing_done", 1)
+        return bool(self._finish(keys=[self.key(job)], args=[repr(time.time())]))
+
+    def record_task(self, job: str, seq: int, failures: dict[str, str], done: int) -> int:
+        """Count one task's outcomes once: 0 = already counted (a redelivery), 1 = counted,
+        2 = counted and this completed the job (the caller writes the summary)."""
+        args: list[Any] = [seq, done, len(failures), repr(time.time())]
+        for src, code in failures.items():
+            args += [src, code]
+        return int(self._record(keys=[self.key(job)], args=args))
+
+    def get(self, job: str) -> JobState:
+        raw = self.r.hgetall(self.key(job))
+        if not raw:
+            raise JobNotFound(f"no job {job!r} in this Redis (check DOCMILL_BROKER_URL)")
+        ints = {k: int(raw.get(k, 0)) for k in ("total", "done", "failed", "skipped", "tasks_enqueued")}
+        finished_at = float(raw["finished_at"]) if raw.get("finished_at") else None
+        return JobState(
+            job=job, **ints,
+            pending=max(ints["total"] - ints["done"] - ints["failed"] - ints["skipped"], 0),
+            finished=finished_at is not None, listing_done=raw.get("listing_done") == "1",
+            started_at=float(raw["started_at"]) if raw.get("started_at") else None,
+            finished_at=finished_at, in_prefix=raw.get("in_prefix", ""),
+            out_prefix=raw.get("out_prefix", ""), cursor=raw.get("cursor", ""),
+            models={"uri": raw.get("models_uri", ""), "version": raw.get("models_version", "")},
+            failure_codes={k[5:]: int(v) for k, v in raw.items() if k.startswith("code:")},
+        )
+
+    def failed_items(self, job: str, limit: int = 1000) -> dict[str, str]:
+        """Up to `limit` failed sources with their error codes (HSCAN, never the whole hash)."""
+        out: dict[str, str] = {}
+        for src, code in self.r.hscan_iter(self.key(job) + ":failed", count=500):
+            out[src] = code
+            if len(out) >= limit:
+                break
+        return out
+
+    def summary(self, job: str) -> dict[str, Any]:
+        """The job summary written to OUT/_docmill/jobs/<job>.json when the job finishes."""
+        state = self.get(job)
+        duration = (state.finished_at or time.time()) - (state.started_at or time.time())
+        return {"schema": "docmill.job/v1", "job": job, "total": state.total, "done": state.done,
+                "failed": state.failed, "skipped": state.skipped, "models": state.models,
+                "in_prefix": state.in_prefix, "out_prefix": state.out_prefix,
+                "started_at": state.started_at, "finished_at": state.finished_at,
+                "duration_s": round(duration, 3), "failure_codes": state.failure_codes,
+                "failures": self.failed_items(job)}
+
+
+def summary_uri(out_prefix: str, job: str) -> str:
+    return out_prefix.rstrip("/") + f"/_docmill/jobs/{job}.json"
+
+
+def connect(url: str) -> Any:
+    """A redis-py client for the broker URL (redis:// or rediss://, AUTH from the URL)."""
+    import redis
+
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
+                                socket_keepalive=True, retry_on_timeout=True)

@@ -1,0 +1,79 @@
+"""docmill.task/v1: the one message producers enqueue and workers accept.
+
+Celery carries it as the single JSON argument of the `docmill.ocr` task. Workers validate it
+with this model before doing anything, so a message that did not come from the producer's
+schema (missing or extra fields, a `dst` outside the job's output prefix) is refused whole.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from docmill.options import EngineOptions
+
+TASK_SCHEMA = "docmill.task/v1"
+TASK_NAME = "docmill.ocr"
+QUEUE = "docmill"
+MAX_ITEMS_PER_TASK = 1000
+JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class TaskItem(BaseModel):
+    """One source image and where its result goes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    src: str = Field(min_length=1)
+    dst: str = Field(min_length=1)
+    etag: str | None = None
+    bytes: int | None = Field(None, ge=0)
+
+
+class ModelsRef(BaseModel):
+    """The model set a job runs on, pinned to one version for the whole job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    uri: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+
+
+class OcrTask(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: Literal["docmill.task/v1"] = Field(TASK_SCHEMA, alias="schema")
+    job: str
+    seq: int = Field(ge=0, description="task number within the job: the dedupe key of its outcomes")
+    models: ModelsRef
+    options: dict[str, Any] = Field(default_factory=dict)
+    out_prefix: str = Field(min_length=1)
+    items: list[TaskItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
+
+    @field_validator("job")
+    @classmethod
+    def _job_id(cls, value: str) -> str:
+        if not JOB_ID.match(value):
+            raise ValueError("job id: letters, digits, '.', '_' and '-' only, at most 128")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _engine_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        EngineOptions().merged(value)
+        return value
+
+    @model_validator(mode="after")
+    def _dst_inside_out_prefix(self) -> "OcrTask":
+        root = self.out_prefix.rstrip("/") + "/"
+        for item in self.items:
+            rest = item.dst[len(root):] if item.dst.startswith(root) else ""
+            if not rest or any(seg in ("", ".", "..") for seg in rest.split("/")) or "\\" in rest:
+                raise ValueError(f"dst {item.dst!r} is outside the job's output prefix {self.out_prefix!r}")
+        return self
+
+    @property
+    def task_key(self) -> str:
+        return f"{self.job}:{self.seq}"
+
+    def to_payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)

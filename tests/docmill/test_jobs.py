@@ -1,0 +1,49 @@
+"""Job state against a real Redis: counts, redelivery dedupe, one finisher, status fields."""
+
+import pytest
+
+from docmill.jobs import JobNotFound, JobStore, connect
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def store(redis_url, job_id):
+    client = connect(redis_url)
+    yield JobStore(client)
+    for key in client.scan_iter(f"docmill:job:{job_id}*"):
+        client.delete(key)
+
+
+def test_counts_and_single_finisher(store, job_id):
+    store.create(job_id, "s3://in/p/", "s3://out/p/", "s3://m/set", "v1")
+    store.record_enqueued(job_id, items=3, tasks=1, skipped=1, cursor="p/c.jpg")
+    store.record_enqueued(job_id, items=2, tasks=1, skipped=0, cursor="p/e.jpg")
+    assert store.record_task(job_id, 0, {"s3://in/p/b.jpg": "decode_error"}, done=2) == 1
+    assert store.record_task(job_id, 0, {"s3://in/p/b.jpg": "decode_error"}, done=2) == 0  # redelivered
+    assert store.finish_listing(job_id) is False
+    assert store.record_task(job_id, 1, {}, done=2) == 2  # the last task completes the job
+    state = store.get(job_id)
+    assert (state.total, state.done, state.failed, state.skipped, state.pending) == (6, 4, 1, 1, 0)
+    assert state.finished and state.cursor == "p/e.jpg"
+    assert state.failure_codes == {"decode_error": 1}
+    summary = store.summary(job_id)
+    assert summary["failures"] == {"s3://in/p/b.jpg": "decode_error"}
+    assert summary["models"] == {"uri": "s3://m/set", "version": "v1"}
+
+
+def test_not_finished_until_listing_done(store, job_id):
+    store.create(job_id, "in/", "out/", "m", "v")
+    store.record_enqueued(job_id, items=1, tasks=1, skipped=0, cursor="a")
+    assert store.record_task(job_id, 0, {}, done=1) == 1
+    assert not store.get(job_id).finished
+    assert store.finish_listing(job_id) is True
+    assert store.get(job_id).finished
+
+
+def test_duplicate_job_and_unknown_job(store, job_id):
+    store.create(job_id, "in/", "out/", "m", "v")
+    with pytest.raises(ValueError, match="already exists"):
+        store.create(job_id, "in/", "out/", "m", "v")
+    with pytest.raises(JobNotFound):
+        store.get(job_id + "-missing")
