@@ -93,6 +93,20 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     one.set_defaults(handler=_lazy("converter.convert_cli", "cmd_convert_model"))
 
 
+def _add_worker(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="run a Celery worker: OCR tasks from the broker, results to storage")
+    p.add_argument("--concurrency", type=int, default=4, help="tasks in flight at once (their items share batches)")
+    p.add_argument("--pool", choices=["threads", "prefork", "solo"], default="threads")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--max-batch-images", type=int, help="dynamic batcher: images per engine batch")
+    p.add_argument("--max-delay-ms", type=float, default=20.0, help="dynamic batcher: longest wait for a fuller batch")
+    p.add_argument("--redelivery-cap", type=int, default=3, help="worker deaths an item may cause before worker_lost")
+    p.add_argument("--queue", default="docmill")
+    p.add_argument("--hostname", help="Celery node name (default: celery@HOST)")
+    p.set_defaults(handler=_lazy("worker.cli", "cmd_worker"))
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="summarise a folder of results as a table")
     p.add_argument("results", help="the --out folder of a run")
@@ -137,7 +151,7 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docmill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_config, _add_models, _add_samples, _add_report, _add_convert):
+    for add in (_add_run, _add_config, _add_models, _add_samples, _add_report, _add_convert, _add_worker):
         add(sub)
     return parser
 

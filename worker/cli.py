@@ -1,0 +1,27 @@
+"""`docmill worker`: the Celery worker with docmill's defaults (thread pool, so every task of
+the process shares one engine and one dynamic batcher)."""
+
+from __future__ import annotations
+
+import argparse
+
+from docmill.settings import Settings
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from worker import app as celery_app
+    from worker.metrics import serve
+
+    celery_app.HOST_OPTIONS.update(
+        device=args.device, max_batch_images=args.max_batch_images, max_delay_ms=args.max_delay_ms,
+        redelivery_cap=args.redelivery_cap)
+    if args.metrics_port is not None:
+        serve(celery_app.host().metrics, args.metrics_port)
+    argv = ["worker", f"--pool={args.pool}", f"--concurrency={args.concurrency}", "-Q", args.queue,
+            f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle",
+            "--without-heartbeat"]
+    if args.hostname:
+        argv.append(f"--hostname={args.hostname}")
+    celery_app.app.worker_main(argv=argv)
+    return 0
+
