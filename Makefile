@@ -11,7 +11,7 @@ SHARED ?= ../shared
 OUT ?= out
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 
-.PHONY: install models samples run test test-all services bench clean
+.PHONY: install models samples run test chaos services bench clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,9 @@ services:
 
 test: install services
 	$(BIN)/python -m pytest -q
+
+chaos: install services
+	$(BIN)/python -m pytest -q -m chaos
 
 $(PEER_VENV)/.installed:
 	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)

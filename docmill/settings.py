@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(100_000_000, ge=1)
     broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     s3_endpoint_url: str | None = None
+    visibility_timeout_s: int = Field(3600, ge=1, description="broker re-delivers unacked tasks after this; "
+                                      "keep it longer than the slowest task")
+    fault_crash_on_source: str | None = Field(None, description="test-only fault injection: a worker process "
+                                              "dies when it starts an item whose source contains this text")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     engine: EngineOverrides = Field(default_factory=EngineOverrides)
 

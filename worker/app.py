@@ -22,7 +22,6 @@ from worker.task_runner import TransientError, WorkerHost, run_task
 
 log = logging.getLogger(__name__)
 
-VISIBILITY_TIMEOUT_S = 3600
 MAX_TRANSIENT_RETRIES = 8
 
 
@@ -34,7 +33,7 @@ def make_app(settings: Settings) -> Celery:
         task_ignore_result=True, result_backend=None,
         task_acks_late=True, task_reject_on_worker_lost=True, task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1, task_default_queue=QUEUE,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )

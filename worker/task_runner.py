@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -139,6 +140,10 @@ def _isolated(host: WorkerHost, task: OcrTask, item: TaskItem, loaded: LoadedMod
 
 
 def _load(host: WorkerHost, item: TaskItem) -> DecodedItem:
+    poison = host.settings.fault_crash_on_source
+    if poison and poison in item.src:
+        log.error("fault injection: dying on %s", item.src)
+        os._exit(137)
     return load_item(_ref(item), item.dst, host.settings)
 
 

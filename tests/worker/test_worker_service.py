@@ -112,3 +112,48 @@ def test_tasks_through_the_broker_give_results_counts_and_summary(
     summary = json.loads(s3_client.get_object(Bucket=s3_bucket, Key=f"out/_docmill/jobs/{job_id}.json")["Body"].read())
     assert summary["done"] == len(items) - 2 and summary["failure_codes"] == {"decode_error": 2}
     assert set(summary["failures"]) == {f"s3://{s3_bucket}/in/bad/zero.jpg", f"s3://{s3_bucket}/in/bad/truncated.jpg"}
+
+
+@pytest.mark.chaos
+def test_poison_item_ends_as_worker_lost_and_the_job_completes(
+        published_models, s3_endpoint, s3_client, s3_bucket, redis_url, job_id, sample_pages, tmp_path):
+    """An item that kills its worker every time: after the redelivery cap it gets a
+    `worker_lost` result, its task mates get real results, and the job finishes."""
+    images, _ = sample_pages
+    items = []
+    for name in ("letter.png", "poison.png", "rotated.jpg"):
+        body = cv2.imencode(".png", images["letter.png" if name == "poison.png" else name])[1].tobytes()
+        etag = s3_client.put_object(Bucket=s3_bucket, Key=f"in/{name}", Body=body)["ETag"].strip('"')
+        items.append(TaskItem(src=f"s3://{s3_bucket}/in/{name}", dst=f"s3://{s3_bucket}/out/{name}.json", etag=etag))
+    store = JobStore(connect(redis_url))
+    out_prefix = f"s3://{s3_bucket}/out"
+    store.create(job_id, f"s3://{s3_bucket}/in/", out_prefix, published_models.uri, published_models.version)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    _send(redis_url, queue, OcrTask(job=job_id, seq=0, models=published_models, out_prefix=out_prefix, items=items))
+    store.record_enqueued(job_id, items=3, tasks=1, skipped=0, cursor=items[-1].src)
+    store.finish_listing(job_id)
+    env = dict(os.environ, DOCMILL_BROKER_URL=redis_url, DOCMILL_S3_ENDPOINT_URL=s3_endpoint,
+               DOCMILL_CACHE_DIR=str(tmp_path / "cache"), DOCMILL_VISIBILITY_TIMEOUT_S="2",
+               DOCMILL_FAULT_CRASH_ON_SOURCE="poison.png")
+    deaths = 0
+    deadline = time.time() + 240
+    while not store.get(job_id).finished and time.time() < deadline:
+        proc = subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue,
+                                 "--device", "cpu", "--redelivery-cap", "2"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and not store.get(job_id).finished and time.time() < deadline:
+            time.sleep(0.5)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        else:
+            deaths += 1
+    state = store.get(job_id)
+    assert state.finished, state
+    assert deaths == 3  # the batched try, then two isolated tries (the cap), then worker_lost
+    assert (state.done, state.failed, state.failure_codes) == (2, 1, {"worker_lost": 1})
+    poison = json.loads(s3_client.get_object(Bucket=s3_bucket, Key="out/poison.png.json")["Body"].read())
+    validate_result(poison)
+    assert poison["error"]["code"] == "worker_lost"
+    good = json.loads(s3_client.get_object(Bucket=s3_bucket, Key="out/letter.png.json")["Body"].read())
+    assert good["error"] is None and good["lines"]
