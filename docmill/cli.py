@@ -114,6 +114,37 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_lazy("docmill.report", "cmd_report"))
 
 
+def _add_produce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("produce", help="list an input prefix and enqueue OCR tasks as a tracked job")
+    p.add_argument("input", nargs="?", help="s3://bucket/prefix/ (or a folder) holding the images")
+    p.add_argument("--out", help="s3://bucket/prefix/ (or a folder) for the results")
+    p.add_argument("--job", help="job id (default: generated from the time)")
+    p.add_argument("--models", help="published model set: s3://.../<set> (LATEST is read once, "
+                   "at job start), s3://.../<set>/<version>, or a folder (default: settings)")
+    p.add_argument("--include", help='glob patterns, comma-separated (default: common image types, '
+                   'e.g. "*.jpg,*.png,*.tif"); a pattern with "/" matches the whole key')
+    p.add_argument("--chunk", type=int, default=16, help="images per task (default 16)")
+    skip = p.add_mutually_exclusive_group()
+    skip.add_argument("--skip-existing", dest="skip_existing", action="store_true", default=True,
+                      help="skip images whose result has the same source ETag and model version (default)")
+    skip.add_argument("--force", dest="skip_existing", action="store_false", help="redo every image")
+    p.add_argument("--max-pending", type=int, default=10_000,
+                   help="wait while the queue holds more tasks than this (default 10000)")
+    p.add_argument("--queue", default="docmill", help="Celery queue the workers consume (default docmill)")
+    p.add_argument("--resume", metavar="JOB", help="continue a job after its last enqueued key, "
+                   "with the job's own settings (only --max-pending may change)")
+    p.set_defaults(handler=_lazy("producer.cli", "cmd_produce"))
+
+
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="show a job's counts, images/s and ETA")
+    p.add_argument("job")
+    p.add_argument("--watch", action="store_true", help="refresh until the job is finished")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
+    p.set_defaults(handler=_lazy("docmill.status", "cmd_status"))
+
+
 def _lazy(module: str, func: str) -> Callable[[argparse.Namespace, Settings], int]:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         import importlib
@@ -151,7 +182,8 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docmill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_config, _add_models, _add_samples, _add_report, _add_convert, _add_worker):
+    for add in (_add_run, _add_config, _add_models, _add_samples, _add_report, _add_convert, _add_worker,
+                _add_produce, _add_status):
         add(sub)
     return parser
 

@@ -59,7 +59,8 @@ class ObjectRef:
 class Storage(Protocol):
     """What the runner and workers need from a place that holds images and results."""
 
-    def iter_objects(self, root_uri: str, suffixes: tuple[str, ...]) -> Iterator[ObjectRef]: ...
+    def iter_objects(self, root_uri: str, suffixes: tuple[str, ...],
+                     start_after: str = "") -> Iterator[ObjectRef]: ...
 
     def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes: ...
 
@@ -147,20 +148,27 @@ class LocalStorage:
     """Plain files. Writes are atomic (temp file + os.replace), so a reader never sees half a
     result, even when a worker dies mid-write. Content type and metadata are not stored."""
 
-    def iter_objects(self, root_uri: str, suffixes: tuple[str, ...]) -> Iterator[ObjectRef]:
+    def iter_objects(self, root_uri: str, suffixes: tuple[str, ...],
+                     start_after: str = "") -> Iterator[ObjectRef]:
         """Files under the folder, recursively, in sorted order (folders one by one, so a
         huge tree is never listed at once). A root that is a file yields just that file,
-        whatever its suffix: a file named explicitly is never skipped in silence."""
+        whatever its suffix: a file named explicitly is never skipped in silence.
+        `start_after` (a key this listing yielded) resumes after that key, in this order."""
         root = _local_path(root_uri)
         if root.is_file():
-            yield ObjectRef(str(root), root.name, root.stat().st_size)
+            if not start_after:
+                yield ObjectRef(str(root), root.name, root.stat().st_size)
             return
         if not root.is_dir():
             raise ObjectNotFound(f"{root_uri}: no such file or folder")
+        after = _walk_order(start_after) if start_after else ()
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
+            rel = Path(dirpath).relative_to(root).as_posix()
+            here = tuple((1, part) for part in rel.split("/") if part not in ("", "."))
+            # Prune folders that lie wholly before the cursor, so a resume does not re-walk them.
+            dirnames[:] = [d for d in sorted(dirnames) if not _wholly_before(here + ((1, d),), after)]
             for name in sorted(filenames):
-                if _matches(name, suffixes):
+                if _matches(name, suffixes) and here + ((0, name),) > after:
                     yield self._ref(root, Path(dirpath) / name)
 
     @staticmethod
@@ -216,6 +224,18 @@ class LocalStorage:
         return ObjectRef(uri, path.name, st.st_size)
 
 
+def _walk_order(key: str) -> tuple[tuple[int, str], ...]:
+    """A sort key matching LocalStorage's listing order: in each folder, its files (by name)
+    come before its subfolders (by name)."""
+    parts = key.split("/")
+    return tuple((1, part) for part in parts[:-1]) + ((0, parts[-1]),)
+
+
+def _wholly_before(folder: tuple[tuple[int, str], ...], after: tuple[tuple[int, str], ...]) -> bool:
+    """Whether every key under `folder` sorts at or before the cursor `after`."""
+    return bool(after) and folder < after[: len(folder)]
+
+
 def _check_size(uri: str, size: int | None, max_bytes: int | None) -> None:
     if max_bytes is not None and size is not None and size > max_bytes:
         raise ObjectTooLarge(f"{uri}: {size} bytes exceeds the limit of {max_bytes}")
@@ -244,18 +264,24 @@ class S3Storage:
         self.client = boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url or None, config=Config(**options))
 
-    def iter_objects(self, root_uri: str, suffixes: tuple[str, ...]) -> Iterator[ObjectRef]:
+    def iter_objects(self, root_uri: str, suffixes: tuple[str, ...],
+                     start_after: str = "") -> Iterator[ObjectRef]:
         """Objects under the prefix, page by page (ListObjectsV2), in key order. A root naming
         one object yields that object; otherwise the root is a folder: 's3://b/imgs' lists
-        'imgs/...' but not 'imgs2/...'."""
+        'imgs/...' but not 'imgs2/...'. `start_after` (a key this listing yielded) resumes
+        after that key: the server skips what precedes it (StartAfter)."""
         bucket, key = split_s3_uri(root_uri)
         if key and not key.endswith("/"):
             single = self._head_or_none(bucket, key, root_uri)
             if single is not None:
-                yield single
+                if not start_after:
+                    yield single
                 return
             key += "/"
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        params = {"Bucket": bucket, "Prefix": key}
+        if start_after:
+            params["StartAfter"] = key + start_after
+        pages = self.client.get_paginator("list_objects_v2").paginate(**params)
         try:
             for page in pages:
                 for obj in page.get("Contents", ()):

@@ -1,0 +1,256 @@
+"""One job's tasks onto the Celery queue: pinned models, backpressure, a resumable cursor.
+
+The producer builds its own Celery client (JSON only) and sends by task name, so it never
+imports worker code or its dependencies. After each chunk is on the queue, the job state
+records the chunk's counts and its last key (the cursor) in one Redis round trip; a resumed
+run lists from that key on and numbers its tasks from `tasks_enqueued`, so it makes the same
+tasks, with the same `seq`, as the run it continues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from docmill.jobs import JobState, JobStore, summary_uri
+from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
+from docmill.modelset import LATEST_FILE, MANIFEST_FILE, Manifest, ModelSetError, find_local_set
+from docmill.settings import Settings
+from docmill.storage import ObjectNotFound, ObjectRef, Storage, is_s3_uri, join_uri, open_storage, result_uri
+from producer.listing import ResultCheck, chunked, iter_sources, parse_include
+
+log = logging.getLogger(__name__)
+
+PLAN_FIELD = "producer_plan"  # in the job's hash, beside JobStore's own fields
+POLL_START_S = 0.05
+POLL_MAX_S = 1.0
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything that decides which tasks a job gets. Stored with the job, so a resumed run
+    makes the same chunks as the run it continues, whatever flags it is given."""
+
+    in_uri: str
+    out_uri: str
+    models: ModelsRef
+    models_set: str
+    include: str
+    chunk: int
+    skip_existing: bool
+    queue: str = QUEUE
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def models_tag(self) -> str:
+        """How results name their model set: the worker's `docmill-models` metadata."""
+        return f"{self.models_set}@{self.models.version}"
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "models": self.models.model_dump()}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "JobPlan":
+        data = json.loads(text)
+        return cls(**{**data, "models": ModelsRef(**data["models"])})
+
+
+def save_plan(store: JobStore, job: str, plan: JobPlan) -> None:
+    store.r.hset(store.key(job), PLAN_FIELD, plan.to_json())
+
+
+def load_plan(store: JobStore, job: str) -> JobPlan:
+    text = store.r.hget(store.key(job), PLAN_FIELD)
+    if not text:
+        raise ValueError(f"job {job!r} was not started by `docmill produce`; it cannot be resumed")
+    return JobPlan.from_json(text)
+
+
+# --- the model set --------------------------------------------------------------------------
+
+
+def resolve_models(uri: str, settings: Settings) -> tuple[ModelsRef, str]:
+    """Pin a published set to one version, once, at job start: (version folder, set name).
+
+    `uri` is `s3://.../<set>` (follows LATEST), `s3://.../<set>/<version>`, or a local set or
+    version folder (or a cached set name) for a single-machine stack."""
+    if is_s3_uri(uri):
+        base, manifest = _published_manifest(uri.rstrip("/"), open_storage(uri, settings))
+    else:
+        folder = find_local_set(uri, settings.model_cache)
+        if folder is None:
+            raise ModelSetError(f"--models {uri}: not a published model set (s3://.../<set>, "
+                                f"a set folder with {LATEST_FILE}, or a version folder)")
+        base = str(folder.resolve())
+        manifest = Manifest.model_validate_json((folder / MANIFEST_FILE).read_bytes())
+    return ModelsRef(uri=base, version=manifest.version), manifest.name
+
+
+def _published_manifest(base: str, storage: Storage) -> tuple[str, Manifest]:
+    try:
+        return base, Manifest.model_validate_json(storage.read_bytes(join_uri(base, MANIFEST_FILE)))
+    except ObjectNotFound:
+        pass
+    try:
+        version = storage.read_bytes(join_uri(base, LATEST_FILE)).decode().strip()
+    except ObjectNotFound:
+        raise ModelSetError(f"--models {base}: neither {MANIFEST_FILE} nor {LATEST_FILE} found; "
+                            "not a published model set") from None
+    base = join_uri(base, version)
+    return base, Manifest.model_validate_json(storage.read_bytes(join_uri(base, MANIFEST_FILE)))
+
+
+# --- the queue ------------------------------------------------------------------------------
+
+
+class TaskSender:
+    """Celery's client side, configured here: JSON out, nothing else accepted."""
+
+    def __init__(self, broker_url: str, queue: str = QUEUE) -> None:
+        from celery import Celery
+
+        self.app = Celery("docmill-producer", broker=broker_url, set_as_current=False)
+        self.app.conf.update(task_serializer="json", accept_content=["json"],
+                             result_serializer="json", broker_connection_retry_on_startup=True)
+        self.queue = queue
+        self._producer: Any = None
+
+    @contextmanager
+    def connected(self) -> Iterator["TaskSender"]:
+        """Hold one broker connection for a whole job instead of one per task."""
+        with self.app.producer_or_acquire() as producer:
+            self._producer = producer
+            try:
+                yield self
+            finally:
+                self._producer = None
+
+    def send(self, task: OcrTask) -> None:
+        """The task id is `<job>:<seq>`: a task sent twice (a crash between sending and
+        recording it) carries the same id and seq, which workers count once."""
+        self.app.send_task(TASK_NAME, args=[task.to_payload()], queue=self.queue,
+                           task_id=task.task_key, producer=self._producer)
+
+
+class Backpressure:
+    """Wait while the queue's Redis list holds more than `max_pending` tasks, so Redis memory
+    stays bounded however large the listing is."""
+
+    def __init__(self, client: Any, queue: str, max_pending: int) -> None:
+        self.client = client
+        self.queue = queue
+        self.max_pending = max_pending
+
+    def wait(self, on_wait: Callable[[int], None] | None = None) -> float:
+        """Seconds spent waiting; polls back off to POLL_MAX_S."""
+        waited, delay = 0.0, POLL_START_S
+        while (depth := self.client.llen(self.queue)) > self.max_pending:
+            if on_wait:
+                on_wait(depth)
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, POLL_MAX_S)
+        return waited
+
+
+# --- the job --------------------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    """This run's progress (a resumed run counts from zero)."""
+
+    listed: int = 0
+    enqueued: int = 0
+    skipped: int = 0
+    tasks: int = 0
+    left_out: int = 0
+    waited_s: float = 0.0
+    waiting_depth: int = 0
+
+
+@dataclass
+class Services:
+    store: JobStore
+    sender: TaskSender
+    backpressure: Backpressure
+    in_storage: Storage
+    out_storage: Storage
+
+
+def run_job(job: str, plan: JobPlan, state: JobState, svc: Services,
+            on_progress: Callable[[Counts], None] = lambda c: None) -> bool:
+    """List after the job's cursor, enqueue chunk by chunk, close the listing. True when the
+    job is finished already (nothing left for workers); its summary is then written here."""
+    counts, seq = Counts(), state.tasks_enqueued
+    check = ResultCheck(svc.out_storage, plan.models_tag) if plan.skip_existing else None
+    refs = iter_sources(svc.in_storage, plan.in_uri, parse_include(plan.include), state.cursor)
+    try:
+        with svc.sender.connected():
+            for chunk in chunked(refs, plan.chunk):
+                seq += _enqueue_chunk(job, seq, chunk, plan, svc, check, counts, on_progress)
+                on_progress(counts)
+    finally:
+        if check:
+            check.close()
+    finished = svc.store.finish_listing(job)
+    if finished:
+        write_summary(svc.store, job, plan.out_uri, svc.out_storage)
+    return finished
+
+
+def _enqueue_chunk(job: str, seq: int, chunk: list[ObjectRef], plan: JobPlan, svc: Services,
+                   check: ResultCheck | None, counts: Counts,
+                   on_progress: Callable[[Counts], None]) -> int:
+    """Send one chunk's task (unless nothing in it needs doing) and record it; the number of
+    tasks sent (0 or 1)."""
+    items = _items(chunk, plan.out_uri, counts)
+    todo = check.pending(items) if check else items
+    if todo:
+        def waiting(depth: int) -> None:
+            counts.waiting_depth = depth
+            on_progress(counts)
+
+        counts.waited_s += svc.backpressure.wait(waiting)
+        counts.waiting_depth = 0
+        svc.sender.send(OcrTask(job=job, seq=seq, models=plan.models, options=plan.options,
+                                out_prefix=plan.out_uri, items=todo))
+    skipped = len(items) - len(todo)
+    svc.store.record_enqueued(job, items=len(todo), tasks=int(bool(todo)), skipped=skipped,
+                              cursor=chunk[-1].key)
+    counts.listed += len(chunk)
+    counts.enqueued += len(todo)
+    counts.skipped += skipped
+    counts.tasks += int(bool(todo))
+    return int(bool(todo))
+
+
+def _items(chunk: list[ObjectRef], out_uri: str, counts: Counts) -> list[TaskItem]:
+    """Task items for a chunk. A key that cannot map to a result inside the output prefix
+    ('..' segments) is left out with a warning rather than stopping a long backfill."""
+    items = []
+    for ref in chunk:
+        try:
+            dst = result_uri(out_uri, ref.key)
+        except ValueError as exc:
+            log.warning("left out %s: %s", ref.uri, exc)
+            counts.left_out += 1
+            continue
+        items.append(TaskItem(src=ref.uri, dst=dst, etag=ref.etag, bytes=ref.size))
+    return items
+
+
+def write_summary(store: JobStore, job: str, out_uri: str, storage: Storage) -> str:
+    """OUT/_docmill/jobs/<job>.json, for a job the producer itself finished (all skipped)."""
+    uri = summary_uri(out_uri, job)
+    data = json.dumps(store.summary(job), indent=1, sort_keys=True).encode()
+    storage.write_bytes(uri, data, content_type="application/json")
+    return uri
