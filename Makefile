@@ -11,7 +11,7 @@ SHARED ?= ../shared
 OUT ?= out
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 
-.PHONY: install models samples run test chaos services bench clean
+.PHONY: install models samples run test chaos services stack stack-down bench clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,12 @@ services:
 
 test: install services
 	$(BIN)/python -m pytest -q
+
+stack: install
+	$(BIN)/python scripts/stack.py
+
+stack-down:
+	-for p in out/stack/worker.pid out/stack/s3.pid; do test -f $$p && kill $$(cat $$p); rm -f $$p; done
 
 chaos: install services
 	$(BIN)/python -m pytest -q -m chaos
