@@ -55,6 +55,7 @@ $(PEER_VENV)/.installed:
 
 bench: models $(PEER_VENV)/.installed
 	$(BIN)/python -m bench.run_bench --dataset all --repeat 3 --models $(MODELS)
+	$(BIN)/python -m bench.distributed --models $(MODELS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache
