@@ -162,12 +162,14 @@ def compare(reference: list[np.ndarray], converted: list[np.ndarray]) -> float:
 
 def check_parity(model: PaddleModel, onnx_path: Path, stage: str, tolerance: float,
                  real_inputs: list[tuple[str, np.ndarray]] = (),
-                 real_tolerance: float = DEFAULT_REAL_TOLERANCE) -> ParityReport:
-    """Compare the two sides on random inputs (three or more shapes) and on `real_inputs`."""
+                 real_tolerance: float = DEFAULT_REAL_TOLERANCE,
+                 declared: tuple[int, ...] | None = None) -> ParityReport:
+    """Compare the two sides on random inputs (three or more shapes of `declared`, by default
+    the Paddle program's input shape) and on `real_inputs`."""
     paddle_side, onnx_side = PaddleRunner(model), OnnxRunner(onnx_path)
     rng = np.random.default_rng(RANDOM_SEED)
     inputs = [("random", rng.uniform(-1.0, 1.0, shape).astype(np.float32), tolerance)
-              for shape in random_shapes(model.inputs[0].shape, stage)]
+              for shape in random_shapes(declared or model.inputs[0].shape, stage)]
     inputs += [(label, array, real_tolerance) for label, array in real_inputs]
     return ParityReport(tuple(
         ParityCase(label, array.shape, compare(paddle_side.run([array]), onnx_side.run([array])), limit)

@@ -80,6 +80,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="fix an input shape after conversion (repeatable)")
     p.add_argument("--no-slim", action="store_true", help="skip onnxslim")
     p.add_argument("--tolerance", type=float, default=1e-4, help="parity: max abs difference allowed")
+    p.add_argument("--real-tolerance", type=float, default=1e-3,
+                   help="parity on real inputs (a page, its line crops): max abs difference allowed")
     p.add_argument("--dry-run", action="store_true", help="convert and check, publish nothing")
     msub = p.add_subparsers(dest="convert_command")
     one = msub.add_parser("model", help="convert any one Paddle model to ONNX with the same checks")
@@ -90,6 +92,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     one.add_argument("--opset", type=int, default=11)
     one.add_argument("--no-slim", action="store_true")
     one.add_argument("--tolerance", type=float, default=1e-4)
+    one.add_argument("--input-shape", action="append", default=[], metavar="NAME=[dims]",
+                     help="fix an input shape after conversion (repeatable)")
     one.set_defaults(handler=_lazy("converter.convert_cli", "cmd_convert_model"))
 
 
