@@ -19,7 +19,7 @@ from docmill.settings import Settings, mask_url
 from docmill.storage import StorageError, open_storage
 from producer.enqueue import (Backpressure, Counts, JobPlan, Services, TaskSender, load_plan,
                               resolve_models, run_job, save_plan)
-from producer.listing import DEFAULT_INCLUDE, parse_include
+from producer.listing import DEFAULT_INCLUDE, drop_last_modified, parse_include
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,6 +88,7 @@ def _produce(job: str, plan: JobPlan, state: JobState, store: JobStore, broker: 
                    backpressure=Backpressure(store.r, plan.queue, max_pending),
                    in_storage=open_storage(plan.in_uri, settings),
                    out_storage=open_storage(plan.out_uri, settings))
+    drop_last_modified(svc.in_storage)
     started = time.monotonic()
     try:
         with _progress() as show:

@@ -22,13 +22,14 @@ from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
 from docmill.modelset import LATEST_FILE, MANIFEST_FILE, Manifest, ModelSetError, find_local_set
 from docmill.settings import Settings
 from docmill.storage import ObjectNotFound, ObjectRef, Storage, is_s3_uri, join_uri, open_storage, result_uri
-from producer.listing import ResultCheck, chunked, iter_sources, parse_include
+from producer.listing import ResultCheck, chunked, iter_sources, parse_include, prefetched
 
 log = logging.getLogger(__name__)
 
 PLAN_FIELD = "producer_plan"  # in the job's hash, beside JobStore's own fields
 POLL_START_S = 0.05
 POLL_MAX_S = 1.0
+PREFETCH_REFS = 2000  # listed ahead of sending: two S3 pages, a bounded amount of memory
 
 
 # --- the plan -------------------------------------------------------------------------------
@@ -135,9 +136,11 @@ class TaskSender:
 
     def send(self, task: OcrTask) -> None:
         """The task id is `<job>:<seq>`: a task sent twice (a crash between sending and
-        recording it) carries the same id and seq, which workers count once."""
+        recording it) carries the same id and seq, which workers count once. The short
+        argsrepr spares Celery a repr of the whole payload per task (a third of the send)."""
         self.app.send_task(TASK_NAME, args=[task.to_payload()], queue=self.queue,
-                           task_id=task.task_key, producer=self._producer)
+                           task_id=task.task_key, producer=self._producer,
+                           argsrepr=f"<{task.task_key}: {len(task.items)} items>", kwargsrepr="{}")
 
 
 class Backpressure:
@@ -195,7 +198,7 @@ def run_job(job: str, plan: JobPlan, state: JobState, svc: Services,
     refs = iter_sources(svc.in_storage, plan.in_uri, parse_include(plan.include), state.cursor)
     try:
         with svc.sender.connected():
-            for chunk in chunked(refs, plan.chunk):
+            for chunk in prefetched(chunked(refs, plan.chunk), PREFETCH_REFS // plan.chunk + 1):
                 seq += _enqueue_chunk(job, seq, chunk, plan, svc, check, counts, on_progress)
                 on_progress(counts)
     finally:

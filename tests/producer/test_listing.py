@@ -105,3 +105,52 @@ def test_result_check_reads_local_result_documents(tmp_path: Path):
             "old.json", "etag.json", "missing.json", "broken.json"]
     finally:
         check.close()
+
+
+def test_prefetched_keeps_order_raises_errors_and_stops_early():
+    from producer.listing import prefetched
+
+    assert list(prefetched(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise OSError("listing broke")
+
+    it = prefetched(failing(), depth=2)
+    assert next(it) == 1
+    with pytest.raises(OSError, match="listing broke"):
+        next(it)
+
+    pulled: list[int] = []
+
+    def endless():
+        n = 0
+        while True:
+            pulled.append(n)
+            yield n
+            n += 1
+
+    it = prefetched(endless(), depth=2)
+    assert next(it) == 0
+    it.close()  # the consumer left: the thread stops instead of listing forever
+    import time
+
+    time.sleep(0.3)
+    settled = len(pulled)
+    time.sleep(0.3)
+    assert len(pulled) == settled <= 5
+
+
+@pytest.mark.services
+def test_listing_without_last_modified_is_otherwise_the_same(s3_endpoint, s3_client, s3_bucket):
+    from producer.listing import drop_last_modified
+
+    put_objects(s3_client, s3_bucket, [f"in/{i}.jpg" for i in range(5)])
+    s3 = S3Storage(s3_endpoint)
+    before = list(iter_sources(s3, f"s3://{s3_bucket}/in/", ALL))
+    drop_last_modified(s3)
+    drop_last_modified(s3)  # once per client, however often it is called
+    seen: list[dict] = []
+    s3.client.meta.events.register("after-call.s3.ListObjectsV2", lambda parsed, **kw: seen.append(parsed))
+    assert list(iter_sources(s3, f"s3://{s3_bucket}/in/", ALL)) == before
+    assert seen and all("LastModified" not in obj for obj in seen[0]["Contents"])
