@@ -113,10 +113,12 @@ def _progress() -> Iterator[Callable[[Counts], None]]:
 
         def show(c: Counts) -> None:
             rate = c.listed / max(time.monotonic() - started, 1e-6)
-            wait = f" · queue full ({c.waiting_depth}), waiting" if c.waiting_depth else ""
-            progress.update(task, description=(
-                f"{c.listed:,} listed · {c.enqueued:,} enqueued in {c.tasks:,} tasks · "
-                f"{c.skipped:,} skipped · {rate:,.0f}/s{wait}"))
+            notes = [f"queue full ({c.waiting_depth}), waiting"] if c.waiting_depth else []
+            notes += [f"waited {c.waited_s:.0f}s for the queue"] if c.waited_s >= 1 else []
+            notes += [f"{c.left_out:,} unsafe keys left out"] if c.left_out else []
+            progress.update(task, description=" · ".join([
+                f"{c.listed:,} listed", f"{c.enqueued:,} enqueued in {c.tasks:,} tasks",
+                f"{c.skipped:,} skipped", f"{rate:,.0f}/s", *notes]))
 
         yield show
 
