@@ -38,7 +38,8 @@ from converter.onnx_info import read_onnx_info
 from converter.paddle2onnx_step import (MAX_OPSET, MIN_OPSET, ConversionFailed, OnnxFile, check_loads,
                                         dygraph_to_onnx, embed_dictionary, paddle_to_onnx, slim,
                                         written_opset)
-from converter.paddle_model import PaddleModel, Refused, check_dictionary_size, load_model, require_convert_stack
+from converter.paddle_model import (PaddleModel, Refused, check_dictionary_size, error_line, load_model,
+                                    require_convert_stack)
 from converter.parity import DEFAULT_REAL_TOLERANCE, ParityReport, SamplePage, check_parity, real_inputs, sample_page
 from converter.sources import SourceError, fetch, fetch_tree
 
@@ -203,7 +204,7 @@ def convert_paddle_model(model: PaddleModel, stage: str, options: ConvertOptions
     """paddle2onnx (with the input-shape fix), onnxslim, the dictionary, then both load gates."""
     scratch.mkdir(parents=True, exist_ok=True)
     stderr_progress(f"{stage}: paddle2onnx (opset {options.opset} or above)")
-    raw = paddle_to_onnx(model, scratch / "converted.onnx", options.opset, scratch / "paddle2onnx",
+    raw = paddle_to_onnx(model, scratch / f"{stage}.onnx", options.opset, scratch / "paddle2onnx",
                          options.input_shapes.get(stage))
     return finish_onnx(raw, stage, options, scratch, dictionary)
 
@@ -215,7 +216,7 @@ def finish_onnx(raw: Path, stage: str, options: ConvertOptions, scratch: Path,
     final = raw
     if options.slim:
         stderr_progress(f"{stage}: onnxslim")
-        final = slim(raw, scratch / "slim.onnx")
+        final = slim(raw, scratch / f"{stage}.slim.onnx")
     if dictionary is not None:
         embed_dictionary(final, dictionary)
     stderr_progress(f"{stage}: onnx.checker full check and onnxruntime load")
@@ -228,8 +229,12 @@ def gate_parity(model: PaddleModel, onnx_path: Path, stage: str, options: Conver
     """Run parity on the shapes the ONNX file accepts; fail the job above the tolerance."""
     declared = _declared_shape(model, onnx_path)
     fitting = [(label, array) for label, array in real if _fits(array.shape, declared)]
-    report = check_parity(model, onnx_path, stage, options.tolerance, fitting, options.real_tolerance,
-                          declared)
+    try:
+        report = check_parity(model, onnx_path, stage, options.tolerance, fitting, options.real_tolerance,
+                              declared)
+    except Exception as exc:  # noqa: BLE001 - paddle and onnxruntime raise their own types
+        raise ConversionFailed(f"{stage}: parity could not run on shapes {list(declared)} "
+                               f"({error_line(exc)})") from exc
     failure = report.first_failure()
     if failure is not None:
         raise ConversionFailed(f"{stage}: parity failed on {failure.input} {list(failure.shape)}: max abs "
@@ -351,7 +356,7 @@ def _convert_one(args: argparse.Namespace, options: ConvertOptions, scratch: Pat
     if args.dygraph:
         spec = _parse_dims(args.input_spec, "--input-spec", allow_none=True)
         stderr_progress(f"model: exporting {args.dygraph} with paddle.onnx.export")
-        raw = scratch / "exported.onnx"
+        raw = scratch / "model.onnx"
         model = load_model(dygraph_to_onnx(args.dygraph, spec, raw, options.opset, scratch / "export"))
         source = args.dygraph
         onnx_file = finish_onnx(raw, "model", options, scratch, model.yml_dictionary())

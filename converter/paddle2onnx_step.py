@@ -5,11 +5,11 @@ its working directory, keeps paddle's global static-graph state, swallows its ow
 logs them and writes no file) and can abort the whole process from C++. A child confines all
 of that; the parent only reads the file it wrote.
 
-Legacy models (`inference.pdmodel`) are first translated to PIR with paddle's own translator,
-then each `*_interp` op's `scale` attribute is retyped from float64 to float32: paddle2onnx
-2.0.1 expects float32 there ("the 0th elementwise MUST be ir::FloatAttribute") and the PIR
-models paddle 3 writes itself use float32, so the retyped program is the one paddle would
-have written. Without it no legacy det model (FPN upsampling) converts.
+Legacy models (`inference.pdmodel`) are first translated to PIR with paddle's own translator.
+Then, in every program, each `*_interp` op's `scale` attribute is retyped from float64 to
+float32: paddle2onnx 2.0.1 expects float32 there ("the 0th elementwise MUST be
+ir::FloatAttribute"), as the official PP-OCRv5 PIR files have it. Without it no legacy det
+model (FPN upsampling) converts, nor a model paddle 3.3.1 itself saves with nn.Upsample.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
-from converter.paddle_model import MODEL_PREFIX, PARAMS_FILE, PIR_FILE, PaddleModel, quiet_paddle
+from converter.paddle_model import MODEL_PREFIX, PARAMS_FILE, PIR_FILE, PaddleModel, error_line, quiet_paddle
 
 MIN_OPSET, MAX_OPSET = 7, 19
 DEFAULT_OPSET = 11  # what the seed documents ask for; paddle2onnx raises it where an op needs more
@@ -108,7 +108,11 @@ def slim(src: Path, dst: Path) -> Path:
     keeps outputs within 1e-6, and parity checks the slimmed file anyway."""
     import onnxslim
 
-    onnx.save(onnxslim.slim(str(src)), str(dst))
+    try:
+        onnx.save(onnxslim.slim(str(src)), str(dst))
+    except Exception as exc:  # noqa: BLE001 - onnxslim surfaces onnx and graph errors alike
+        raise ConversionFailed(f"{src.name}: onnxslim failed ({error_line(exc)}); "
+                               "--no-slim skips it, the load gates still run") from exc
     return dst
 
 
@@ -130,13 +134,13 @@ def check_loads(path: Path) -> ort.InferenceSession:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # noqa: BLE001 - onnx raises checker, shape-inference and IO errors
-        raise ConversionFailed(f"{path.name}: fails onnx.checker full check ({_first_line(exc)})") from exc
+        raise ConversionFailed(f"{path.name}: fails onnx.checker full check ({error_line(exc)})") from exc
     try:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise ConversionFailed(f"{path.name}: onnxruntime cannot load it ({_first_line(exc)})") from exc
+        raise ConversionFailed(f"{path.name}: onnxruntime cannot load it ({error_line(exc)})") from exc
 
 
 def written_opset(path: Path) -> int:
@@ -146,8 +150,6 @@ def written_opset(path: Path) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
 
 
 # --- the child side ----------------------------------------------------------------------------
@@ -156,10 +158,12 @@ def _export_paddle(job: dict[str, Any]) -> None:
     import paddle2onnx
 
     prefix = Path(job["prefix"])
-    model_file = prefix.with_suffix(".json")
+    params = prefix.with_name(PARAMS_FILE)
+    pir_folder = Path.cwd() / "pir"
     if job["format"] == "legacy":
-        model_file = _legacy_to_pir(prefix, Path.cwd() / "pir")
-    params = model_file.with_name(PARAMS_FILE)
+        model_file, params = _legacy_to_pir(prefix, pir_folder), pir_folder / PARAMS_FILE
+    else:
+        model_file = _retyped_copy(prefix.with_suffix(".json"), pir_folder)
     out = Path(job["out"])
     paddle2onnx.export(str(model_file), str(params), str(out), opset_version=job["opset"],
                        auto_upgrade_opset=True, enable_onnx_checker=True)
@@ -170,8 +174,8 @@ def _export_paddle(job: dict[str, Any]) -> None:
 
 
 def _legacy_to_pir(prefix: Path, folder: Path) -> Path:
-    """Translate a legacy program to PIR (paddle's translator), save it with its parameters,
-    and retype the interp `scale` attributes (see the module docstring)."""
+    """Translate a legacy program to PIR (paddle's translator) and save it with its
+    parameters into `folder`; return the retyped json (see the module docstring)."""
     import paddle
     from paddle2onnx.convert import load_parameter, save_program
 
@@ -182,11 +186,18 @@ def _legacy_to_pir(prefix: Path, folder: Path) -> Path:
     pir_program = paddle.pir.translate_to_pir(program.desc)
     load_parameter(pir_program)
     save_program(pir_program, str(folder / MODEL_PREFIX))
-    json_file = folder / PIR_FILE
+    return _retyped_copy(folder / PIR_FILE, folder)
+
+
+def _retyped_copy(json_file: Path, folder: Path) -> Path:
+    """`folder/inference.json` with the interp scales retyped. paddle 3's own jit.save writes
+    float64 scales too (nn.Upsample), so PIR files need this as much as translated ones."""
     graph = json.loads(json_file.read_text("utf-8"))
     retype_interp_scale(graph)
-    json_file.write_text(json.dumps(graph), "utf-8")
-    return json_file
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / PIR_FILE
+    target.write_text(json.dumps(graph), "utf-8")
+    return target
 
 
 def retype_interp_scale(node: Any) -> int:
@@ -243,7 +254,7 @@ def main(argv: list[str]) -> int:
             else:
                 _export_dygraph(job)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
-        print(f"{_CHILD_ERROR_MARK}{_first_line(exc)}", flush=True)
+        print(f"{_CHILD_ERROR_MARK}{error_line(exc)}", flush=True)
         return 1
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ UNCONVERTIBLE_DECODERS = {"NRTRLabelDecode": "NRTR", "SARLabelDecode": "SAR",
 UNCONVERTIBLE_ALGORITHMS = frozenset(UNCONVERTIBLE_DECODERS.values())
 
 Format = Literal["legacy", "pir"]
+_PADDLE_ERROR = re.compile(r"\((InvalidArgument|Unimplemented|NotFound|PreconditionNotMet|OutOfRange|"
+                           r"Unavailable|Fatal|External|PermissionDenied|ResourceExhausted)\) ")
 
 
 class Refused(Exception):
@@ -103,6 +106,14 @@ def quiet_paddle() -> Iterator[None]:
         yield
 
 
+def error_line(exc: BaseException) -> str:
+    """One line for an exception. Paddle's messages open with a framework banner ("In user
+    code:", a C++ stack), so prefer its `(ErrorType) message` line when there is one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    tagged = [line for line in lines if _PADDLE_ERROR.search(line)]
+    return (tagged or lines or [exc.__class__.__name__])[0]
+
+
 def import_paddle() -> ModuleType:
     with quiet_paddle():
         import paddle
@@ -156,7 +167,7 @@ def refuse_unconvertible(yml: dict[str, Any] | None, folder: Path) -> None:
 def load_model(folder: Path) -> PaddleModel:
     """Detect, read inference.yml, refuse unconvertible architectures, then load program and
     parameters with paddle to learn the input and output shapes (and to refuse corrupt files)."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # paddle2onnx runs in another working directory
     model_format = detect_format(folder)
     yml = read_yml(folder)
     refuse_unconvertible(yml, folder)
@@ -175,8 +186,7 @@ def _program_shapes(prefix: Path, model_format: Format) -> tuple[tuple[TensorSha
                     return _legacy_shapes(paddle.static.load_inference_model(str(prefix), executor))
             return _pir_shapes(paddle.static.load_inference_model(str(prefix), executor))
     except Exception as exc:  # noqa: BLE001 - paddle raises many types for a bad file
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        raise Refused(f"{prefix.parent}: paddle cannot load this model ({first}); "
+        raise Refused(f"{prefix.parent}: paddle cannot load this model ({error_line(exc)}); "
                       "the files are corrupt, truncated or do not belong together") from exc
     finally:
         paddle.disable_static()
