@@ -33,7 +33,7 @@ from docmill.storage import StorageError
 
 from converter.convert_presets import CONVERT_PRESETS, ConvertRecipe
 from converter.modelset_build import Source, build_model_set, check_set_name, load_dictionary, stderr_progress
-from converter.models_cli import _publish as publish_set
+from converter.models_cli import publish_set
 from converter.onnx_info import read_onnx_info
 from converter.paddle2onnx_step import (MAX_OPSET, MIN_OPSET, ConversionFailed, OnnxFile, check_loads,
                                         dygraph_to_onnx, embed_dictionary, paddle_to_onnx, slim,

@@ -14,7 +14,7 @@ from docmill.cli import UsageError
 from docmill.modelset import (LATEST_FILE, MANIFEST_FILE, STAGES, Manifest, ModelSet, ModelSetError,
                               publish_local)
 from docmill.settings import Settings
-from docmill.storage import Storage, StorageError, is_s3_uri, join_uri, open_storage
+from docmill.storage import ObjectNotFound, Storage, StorageError, is_s3_uri, join_uri, open_storage
 
 from converter.modelset_build import SetRecipe, Source, check_set_name, import_set, stderr_progress
 from converter.presets import PRESETS, cached_preset
@@ -32,7 +32,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     try:
         folder = _import(recipe, settings, args.force)
         if args.publish:
-            _publish(folder, args.publish, settings)
+            publish_set(folder, args.publish, settings)
     except (SourceError, ModelSetError, StorageError) as exc:
         print(f"docmill: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -73,7 +73,7 @@ def _import(recipe: SetRecipe, settings: Settings, force: bool) -> Path:
     return import_set(recipe, settings)
 
 
-def _publish(folder: Path, dest: str, settings: Settings) -> None:
+def publish_set(folder: Path, dest: str, settings: Settings) -> None:
     """Publish a verified set to DEST/<set>/<version>/: a local folder or an s3:// prefix."""
     try:
         storage = open_storage(dest, settings)
@@ -89,9 +89,16 @@ def _publish(folder: Path, dest: str, settings: Settings) -> None:
 
 
 def _publish_to_storage(model_set: ModelSet, storage: Storage, dest: str) -> None:
-    """Objects first, manifest next, LATEST last: a reader that sees LATEST finds a whole set."""
+    """Objects first, manifest next, LATEST last: a reader that sees LATEST finds a whole set.
+    A version whose manifest is already there with the same bytes is not uploaded again
+    (the version is a content hash), only LATEST is pointed at it."""
     manifest = model_set.manifest
     prefix = f"{manifest.name}/{manifest.version}"
+    if _same_manifest(storage, join_uri(dest, f"{prefix}/{MANIFEST_FILE}"), manifest.to_json_bytes()):
+        stderr_progress(f"{manifest.name}: {manifest.version} already published")
+        storage.write_bytes(join_uri(dest, f"{manifest.name}/{LATEST_FILE}"), manifest.version.encode(),
+                            "text/plain", {})
+        return
     files = [(m.file, m.sha256) for m in manifest.models.values()]
     for file, sha256 in [*files, (manifest.dictionary.file, manifest.dictionary.sha256)]:
         stderr_progress(f"{manifest.name}: uploading {file}")
@@ -101,6 +108,13 @@ def _publish_to_storage(model_set: ModelSet, storage: Storage, dest: str) -> Non
                         "application/json", {})
     storage.write_bytes(join_uri(dest, f"{manifest.name}/{LATEST_FILE}"), manifest.version.encode(),
                         "text/plain", {})
+
+
+def _same_manifest(storage: Storage, uri: str, expected: bytes) -> bool:
+    try:
+        return storage.read_bytes(uri) == expected
+    except ObjectNotFound:
+        return False
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -226,27 +226,34 @@ def test_cli_publishes_to_a_local_folder(tiny_models, cache, tmp_path, capsys) -
 
 
 class RecordingStorage:
-    """Stands in for the S3 backend (docmill.storage, not the code under test) and keeps every
-    write in order."""
+    """The real S3 storage on the test server, keeping every write in order as it passes."""
 
-    def __init__(self) -> None:
+    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+        self.real = real
         self.writes: list[tuple[str, bytes, str, dict]] = []
+
+    def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
+        return self.real.read_bytes(uri, max_bytes)
 
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
                     metadata: dict | None = None) -> None:
         self.writes.append((uri, data, content_type, metadata or {}))
+        self.real.write_bytes(uri, data, content_type, metadata)
 
 
+@pytest.mark.services
 def test_cli_publishes_to_s3_objects_first_manifest_next_latest_last(tiny_models, cache, monkeypatch,
-                                                                     capsys) -> None:
-    storage = RecordingStorage()
+                                                                     capsys, s3_endpoint, s3_bucket) -> None:
+    from docmill.storage import S3Storage
+
+    storage = RecordingStorage(S3Storage(s3_endpoint))
     monkeypatch.setattr("converter.models_cli.open_storage", lambda uri, settings: storage)
-    assert main(_import_args(tiny_models, "--name", "tiny", "--publish", "s3://models/sets")) == 0
+    assert main(_import_args(tiny_models, "--name", "tiny", "--publish", f"s3://{s3_bucket}/sets")) == 0
     folder = Path(capsys.readouterr().out.strip())
-    prefix = f"s3://models/sets/tiny/{folder.name}"
+    prefix = f"s3://{s3_bucket}/sets/tiny/{folder.name}"
     uris = [w[0] for w in storage.writes]
     assert sorted(uris[:4]) == [f"{prefix}/{f}" for f in ("cls.onnx", "det.onnx", "dict.txt", "rec.onnx")]
-    assert uris[4:] == [f"{prefix}/manifest.json", "s3://models/sets/tiny/LATEST"]
+    assert uris[4:] == [f"{prefix}/manifest.json", f"s3://{s3_bucket}/sets/tiny/LATEST"]
     for uri, data, _, metadata in storage.writes[:4]:
         assert data == (folder / uri.rsplit("/", 1)[1]).read_bytes()
         assert metadata == {"sha256": sha256_file(folder / uri.rsplit("/", 1)[1])}
@@ -254,3 +261,19 @@ def test_cli_publishes_to_s3_objects_first_manifest_next_latest_last(tiny_models
     assert storage.writes[5][1] == folder.name.encode()
     dict_write = next(w for w in storage.writes if w[0].endswith("/dict.txt"))
     assert parse_dictionary(dict_write[1].decode()) == TINY_DICT and dict_write[2].startswith("text/plain")
+
+
+@pytest.mark.services
+def test_publish_to_s3_twice_uploads_once(tiny_models, cache, capsys, s3_client, s3_bucket, s3_endpoint,
+                                          monkeypatch) -> None:
+    monkeypatch.setenv("DOCMILL_S3_ENDPOINT_URL", s3_endpoint)
+    dest = f"s3://{s3_bucket}/sets"
+    assert main(_import_args(tiny_models, "--name", "tiny", "--publish", dest)) == 0
+    first = capsys.readouterr().err
+    assert "uploading det.onnx" in first
+    assert main(_import_args(tiny_models, "--name", "tiny", "--publish", dest)) == 0
+    second = capsys.readouterr().err
+    assert "already published" in second and "uploading" not in second
+    version = s3_client.get_object(Bucket=s3_bucket, Key="sets/tiny/LATEST")["Body"].read().decode()
+    keys = {o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert {f"sets/tiny/{version}/{f}" for f in ("det.onnx", "cls.onnx", "rec.onnx", "dict.txt", "manifest.json")} <= keys
