@@ -75,14 +75,17 @@ def produce(env: dict[str, str], prefix: str, models: str, chunk: int, queue: st
 
 
 def wait_job(env: dict[str, str], job: str, timeout: float = 1800) -> dict:
+    """Poll the job state in Redis directly: a `docmill status` process every poll would
+    steal the CPU the worker is being measured on."""
+    from docmill.jobs import JobStore, connect
+
+    store = JobStore(connect(env["DOCMILL_BROKER_URL"]))
     deadline = time.time() + timeout
     while time.time() < deadline:
-        out = subprocess.run([str(BIN / "docmill"), "status", job, "--json"], env=env, text=True,
-                             stdout=subprocess.PIPE, check=True)
-        state = json.loads(out.stdout)
-        if state["finished"]:
-            return state
-        time.sleep(0.2)
+        state = store.get(job)
+        if state.finished:
+            return state.model_dump()
+        time.sleep(0.1)
     raise RuntimeError(f"job {job} did not finish")
 
 
