@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from docmill.cli import UsageError
-from docmill.modelset import STAGES, ModelSet, ModelSetError, SourceProvenance
+from docmill.modelset import STAGES, ModelSetError, SourceProvenance
 from docmill.settings import Settings
 from docmill.storage import StorageError
 
 from converter.convert_presets import CONVERT_PRESETS, ConvertRecipe
-from converter.modelset_build import Source, build_model_set, check_set_name, load_dictionary, stderr_progress
-from converter.models_cli import publish_set
+from converter.modelset_build import Source, build_model_set, load_dictionary, stderr_progress
+from converter.models_cli import publish_set, recipe_from_args
 from converter.onnx_info import read_onnx_info
 from converter.paddle2onnx_step import (MAX_OPSET, MIN_OPSET, ConversionFailed, OnnxFile, check_loads,
                                         dygraph_to_onnx, embed_dictionary, paddle_to_onnx, slim,
@@ -82,7 +82,7 @@ class ConvertedModel:
 
 def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
     """Convert a preset or a custom set, gate it, build it and (with --publish) publish it."""
-    recipe = _recipe_from_args(args)
+    recipe = recipe_from_args(args, CONVERT_PRESETS, ConvertRecipe)
     options = _options_from_args(args, set(STAGES))
     try:
         require_convert_stack()
@@ -122,27 +122,6 @@ def _convert_set(recipe: ConvertRecipe, options: ConvertOptions, settings: Setti
     if args.publish:
         publish_set(folder, args.publish, settings)
     return str(folder)
-
-
-def _recipe_from_args(args: argparse.Namespace) -> ConvertRecipe:
-    """A preset, or a custom recipe from --det/--cls/--rec[/--dict] --name."""
-    given = [flag for flag in ("det", "cls", "rec", "dict", "name") if getattr(args, flag)]
-    if args.preset:
-        if given:
-            raise UsageError(f"--preset cannot be combined with --{', --'.join(given)}")
-        if args.preset not in CONVERT_PRESETS:
-            raise UsageError(f"unknown preset {args.preset!r}; presets: {', '.join(CONVERT_PRESETS)}")
-        return CONVERT_PRESETS[args.preset]
-    missing = [flag for flag in ("det", "cls", "rec", "name") if not getattr(args, flag)]
-    if missing:
-        raise UsageError(f"give --preset ({', '.join(CONVERT_PRESETS)}) or a custom set; "
-                         f"missing --{', --'.join(missing)}")
-    try:
-        check_set_name(args.name)
-    except ModelSetError as exc:
-        raise UsageError(str(exc)) from exc
-    return ConvertRecipe(name=args.name, det=Source(args.det), cls=Source(args.cls), rec=Source(args.rec),
-                         dictionary=Source(args.dict) if args.dict else None)
 
 
 def _prepare(recipe: ConvertRecipe, stage: str, downloads: Path, scratch: Path,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable, Mapping, TypeVar
 
 from docmill.cli import UsageError
 from docmill.modelset import (LATEST_FILE, MANIFEST_FILE, STAGES, Manifest, ModelSet, ModelSetError,
@@ -20,6 +21,8 @@ from converter.modelset_build import SetRecipe, Source, check_set_name, import_s
 from converter.presets import PRESETS, cached_preset
 from converter.sources import SourceError
 
+R = TypeVar("R")
+
 EXIT_FAILED = 1
 _CUSTOM_FLAGS = ("det", "cls", "rec", "dict", "name")
 _CONTENT_TYPES = {".onnx": "application/octet-stream", ".txt": "text/plain; charset=utf-8"}
@@ -28,7 +31,7 @@ _CONTENT_TYPES = {".onnx": "application/octet-stream", ".txt": "text/plain; char
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     """Import a preset or a custom set into the model cache, optionally publish it, and print
     its folder. Fetch and build failures print one line and exit 1."""
-    recipe = _recipe_from_args(args)
+    recipe = recipe_from_args(args, PRESETS, SetRecipe)
     try:
         folder = _import(recipe, settings, args.force)
         if args.publish:
@@ -40,27 +43,29 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _recipe_from_args(args: argparse.Namespace) -> SetRecipe:
-    """A preset, or a custom recipe from --det/--cls/--rec[/--dict] --name."""
+def recipe_from_args(args: argparse.Namespace, presets: Mapping[str, R],
+                     custom: Callable[..., R]) -> R:
+    """A preset from `presets`, or `custom(name=, det=, cls=, rec=, dictionary=)` built from
+    --det/--cls/--rec[/--dict] --name; the flag checks `models import` and `convert` share."""
     given = [flag for flag in _CUSTOM_FLAGS if getattr(args, flag)]
     if args.preset:
         if given:
             raise UsageError(f"--preset cannot be combined with --{', --'.join(given)}")
-        if args.preset not in PRESETS:
-            raise UsageError(f"unknown preset {args.preset!r}; presets: {', '.join(PRESETS)}")
-        return PRESETS[args.preset]
+        if args.preset not in presets:
+            raise UsageError(f"unknown preset {args.preset!r}; presets: {', '.join(presets)}")
+        return presets[args.preset]
     missing = [flag for flag in ("det", "cls", "rec", "name") if not getattr(args, flag)]
     if missing:
-        raise UsageError(f"give --preset ({', '.join(PRESETS)}) or a custom set; "
+        raise UsageError(f"give --preset ({', '.join(presets)}) or a custom set; "
                          f"missing --{', --'.join(missing)}")
-    if args.name in PRESETS:
+    if args.name in presets:
         raise UsageError(f"--name {args.name} is a preset's name; choose another for a custom set")
     try:
         check_set_name(args.name)
     except ModelSetError as exc:
         raise UsageError(str(exc)) from exc
-    return SetRecipe(name=args.name, det=Source(args.det), cls=Source(args.cls),
-                     rec=Source(args.rec), dictionary=Source(args.dict) if args.dict else None)
+    return custom(name=args.name, det=Source(args.det), cls=Source(args.cls), rec=Source(args.rec),
+                  dictionary=Source(args.dict) if args.dict else None)
 
 
 def _import(recipe: SetRecipe, settings: Settings, force: bool) -> Path:

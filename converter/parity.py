@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageDraw, ImageFont
+from PIL import ImageDraw, ImageFont
 
 from converter.paddle_model import PaddleModel, import_paddle
 from docmill.samplepages import PAGES, render

@@ -245,20 +245,10 @@ def fetch_remote_set(uri: str, settings: Any) -> Path:
     `uri` is `s3://bucket/prefix/<set>` (follows LATEST) or `.../<set>/<version>`. Files land
     in `<cache>/models/<set>/<version>/` under temporary names first; the manifest is written
     last, so an interrupted fetch is never mistaken for a complete set."""
-    from docmill.storage import ObjectNotFound, join_uri, open_storage
+    from docmill.storage import join_uri, open_storage
 
     storage = open_storage(uri, settings)
-    base = uri.rstrip("/")
-    try:
-        manifest_bytes = storage.read_bytes(join_uri(base, MANIFEST_FILE))
-    except ObjectNotFound:
-        try:
-            version = storage.read_bytes(join_uri(base, LATEST_FILE)).decode().strip()
-        except ObjectNotFound:
-            raise ModelSetError(f"{uri}: neither {MANIFEST_FILE} nor {LATEST_FILE} found; "
-                                "not a published model set") from None
-        base = join_uri(base, version)
-        manifest_bytes = storage.read_bytes(join_uri(base, MANIFEST_FILE))
+    base, manifest_bytes = read_published_manifest(storage, uri)
     manifest = Manifest.model_validate_json(manifest_bytes)
     target = settings.model_cache / manifest.name / manifest.version
     if (target / MANIFEST_FILE).is_file() and (target / MANIFEST_FILE).read_bytes() == manifest_bytes:
@@ -275,3 +265,23 @@ def fetch_remote_set(uri: str, settings: Any) -> Path:
         raise
     _write_atomic(target / MANIFEST_FILE, manifest_bytes)
     return target
+
+
+def read_published_manifest(storage: Any, uri: str) -> tuple[str, bytes]:
+    """(version folder URI, manifest bytes) of a published set: `uri` is a version folder,
+    or a set folder whose LATEST names the version. One read of LATEST, so a caller pins
+    the version it saw even while a new one is being published."""
+    from docmill.storage import ObjectNotFound, join_uri
+
+    base = uri.rstrip("/")
+    try:
+        return base, storage.read_bytes(join_uri(base, MANIFEST_FILE))
+    except ObjectNotFound:
+        pass
+    try:
+        version = storage.read_bytes(join_uri(base, LATEST_FILE)).decode().strip()
+    except ObjectNotFound:
+        raise ModelSetError(f"{uri}: neither {MANIFEST_FILE} nor {LATEST_FILE} found; "
+                            "not a published model set") from None
+    base = join_uri(base, version)
+    return base, storage.read_bytes(join_uri(base, MANIFEST_FILE))

@@ -19,9 +19,9 @@ from typing import Any
 
 from docmill.jobs import JobState, JobStore, summary_uri
 from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
-from docmill.modelset import LATEST_FILE, MANIFEST_FILE, Manifest, ModelSetError, find_local_set
+from docmill.modelset import LATEST_FILE, MANIFEST_FILE, Manifest, ModelSetError, find_local_set, read_published_manifest
 from docmill.settings import Settings
-from docmill.storage import ObjectNotFound, ObjectRef, Storage, is_s3_uri, join_uri, open_storage, result_uri
+from docmill.storage import ObjectRef, Storage, is_s3_uri, open_storage, result_uri
 from producer.listing import ResultCheck, chunked, iter_sources, parse_include, prefetched
 
 log = logging.getLogger(__name__)
@@ -97,16 +97,10 @@ def resolve_models(uri: str, settings: Settings) -> tuple[ModelsRef, str]:
 
 def _published_manifest(base: str, storage: Storage) -> tuple[str, Manifest]:
     try:
-        return base, Manifest.model_validate_json(storage.read_bytes(join_uri(base, MANIFEST_FILE)))
-    except ObjectNotFound:
-        pass
-    try:
-        version = storage.read_bytes(join_uri(base, LATEST_FILE)).decode().strip()
-    except ObjectNotFound:
-        raise ModelSetError(f"--models {base}: neither {MANIFEST_FILE} nor {LATEST_FILE} found; "
-                            "not a published model set") from None
-    base = join_uri(base, version)
-    return base, Manifest.model_validate_json(storage.read_bytes(join_uri(base, MANIFEST_FILE)))
+        version_uri, data = read_published_manifest(storage, base)
+    except ModelSetError as exc:
+        raise ModelSetError(f"--models {exc}") from None
+    return version_uri, Manifest.model_validate_json(data)
 
 
 # --- the queue ------------------------------------------------------------------------------
