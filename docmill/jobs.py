@@ -18,35 +18,28 @@ from pydantic import BaseModel, Field
 
 PREFIX = "docmill:job:"
 
+_FINISH_IF_COMPLETE = """
+local s = redis.call('HMGET', KEYS[1], 'total', 'done', 'failed', 'skipped', 'listing_done', 'finished_at')
+if s[5] == '1' and (s[6] == false or s[6] == '') and
+   tonumber(s[2]) + tonumber(s[3]) + tonumber(s[4] or 0) >= tonumber(s[1]) then
+  redis.call('HSET', KEYS[1], 'finished_at', NOW)
+  return FINISHED
+end
+return COUNTED
+"""
+
 _RECORD_TASK = """
 local key = KEYS[1]
 if redis.call('SADD', key .. ':tasks', ARGV[1]) == 0 then return 0 end
-local done, failed = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('HINCRBY', key, 'done', done)
-redis.call('HINCRBY', key, 'failed', failed)
+redis.call('HINCRBY', key, 'done', tonumber(ARGV[2]))
+redis.call('HINCRBY', key, 'failed', tonumber(ARGV[3]))
 for i = 5, #ARGV, 2 do
   redis.call('HSET', key .. ':failed', ARGV[i], ARGV[i + 1])
   redis.call('HINCRBY', key, 'code:' .. ARGV[i + 1], 1)
 end
-local s = redis.call('HMGET', key, 'total', 'done', 'failed', 'skipped', 'listing_done', 'finished_at')
-if s[5] == '1' and (s[6] == false or s[6] == '') and
-   tonumber(s[2]) + tonumber(s[3]) + tonumber(s[4] or 0) >= tonumber(s[1]) then
-  redis.call('HSET', key, 'finished_at', ARGV[4])
-  return 2
-end
-return 1
-"""
+""" + _FINISH_IF_COMPLETE.replace("NOW", "ARGV[4]").replace("FINISHED", "2").replace("COUNTED", "1")
 
-_FINISH_IF_COMPLETE = """
-local key = KEYS[1]
-local s = redis.call('HMGET', key, 'total', 'done', 'failed', 'skipped', 'listing_done', 'finished_at')
-if s[5] == '1' and (s[6] == false or s[6] == '') and
-   tonumber(s[2]) + tonumber(s[3]) + tonumber(s[4] or 0) >= tonumber(s[1]) then
-  redis.call('HSET', key, 'finished_at', ARGV[1])
-  return 1
-end
-return 0
-"""
+_FINISH_LISTING = _FINISH_IF_COMPLETE.replace("NOW", "ARGV[1]").replace("FINISHED", "1").replace("COUNTED", "0")
 
 
 class JobState(BaseModel):
@@ -80,7 +73,7 @@ class JobStore:
     def __init__(self, client: Any):
         self.r = client
         self._record = client.register_script(_RECORD_TASK)
-        self._finish = client.register_script(_FINISH_IF_COMPLETE)
+        self._finish = client.register_script(_FINISH_LISTING)
 
     @staticmethod
     def key(job: str) -> str:

@@ -131,7 +131,8 @@ def test_backpressure_waits_for_the_queue_to_drain(capsys, s3_client, s3_bucket,
         if depths[-1] >= 3:  # the producer must now be waiting: nothing more may arrive
             time.sleep(0.3)
             assert redis_client.llen(queue) == 3
-            assert producer.is_alive()
+            if popped + 3 < 12:  # with objects left to send it must still be there, waiting
+                assert producer.is_alive()
             popped += redis_client.rpop(queue) is not None
         time.sleep(0.02)
     producer.join(5)
