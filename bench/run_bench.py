@@ -22,6 +22,7 @@ Rounds alternate the order of the sides; the figures are medians over rounds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -58,6 +59,16 @@ class Dataset:
     labels: Path | None = None
     ground_truth: Path | None = None  # {relative image path: [lines]}, checked for `checked`
     checked: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()  # only these subfolders of `images` (copied together first)
+
+    def assembled(self, work: Path) -> "Dataset":
+        """The dataset with `images` pointing at one folder holding just its `parts`."""
+        if not self.parts:
+            return self
+        folder = work / f"{self.name}-images"
+        for part in self.parts:
+            shutil.copytree(self.images / part, folder / part, dirs_exist_ok=True)
+        return dataclasses.replace(self, images=folder, parts=())
 
 
 def datasets() -> dict[str, Dataset]:
@@ -65,9 +76,9 @@ def datasets() -> dict[str, Dataset]:
     return {
         "sroie": Dataset("sroie", data / "sroie_sample" / "images", "images",
                          labels=data / "sroie_sample" / "labels.jsonl"),
-        "paddleocr": Dataset("paddleocr", data / "paddleocr" / "doc" / "imgs_en", "doc/imgs_en",
+        "paddleocr": Dataset("paddleocr", data / "paddleocr" / "doc", "doc",
                              ground_truth=data / "paddleocr" / "ground_truth.json",
-                             checked=("doc/imgs_en/img_12.jpg",)),
+                             checked=("doc/imgs_en/img_12.jpg",), parts=("imgs", "imgs_en")),
     }
 
 
@@ -231,12 +242,29 @@ def summarise(ds: Dataset, runs: SideRuns, n_images: int) -> dict[str, Any]:
         "baseline_walls_s": [round(r.wall_s, 3) for r in runs.one],
         "cpus_s": [round(r.cpu_s, 3) for r in runs.full],
     }
+    row.update(session_overhead(runs.full[-1], wall=runs.full[-1].wall_s))
     if ds.labels:
         metrics = score(ds.labels, runs.out)
         row.update({k: round(metrics[k], 4) for k in ("word_f1", "cer_nospace", "det_recall")})
     if ds.checked:
         row["line_check"] = check_lines(ds, runs.out)
     return row
+
+
+def session_overhead(run: Run, wall: float) -> dict[str, Any]:
+    """docmill's own account (its JSON summary line): per stage, the stage's wall time over
+    the time inside session runs, and the whole run's wall over all session time: what is
+    left to win outside the models. Empty for a side that does not report it."""
+    try:
+        summary = json.loads(run.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {}
+    sessions, stages = summary.get("session_s"), summary.get("stage_s")
+    if not sessions or not stages:
+        return {}
+    ratios = {k: round(stages[k] / sessions[k], 3) for k in sessions if sessions[k] > 0}
+    return {"session_s": sessions, "stage_over_session": ratios,
+            "wall_over_session": round(wall / sum(sessions.values()), 3)}
 
 
 def add_ratios(rows: dict[str, dict[str, Any]]) -> None:
@@ -266,6 +294,10 @@ def format_table(title: str, rows: dict[str, dict[str, Any]]) -> str:
     for side, r in rows.items():
         lines.append(f"{side:9}" + "".join(cell(r, k, w, f) for _, k, w, f in COLUMNS)
                      + "  " + ",".join(r["providers"]))
+        if r.get("stage_over_session"):
+            per_stage = ", ".join(f"{k} {v:.2f}" for k, v in r["stage_over_session"].items())
+            lines.append(f"{'':9}wall / time in session runs: run {r['wall_over_session']:.2f}; "
+                         f"per stage {per_stage}")
         for image, check in r.get("line_check", {}).items():
             lines.append(f"{'':9}{image}: {check['exact_lines']}/{check['expected_lines']} lines exact, "
                          f"{check['char_edit_distance']} char edits (whitespace ignored)")
@@ -274,6 +306,7 @@ def format_table(title: str, rows: dict[str, dict[str, Any]]) -> str:
 
 def bench_dataset(ds: Dataset, sides: list[str], models: Models, repeat: int, device: str,
                   work: Path) -> dict[str, Any]:
+    ds = ds.assembled(work)
     n_images = len(list_images(ds.images))
     runs = run_rounds(ds, sides, models, repeat, device, work / ds.name)
     rows = {side: summarise(ds, runs[side], n_images) for side in sides}

@@ -49,12 +49,16 @@ class RunSummary:
     seconds: float = 0.0
     errors: Counter = field(default_factory=Counter)
     providers: list[str] = field(default_factory=list)
+    stage_s: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "det": 0.0, "cls": 0.0, "rec": 0.0})
+    session_s: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         rate = self.images / self.seconds if self.seconds else 0.0
         return {"images": self.images, "ok": self.ok, "failed": self.failed, "lines": self.lines,
                 "seconds": round(self.seconds, 3), "images_per_s": round(rate, 3),
-                "errors": dict(self.errors), "providers": self.providers}
+                "errors": dict(self.errors), "providers": self.providers,
+                "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
+                "session_s": {k: round(v, 3) for k, v in self.session_s.items()}}
 
 
 def list_inputs(inputs: Iterable[str], out_root: str, settings: Settings) -> list[InputRef]:
@@ -130,6 +134,8 @@ def run_job(args: argparse.Namespace, settings: Settings, model_dir: Path) -> in
         for write in writes:
             write.result()
     summary.seconds = time.perf_counter() - started
+    summary.session_s = {"det": engine.det_session.busy_s, "rec": engine.rec_session.busy_s,
+                         "cls": engine.cls_session.busy_s if engine.cls_session else 0.0}
     _report(summary, args.quiet)
     return 1 if args.fail_on_error and summary.failed else 0
 
@@ -141,6 +147,8 @@ def _finish(engine, batch, options, models, providers, args, settings, pool, sum
         result = build_result(item, output, models, providers)
         writes.append(pool.submit(_write, result, item, args.visualize, settings))
         summary.images += 1
+        for stage in summary.stage_s:
+            summary.stage_s[stage] += getattr(result.timings_ms, stage) / 1000
         if result.error:
             summary.failed += 1
             summary.errors[result.error.code] += 1

@@ -7,6 +7,8 @@ ModelSession serves every thread of a process.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -20,13 +22,26 @@ class ModelSession:
         self.input_name: str = session.get_inputs()[0].name
         self.input_shape: list[Any] = list(session.get_inputs()[0].shape)
         self.output_shape: list[Any] = list(session.get_outputs()[0].shape)
+        self._busy_s = 0.0
+        self._lock = threading.Lock()
 
     @property
     def providers(self) -> list[str]:
         return list(self._session.get_providers())
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self.input_name: batch})[0]
+        start = time.perf_counter()
+        out = self._session.run(None, {self.input_name: batch})[0]
+        with self._lock:
+            self._busy_s += time.perf_counter() - start
+        return out
+
+    @property
+    def busy_s(self) -> float:
+        """Seconds spent inside session runs so far: what the model itself cost, to set
+        against a stage's wall time (the rest is pre- and post-processing)."""
+        with self._lock:
+            return self._busy_s
 
     def metadata(self) -> dict[str, str]:
         return dict(self._session.get_modelmeta().custom_metadata_map)
