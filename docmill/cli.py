@@ -108,6 +108,8 @@ def _add_worker(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--redelivery-cap", type=int, default=3, help="worker deaths an item may cause before worker_lost")
     p.add_argument("--queue", default="docmill")
     p.add_argument("--hostname", help="Celery node name (default: celery@HOST)")
+    p.add_argument("--check", action="store_true",
+                   help="check broker, storage and providers, print one line each, exit 0 only if all pass")
     p.set_defaults(handler=_lazy("worker.cli", "cmd_worker"))
 
 

@@ -9,6 +9,10 @@ from docmill.settings import Settings
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.check:
+        from worker.check import run_checks
+
+        return run_checks(settings, args.device or settings.device)
     from worker import app as celery_app
     from worker.metrics import serve
 
