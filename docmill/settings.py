@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(0, ge=0)
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     batch_images: int = Field(8, ge=1, le=256, description="images per engine batch")
+    cuda_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
+        "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape")
+    gpu_mem_limit_mb: int | None = Field(None, ge=256, description="cap on the CUDA arena per session")
+    tensorrt: bool = Field(False, description="put the TensorRT provider first (engines cached on disk)")
     max_image_bytes: int = Field(64 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(100_000_000, ge=1)
     broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")

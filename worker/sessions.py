@@ -85,8 +85,37 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     return opts
 
 
+TENSORRT = "TensorrtExecutionProvider"
+
+
+def provider_config(providers: list[str], settings: Settings) -> list[tuple[str, dict[str, str]]]:
+    """Each provider with its options. CUDA: the cuDNN algorithm search (HEURISTIC by
+    default: EXHAUSTIVE benchmarks every new input shape, which det and rec change all the
+    time), an optional arena cap, and the copy stream shared with compute. TensorRT, when
+    asked for and CUDA works, goes first with its engines cached under the cache dir."""
+    config: list[tuple[str, dict[str, str]]] = []
+    if CUDA in providers and settings.tensorrt:
+        cache = settings.cache_dir / "tensorrt"
+        config.append((TENSORRT, {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache),
+                                  "trt_fp16_enable": "False"}))
+    for name in providers:
+        options: dict[str, str] = {}
+        if name == CUDA:
+            options = {"cudnn_conv_algo_search": settings.cuda_conv_algo_search,
+                       "do_copy_in_default_stream": "True"}
+            if settings.gpu_mem_limit_mb:
+                options["gpu_mem_limit"] = str(settings.gpu_mem_limit_mb * 1024 * 1024)
+        config.append((name, options))
+    return config
+
+
 def open_session(path: str, providers: list[str], settings: Settings) -> ModelSession:
-    session = ort.InferenceSession(path, sess_options=session_options(settings), providers=providers)
+    config = provider_config(providers, settings)
+    session = ort.InferenceSession(path, sess_options=session_options(settings),
+                                   providers=[name for name, _ in config],
+                                   provider_options=[options for _, options in config])
+    if CUDA in providers and CUDA not in session.get_providers():
+        raise DeviceUnavailable(f"{path}: the CUDA provider did not load for this model; use --device cpu")
     return ModelSession(session)
 
 

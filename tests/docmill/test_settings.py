@@ -38,3 +38,15 @@ def test_bad_setting_is_one_line_and_exit_2(monkeypatch, capsys, name, value, ne
 ])
 def test_mask_url(url, masked):
     assert mask_url(url) == masked
+
+
+def test_provider_options_follow_settings():
+    from worker.sessions import provider_config
+
+    settings = Settings(cuda_conv_algo_search="EXHAUSTIVE", gpu_mem_limit_mb=2048, tensorrt=True)
+    config = dict(provider_config(["CUDAExecutionProvider", "CPUExecutionProvider"], settings))
+    assert list(config)[0] == "TensorrtExecutionProvider"
+    assert config["TensorrtExecutionProvider"]["trt_engine_cache_path"].endswith("tensorrt")
+    assert config["CUDAExecutionProvider"]["cudnn_conv_algo_search"] == "EXHAUSTIVE"
+    assert config["CUDAExecutionProvider"]["gpu_mem_limit"] == str(2048 * 1024 * 1024)
+    assert provider_config(["CPUExecutionProvider"], settings) == [("CPUExecutionProvider", {})]
