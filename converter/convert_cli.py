@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from docmill.cli import UsageError
-from docmill.modelset import STAGES, ModelSetError, SourceProvenance
+from docmill.modelset import STAGES, ModelSet, ModelSetError, SourceProvenance
 from docmill.settings import Settings
 from docmill.storage import StorageError
 
@@ -116,12 +116,35 @@ def _convert_set(recipe: ConvertRecipe, options: ConvertOptions, settings: Setti
         recipe.defaults, out_root,
         parity={stage: item.parity.as_manifest() for stage, item in converted.items()},
         tools=converter_versions(options.slim))
+    int8_folder = _quantized(folder, out_root, scratch, settings, args) if args.quantize else None
     if args.dry_run:
         stderr_progress(f"{recipe.name}: dry run; version {folder.name} checked, nothing published")
         return f"{recipe.name}/{folder.name}"
     if args.publish:
-        publish_set(folder, args.publish, settings)
-    return str(folder)
+        for built in (folder, int8_folder):
+            if built is not None:
+                publish_set(built, args.publish, settings)
+    return "\n".join(str(f) for f in (folder, int8_folder) if f is not None)
+
+
+def _quantized(folder: Path, out_root: Path, scratch: Path, settings: Settings,
+               args: argparse.Namespace) -> Path:
+    """The int8 copy, built and gated before anything is published; a failed gate stops
+    the whole command, so a set that reads differently never ships."""
+    from converter.quantize import accuracy_gate, quantize_set
+
+    fp32 = ModelSet.load(folder)
+    stderr_progress(f"{fp32.name}: quantizing to int8 (static, calibrated on the demo pages)")
+    try:
+        int8_folder = quantize_set(fp32, settings, out_root, scratch / "int8")
+    except Exception as exc:  # noqa: BLE001 - ORT's quantiser raises bare Exceptions
+        raise ConversionFailed(f"{fp32.name}: int8 quantization failed: {str(exc).splitlines()[0]}") from exc
+    report = accuracy_gate(fp32, ModelSet.load(int8_folder), settings,
+                           Path(args.gate_images) if args.gate_images else None, args.max_cer)
+    stderr_progress(f"{fp32.name}: {report.line()}")
+    if not report.passed:
+        raise ConversionFailed(f"{fp32.name}-int8 refused: {report.line()}; nothing published")
+    return int8_folder
 
 
 def _prepare(recipe: ConvertRecipe, stage: str, downloads: Path, scratch: Path,

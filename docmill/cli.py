@@ -83,6 +83,12 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real-tolerance", type=float, default=1e-3,
                    help="parity on real inputs (a page, its line crops): max abs difference allowed")
     p.add_argument("--dry-run", action="store_true", help="convert and check, publish nothing")
+    p.add_argument("--quantize", choices=["int8"], help="also build a static int8 copy (<set>-int8), "
+                   "published only if its text matches the fp32 set's within --max-cer")
+    p.add_argument("--gate-images", metavar="DIR", help="--quantize: your own images for the accuracy gate "
+                   "(the built-in demo pages are always used)")
+    p.add_argument("--max-cer", type=float, default=0.002,
+                   help="--quantize: largest CER of int8 text against fp32 text (default 0.002)")
     msub = p.add_subparsers(dest="convert_command")
     one = msub.add_parser("model", help="convert any one Paddle model to ONNX with the same checks")
     one.add_argument("--paddle", help="Paddle inference model folder (legacy or PIR)")
