@@ -44,6 +44,13 @@ stack: install
 stack-down:
 	-for p in out/stack/worker.pid out/stack/s3.pid; do test -f $$p && kill $$(cat $$p); rm -f $$p; done
 
+# The deployment files checked without a Docker engine: hadolint, compose config (Debian's
+# docker-compose, installed when missing), k8s schemas, and the commands they run.
+.PHONY: deploy-lint
+deploy-lint: install services
+	command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }
+	$(BIN)/python -m pytest -q tests/docker tests/worker/test_check.py
+
 chaos: install services
 	$(BIN)/python -m pytest -q -m chaos
 
