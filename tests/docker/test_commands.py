@@ -117,10 +117,12 @@ def test_parses_with_docmills_parser(command):
         assert "--help" in command.argv and exc.code == 0, command
 
 
-def _run(argv: list[str] | tuple[str, ...], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(argv: list[str] | tuple[str, ...], env: dict[str, str], timeout: float = 120,
+         cwd: str | None = None) -> subprocess.CompletedProcess:
+    """`docmill ARGV`; `cwd` keeps what tools drop in the working folder out of the repo."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("DOCMILL_")}
     return subprocess.run([sys.executable, "-m", "docmill.cli", *argv], env={**base, **env},
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture
@@ -185,7 +187,7 @@ def test_the_compose_chain_runs_for_real(redis_url, s3_endpoint, s3_client, tmp_
     for page in (tmp_path / "samples").glob("*.png"):
         s3_client.upload_file(str(page), f"{prefix}-samples", f"demo/{page.name}")
 
-    done = _run(_values(by_service["converter"].argv, prefix, paths), env, timeout=900)
+    done = _run(_values(by_service["converter"].argv, prefix, paths), env, timeout=900, cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
 
     worker = by_service["worker"]
