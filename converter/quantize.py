@@ -112,6 +112,7 @@ def quantize_set(model_set: ModelSet, settings: Settings, out_root: Path, scratc
     from converter.onnx_info import read_onnx_info
 
     inputs = calibration_inputs(model_set, settings, demo_pages())
+    scratch.mkdir(parents=True, exist_ok=True)
     paths = {}
     for stage in STAGES:
         paths[stage] = scratch / f"{stage}.int8.onnx"
