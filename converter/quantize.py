@@ -14,6 +14,7 @@ int8 set is refused and nothing is published.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +100,10 @@ def quantize_model(src: Path, dst: Path, samples: list[np.ndarray], input_name: 
             return next(self._it, None)
 
     prepared = dst.with_suffix(".pre.onnx")
-    quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-    quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    with contextlib.chdir(dst.parent):  # the quantiser leaves temporary files in the cwd
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     prepared.unlink()
 
 

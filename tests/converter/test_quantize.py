@@ -3,6 +3,8 @@ measured CER (the full pp-ocrv4-ch run is measured by hand: see the README)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -15,8 +17,11 @@ def test_quantize_model_writes_a_loadable_int8_qdq_model(tmp_path):
     src = make_rec(tmp_path / "rec.onnx", classes=7)
     rng = np.random.default_rng(0)
     samples = [rng.uniform(-1, 1, (1, 3, 48, 96)).astype(np.float32) for _ in range(8)]
-    dst = tmp_path / "rec.int8.onnx"
+    (tmp_path / "out").mkdir()
+    dst = tmp_path / "out" / "rec.int8.onnx"
+    before = set(Path.cwd().iterdir())
     quantize_model(src, dst, samples, "x")
+    assert set(Path.cwd().iterdir()) == before  # no temporary files left where it ran
     ops = {node.op_type for node in onnx.load(str(dst)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     fp32 = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
