@@ -19,6 +19,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     celery_app.HOST_OPTIONS.update(
         device=args.device, max_batch_images=args.max_batch_images, max_delay_ms=args.max_delay_ms,
         redelivery_cap=args.redelivery_cap)
+    _pull_default_models(settings)
     if args.metrics_port is not None:
         serve(celery_app.host().metrics, args.metrics_port)
     argv = ["worker", f"--pool={args.pool}", f"--concurrency={args.concurrency}", "-Q", args.queue,
@@ -29,3 +30,21 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     celery_app.app.worker_main(argv=argv)
     return 0
 
+
+
+def _pull_default_models(settings: Settings) -> None:
+    """Pull and verify the configured published set at start, so a bad or missing set shows
+    at deploy time, not on the first task (tasks still load the version their job pinned)."""
+    import sys
+
+    from docmill.modelset import ModelSetError, fetch_remote_set
+    from docmill.storage import StorageError, is_s3_uri
+
+    if not is_s3_uri(settings.models):
+        return
+    try:
+        path = fetch_remote_set(settings.models, settings)
+    except (ModelSetError, StorageError) as exc:
+        print(f"docmill worker: cannot pull {settings.models}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return
+    print(f"docmill worker: model set {settings.models} verified in {path}", file=sys.stderr)
