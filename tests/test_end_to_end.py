@@ -46,6 +46,7 @@ def stack(engine_for, s3_endpoint, s3_client, redis_url, tmp_path):
         s3_client.put_object(Bucket=buckets["models"], Key=f"sets/{model_set.name}/{model_set.version}/{path.name}",
                              Body=path.read_bytes())
     s3_client.put_object(Bucket=buckets["models"], Key=f"sets/{model_set.name}/LATEST", Body=model_set.version.encode())
+    env["DOCMILL_MODELS"] = f"s3://{buckets['models']}/sets/{model_set.name}"
     log = open(tmp_path / "worker.log", "wb")
     worker = subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue, "--device", "cpu",
                                "--concurrency", "4"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -97,6 +98,8 @@ def test_forty_images_three_bad_then_skip_existing(stack, s3_client, sample_page
     assert (summary["total"], summary["done"], summary["failed"]) == (40, 37, 3)
     assert summary["failure_codes"] == {"decode_error": 2, "too_large": 1}
     assert summary["models"]["version"] == stack["version"]
+
+    assert f"model set {stack['models']} verified in" in stack["log"].read_text(errors="replace")
 
     again = _docmill(stack["env"], "produce", f"s3://{bucket_in}/", *common, "--skip-existing").strip().splitlines()[-1]
     second = json.loads(_docmill(stack["env"], "status", again, "--json"))
