@@ -231,12 +231,18 @@ def publish_local(src: Path, manifest: Manifest, dest_root: Path) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Temp file + rename. The temp name is unique per call: worker processes sharing one
+    cache fetch the same set at once, and a shared name let one rename the other's file away."""
     import os
+    import uuid
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def fetch_remote_set(uri: str, settings: Any) -> Path:
