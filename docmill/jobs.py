@@ -156,9 +156,21 @@ def summary_uri(out_prefix: str, job: str) -> str:
     return out_prefix.rstrip("/") + f"/_docmill/jobs/{job}.json"
 
 
+REDIS_RETRIES = 30  # with backoff capped at 1 s: a Redis restart of up to ~25 s is ridden over
+
+
 def connect(url: str) -> Any:
-    """A redis-py client for the broker URL (redis:// or rediss://, AUTH from the URL)."""
+    """A redis-py client for the broker URL (redis:// or rediss://, AUTH from the URL).
+    redis-py's default (3 quick retries) let a Redis restart kill producers and fail tasks,
+    so connection errors (a refused connect is a bare OSError to redis-py) are retried with
+    backoff for about half a minute."""
     import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
 
     return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
-                                socket_keepalive=True, retry_on_timeout=True)
+                                socket_keepalive=True, retry_on_timeout=True,
+                                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), REDIS_RETRIES,
+                                            supported_errors=(redis.exceptions.ConnectionError,
+                                                              redis.exceptions.TimeoutError, OSError)),
+                                retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError])
