@@ -1,0 +1,96 @@
+"""Workers stop mid-batch by SIGTERM (a rolling restart): every image still ends with
+exactly one valid result, the job summary adds up, and nothing waits for the visibility
+timeout. (The SIGKILL case is not here yet: see the README's Guarantees.)
+
+Real processes throughout: `docmill produce`, two `docmill worker`s, a Redis of the test's
+own and the moto S3 server. The poison-item case is tests/worker/test_worker_service.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from docmill.jobs import JobStore, connect
+from tests.chaos.conftest import (Figures, Worker, base_env, produce, put_pages, read_results, start_worker,
+                                  wait_finished)
+
+pytestmark = [pytest.mark.chaos, pytest.mark.services, pytest.mark.models]
+
+IMAGES = 100
+
+
+def in_flight(worker: Worker) -> int:
+    """Tasks this worker received and has not finished, from its own log."""
+    text = worker.log.read_text(errors="replace")
+    received = len(re.findall(r"Task docmill\.ocr\[[^\]]+\] received", text))
+    ended = len(re.findall(r"Task docmill\.ocr\[[^\]]+\] (succeeded|retry|raised)", text))
+    return received - ended
+
+
+def settled(store: JobStore, job: str) -> int:
+    state = store.get(job)
+    return state.done + state.failed
+
+
+def wait_busy(workers: list[Worker], store: JobStore, job: str, point: int, timeout: float = 120) -> Worker:
+    """A live worker with a task in flight, once `point` items are settled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = [w for w in workers if w.alive() and in_flight(w) > 0]
+        if busy and settled(store, job) >= point:
+            return busy[0]
+        time.sleep(0.05)
+    pytest.fail(f"no busy worker at {point} settled items: {store.get(job)}")
+
+
+def check_outcome(s3_client: Any, buckets: dict[str, str], keys: list[str], store: JobStore, job: str) -> dict:
+    """One valid OCR result per image, nothing else under the prefix, the summary right."""
+    results = read_results(s3_client, buckets["out"], "run/")
+    assert sorted(results) == sorted(f"run/{k.removeprefix('in/')}.json" for k in keys)
+    bad = {k: d["error"] for k, d in results.items() if d["error"] or not d["lines"]}
+    assert not bad, bad
+    state = store.get(job)
+    assert (state.total, state.done, state.failed, state.pending) == (IMAGES, IMAGES, 0, 0)
+    summary = json.loads(s3_client.get_object(Bucket=buckets["out"], Key=f"run/_docmill/jobs/{job}.json")
+                         ["Body"].read())
+    assert (summary["total"], summary["done"], summary["failed"], summary["failures"]) == (IMAGES, IMAGES, 0, {})
+    return results
+
+
+def start_job(s3_client, buckets, published, redis_server, s3_endpoint, tmp_path, workers, visibility_s: int):  # type: ignore[no-untyped-def]
+    keys = put_pages(s3_client, buckets["in"], "in", IMAGES)
+    env = base_env(redis_server.url, s3_endpoint, tmp_path / "cache", DOCMILL_VISIBILITY_TIMEOUT_S=str(visibility_s))
+    for n in range(2):
+        workers.append(start_worker(env, "docmill", tmp_path / f"worker{n}.log"))
+    job = produce(env, f"s3://{buckets['in']}/in/", "--out", f"s3://{buckets['out']}/run/",
+                  "--models", published.uri, "--chunk", "4")
+    return keys, env, job
+
+
+def test_sigterm_rolling_restart_requeues_at_once(s3_client, buckets, published, redis_server, s3_endpoint,
+                                                  tmp_path, workers):
+    """SIGTERM each worker in turn mid-batch, replacing it. The visibility timeout is an hour,
+    so a task left unacked by a stopping worker would hold the job for an hour: finishing in
+    well under a minute shows none was."""
+    keys, env, job = start_job(s3_client, buckets, published, redis_server, s3_endpoint, tmp_path, workers, 3600)
+    store = JobStore(connect(redis_server.url))
+    started = time.monotonic()
+    stop_seconds = []
+    for n, point in enumerate((20, 50)):
+        victim = wait_busy(workers, store, job, point)
+        t0 = time.monotonic()
+        assert victim.stop(signal.SIGTERM, timeout=60) == 0, victim.tail()
+        stop_seconds.append(round(time.monotonic() - t0, 2))
+        workers.append(start_worker(env, "docmill", tmp_path / f"replacement{n}.log"))
+    wait_finished(store, job, 90, workers)
+    results = check_outcome(s3_client, buckets, keys, store, job)
+    Figures("sigterm", {"restarts": 2, "images": IMAGES, "results": len(results), "lost": IMAGES - len(results),
+                        "visibility_timeout_s": 3600, "stop_seconds": stop_seconds,
+                        "job_seconds": round(time.monotonic() - started, 1)}).show()
+    assert time.monotonic() - started < 90
