@@ -66,3 +66,7 @@ bench: models $(PEER_VENV)/.installed
 
 clean:
 	rm -rf $(OUT) .pytest_cache
+
+.PHONY: soak
+soak: models services
+	$(BIN)/python -m bench.soak --images 2000 --models $(MODELS)
