@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(100_000_000, ge=1)
     broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     s3_endpoint_url: str | None = None
+    task_retries: int = Field(8, ge=0, le=100, description="retries (with backoff up to 60 s) of a task "
+                              "that fails as a whole before its items get error results")
     visibility_timeout_s: int = Field(3600, ge=1, description="broker re-delivers unacked tasks after this; "
                                       "keep it longer than the slowest task")
     fault_crash_on_source: str | None = Field(None, description="test-only fault injection: a worker process "

@@ -18,11 +18,10 @@ from pydantic import ValidationError
 from docmill.jobs import JobStore, connect
 from docmill.messages import QUEUE, TASK_NAME, OcrTask
 from docmill.settings import Settings, get_settings, mask_url
-from worker.task_runner import TransientError, WorkerHost, run_task
+from worker.task_runner import TransientError, WorkerHost, fail_task, run_task
 
 log = logging.getLogger(__name__)
 
-MAX_TRANSIENT_RETRIES = 8
 
 
 def make_app(settings: Settings) -> Celery:
@@ -68,11 +67,19 @@ def ocr(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
         log.error("refused a message that is not docmill.task/v1: %s", str(exc).splitlines()[0])
         raise Reject(str(exc).splitlines()[0], requeue=False) from None
     try:
-        return run_task(host(), task, final_try=self.request.retries >= MAX_TRANSIENT_RETRIES)
+        return run_task(host(), task, final_try=self.request.retries >= get_settings().task_retries)
     except TransientError as exc:
         host().metrics.count("retries", "task")
         raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60),
-                         max_retries=MAX_TRANSIENT_RETRIES * 4) from None
+                         max_retries=get_settings().task_retries * 4) from None
+    except Exception as exc:  # noqa: BLE001 - Celery would drop the message: retry, then give results
+        if self.request.retries < get_settings().task_retries:
+            host().metrics.count("retries", "task")
+            log.warning("task %s failed (%s: %s); retrying", task.task_key, type(exc).__name__, exc)
+            raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60),
+                             max_retries=get_settings().task_retries) from None
+        log.error("task %s failed %d times; writing engine_error results", task.task_key, self.request.retries + 1)
+        return fail_task(host(), task, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 @signals.worker_process_shutdown.connect

@@ -107,6 +107,23 @@ def run_task(host: WorkerHost, task: OcrTask, final_try: bool = True) -> dict[st
     return {"done": len(results) - len(failures), "failed": len(failures)}
 
 
+def fail_task(host: WorkerHost, task: OcrTask, message: str) -> dict[str, int]:
+    """Give up on a task that keeps failing as a whole (a model set that will not load, say):
+    every item gets an `engine_error` result and counts as failed, so the job still ends with
+    one result per image instead of waiting forever for a dropped message."""
+    models = ModelsInfo(set=task.models.uri.rstrip("/").rsplit("/", 2)[-2] or "unknown",
+                        version=task.models.version)
+    error = ResultError(code="engine_error", message=f"the task failed repeatedly: {message}"[:500])
+    items = [DecodedItem(ref=_ref(item), out_uri=item.dst) for item in task.items]
+    results = [build_result(item, error, models, []) for item in items]
+    _write_all(host, results, items)
+    for _ in results:
+        host.metrics.count("items", "engine_error")
+    if host.jobs.record_task(task.job, task.seq, {r.source.uri: "engine_error" for r in results}, done=0) == 2:
+        _write_summary(host, task)
+    return {"done": 0, "failed": len(results)}
+
+
 def _batched(host: WorkerHost, task: OcrTask, loaded: LoadedModels, options: Any,
              models: ModelsInfo, providers: list[str], final_try: bool) -> list[OcrResult]:
     items = list(host.io.map(lambda it: _load(host, it), task.items))

@@ -157,3 +157,38 @@ def test_poison_item_ends_as_worker_lost_and_the_job_completes(
     assert poison["error"]["code"] == "worker_lost"
     good = json.loads(s3_client.get_object(Bucket=s3_bucket, Key="out/letter.png.json")["Body"].read())
     assert good["error"] is None and good["lines"]
+
+
+def test_a_task_that_keeps_failing_ends_with_error_results(
+        published_models, s3_endpoint, s3_client, s3_bucket, redis_url, job_id, sample_pages, tmp_path):
+    """A model set that will not load fails the whole task: after DOCMILL_TASK_RETRIES retries
+    its items get `engine_error` results and the job finishes, instead of the message being
+    dropped and the job waiting forever."""
+    version = "0000deadbeef0000"
+    bad_models = ModelsRef(uri=f"s3://{s3_bucket}/sets/missing/{version}", version=version)
+    body = cv2.imencode(".png", sample_pages[0]["letter.png"])[1].tobytes()
+    s3_client.put_object(Bucket=s3_bucket, Key="in/a.png", Body=body)
+    item = TaskItem(src=f"s3://{s3_bucket}/in/a.png", dst=f"s3://{s3_bucket}/out/a.png.json")
+    store = JobStore(connect(redis_url))
+    out_prefix = f"s3://{s3_bucket}/out"
+    store.create(job_id, "in", out_prefix, bad_models.uri, version)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    _send(redis_url, queue, OcrTask(job=job_id, seq=0, models=bad_models, out_prefix=out_prefix, items=[item]))
+    store.record_enqueued(job_id, items=1, tasks=1, skipped=0, cursor=item.src)
+    store.finish_listing(job_id)
+    env = dict(os.environ, DOCMILL_BROKER_URL=redis_url, DOCMILL_S3_ENDPOINT_URL=s3_endpoint,
+               DOCMILL_CACHE_DIR=str(tmp_path / "cache"), DOCMILL_TASK_RETRIES="1")
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue, "--device", "cpu"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _wait_finished(store, job_id, proc, log, timeout=90)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    state = store.get(job_id)
+    assert (state.done, state.failed, state.failure_codes) == (0, 1, {"engine_error": 1})
+    doc = json.loads(s3_client.get_object(Bucket=s3_bucket, Key="out/a.png.json")["Body"].read())
+    validate_result(doc)
+    assert doc["error"]["code"] == "engine_error" and "failed repeatedly" in doc["error"]["message"]
