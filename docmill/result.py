@@ -86,6 +86,24 @@ class OcrResult(BaseModel):
         return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode()
 
 
+META_MODELS = "docmill-models"
+META_SOURCE_ETAG = "source-etag"
+
+
+def models_tag(set_name: str, version: str) -> str:
+    """How a result names its model set in storage metadata: `<set>@<version>`."""
+    return f"{set_name}@{version}"
+
+
+def storage_metadata(result: "OcrResult", etag: str | None) -> dict[str, str]:
+    """The object metadata every result is written with: what `--skip-existing` compares
+    (the model set that made it, the source ETag it was made from)."""
+    metadata = {META_MODELS: models_tag(result.models.set, result.models.version)}
+    if etag:
+        metadata[META_SOURCE_ETAG] = etag
+    return metadata
+
+
 @lru_cache(maxsize=1)
 def result_json_schema() -> dict[str, Any]:
     """The shipped JSON Schema for docmill.result/v1."""

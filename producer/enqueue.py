@@ -20,6 +20,7 @@ from typing import Any
 from docmill.jobs import JobState, JobStore, summary_uri
 from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
 from docmill.modelset import LATEST_FILE, MANIFEST_FILE, Manifest, ModelSetError, find_local_set, read_published_manifest
+from docmill.result import models_tag
 from docmill.settings import Settings
 from docmill.storage import ObjectRef, Storage, is_s3_uri, open_storage, result_uri
 from producer.listing import ResultCheck, chunked, iter_sources, parse_include, prefetched
@@ -53,7 +54,7 @@ class JobPlan:
     @property
     def models_tag(self) -> str:
         """How results name their model set: the worker's `docmill-models` metadata."""
-        return f"{self.models_set}@{self.models.version}"
+        return models_tag(self.models_set, self.models.version)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "models": self.models.model_dump()}, sort_keys=True)

@@ -17,12 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from docmill.messages import TaskItem
+from docmill.result import META_MODELS, META_SOURCE_ETAG, models_tag
 from docmill.storage import ObjectRef, S3Storage, Storage, StorageError, is_s3_uri, split_s3_uri
 
 DEFAULT_INCLUDE = "*.jpg,*.jpeg,*.png,*.tif,*.tiff,*.bmp,*.webp,*.gif"
 # S3 user metadata the worker writes on every result (boto3 shows it lower-cased, unprefixed).
-META_SOURCE_ETAG = "source-etag"
-META_MODELS = "docmill-models"
 HEAD_THREADS = 8  # below botocore's default pool of 10 connections per client
 _LAST_MODIFIED = re.compile(rb"<LastModified>[^<]*</LastModified>")
 T = TypeVar("T")
@@ -176,4 +175,4 @@ class ResultCheck:
 def _json_marks(data: bytes) -> tuple[str, str]:
     """The same marks read from a result document, for storage without object metadata."""
     doc = json.loads(data)
-    return doc["source"].get("etag") or "", f"{doc['models']['set']}@{doc['models']['version']}"
+    return doc["source"].get("etag") or "", models_tag(doc["models"]["set"], doc["models"]["version"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from docmill.result import ImageInfo, Line, ModelsInfo, OcrResult, ResultError, SourceInfo, Timings
+from docmill.result import (ImageInfo, Line, ModelsInfo, OcrResult, ResultError, SourceInfo, Timings,
+                            storage_metadata)
+from docmill.settings import Settings
+from docmill.storage import open_storage
 from worker.engine.pipeline import PageLines
 from worker.items import DecodedItem
 
@@ -28,3 +31,12 @@ def build_result(
     timings = Timings(decode=timings.decode, total=timings.decode)
     return OcrResult(source=source, image=image, models=models, providers=providers,
                      timings_ms=timings, error=error)
+
+
+def write_result(result: OcrResult, item: DecodedItem, settings: Settings) -> dict[str, str]:
+    """Write `result` to the item's `dst` with its storage metadata; returns that metadata
+    (a `--visualize` PNG beside it carries the same)."""
+    metadata = storage_metadata(result, item.ref.etag)
+    open_storage(item.out_uri, settings).write_bytes(item.out_uri, result.to_json_bytes(),
+                                                     "application/json", metadata)
+    return metadata

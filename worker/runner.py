@@ -25,7 +25,7 @@ from docmill.settings import Settings
 from docmill.storage import ObjectRef, is_s3_uri, open_storage, result_uri
 from worker.engine.pipeline import OcrEngine, PageLines
 from worker.items import DecodedItem, load_item
-from worker.results import build_result
+from worker.results import build_result, write_result
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +160,13 @@ def _finish(engine, batch, options, models, providers, args, settings, pool, sum
 
 
 def _write(result: OcrResult, item: DecodedItem, visualize: bool, settings: Settings) -> None:
-    storage = open_storage(item.out_uri, settings)
-    metadata = {"docmill-models": f"{result.models.set}@{result.models.version}"}
-    if item.ref.etag:
-        metadata["source-etag"] = item.ref.etag
-    storage.write_bytes(item.out_uri, result.to_json_bytes(), "application/json", metadata)
+    metadata = write_result(result, item, settings)
     if visualize and item.image is not None:
         from worker.visualize import render_png
 
         png_uri = item.out_uri[: -len(".json")] + ".png"
-        storage.write_bytes(png_uri, render_png(item.image, result.lines), "image/png", metadata)
+        open_storage(png_uri, settings).write_bytes(png_uri, render_png(item.image, result.lines),
+                                                    "image/png", metadata)
 
 
 class _progress:

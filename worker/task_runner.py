@@ -28,7 +28,7 @@ from worker.batcher import DynamicBatcher
 from worker.engine.pipeline import OcrEngine
 from worker.items import DecodedItem, load_item
 from worker.metrics import Metrics
-from worker.results import build_result
+from worker.results import build_result, write_result
 
 log = logging.getLogger(__name__)
 
@@ -170,19 +170,11 @@ def _ref(item: TaskItem) -> ObjectRef:
 
 def _write_all(host: WorkerHost, results: list[OcrResult], items: list[DecodedItem]) -> None:
     """Write every result (same content on a redelivery, so rewrites are harmless)."""
-    errors = [f.exception() for f in [host.io.submit(_write, host, r, i) for r, i in zip(results, items)]]
+    errors = [f.exception() for f in [host.io.submit(write_result, r, i, host.settings) for r, i in zip(results, items)]]
     failed = [e for e in errors if e is not None]
     if failed:
         host.metrics.count("retries", "storage_write", len(failed))
         raise TransientError(f"{len(failed)} result write(s) failed: {failed[0]}")
-
-
-def _write(host: WorkerHost, result: OcrResult, item: DecodedItem) -> None:
-    metadata = {"docmill-models": f"{result.models.set}@{result.models.version}"}
-    if item.ref.etag:
-        metadata["source-etag"] = item.ref.etag
-    open_storage(item.out_uri, host.settings).write_bytes(
-        item.out_uri, result.to_json_bytes(), "application/json", metadata)
 
 
 def _write_summary(host: WorkerHost, task: OcrTask) -> None:
