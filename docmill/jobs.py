@@ -11,6 +11,7 @@ call completed the job, so exactly one worker writes the job summary.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -154,6 +155,15 @@ class JobStore:
 
 def summary_uri(out_prefix: str, job: str) -> str:
     return out_prefix.rstrip("/") + f"/_docmill/jobs/{job}.json"
+
+
+def write_summary(store: JobStore, job: str, out_prefix: str, storage: Any) -> str:
+    """OUT/_docmill/jobs/<job>.json, written by whoever finished the job: the worker that
+    counted the last task, or the producer when every item was skipped."""
+    uri = summary_uri(out_prefix, job)
+    data = json.dumps(store.summary(job), indent=1, sort_keys=True).encode()
+    storage.write_bytes(uri, data, content_type="application/json")
+    return uri
 
 
 REDIS_RETRIES = 30  # with backoff capped at 1 s: a Redis restart of up to ~25 s is ridden over

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from docmill.jobs import JobState, JobStore, summary_uri
+from docmill.jobs import JobState, JobStore, write_summary
 from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
 from docmill.modelset import LATEST_FILE, MANIFEST_FILE, Manifest, ModelSetError, find_local_set, read_published_manifest
 from docmill.result import models_tag
@@ -244,11 +244,3 @@ def _items(chunk: list[ObjectRef], out_uri: str, counts: Counts) -> list[TaskIte
             continue
         items.append(TaskItem(src=ref.uri, dst=dst, etag=ref.etag, bytes=ref.size))
     return items
-
-
-def write_summary(store: JobStore, job: str, out_uri: str, storage: Storage) -> str:
-    """OUT/_docmill/jobs/<job>.json, for a job the producer itself finished (all skipped)."""
-    uri = summary_uri(out_uri, job)
-    data = json.dumps(store.summary(job), indent=1, sort_keys=True).encode()
-    storage.write_bytes(uri, data, content_type="application/json")
-    return uri

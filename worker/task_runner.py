@@ -9,7 +9,6 @@ died: past the cap it gets a `worker_lost` result instead of killing workers for
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docmill.jobs import JobStore, summary_uri
+from docmill.jobs import JobStore, write_summary
 from docmill.messages import ModelsRef, OcrTask, TaskItem
 from docmill.modelset import ModelSet, fetch_remote_set
 from docmill.result import ModelsInfo, OcrResult, ResultError
@@ -178,9 +177,7 @@ def _write_all(host: WorkerHost, results: list[OcrResult], items: list[DecodedIt
 
 
 def _write_summary(host: WorkerHost, task: OcrTask) -> None:
-    uri = summary_uri(task.out_prefix, task.job)
-    body = json.dumps(host.jobs.summary(task.job), indent=1, sort_keys=True).encode()
-    open_storage(uri, host.settings).write_bytes(uri, body, "application/json")
+    write_summary(host.jobs, task.job, task.out_prefix, open_storage(task.out_prefix, host.settings))
 
 
 def _attempts_key(job: str) -> str:
