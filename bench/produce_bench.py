@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -38,22 +37,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.distributed import free_port
+
 SAMPLE_S = 0.1
 BUCKET = "bench"
 CLI = [sys.executable, "-c", "import sys; from docmill.cli import main; sys.exit(main())"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_moto(objects: int, indexed: bool) -> tuple[subprocess.Popen, str]:
     """moto's server in a child process holding bucket `bench` with `objects` objects."""
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                       AWS_DEFAULT_REGION="us-east-1")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.produce_bench", "--serve-moto", str(port),
                              "--objects", str(objects), *(["--indexed"] if indexed else [])],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

@@ -108,7 +108,8 @@ def run_batch(engine: OcrEngine, items: list[DecodedItem], options: EngineOption
     return outputs
 
 
-def run_job(args: argparse.Namespace, settings: Settings, model_dir: Path) -> int:
+def cmd_run(args: argparse.Namespace, settings: Settings, model_dir: Path) -> int:
+    """Entry from the CLI, after it resolved the model set folder."""
     from worker.sessions import build_engine
 
     model_set = ModelSet.load(model_dir)
@@ -201,9 +202,3 @@ def _report(summary: RunSummary, quiet: bool) -> None:
               f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s "
               f"on {', '.join(summary.providers)}", file=sys.stderr)
     print(json.dumps(data, sort_keys=True))
-
-
-def cmd_run(args: argparse.Namespace, settings: Settings, model_dir: Path) -> int:
-    """Entry from the CLI, after it resolved the model set folder."""
-    return run_job(args, settings, model_dir)
-
