@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(0, ge=0, description="ONNXRuntime intra-op threads; 0 = ORT default")
     inter_op_threads: int = Field(0, ge=0)
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    fold_graph: bool = Field(True, description="rewrite PP-LCNet's affine and hard-swish layers into "
+                             "their convolutions before ONNXRuntime loads a model (exact; files untouched)")
     batch_images: int = Field(8, ge=1, le=256, description="images per engine batch")
     cuda_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape")

@@ -17,6 +17,7 @@ from docmill.modelset import ModelSet
 from docmill.settings import Settings
 from worker.engine.pipeline import OcrEngine
 from worker.engine.session import ModelSession
+from worker.graphfold import folded_model_bytes
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,11 @@ def provider_config(providers: list[str], settings: Settings) -> list[tuple[str,
 
 def open_session(path: str, providers: list[str], settings: Settings) -> ModelSession:
     config = provider_config(providers, settings)
-    session = ort.InferenceSession(path, sess_options=session_options(settings),
+    model: str | bytes = path
+    if settings.fold_graph:
+        model, report = folded_model_bytes(path)
+        log.info("%s: folded %s", path, report.as_dict())
+    session = ort.InferenceSession(model, sess_options=session_options(settings),
                                    providers=[name for name, _ in config],
                                    provider_options=[options for _, options in config])
     if CUDA in providers and CUDA not in session.get_providers():
