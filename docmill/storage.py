@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -263,6 +263,23 @@ class S3Storage:
                            response_checksum_validation="when_required")
         self.client = boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url or None, config=Config(**options))
+        self._retries = 0
+        self._retries_lock = threading.Lock()
+        self.client.meta.events.register("after-call.s3", self._count_retries)
+
+    def _count_retries(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
+        """botocore retries throttling, 5xx and resets inside one call; each call's
+        response says how many times (RetryAttempts), failed calls included."""
+        attempts = ((parsed or {}).get("ResponseMetadata") or {}).get("RetryAttempts", 0)
+        if attempts:
+            with self._retries_lock:
+                self._retries += attempts
+
+    @property
+    def retries(self) -> int:
+        """Requests this client re-sent since it was made."""
+        with self._retries_lock:
+            return self._retries
 
     def iter_objects(self, root_uri: str, suffixes: tuple[str, ...],
                      start_after: str = "") -> Iterator[ObjectRef]:
@@ -364,10 +381,23 @@ def _s3_error(exc: Exception, uri: str) -> StorageError:
 _LOCAL = LocalStorage()
 
 
-@cache
+_S3_CLIENTS: dict[str | None, S3Storage] = {}
+_S3_CLIENTS_LOCK = threading.Lock()
+
+
 def _s3_storage(endpoint_url: str | None) -> S3Storage:
     """One client per endpoint: clients are thread-safe and costly to build (~50 ms)."""
-    return S3Storage(endpoint_url)
+    with _S3_CLIENTS_LOCK:
+        if endpoint_url not in _S3_CLIENTS:
+            _S3_CLIENTS[endpoint_url] = S3Storage(endpoint_url)
+        return _S3_CLIENTS[endpoint_url]
+
+
+def s3_retries() -> int:
+    """Requests this process's S3 clients re-sent (boto3's own retries), for the metrics."""
+    with _S3_CLIENTS_LOCK:
+        clients = list(_S3_CLIENTS.values())
+    return sum(client.retries for client in clients)
 
 
 def open_storage(uri: str, settings: Settings) -> Storage:

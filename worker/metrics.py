@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from docmill.storage import s3_retries
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -13,8 +16,9 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 class Metrics:
     """Counters and the batch-size histogram, thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, storage_retries: Callable[[], int] = s3_retries) -> None:
         self._lock = threading.Lock()
+        self._storage_retries = storage_retries  # boto3 retries inside a call, read at render
         self.items: Counter = Counter()  # outcome -> count (ok, or an error code)
         self.batch_sizes: Counter = Counter()
         self.retries: Counter = Counter()  # what was retried (storage_write, ...)
@@ -33,13 +37,15 @@ class Metrics:
             return dict(sorted(self.batch_sizes.items()))
 
     def render(self) -> str:
+        storage_requests = self._storage_retries()
         with self._lock:
             lines = ["# TYPE docmill_items_total counter"]
             lines += [f'docmill_items_total{{outcome="{k}"}} {v}' for k, v in sorted(self.items.items())]
             lines.append("# TYPE docmill_tasks_total counter")
             lines += [f'docmill_tasks_total{{event="{k}"}} {v}' for k, v in sorted(self.tasks.items())]
             lines.append("# TYPE docmill_retries_total counter")
-            lines += [f'docmill_retries_total{{what="{k}"}} {v}' for k, v in sorted(self.retries.items())]
+            retries = {**self.retries, "storage_request": storage_requests}
+            lines += [f'docmill_retries_total{{what="{k}"}} {v}' for k, v in sorted(retries.items())]
             lines.append("# TYPE docmill_batch_size histogram")
             for bucket in BATCH_BUCKETS:
                 total_le = sum(v for k, v in self.batch_sizes.items() if k <= bucket)

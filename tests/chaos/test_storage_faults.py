@@ -1,6 +1,7 @@
 """A flaky bucket: every S3 request of the producer and the workers (listing, model fetch,
 reads, result writes, the summary) goes through a proxy that breaks 10% of them with a 500,
-a 503 SlowDown, a reset connection or added latency. The job completes and nothing is lost."""
+a 503 SlowDown, a reset connection or added latency. The job completes, nothing is lost, and
+the workers' metrics show the requests boto3 re-sent."""
 
 from __future__ import annotations
 
@@ -44,3 +45,4 @@ def test_flaky_storage_loses_nothing(s3_client, buckets, published, redis_server
                                "results": len(results), "lost": IMAGES - len(results),
                                "seconds": round(time.monotonic() - started, 1)}).show()
     assert set(injected) == set(FAULT_KINDS) and min(injected.values()) >= 3, injected
+    assert retries.get('docmill_retries_total{what="storage_request"}', 0) > 0, retries

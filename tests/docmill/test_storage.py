@@ -349,3 +349,23 @@ def test_s3_failed_write_is_a_write_error(s3: S3Storage) -> None:
     with pytest.raises(StorageError) as info:
         s3.write_bytes("s3://no-such-bucket-here/r.json", b"{}")
     assert info.value.code == "write_error"
+
+
+@pytest.mark.services
+def test_s3_counts_the_retries_boto3_makes_inside_a_call(s3_endpoint: str, s3_client, s3_bucket: str) -> None:  # type: ignore[no-untyped-def]
+    """Every 500, 503 SlowDown and reset the proxy injects is one request boto3 re-sends;
+    the client's count (what `docmill_retries_total{what="storage_request"}` shows) is
+    exactly that number, and every call still succeeds."""
+    from tests.chaos.conftest import FaultProxy
+
+    proxy = FaultProxy(s3_endpoint, rate=0.3, kinds=("500", "503", "reset"), seed=5)
+    try:
+        s3 = S3Storage(proxy.url)
+        for i in range(10):
+            s3.write_bytes(f"s3://{s3_bucket}/r/{i}.json", b"{}")
+            assert s3.read_bytes(f"s3://{s3_bucket}/r/{i}.json") == b"{}"
+    finally:
+        proxy.close()
+    injected = sum(proxy.injected.values())
+    assert injected >= 4
+    assert s3.retries == injected
