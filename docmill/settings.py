@@ -70,6 +70,8 @@ class Settings(BaseSettings):
                               "that fails as a whole before its items get error results")
     visibility_timeout_s: int = Field(3600, ge=1, description="broker re-delivers unacked tasks after this; "
                                       "keep it longer than the slowest task")
+    restore_interval_s: int = Field(10, ge=1, description="how often a worker looks for tasks left unacked "
+                                    "past the visibility timeout (a killed worker's) and re-queues them")
     fault_crash_on_source: str | None = Field(None, description="test-only fault injection: a worker process "
                                               "dies when it starts an item whose source contains this text")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"

@@ -18,13 +18,25 @@ from pydantic import ValidationError
 from docmill.jobs import JobStore, connect
 from docmill.messages import QUEUE, TASK_NAME, OcrTask
 from docmill.settings import Settings, get_settings, mask_url
+from worker import kombu_fixes
 from worker.task_runner import TransientError, WorkerHost, fail_task, run_task
 
 log = logging.getLogger(__name__)
 
 
+def transport_options(settings: Settings) -> dict:
+    """kombu's Redis transport. A killed worker's unacked tasks go back on the queue when
+    some worker's sweep finds them older than the visibility timeout; kombu sweeps only
+    every 10th tick by default (100 s), so sweep every tick of `restore_interval_s`. The
+    socket timeouts turn a Redis that vanished mid-command into an error kombu retries,
+    never a read that blocks forever."""
+    return {"visibility_timeout": settings.visibility_timeout_s,
+            "unacked_restore_interval": settings.restore_interval_s, "unacked_restore_throttle": 1,
+            "socket_timeout": 30, "socket_connect_timeout": 10, "retry_on_timeout": True}
+
 
 def make_app(settings: Settings) -> Celery:
+    kombu_fixes.apply()
     url = settings.broker_url.get_secret_value()
     app = Celery("docmill", broker=url, set_as_current=True)
     app.conf.update(
@@ -32,7 +44,7 @@ def make_app(settings: Settings) -> Celery:
         task_ignore_result=True, result_backend=None,
         task_acks_late=True, task_reject_on_worker_lost=True, task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1, task_default_queue=QUEUE,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options=transport_options(settings),
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )

@@ -133,8 +133,8 @@ def test_poison_item_ends_as_worker_lost_and_the_job_completes(
     store.record_enqueued(job_id, items=3, tasks=1, skipped=0, cursor=items[-1].src)
     store.finish_listing(job_id)
     env = dict(os.environ, DOCMILL_BROKER_URL=redis_url, DOCMILL_S3_ENDPOINT_URL=s3_endpoint,
-               DOCMILL_CACHE_DIR=str(tmp_path / "cache"), DOCMILL_VISIBILITY_TIMEOUT_S="2",
-               DOCMILL_FAULT_CRASH_ON_SOURCE="poison.png")
+               DOCMILL_CACHE_DIR=str(tmp_path / "cache"), DOCMILL_VISIBILITY_TIMEOUT_S="8",
+               DOCMILL_RESTORE_INTERVAL_S="2", DOCMILL_FAULT_CRASH_ON_SOURCE="poison.png")
     deaths = 0
     deadline = time.time() + 240
     while not store.get(job_id).finished and time.time() < deadline:
