@@ -19,6 +19,7 @@ loads it (`DOCMILL_FOLD_GRAPH=false` turns this off).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -160,43 +161,39 @@ def _per_channel(value: np.ndarray, channels: int) -> np.ndarray | None:
     return None
 
 
-def _fold_affine_into_conv(model: onnx.ModelProto) -> int:
+@dataclass
+class _ConvFold:
+    """A conv's new parameters and wiring after it absorbed the affine nodes `absorbed`."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    source: str
+    output: str
+    absorbed: list[onnx.NodeProto]
+
+
+def _affine_after(index: _GraphIndex, conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray) -> _ConvFold | None:
     """Conv -> (Mul c | Add c)+ becomes one conv: W' = W * s, b' = b * s + t."""
-    graph = model.graph
-    index = _GraphIndex(graph)
-    new_tensors: list[onnx.TensorProto] = []
-    dropped: set[int] = set()
-    for conv in [n for n in graph.node if n.op_type == "Conv"]:
-        params = _conv_params(index, conv)
-        if params is None:
-            continue
-        weight, bias = params
-        channels = weight.shape[0]
-        scale, shift = np.ones(channels), np.zeros(channels)
-        chain: list[onnx.NodeProto] = []
-        out = conv.output[0]
-        while (node := index.sole_consumer(out)) is not None and node.op_type in ("Mul", "Add") and len(node.input) == 2:
-            others = [name for name in node.input if name != out]
-            value = index.constant(others[0]) if len(others) == 1 else None
-            step = _per_channel(value, channels) if value is not None else None
-            if step is None:
-                break
-            if node.op_type == "Mul":
-                scale, shift = scale * step, shift * step
-            else:
-                shift = shift + step
-            chain.append(node)
-            out = node.output[0]
-        if not chain:
-            continue
-        new_weight = (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype)
-        new_bias = (bias * scale + shift).astype(weight.dtype)
-        _set_conv_params(conv, new_weight, new_bias, new_tensors, conv.input[0])
-        conv.output[0] = chain[-1].output[0]
-        dropped.update(id(n) for n in chain)
-    graph.initializer.extend(new_tensors)
-    _replace_nodes(graph, {}, dropped)
-    return len(dropped)
+    channels = weight.shape[0]
+    scale, shift = np.ones(channels), np.zeros(channels)
+    chain: list[onnx.NodeProto] = []
+    out = conv.output[0]
+    while (node := index.sole_consumer(out)) is not None and node.op_type in ("Mul", "Add") and len(node.input) == 2:
+        others = [name for name in node.input if name != out]
+        value = index.constant(others[0]) if len(others) == 1 else None
+        step = _per_channel(value, channels) if value is not None else None
+        if step is None:
+            break
+        if node.op_type == "Mul":
+            scale, shift = scale * step, shift * step
+        else:
+            shift = shift + step
+        chain.append(node)
+        out = node.output[0]
+    if not chain:
+        return None
+    return _ConvFold((weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype),
+                     (bias * scale + shift).astype(weight.dtype), conv.input[0], out, chain)
 
 
 def _unpadded(conv: onnx.NodeProto) -> bool:
@@ -207,49 +204,54 @@ def _unpadded(conv: onnx.NodeProto) -> bool:
     return not any(_attr(conv, "pads", []))
 
 
-def _fold_affine_into_next_conv(model: onnx.ModelProto) -> int:
+def _affine_before(index: _GraphIndex, conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray) -> _ConvFold | None:
     """(Mul c | Add c)+ -> Conv without padding becomes one conv: every input the conv
     sees is s*y + t, so conv(s*y + t) = (s*W) y + (b + t * sum(W))."""
+    if not _unpadded(conv):
+        return None
+    scale, shift = 1.0, 0.0
+    chain: list[onnx.NodeProto] = []
+    source = conv.input[0]
+    while (node := index.producer.get(source)) is not None and node.op_type in ("Mul", "Add"):
+        split = index.split_scalar(node)
+        if split is None or index.sole_consumer(source) is None:
+            break
+        variable, value = split
+        if node.op_type == "Mul":
+            scale *= value
+        else:
+            shift += scale * value
+        chain.append(node)
+        source = variable
+    if not chain:
+        return None
+    return _ConvFold((weight * scale).astype(weight.dtype),
+                     (bias + shift * weight.sum(axis=(1, 2, 3), dtype=np.float64)).astype(weight.dtype),
+                     source, conv.output[0], chain)
+
+
+def _fold_into_convs(model: onnx.ModelProto, fold: Callable[..., _ConvFold | None]) -> int:
+    """Offer every conv with constant parameters to `fold`; where it folds, give the conv its
+    new parameters and wiring and drop the absorbed nodes. Returns how many were dropped."""
     graph = model.graph
     index = _GraphIndex(graph)
     new_tensors: list[onnx.TensorProto] = []
     dropped: set[int] = set()
     for conv in [n for n in graph.node if n.op_type == "Conv"]:
         params = _conv_params(index, conv)
-        if params is None or not _unpadded(conv):
+        folded = fold(index, conv, *params) if params is not None else None
+        if folded is None:
             continue
-        weight, bias = params
-        scale, shift = 1.0, 0.0
-        chain: list[onnx.NodeProto] = []
-        source = conv.input[0]
-        while (node := index.producer.get(source)) is not None and node.op_type in ("Mul", "Add"):
-            split = index.split_scalar(node)
-            if split is None or index.sole_consumer(source) is None:
-                break
-            variable, value = split
-            if node.op_type == "Mul":
-                scale *= value
-            else:
-                shift += scale * value
-            chain.append(node)
-            source = variable
-        if not chain:
-            continue
-        new_weight = (weight * scale).astype(weight.dtype)
-        new_bias = (bias + shift * weight.sum(axis=(1, 2, 3), dtype=np.float64)).astype(weight.dtype)
-        _set_conv_params(conv, new_weight, new_bias, new_tensors, source)
-        dropped.update(id(n) for n in chain)
+        stem = f"{conv.name or conv.output[0]}/folded{len(new_tensors)}"
+        new_tensors += [numpy_helper.from_array(folded.weight, f"{stem}/W"),
+                        numpy_helper.from_array(folded.bias, f"{stem}/B")]
+        del conv.input[:]
+        conv.input.extend([folded.source, f"{stem}/W", f"{stem}/B"])
+        conv.output[0] = folded.output
+        dropped.update(id(n) for n in folded.absorbed)
     graph.initializer.extend(new_tensors)
     _replace_nodes(graph, {}, dropped)
     return len(dropped)
-
-
-def _set_conv_params(conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray,
-                     new_tensors: list[onnx.TensorProto], source: str) -> None:
-    stem = f"{conv.name or conv.output[0]}/folded{len(new_tensors)}"
-    new_tensors += [numpy_helper.from_array(weight, f"{stem}/W"), numpy_helper.from_array(bias, f"{stem}/B")]
-    del conv.input[:]
-    conv.input.extend([source, f"{stem}/W", f"{stem}/B"])
 
 
 def _replace_nodes(graph: onnx.GraphProto, replaced: dict[int, list[onnx.NodeProto]], dropped: set[int]) -> None:
@@ -283,8 +285,8 @@ def fold_model(model: onnx.ModelProto) -> FoldReport:
     """Apply every rewrite to `model` in place; the report says what changed."""
     report = FoldReport(
         hardswish=_fold_hardswish(model),
-        affine_into_conv=_fold_affine_into_conv(model),
-        affine_into_next_conv=_fold_affine_into_next_conv(model),
+        affine_into_conv=_fold_into_convs(model, _affine_after),
+        affine_into_next_conv=_fold_into_convs(model, _affine_before),
     )
     _drop_unused_constants(model.graph)
     return report
