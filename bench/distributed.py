@@ -13,7 +13,6 @@ batch-size histogram comes from its /metrics endpoint.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -24,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.results import save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -160,9 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"distributed: {dist['images_per_s']} images/s vs in-process {row['in_process_images_per_s']} "
           f"(ratio {row['ratio']}; target >= 0.90), mean batch {dist['mean_batch_size']} "
           f"(histogram {dist['batch_size_buckets']})")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "distributed.json").write_text(json.dumps(row, indent=1))
+    save_result("distributed", row)
     return 0
 
 

@@ -37,12 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.results import save_result
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 SCORER = SHARED / "bench" / "score.py"
 DOCMILL_BIN = REPO / ".venv" / "bin" / "docmill"
 PEER_PYTHON = REPO / ".venv-peer" / "bin" / "python"
-RESULTS_JSON = REPO / "bench" / "results" / "latest.json"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 SIDES = ("docmill", "rapidocr")
 PEER_SETUP = ("python3.11 -m venv .venv-peer && .venv-peer/bin/pip install "
@@ -371,9 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                                                              args.device, Path(work))
             print(format_table(f"{name}: {result['images']} images, {models.name} {models.version}, "
                                f"{args.repeat} round(s), {os.cpu_count()} CPUs", result["rows"]))
-    RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_JSON.write_text(json.dumps(report, indent=1) + "\n", "utf-8")
-    print(f"written {RESULTS_JSON.relative_to(REPO)}")
+    print(f"written {save_result('latest', report).relative_to(REPO)}")
     return 0
 
 

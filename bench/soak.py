@@ -26,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.distributed import BIN, ROOT, free_port, produce, wait_http
+from bench.distributed import BIN, free_port, produce, wait_http
+from bench.results import save_result
 
 WARMUP_SHARE = 0.1
 
@@ -140,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {row['images']} images at {row['images_per_s']}/s; RSS {row['rss_mib_after_warmup']} -> "
           f"{row['rss_mib_end']} MiB ({row['rss_growth_pct']:+}%, {'under' if ok else 'OVER'} 10%); fds "
           f"{row['fds_after_warmup']} -> {row['fds_end']}; throughput drift {row['throughput_drift_pct']:+}%")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "soak.json").write_text(json.dumps(row, indent=1))
+    save_result("soak", row)
     return 0 if ok else 1
 
 
