@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import warnings
 from pathlib import Path
 
 import cv2
@@ -96,6 +98,40 @@ def test_declared_size_over_the_limit_is_refused_before_decoding() -> None:
 
 def test_pillow_decompression_bomb_guard_is_too_large() -> None:
     assert decode_error(fx.png_huge_header(100_000, 100_000), max_pixels=10**12).code == "too_large"
+
+
+def tiff_huge_header(width: int, height: int) -> bytes:
+    """An uncompressed grey TIFF whose tags declare width x height but whose one strip holds a
+    single byte. Pillow checks a TIFF's size when opening it and again when loading it: the two
+    places decode_image calls Pillow."""
+    out = io.BytesIO()
+    Image.new("L", (1, 1)).save(out, "TIFF")
+    data = bytearray(out.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    longs = {256: width, 257: height, 278: height}  # ImageWidth, ImageLength, RowsPerStrip
+    for entry in range(ifd + 2, ifd + 2 + 12 * struct.unpack_from("<H", data, ifd)[0], 12):
+        tag, kind = struct.unpack_from("<HH", data, entry)
+        if tag in longs:
+            assert kind == 4  # LONG, so the value fits in place
+            struct.pack_into("<I", data, entry + 8, longs[tag])
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("data", "max_pixels", "code"), [
+    (fx.png_huge_header(10_000, 9_500), LIMIT, "decode_error"),
+    (fx.png_huge_header(10_000, 9_500), 1_000_000, "too_large"),
+    (tiff_huge_header(10_000, 9_500), LIMIT, "decode_error"),
+], ids=["png-within-limit", "png-over-limit", "tiff-within-limit"])
+def test_pillows_bomb_warning_does_not_leak(data: bytes, max_pixels: int, code: str) -> None:
+    """95 MP is above Image.MAX_IMAGE_PIXELS (~89 MP: Pillow warns, on stderr) and below twice
+    it (Pillow's error). Our own limit decides, within it or over it, and nothing is warned.
+    The accepted images still fail, on their missing pixel data, after Pillow saw their size."""
+    with pytest.warns(Image.DecompressionBombWarning):
+        Image.open(io.BytesIO(data))  # the input does make Pillow warn
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert decode_error(data, max_pixels).code == code
+    assert [str(w.message) for w in caught] == []
 
 
 def test_limit_is_inclusive() -> None:

@@ -9,12 +9,19 @@ Pillow's own decompression-bomb guard (the process-wide `Image.MAX_IMAGE_PIXELS`
 above twice its value) is left alone, as changing it would change it for every library in
 the process: our `max_pixels` check runs first on the header, and Pillow's error is reported
 as too_large too. A `max_pixels` above 2 * Image.MAX_IMAGE_PIXELS therefore needs that global
-raised by the process that wants it.
+raised by the process that wants it. Pillow's warning (above Image.MAX_IMAGE_PIXELS, so for
+every page over ~89 MP, which docmill's default limit accepts) is silenced where we call
+Pillow: our own check has already decided on the size, and the warning would only reach
+stderr once per process, naming no image.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Literal
 
 import cv2
@@ -37,6 +44,9 @@ _INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 _NOT_IMAGES = ((b"%PDF", "a PDF document"), (b"<?xml", "XML/SVG text"), (b"<svg", "SVG text"),
                (b"<!DOCTYPE", "HTML text"), (b"<html", "HTML text"), (b"PK\x03\x04", "a ZIP archive"))
 _SAMPLE_PIXELS = 1 << 16
+# warnings.catch_warnings swaps the process-wide filter list on entry and puts back what it
+# found on exit: decode threads that overlapped would restore each other's lists.
+_WARNINGS_LOCK = threading.Lock()
 
 
 class ImageDecodeError(Exception):
@@ -55,7 +65,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         return _decode(data, max_pixels)
     except ImageDecodeError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageDecodeError("too_large", f"decompression bomb guard: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - a bad image must become a result, not a crash
         raise ImageDecodeError("decode_error", _one_line(f"{type(exc).__name__}: {exc}")) from exc
@@ -77,9 +87,24 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
 def _open(data: bytes) -> Image.Image:
     """Pillow's lazy open: reads the header only, restricted to the formats we accept."""
     try:
-        return Image.open(io.BytesIO(data), formats=FORMATS)
+        with _no_bomb_warning():
+            return Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError as exc:
         raise ImageDecodeError("decode_error", f"image format not recognised ({_sniff(data)})") from exc
+
+
+@contextmanager
+def _no_bomb_warning() -> Iterator[None]:
+    """Pillow's DecompressionBombWarning ignored inside, every other warning as before."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def _pillow_would_warn(im: Image.Image) -> bool:
+    """True when Pillow checks this size again while loading (TIFF does) and warns: only then
+    does the load need _no_bomb_warning, whose lock would otherwise serialise every decode."""
+    return Image.MAX_IMAGE_PIXELS is not None and im.width * im.height > Image.MAX_IMAGE_PIXELS
 
 
 def _sniff(data: bytes) -> str:
@@ -120,7 +145,8 @@ def _decode_cv2(data: bytes) -> np.ndarray:
 
 
 def _decode_pillow(im: Image.Image) -> np.ndarray:
-    im.load()  # decodes frame 0 (first page / first GIF frame) fully; raises when truncated
+    with _no_bomb_warning() if _pillow_would_warn(im) else nullcontext():
+        im.load()  # decodes frame 0 (first page / first GIF frame) fully; raises when truncated
     ImageOps.exif_transpose(im, in_place=True)  # in place: no copy when there is no rotation
     return np.ascontiguousarray(_to_rgb(im)[..., ::-1])
 
@@ -185,3 +211,9 @@ def _mostly_light(rgb: np.ndarray, alpha: np.ndarray) -> bool:
         return False
     luma = rgb[::step, ::step].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     return float((luma * weights).sum()) / total > 127.5
+
+
+def from_pil(im: Image.Image) -> np.ndarray:
+    """HxWx3 uint8 BGR from a PIL image already in memory (the Python API's input), with
+    the same handling of 16-bit, float, palette and transparent modes as decoded files."""
+    return np.ascontiguousarray(_to_rgb(im)[..., ::-1])
