@@ -11,14 +11,28 @@ SHARED ?= ../shared
 OUT ?= out
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 
-.PHONY: install models samples run test chaos services stack stack-down bench clean
+.PHONY: install install-local install-test models samples run test chaos services stack stack-down bench clean
 
-install: $(VENV)/.installed
+# Three installs into the one venv, each with its own stamp (redone when pyproject.toml changes);
+# none uninstalls anything, so e.g. `make run` after `make test` keeps the test install whole.
+# - install: the worker's (`make run`): no Paddle stack, no test tools;
+# - install-local: adds the `test` extra for moto's S3 server, which stack, bench and soak run;
+# - install-test: adds the `convert` extra too (paddlepaddle, paddle2onnx): make test covers
+#   the converter.
+install: $(VENV)/.installed-run
+install-local: $(VENV)/.installed-local
+install-test: $(VENV)/.installed-test
+EXTRAS_run :=
+EXTRAS_local := [test]
+EXTRAS_test := [test,convert]
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.created:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip $(QUIET_PIP)
-	$(BIN)/python -m pip install -q -e '.[test,convert]' $(QUIET_PIP)
+	touch $@
+
+$(VENV)/.installed-%: pyproject.toml | $(VENV)/.created
+	$(BIN)/python -m pip install -q -e '.$(EXTRAS_$*)' $(QUIET_PIP)
 	touch $@
 
 models: install
@@ -34,24 +48,25 @@ run: models samples
 
 services:
 	scripts/ensure-redis.sh
+	scripts/ensure-tools.sh
 
-test: install services
+test: install-test services
 	$(BIN)/python -m pytest -q -m "not chaos"
 
-stack: install
+stack: install-local
 	$(BIN)/python scripts/stack.py
 
 stack-down:
-	-for p in out/stack/worker.pid out/stack/s3.pid; do test -f $$p && kill $$(cat $$p); rm -f $$p; done
+	$(PYTHON) scripts/stack.py down
 
 # The deployment files checked without a Docker engine: hadolint, compose config (Debian's
 # docker-compose, installed when missing), k8s schemas, and the commands they run.
 .PHONY: deploy-lint
-deploy-lint: install services
+deploy-lint: install-test services
 	command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }
 	$(BIN)/python -m pytest -q tests/docker tests/worker/test_check.py
 
-chaos: install services
+chaos: install-test services
 	$(BIN)/python -m pytest -q -m chaos
 
 $(PEER_VENV)/.installed:
@@ -60,7 +75,7 @@ $(PEER_VENV)/.installed:
 		"onnxruntime==$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')" $(QUIET_PIP)
 	touch $@
 
-bench: models $(PEER_VENV)/.installed
+bench: models install-local $(PEER_VENV)/.installed
 	$(BIN)/python -m bench.run_bench --dataset all --repeat 3 --models $(MODELS)
 	$(BIN)/python -m bench.distributed --models $(MODELS)
 
@@ -68,5 +83,5 @@ clean:
 	rm -rf $(OUT) .pytest_cache
 
 .PHONY: soak
-soak: models services
+soak: models install-local services
 	$(BIN)/python -m bench.soak --images 2000 --models $(MODELS)

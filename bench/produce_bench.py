@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.distributed import free_port
+from bench.fake_modelset import SET_NAME, SET_VERSION, manifest_bytes
 
 SAMPLE_S = 0.1
 BUCKET = "bench"
@@ -138,8 +139,6 @@ def s3_client(endpoint: str) -> Any:
 
 def publish_models(client: Any, bucket: str) -> str:
     """A manifest-only set (the producer reads the name and version, never the ONNX files)."""
-    from tests.producer.conftest import SET_NAME, SET_VERSION, manifest_bytes
-
     client.put_object(Bucket=bucket, Key=f"models/{SET_NAME}/{SET_VERSION}/manifest.json", Body=manifest_bytes())
     client.put_object(Bucket=bucket, Key=f"models/{SET_NAME}/LATEST", Body=SET_VERSION.encode())
     return f"s3://{bucket}/models/{SET_NAME}"

@@ -13,22 +13,9 @@ from typing import Any
 
 import pytest
 
+from bench.fake_modelset import SET_NAME, SET_VERSION, manifest_bytes
 from docmill.jobs import connect
 from docmill.messages import OcrTask
-
-SET_NAME = "tiny-set"
-SET_VERSION = "0123456789abcdef"
-
-
-def manifest_bytes() -> bytes:
-    """A valid manifest; the producer reads only its name and version, never the ONNX files."""
-    tensor = {"name": "x", "shape": [1, 3, None, None], "type": "tensor(float)"}
-    entry = {"sha256": "0" * 64, "bytes": 1, "opset": 11, "inputs": [tensor], "outputs": [tensor],
-             "source": {"uri": "file:///dev/null", "sha256": "0" * 64}}
-    return json.dumps({"schema": "docmill.modelset/v1", "name": SET_NAME, "version": SET_VERSION,
-                       "models": {s: {**entry, "file": f"{s}.onnx"} for s in ("det", "cls", "rec")},
-                       "dict": {"sha256": "0" * 64, "entries": 1}}).encode()
-
 
 @pytest.fixture
 def models_uri(s3_client, s3_bucket: str) -> str:
