@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import socket
@@ -93,10 +92,18 @@ def wait_job(env: dict[str, str], job: str, timeout: float = 1800) -> dict:
 def histogram(metrics_url: str) -> dict[str, int]:
     import urllib.request
 
+    from prometheus_client.parser import text_string_to_metric_families
+
     body = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    return {m[1]: int(m[2]) for m in re.finditer(r'docmill_batch_size_bucket\{le="([^"]+)"\} (\d+)', body)} | {
-        "sum": int(re.search(r"docmill_batch_size_sum (\d+)", body)[1]),
-        "count": int(re.search(r"docmill_batch_size_count (\d+)", body)[1])}
+    family = next(f for f in text_string_to_metric_families(body) if f.name == "docmill_batch_size")
+    out: dict[str, int] = {}
+    for sample in family.samples:
+        if sample.name.endswith("_bucket"):
+            le = sample.labels["le"]
+            out[le if le == "+Inf" else str(int(float(le)))] = int(sample.value)
+        else:
+            out[sample.name.rsplit("_", 1)[1]] = int(sample.value)
+    return out
 
 
 def distributed(images: list[Path], args: argparse.Namespace, work: Path) -> dict:

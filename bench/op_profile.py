@@ -4,7 +4,7 @@
 
 Each model runs on a fixed input shaped as docmill feeds it (det: one 960x736 page; cls and
 rec: six 48x320 lines) with ORT's profiler on; the table gives each operator's share of
-kernel time and the mean run time. Use it to see what folding (worker/graphfold.py) removed
+kernel time and the mean run time. Use it to see what folding (worker/engine/graphfold.py) removed
 and what is left.
 """
 
@@ -23,7 +23,7 @@ import onnxruntime as ort
 from converter.presets import ensure_model_set
 from docmill.modelset import ModelSet
 from docmill.settings import Settings
-from worker.graphfold import folded_model_bytes
+from worker.engine.graphfold import folded_model_bytes
 
 SHAPES = {"det": (1, 3, 960, 736), "cls": (6, 3, 48, 192), "rec": (6, 3, 48, 320)}
 

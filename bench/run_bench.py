@@ -38,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.results import save_result
+from docmill.inputs import is_image_name
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 SCORER = SHARED / "bench" / "score.py"
 DOCMILL_BIN = REPO / ".venv" / "bin" / "docmill"
 PEER_PYTHON = REPO / ".venv-peer" / "bin" / "python"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 SIDES = ("docmill", "rapidocr")
 PEER_SETUP = ("python3.11 -m venv .venv-peer && .venv-peer/bin/pip install "
               "rapidocr_onnxruntime==1.4.4 onnxruntime==<docmill's onnxruntime version> shapely")
@@ -111,20 +111,16 @@ class SideRuns:
 
 
 def resolve_models(ref: str) -> Models:
-    """The set's files from the local cache (manifest verified), so both sides get the same."""
-    from docmill.modelset import ModelSet, ModelSetError, find_local_set
+    """The set's files, verified, through docmill's one resolver (a cached name, a folder or
+    an s3:// set), so both sides get the same files."""
+    from docmill.modelset import ModelSetError, open_model_set
     from docmill.settings import Settings
 
-    cache = Settings().model_cache
-    found = find_local_set(ref, cache)
-    if found is None:
-        raise SystemExit(f"bench: model set {ref!r} is not in {cache}; "
-                         f"run `.venv/bin/docmill models import --preset {ref}` first")
     try:
-        mset = ModelSet.load(found)
+        mset = open_model_set(ref, Settings())
     except ModelSetError as exc:
-        raise SystemExit(f"bench: {exc}") from exc
-    return Models(mset.name, mset.version, found, {s: mset.path(s) for s in ("det", "cls", "rec")})
+        raise SystemExit(f"bench: {exc}; run `.venv/bin/docmill models import --preset {ref}` first") from exc
+    return Models(mset.name, mset.version, mset.root, {s: mset.path(s) for s in ("det", "cls", "rec")})
 
 
 def measure(cmd: list[str], cwd: Path) -> Run:
@@ -152,7 +148,7 @@ def side_command(side: str, images: Path, out: Path, models: Models, device: str
 
 
 def list_images(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_image_name(p.name))
 
 
 def one_image_folder(images: list[Path], root: Path, work: Path) -> Path:
@@ -209,7 +205,7 @@ def stage_seconds(docs: list[dict[str, Any]]) -> dict[str, float]:
 
 def check_lines(ds: Dataset, folder: Path) -> dict[str, Any]:
     """Recognised lines of the transcribed document pages against ground_truth.json."""
-    from docmill.samplepages import compare_lines
+    from demo.scoring import compare_lines
 
     if not ds.ground_truth:
         return {}

@@ -45,16 +45,16 @@ def candidates(grid: dict[str, list]) -> list[dict]:
 
 def score_pages(model_set, images: dict[str, object], pages: list, labels: Path, scorer=None) -> dict:
     """Write each page as docmill.result/v1 into a temp folder and score it against labels."""
+    from docmill.messages import TaskItem
     from docmill.result import ModelsInfo
-    from docmill.storage import ObjectRef
     from worker.items import DecodedItem
     from worker.results import build_result
 
     models = ModelsInfo(set=model_set.name, version=model_set.version)
     with tempfile.TemporaryDirectory() as tmp:
         for (rel, image), page in zip(images.items(), pages):
-            item = DecodedItem(ref=ObjectRef(uri=rel, key=rel), out_uri="", image=image)
             out = Path(tmp) / f"{rel}.json"
+            item = DecodedItem(item=TaskItem(src=rel, dst=str(out)), height=image.shape[0], width=image.shape[1])
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(build_result(item, page, models, []).to_json_bytes())
         return (scorer or load_scorer()).score(str(labels), tmp)
@@ -86,11 +86,11 @@ def main() -> int:
     from converter.presets import ensure_model_set
     from docmill.modelset import ModelSet
     from docmill.settings import Settings
-    from worker.sessions import build_engine
+    from worker.engine.pipeline import OcrEngine
 
     settings = Settings(device="cpu")
     model_set = ModelSet.load(ensure_model_set(args.models, settings))
-    engine = build_engine(model_set, settings)
+    engine = OcrEngine.load(model_set, settings)
     labels = SHARED / "data" / "sroie_sample" / "labels.jsonl"
     images = sroie_images(labels)
     grid = json.loads(Path(args.grid).read_text()) if args.grid else DEFAULT_GRID

@@ -26,24 +26,24 @@ from pathlib import Path
 
 import numpy as np
 
-from docmill.cli import UsageError
+from docmill.errors import EXIT_FAILED, UsageError
 from docmill.modelset import STAGES, ModelSet, ModelSetError, SourceProvenance
 from docmill.settings import Settings
 from docmill.storage import StorageError
 
 from converter.convert_presets import CONVERT_PRESETS, ConvertRecipe
 from converter.modelset_build import Source, build_model_set, load_dictionary, stderr_progress
+from converter.limits import DEFAULT_REAL_TOLERANCE, MAX_OPSET, MIN_OPSET
 from converter.models_cli import publish_set, recipe_from_args
 from converter.onnx_info import read_onnx_info
-from converter.paddle2onnx_step import (MAX_OPSET, MIN_OPSET, ConversionFailed, OnnxFile, check_loads,
+from converter.paddle2onnx_step import (ConversionFailed, OnnxFile, check_loads,
                                         dygraph_to_onnx, embed_dictionary, paddle_to_onnx, slim,
                                         written_opset)
 from converter.paddle_model import (PaddleModel, Refused, check_dictionary_size, error_line, load_model,
                                     require_convert_stack)
-from converter.parity import DEFAULT_REAL_TOLERANCE, ParityReport, SamplePage, check_parity, real_inputs, sample_page
+from converter.parity import ParityReport, SamplePage, check_parity, real_inputs, sample_page
 from converter.sources import SourceError, fetch, fetch_tree
 
-EXIT_FAILED = 1
 CONVERTED_DIR = "converted"  # under cache_dir: apart from imported sets of the same name
 TOOLS = ("paddlepaddle", "paddle2onnx")
 

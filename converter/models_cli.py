@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
-from docmill.cli import UsageError
-from docmill.modelset import (LATEST_FILE, MANIFEST_FILE, STAGES, Manifest, ModelSet, ModelSetError,
-                              publish_local)
+from docmill.errors import EXIT_FAILED, UsageError
+from docmill.modelset import LATEST_FILE, MANIFEST_FILE, STAGES, Manifest, ModelSet, ModelSetError, publish
 from docmill.settings import Settings
-from docmill.storage import ObjectNotFound, Storage, StorageError, is_s3_uri, join_uri, open_storage
+from docmill.storage import StorageError, open_storage
 
 from converter.modelset_build import SetRecipe, Source, check_set_name, import_set, stderr_progress
 from converter.presets import PRESETS, cached_preset
@@ -23,9 +22,7 @@ from converter.sources import SourceError
 
 R = TypeVar("R")
 
-EXIT_FAILED = 1
 _CUSTOM_FLAGS = ("det", "cls", "rec", "dict", "name")
-_CONTENT_TYPES = {".onnx": "application/octet-stream", ".txt": "text/plain; charset=utf-8"}
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,41 +82,8 @@ def publish_set(folder: Path, dest: str, settings: Settings) -> None:
     except ValueError as exc:
         raise UsageError(f"--publish {dest}: {exc}") from exc
     model_set = ModelSet.load(folder)
-    if is_s3_uri(dest):
-        _publish_to_storage(model_set, storage, dest)
-        target = join_uri(dest, f"{model_set.name}/{model_set.version}/")
-    else:
-        target = str(publish_local(folder, model_set.manifest, Path(dest)))
-    stderr_progress(f"{model_set.name}: published to {target}")
-
-
-def _publish_to_storage(model_set: ModelSet, storage: Storage, dest: str) -> None:
-    """Objects first, manifest next, LATEST last: a reader that sees LATEST finds a whole set.
-    A version whose manifest is already there with the same bytes is not uploaded again
-    (the version is a content hash), only LATEST is pointed at it."""
-    manifest = model_set.manifest
-    prefix = f"{manifest.name}/{manifest.version}"
-    if _same_manifest(storage, join_uri(dest, f"{prefix}/{MANIFEST_FILE}"), manifest.to_json_bytes()):
-        stderr_progress(f"{manifest.name}: {manifest.version} already published")
-        storage.write_bytes(join_uri(dest, f"{manifest.name}/{LATEST_FILE}"), manifest.version.encode(),
-                            "text/plain", {})
-        return
-    files = [(m.file, m.sha256) for m in manifest.models.values()]
-    for file, sha256 in [*files, (manifest.dictionary.file, manifest.dictionary.sha256)]:
-        stderr_progress(f"{manifest.name}: uploading {file}")
-        storage.write_bytes(join_uri(dest, f"{prefix}/{file}"), (model_set.root / file).read_bytes(),
-                            _CONTENT_TYPES[Path(file).suffix], {"sha256": sha256})
-    storage.write_bytes(join_uri(dest, f"{prefix}/{MANIFEST_FILE}"), manifest.to_json_bytes(),
-                        "application/json", {})
-    storage.write_bytes(join_uri(dest, f"{manifest.name}/{LATEST_FILE}"), manifest.version.encode(),
-                        "text/plain", {})
-
-
-def _same_manifest(storage: Storage, uri: str, expected: bytes) -> bool:
-    try:
-        return storage.read_bytes(uri) == expected
-    except ObjectNotFound:
-        return False
+    target = publish(folder, model_set.manifest, dest, storage, stderr_progress)
+    stderr_progress(f"{model_set.name}: published to {target}/")
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,9 +25,10 @@ import onnxruntime as ort
 
 from docmill.modelset import (DICT_FILE, MANIFEST_FILE, STAGES, DictEntry, Manifest, ModelEntry,
                               ModelSet, ModelSetError, SourceProvenance, content_version,
-                              parse_dictionary, publish_local, sha256_bytes, sha256_file)
+                              parse_dictionary, publish, sha256_bytes, sha256_file)
 from docmill.options import EngineOptions
 from docmill.settings import Settings
+from docmill.storage import LocalStorage
 
 from converter.onnx_info import OnnxInfo, read_onnx_info
 from converter.sources import FetchedSource, fetch
@@ -145,7 +146,7 @@ def build_model_set(name: str, det: Path, cls: Path, rec: Path, dictionary: list
             (Path(staging) / f"{stage}.onnx").symlink_to(model.path.resolve())
         (Path(staging) / DICT_FILE).write_bytes(dict_bytes)
         _discard_damaged(out_root / name / manifest.version)
-        target = publish_local(Path(staging), manifest, out_root)
+        target = Path(publish(Path(staging), manifest, str(out_root), LocalStorage()))
     ModelSet.load(target)
     return target
 
@@ -239,7 +240,7 @@ def _with_conversion(manifest: Manifest, parity: dict[str, dict[str, Any]],
 
 
 def _discard_damaged(version_dir: Path) -> None:
-    """publish_local keeps a version whose manifest is already in place, so a damaged copy
+    """publish keeps a version whose manifest is already in place, so a damaged copy
     (a file edited or truncated) would stay damaged; remove it to have it written afresh."""
     if not (version_dir / MANIFEST_FILE).is_file():
         return

@@ -28,8 +28,6 @@ import onnxruntime as ort
 
 from converter.paddle_model import MODEL_PREFIX, PARAMS_FILE, PIR_FILE, PaddleModel, error_line, quiet_paddle
 
-MIN_OPSET, MAX_OPSET = 7, 19
-DEFAULT_OPSET = 11  # what the seed documents ask for; paddle2onnx raises it where an op needs more
 CHILD_TIMEOUT_S = 600
 _CHILD_ERROR_MARK = "converter-error: "
 _P2O_FAILURE = "Failed to convert PaddlePaddle model"

@@ -32,11 +32,10 @@ import numpy as np
 import onnxruntime as ort
 from PIL import ImageDraw, ImageFont
 
+from converter.limits import DEFAULT_REAL_TOLERANCE
 from converter.paddle_model import PaddleModel, import_paddle
-from docmill.samplepages import PAGES, render
+from demo.pages import PAGES, render
 
-DEFAULT_TOLERANCE = 1e-4
-DEFAULT_REAL_TOLERANCE = 1e-3
 RANDOM_SEED = 20241120
 DET_MEAN = (0.485, 0.456, 0.406)
 DET_STD = (0.229, 0.224, 0.225)

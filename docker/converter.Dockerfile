@@ -15,6 +15,7 @@ COPY docmill docmill
 COPY converter converter
 COPY producer producer
 COPY worker worker
+COPY demo demo
 RUN /opt/venv/bin/pip install --constraint docker/constraints.txt ".[convert]"
 
 FROM ${PYTHON_IMAGE} AS runtime

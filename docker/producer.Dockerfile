@@ -18,6 +18,7 @@ COPY docmill docmill
 COPY converter converter
 COPY producer producer
 COPY worker worker
+COPY demo demo
 RUN /opt/venv/bin/pip install --constraint docker/constraints.txt .
 ENV PATH=/opt/venv/bin:$PATH
 RUN mkdir -p /opt/docmill/models \

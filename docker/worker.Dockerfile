@@ -28,6 +28,7 @@ COPY docmill docmill
 COPY converter converter
 COPY producer producer
 COPY worker worker
+COPY demo demo
 # The base install only: the `convert` extra (Paddle) never enters this image.
 RUN uv pip install --python /opt/venv/bin/python --constraint docker/constraints.txt .
 ENV PATH=/opt/venv/bin:$PATH

@@ -5,6 +5,8 @@ Keys (all under `docmill:job:<id>`):
     <key>:tasks      set of task numbers whose outcomes are counted (redelivery never
                      counts a task twice)
     <key>:failed     hash src -> error code
+    <key>:attempts   hash task:<seq> -> deliveries, item:<src> -> deliveries while a worker died
+    docmill queue    the Celery queue's list (its depth, for the producer's backpressure)
 Outcomes are recorded per task, atomically, by one Lua script, which also says whether that
 call completed the job, so exactly one worker writes the job summary.
 """
@@ -18,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 PREFIX = "docmill:job:"
+PLAN_FIELD = "producer_plan"  # in the job's hash: the producer's plan, as JSON
 
 _FINISH_IF_COMPLETE = """
 local s = redis.call('HMGET', KEYS[1], 'total', 'done', 'failed', 'skipped', 'listing_done', 'finished_at')
@@ -92,6 +95,29 @@ class JobStore:
 
     def exists(self, job: str) -> bool:
         return bool(self.r.exists(self.key(job)))
+
+    def save_plan(self, job: str, plan_json: str) -> None:
+        """The producer's plan for this job (what a resumed run must reproduce)."""
+        self.r.hset(self.key(job), PLAN_FIELD, plan_json)
+
+    def load_plan(self, job: str) -> str | None:
+        return self.r.hget(self.key(job), PLAN_FIELD)
+
+    def queue_depth(self, queue: str) -> int:
+        """Tasks waiting on a Celery queue (kombu's Redis transport keeps each queue as a list)."""
+        return int(self.r.llen(queue))
+
+    def count_delivery(self, job: str, seq: int) -> int:
+        """How many times task `seq` has now been delivered (1 on its first run)."""
+        return int(self.r.hincrby(self.key(job) + ":attempts", f"task:{seq}", 1))
+
+    def count_item_start(self, job: str, src: str) -> int:
+        """Count one more start of `src` after a redelivery; the count stays until
+        `clear_item_start`, so it counts the workers that died while processing it."""
+        return int(self.r.hincrby(self.key(job) + ":attempts", f"item:{src}", 1))
+
+    def clear_item_start(self, job: str, src: str) -> None:
+        self.r.hdel(self.key(job) + ":attempts", f"item:{src}")
 
     def record_enqueued(self, job: str, items: int, tasks: int, skipped: int, cursor: str) -> None:
         """After a task is on the queue: count its items and move the listing cursor."""

@@ -13,11 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from docmill.options import EngineOptions
+
+if TYPE_CHECKING:
+    from docmill.messages import ModelsRef
+    from docmill.settings import Settings
+    from docmill.storage import Storage
 
 MANIFEST_SCHEMA = "docmill.modelset/v1"
 MANIFEST_FILE = "manifest.json"
@@ -190,7 +195,7 @@ def latest_version_dir(set_dir: Path) -> Path | None:
 
 
 def find_local_set(ref: str, cache: Path) -> Path | None:
-    """Resolve a local reference without fetching anything.
+    """Find a local set without fetching anything (see `locate` for the full resolver).
 
     `ref` may be a version folder (has manifest.json), a set folder (has LATEST), or a set
     name (`pp-ocrv4-ch`, or `pp-ocrv4-ch@<version>`) looked up in `cache`."""
@@ -209,24 +214,35 @@ def find_local_set(ref: str, cache: Path) -> Path | None:
     return latest_version_dir(set_dir)
 
 
-def publish_local(src: Path, manifest: Manifest, dest_root: Path) -> Path:
-    """Copy a built set folder to `dest_root/<set>/<version>/`: objects first, manifest next,
-    LATEST last, so a reader never sees half a set. Publishing again is a no-op."""
-    import os
-    import shutil
+_CONTENT_TYPES = {".onnx": "application/octet-stream", ".txt": "text/plain; charset=utf-8"}
 
-    target = dest_root / manifest.name / manifest.version
-    if (target / MANIFEST_FILE).is_file() and (target / MANIFEST_FILE).read_bytes() == manifest.to_json_bytes():
-        _write_atomic(dest_root / manifest.name / LATEST_FILE, manifest.version.encode())
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    files = [m.file for m in manifest.models.values()] + [manifest.dictionary.file]
-    for file in files:
-        tmp = target / f".{file}.tmp"
-        shutil.copyfile(src / file, tmp)
-        os.replace(tmp, target / file)
-    _write_atomic(target / MANIFEST_FILE, manifest.to_json_bytes())
-    _write_atomic(dest_root / manifest.name / LATEST_FILE, manifest.version.encode())
+
+def publish(src: Path, manifest: Manifest, dest: str, storage: "Storage",
+            progress: "Callable[[str], None]" = lambda message: None) -> str:
+    """Publish the set in folder `src` to `dest/<set>/<version>/` through the storage
+    interface, for folders and object stores alike: objects first, manifest next, LATEST
+    last, so a reader that sees LATEST finds a whole set. A version whose manifest is already
+    there with the same bytes is not written again (the version is a content hash); only
+    LATEST is pointed at it. Returns the version folder's URI."""
+    from docmill.storage import ObjectNotFound, join_uri
+
+    target = join_uri(dest, f"{manifest.name}/{manifest.version}")
+    latest = join_uri(dest, f"{manifest.name}/{LATEST_FILE}")
+    manifest_bytes = manifest.to_json_bytes()
+    try:
+        published = storage.read_bytes(join_uri(target, MANIFEST_FILE)) == manifest_bytes
+    except ObjectNotFound:
+        published = False
+    if published:
+        progress(f"{manifest.name}: {manifest.version} already published")
+    else:
+        files = [(m.file, m.sha256) for m in manifest.models.values()]
+        for file, sha256 in [*files, (manifest.dictionary.file, manifest.dictionary.sha256)]:
+            progress(f"{manifest.name}: uploading {file}")
+            storage.write_bytes(join_uri(target, file), (src / file).read_bytes(),
+                                _CONTENT_TYPES[Path(file).suffix], {"sha256": sha256})
+        storage.write_bytes(join_uri(target, MANIFEST_FILE), manifest_bytes, "application/json", {})
+    storage.write_bytes(latest, manifest.version.encode(), "text/plain", {})
     return target
 
 
@@ -291,3 +307,49 @@ def read_published_manifest(storage: Any, uri: str) -> tuple[str, bytes]:
                             "not a published model set") from None
     base = join_uri(base, version)
     return base, storage.read_bytes(join_uri(base, MANIFEST_FILE))
+
+
+def locate(ref: str, settings: "Settings") -> Path:
+    """The one model-set resolver: a version folder, a set folder (its LATEST), a cached set
+    name (`name` or `name@version`) or a published `s3://` set (fetched into the cache and
+    verified) -> the local version folder. Importing a preset that is not cached yet is the
+    converter's job (`converter.presets.ensure_model_set`), layered on top of this."""
+    from docmill.storage import is_s3_uri
+
+    if is_s3_uri(ref):
+        return fetch_remote_set(ref, settings)
+    found = find_local_set(ref, settings.model_cache)
+    if found is None:
+        raise ModelSetError(f"model set {ref!r} not found (not a set folder, nor in {settings.model_cache}); "
+                            f"use a folder with {MANIFEST_FILE}, an s3:// set, or `docmill models import`")
+    return found
+
+
+def open_model_set(ref: str, settings: "Settings") -> ModelSet:
+    """`locate`, then load the set with every file verified against its manifest."""
+    return ModelSet.load(locate(ref, settings))
+
+
+def pin_for_job(ref: str, settings: "Settings") -> tuple["ModelsRef", str]:
+    """Pin the set a distributed job runs on, once, at job start: (version reference, set
+    name). Workers on other hosts must be able to read it, so it must be a storage URI: an
+    `s3://` set (LATEST read once here) or an explicit folder every worker sees at the same
+    path. A bare set name would pin this machine's cache path, so it is refused with the
+    command that publishes it."""
+    from docmill.messages import ModelsRef
+    from docmill.storage import is_s3_uri, open_storage
+
+    if is_s3_uri(ref):
+        base, data = read_published_manifest(open_storage(ref, settings), ref)
+        manifest = Manifest.model_validate_json(data)
+        return ModelsRef(uri=base, version=manifest.version), manifest.name
+    if not Path(ref).expanduser().exists():
+        raise ModelSetError(f"--models {ref}: a distributed job needs its model set in shared storage; "
+                            f"publish it (docmill models import --preset {ref} --publish s3://BUCKET/models) "
+                            f"and pass --models s3://BUCKET/models/{ref}")
+    folder = find_local_set(ref, settings.model_cache)
+    if folder is None:
+        raise ModelSetError(f"--models {ref}: not a published model set (s3://.../<set>, "
+                            f"a set folder with {LATEST_FILE}, or a version folder)")
+    manifest = Manifest.model_validate_json((folder / MANIFEST_FILE).read_bytes())
+    return ModelsRef(uri=str(folder.resolve()), version=manifest.version), manifest.name

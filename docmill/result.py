@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 SCHEMA_ID = "docmill.result/v1"
 
 ErrorCode = Literal[
-    "decode_error", "too_large", "not_found", "read_error", "engine_error", "worker_lost"
+    "decode_error", "too_large", "not_found", "read_error", "access_denied", "write_error",
+    "engine_error", "worker_lost"
 ]
 
 

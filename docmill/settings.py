@@ -72,8 +72,8 @@ class Settings(BaseSettings):
                                       "keep it longer than the slowest task")
     restore_interval_s: int = Field(10, ge=1, description="how often a worker looks for tasks left unacked "
                                     "past the visibility timeout (a killed worker's) and re-queues them")
-    fault_crash_on_source: str | None = Field(None, description="test-only fault injection: a worker process "
-                                              "dies when it starts an item whose source contains this text")
+    broker_wait_s: int = Field(60, ge=0, le=3600, description="how long `docmill worker` waits for the broker "
+                               "to answer at start before it exits with one line")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     engine: EngineOverrides = Field(default_factory=EngineOverrides)
 

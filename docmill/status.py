@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from docmill.cli import UsageError
+from docmill.errors import UsageError
 from docmill.jobs import JobNotFound, JobState, JobStore, connect
 from docmill.settings import Settings, mask_url
 

@@ -8,6 +8,8 @@ never sits in memory.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import threading
@@ -25,25 +27,40 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 # Separators the local OS honours besides "/": a key segment holding one would escape its folder.
 _LOCAL_SEPARATORS = frozenset({os.sep, os.altsep} - {None, "/"})
+# Local write failures no retry cures: no permission, a file where a folder must be, a
+# read-only or pseudo file system (/proc), a name too long.
+_PERMANENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EROFS,
+                               errno.ENAMETOOLONG, errno.ENOENT, errno.EEXIST})
+# S3 error codes that say the request can never succeed as it stands.
+_S3_PERMANENT = frozenset({"NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId",
+                           "SignatureDoesNotMatch", "InvalidBucketName", "AccountProblem"})
+PROBE_PREFIX = "_docmill/probe-"
 
 
 class StorageError(Exception):
-    """A storage failure; `code` is the docmill.result error code to record for it."""
+    """A storage failure; `code` is the docmill.result error code to record for it.
+    `permanent` failures (a missing bucket, access denied, a path that can never be a file)
+    will not be cured by retrying, so callers fail the affected items at once instead."""
 
     code: str = "read_error"
+    permanent: bool = False
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, permanent: bool | None = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
+        if permanent is not None:
+            self.permanent = permanent
 
 
 class ObjectNotFound(StorageError):
     code = "not_found"
+    permanent = True
 
 
 class ObjectTooLarge(StorageError):
     code = "too_large"
+    permanent = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,8 @@ class Storage(Protocol):
     def exists(self, uri: str) -> bool: ...
 
     def head(self, uri: str) -> ObjectRef: ...
+
+    def delete(self, uri: str) -> None: ...
 
 
 # --- URIs ---------------------------------------------------------------------------------
@@ -205,11 +224,16 @@ class LocalStorage:
                 f.write(data)
             os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error") from exc
+            with contextlib.suppress(OSError):  # under a file, even the unlink fails
+                tmp.unlink(missing_ok=True)
+            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error",
+                               permanent=exc.errno in _PERMANENT_ERRNOS) from exc
 
     def exists(self, uri: str) -> bool:
         return _local_path(uri).is_file()
+
+    def delete(self, uri: str) -> None:
+        _local_path(uri).unlink(missing_ok=True)
 
     def head(self, uri: str) -> ObjectRef:
         path = _local_path(uri)
@@ -348,7 +372,16 @@ class S3Storage:
             self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
                                    Metadata=metadata or {})
         except Exception as exc:  # noqa: BLE001
-            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error") from exc
+            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error",
+                               permanent=_s3_code(exc) in _S3_PERMANENT) from exc
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error",
+                               permanent=_s3_code(exc) in _S3_PERMANENT) from exc
 
     def exists(self, uri: str) -> bool:
         bucket, key = split_s3_uri(uri)
@@ -363,15 +396,29 @@ def _etag(value: str | None) -> str | None:
     return value.strip('"') if value else None
 
 
-def _s3_error(exc: Exception, uri: str) -> StorageError:
-    """Map a botocore failure on a read to a StorageError; a 404 of any kind is not_found."""
+def _s3_code(exc: Exception) -> str | None:
+    """The S3 error code of a botocore ClientError ('403' when only the status is known)."""
     from botocore.exceptions import ClientError
 
+    if not isinstance(exc, ClientError):
+        return None
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = exc.response.get("Error", {}).get("Code")
+    return "AccessDenied" if status == 403 and code in (None, "403", "Forbidden") else code or str(status)
+
+
+def _s3_error(exc: Exception, uri: str) -> StorageError:
+    """Map a botocore failure on a read to a StorageError; a 404 of any kind is not_found,
+    access denied is a permanent `access_denied`, anything else a retryable read_error."""
+    from botocore.exceptions import ClientError
+
+    code = _s3_code(exc)
     if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status == 404 or err.get("Code") in ("NoSuchKey", "NoSuchBucket", "NotFound", "404"):
-            return ObjectNotFound(f"{uri}: not found ({err.get('Code', status)})")
+        if status == 404 or code in ("NoSuchKey", "NoSuchBucket", "NotFound", "404"):
+            return ObjectNotFound(f"{uri}: not found ({code})")
+    if code in _S3_PERMANENT:
+        return StorageError(f"{uri}: access denied ({code})", code="access_denied", permanent=True)
     return StorageError(f"{uri}: {type(exc).__name__}: {exc}")
 
 
@@ -398,6 +445,31 @@ def s3_retries() -> int:
     with _S3_CLIENTS_LOCK:
         clients = list(_S3_CLIENTS.values())
     return sum(client.retries for client in clients)
+
+
+def probe_writable(out_root: str, settings: Settings) -> None:
+    """Write and delete a small object under `out_root`, so an output that can never take a
+    result (a missing bucket, no permission, a file or /proc path) is found before any work
+    rather than after it. Raises StorageError with what went wrong."""
+    storage = open_storage(out_root, settings)
+    probe = join_uri(out_root, f"{PROBE_PREFIX}{uuid.uuid4().hex}")
+    created = [] if is_s3_uri(out_root) else _missing_folders(Path(probe).parent)
+    try:
+        storage.write_bytes(probe, b"docmill write probe\n", "text/plain")
+        storage.delete(probe)
+    finally:
+        for folder in created:  # deepest first: a probe leaves no trace behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def open_storage(uri: str, settings: Settings) -> Storage:

@@ -11,15 +11,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from docmill.cli import UsageError
+from docmill.errors import UsageError
 from docmill.jobs import JobNotFound, JobState, JobStore, connect
 from docmill.messages import JOB_ID, MAX_ITEMS_PER_TASK
-from docmill.modelset import ModelSetError
+from docmill.inputs import DEFAULT_INCLUDE
+from docmill.modelset import ModelSetError, pin_for_job
 from docmill.settings import Settings, mask_url
-from docmill.storage import StorageError, open_storage
-from producer.enqueue import (Backpressure, Counts, JobPlan, Services, TaskSender, load_plan,
-                              resolve_models, run_job, save_plan)
-from producer.listing import DEFAULT_INCLUDE, drop_last_modified, parse_include
+from docmill.storage import StorageError, open_storage, probe_writable
+from producer.enqueue import (Backpressure, Counts, JobPlan, Services, TaskSender, load_plan, run_job,
+                              save_plan)
+from producer.listing import drop_last_modified, parse_include
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
@@ -51,10 +52,10 @@ def _start(args: argparse.Namespace, settings: Settings, store: JobStore) -> tup
     if not JOB_ID.match(job):
         raise UsageError(f"--job {job!r}: letters, digits, '.', '_' and '-' only, at most 128")
     try:
-        for uri in (args.input, args.out):
-            open_storage(uri, settings)
+        open_storage(args.input, settings)
+        _check_output(args.out, settings)
         include = parse_include(args.include or DEFAULT_INCLUDE)
-        models, set_name = resolve_models(args.models or settings.models, settings)
+        models, set_name = pin_for_job(args.models or settings.models, settings)
         plan = JobPlan(in_uri=args.input, out_uri=args.out, models=models, models_set=set_name,
                        include=",".join(include.patterns), chunk=args.chunk,
                        skip_existing=args.skip_existing, queue=args.queue,
@@ -64,6 +65,15 @@ def _start(args: argparse.Namespace, settings: Settings, store: JobStore) -> tup
         raise UsageError(str(exc).splitlines()[0]) from exc
     save_plan(store, job, plan)
     return job, plan, store.get(job)
+
+
+def _check_output(out: str, settings: Settings) -> None:
+    """The output prefix must take a write before anything is enqueued: a missing bucket or
+    a denied write found by the workers would cost every task its OCR, then its retries."""
+    try:
+        probe_writable(out, settings)
+    except StorageError as exc:
+        raise UsageError(f"--out {out}: cannot write results there ({str(exc).splitlines()[0]})") from exc
 
 
 def _resume(args: argparse.Namespace, store: JobStore) -> tuple[str, JobPlan, JobState]:
@@ -85,7 +95,7 @@ def _resume(args: argparse.Namespace, store: JobStore) -> tuple[str, JobPlan, Jo
 def _produce(job: str, plan: JobPlan, state: JobState, store: JobStore, broker: str,
              max_pending: int, settings: Settings) -> None:
     svc = Services(store=store, sender=TaskSender(broker, plan.queue),
-                   backpressure=Backpressure(store.r, plan.queue, max_pending),
+                   backpressure=Backpressure(store, plan.queue, max_pending),
                    in_storage=open_storage(plan.in_uri, settings),
                    out_storage=open_storage(plan.out_uri, settings))
     drop_last_modified(svc.in_storage)

@@ -19,15 +19,12 @@ from typing import Any
 
 from docmill.jobs import JobState, JobStore, write_summary
 from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
-from docmill.modelset import LATEST_FILE, MANIFEST_FILE, Manifest, ModelSetError, find_local_set, read_published_manifest
 from docmill.result import models_tag
-from docmill.settings import Settings
-from docmill.storage import ObjectRef, Storage, is_s3_uri, open_storage, result_uri
+from docmill.storage import ObjectRef, Storage, result_uri
 from producer.listing import ResultCheck, chunked, iter_sources, parse_include, prefetched
 
 log = logging.getLogger(__name__)
 
-PLAN_FIELD = "producer_plan"  # in the job's hash, beside JobStore's own fields
 POLL_START_S = 0.05
 POLL_MAX_S = 1.0
 PREFETCH_REFS = 2000  # listed ahead of sending: two S3 pages, a bounded amount of memory
@@ -66,42 +63,14 @@ class JobPlan:
 
 
 def save_plan(store: JobStore, job: str, plan: JobPlan) -> None:
-    store.r.hset(store.key(job), PLAN_FIELD, plan.to_json())
+    store.save_plan(job, plan.to_json())
 
 
 def load_plan(store: JobStore, job: str) -> JobPlan:
-    text = store.r.hget(store.key(job), PLAN_FIELD)
+    text = store.load_plan(job)
     if not text:
         raise ValueError(f"job {job!r} was not started by `docmill produce`; it cannot be resumed")
     return JobPlan.from_json(text)
-
-
-# --- the model set --------------------------------------------------------------------------
-
-
-def resolve_models(uri: str, settings: Settings) -> tuple[ModelsRef, str]:
-    """Pin a published set to one version, once, at job start: (version folder, set name).
-
-    `uri` is `s3://.../<set>` (follows LATEST), `s3://.../<set>/<version>`, or a local set or
-    version folder (or a cached set name) for a single-machine stack."""
-    if is_s3_uri(uri):
-        base, manifest = _published_manifest(uri.rstrip("/"), open_storage(uri, settings))
-    else:
-        folder = find_local_set(uri, settings.model_cache)
-        if folder is None:
-            raise ModelSetError(f"--models {uri}: not a published model set (s3://.../<set>, "
-                                f"a set folder with {LATEST_FILE}, or a version folder)")
-        base = str(folder.resolve())
-        manifest = Manifest.model_validate_json((folder / MANIFEST_FILE).read_bytes())
-    return ModelsRef(uri=base, version=manifest.version), manifest.name
-
-
-def _published_manifest(base: str, storage: Storage) -> tuple[str, Manifest]:
-    try:
-        version_uri, data = read_published_manifest(storage, base)
-    except ModelSetError as exc:
-        raise ModelSetError(f"--models {exc}") from None
-    return version_uri, Manifest.model_validate_json(data)
 
 
 # --- the queue ------------------------------------------------------------------------------
@@ -115,7 +84,8 @@ class TaskSender:
 
         self.app = Celery("docmill-producer", broker=broker_url, set_as_current=False)
         self.app.conf.update(task_serializer="json", accept_content=["json"],
-                             result_serializer="json", broker_connection_retry_on_startup=True)
+                             result_serializer="json", broker_connection_retry_on_startup=True,
+                             task_send_sent_event=True)  # Flower shows queued tasks as SENT
         self.queue = queue
         self._producer: Any = None
 
@@ -139,18 +109,18 @@ class TaskSender:
 
 
 class Backpressure:
-    """Wait while the queue's Redis list holds more than `max_pending` tasks, so Redis memory
-    stays bounded however large the listing is."""
+    """Wait while the queue holds more than `max_pending` tasks, so Redis memory stays
+    bounded however large the listing is."""
 
-    def __init__(self, client: Any, queue: str, max_pending: int) -> None:
-        self.client = client
+    def __init__(self, store: JobStore, queue: str, max_pending: int) -> None:
+        self.store = store
         self.queue = queue
         self.max_pending = max_pending
 
     def wait(self, on_wait: Callable[[int], None] | None = None) -> float:
         """Seconds spent waiting; polls back off to POLL_MAX_S."""
         waited, delay = 0.0, POLL_START_S
-        while (depth := self.client.llen(self.queue)) > self.max_pending:
+        while (depth := self.store.queue_depth(self.queue)) > self.max_pending:
             if on_wait:
                 on_wait(depth)
             time.sleep(delay)

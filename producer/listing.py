@@ -20,7 +20,6 @@ from docmill.messages import TaskItem
 from docmill.result import META_MODELS, META_SOURCE_ETAG, models_tag
 from docmill.storage import ObjectRef, S3Storage, Storage, StorageError, is_s3_uri, split_s3_uri
 
-DEFAULT_INCLUDE = "*.jpg,*.jpeg,*.png,*.tif,*.tiff,*.bmp,*.webp,*.gif"
 # S3 user metadata the worker writes on every result (boto3 shows it lower-cased, unprefixed).
 HEAD_THREADS = 8  # below botocore's default pool of 10 connections per client
 _LAST_MODIFIED = re.compile(rb"<LastModified>[^<]*</LastModified>")

@@ -66,12 +66,17 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             _wait_until_up(url, proc, log)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture
@@ -126,7 +131,7 @@ def engine_for():
     from converter.presets import ensure_model_set
     from docmill.modelset import ModelSet
     from docmill.settings import Settings
-    from worker.sessions import build_engine
+    from worker.engine.pipeline import OcrEngine
 
     built: dict = {}
 
@@ -134,7 +139,7 @@ def engine_for():
         if preset not in built:
             settings = Settings(device="cpu")
             model_set = ModelSet.load(ensure_model_set(preset, settings))
-            built[preset] = (build_engine(model_set, settings), model_set)
+            built[preset] = (OcrEngine.load(model_set, settings), model_set)
         return built[preset]
 
     return get
@@ -147,7 +152,7 @@ def sample_pages(tmp_path_factory):
 
     import cv2
 
-    from docmill.samplepages import write_samples
+    from demo.pages import write_samples
 
     folder = tmp_path_factory.mktemp("samples")
     write_samples(folder)

@@ -1,15 +1,17 @@
-"""The Celery wiring, kept thin: configuration, the one task, and the per-process host.
+"""The Celery wiring, kept thin: `make_app(settings)` builds the app and its one task; the
+task body is worker/task.py, with retries and outcome metrics around it (worker/middleware).
 
-`celery -A worker.app worker` and `docmill worker` start the same thing. JSON is the only
-content type accepted anywhere, so a pickle message is refused before it is deserialised.
-Messages are acked only after their results are written (acks_late), re-queued when a
-worker is lost, and the engine is created in the process that runs tasks, after any fork.
+JSON is the only content type accepted anywhere, so a pickle message is refused before it is
+deserialised. Messages are acked only after their results are written (acks_late), re-queued
+when a worker is lost, and the engine is created in the process that runs tasks, after any
+fork. Task events are sent, so Flower can show workers and tasks (docs/flower.md).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from celery import Celery, signals
 from celery.exceptions import Reject
@@ -17,9 +19,10 @@ from pydantic import ValidationError
 
 from docmill.jobs import JobStore, connect
 from docmill.messages import QUEUE, TASK_NAME, OcrTask
-from docmill.settings import Settings, get_settings, mask_url
+from docmill.settings import Settings, mask_url
 from worker import kombu_fixes
-from worker.task_runner import TransientError, WorkerHost, fail_task, run_task
+from worker.middleware import retries
+from worker.middleware.outcomes import count_task
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +38,35 @@ def transport_options(settings: Settings) -> dict:
             "socket_timeout": 30, "socket_connect_timeout": 10, "retry_on_timeout": True}
 
 
-def make_app(settings: Settings) -> Celery:
+class HostHolder:
+    """The process's WorkerHost, created on first use (so never in a parent that forks)."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any]):
+        self.settings = settings
+        self.options = options
+        self._host: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        from worker.host import WorkerHost
+
+        with self._lock:
+            if self._host is None:
+                jobs = JobStore(connect(self.settings.broker_url.get_secret_value()))
+                self._host = WorkerHost(self.settings, jobs, **self.options)
+            return self._host
+
+    def close(self, **_: object) -> None:
+        if self._host is not None:
+            self._host.close()
+
+
+def make_app(settings: Settings, host_options: dict[str, Any] | None = None) -> Celery:
+    """The worker's Celery app for these settings, with the `docmill.ocr` task registered.
+    `host_options` go to the WorkerHost (device, batching, redelivery cap, metrics)."""
     kombu_fixes.apply()
     url = settings.broker_url.get_secret_value()
-    app = Celery("docmill", broker=url, set_as_current=True)
+    app = Celery("docmill", broker=url, set_as_current=False)
     app.conf.update(
         task_serializer="json", accept_content=["json"], result_serializer="json",
         task_ignore_result=True, result_backend=None,
@@ -47,54 +75,40 @@ def make_app(settings: Settings) -> Celery:
         broker_transport_options=transport_options(settings),
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_send_task_events=True,
     )
+    holder = HostHolder(settings, host_options or {})
+    app.task(name=TASK_NAME, bind=True)(_task_body(settings, holder))
+    signals.worker_process_shutdown.connect(holder.close, weak=False)
+    app.docmill_host = holder  # type: ignore[attr-defined]
     log.info("broker %s", mask_url(url))
     return app
 
 
-app = make_app(get_settings())
-_host: WorkerHost | None = None
-_host_lock = threading.Lock()
-HOST_OPTIONS: dict = {}
+def _task_body(settings: Settings, holder: HostHolder):  # type: ignore[no-untyped-def]
+    from worker.task import fail_task, run_task
 
-
-def host() -> WorkerHost:
-    """The process's host, created on first use (so never in a parent that forks)."""
-    global _host
-    with _host_lock:
-        if _host is None:
-            settings = get_settings()
-            _host = WorkerHost(settings, JobStore(connect(settings.broker_url.get_secret_value())),
-                               **HOST_OPTIONS)
-        return _host
-
-
-@app.task(name=TASK_NAME, bind=True)
-def ocr(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
-    """Validate the message, then hand it to the engine side; nothing else lives here."""
-    try:
-        task = OcrTask.model_validate(payload)
-    except ValidationError as exc:
-        host().metrics.count("tasks", "rejected")
-        log.error("refused a message that is not docmill.task/v1: %s", str(exc).splitlines()[0])
-        raise Reject(str(exc).splitlines()[0], requeue=False) from None
-    try:
-        return run_task(host(), task, final_try=self.request.retries >= get_settings().task_retries)
-    except TransientError as exc:
-        host().metrics.count("retries", "task")
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60),
-                         max_retries=get_settings().task_retries * 4) from None
-    except Exception as exc:  # noqa: BLE001 - Celery would drop the message: retry, then give results
-        if self.request.retries < get_settings().task_retries:
-            host().metrics.count("retries", "task")
+    def ocr(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
+        """Validate the message, run it, and let the retry policy decide what a failure leads to."""
+        host = holder.get()
+        try:
+            task = OcrTask.model_validate(payload)
+        except ValidationError as exc:
+            count_task(host.metrics, "rejected")
+            log.error("refused a message that is not docmill.task/v1: %s", str(exc).splitlines()[0])
+            raise Reject(str(exc).splitlines()[0], requeue=False) from None
+        try:
+            return run_task(host, task, final_try=retries.final_try(self.request.retries, settings))
+        except Exception as exc:  # noqa: BLE001 - Celery would drop the message: retry, then give results
+            decision = retries.decide(exc, self.request.retries, settings)
+            if not decision.retry:
+                log.error("task %s failed %d times; writing engine_error results", task.task_key,
+                          self.request.retries + 1)
+                count_task(host.metrics, "given_up")
+                return fail_task(host, task, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            count_task(host.metrics, "retried")
+            host.metrics.count("retries", "task")
             log.warning("task %s failed (%s: %s); retrying", task.task_key, type(exc).__name__, exc)
-            raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60),
-                             max_retries=get_settings().task_retries) from None
-        log.error("task %s failed %d times; writing engine_error results", task.task_key, self.request.retries + 1)
-        return fail_task(host(), task, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            raise self.retry(exc=exc, countdown=decision.countdown_s, max_retries=decision.max_retries) from None
 
-
-@signals.worker_process_shutdown.connect
-def _close_host(**_: object) -> None:
-    if _host is not None:
-        _host.close()
+    return ocr

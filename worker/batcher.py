@@ -1,9 +1,10 @@
-"""The dynamic batcher: items of concurrently running tasks merged into engine batches.
+"""The dynamic batcher: images from any number of callers merged into engine batches.
 
-Triton's semantics: a batch closes when it holds `max_batch_images` items or when its oldest
-item has waited `max_delay_ms`, whichever comes first. Each item gets its own future, and a
-batch that breaks the engine is retried image by image (worker.runner.run_batch), so one
-item's failure is that item's outcome alone.
+Triton's semantics: a batch closes when it holds `max_batch_images` images or when its
+oldest image has waited `max_delay_ms`, whichever comes first. The worker waits a few ms for
+other tasks' images; `docmill run` uses a zero delay (a batch is whatever is queued when the
+engine is free). Each image gets its own future, and a batch that breaks the engine is
+retried image by image (OcrEngine.run_each), so one image's failure is its outcome alone.
 """
 
 from __future__ import annotations
@@ -15,26 +16,26 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+
+import numpy as np
 
 from docmill.options import EngineOptions
-from worker.engine.pipeline import OcrEngine
-from worker.items import DecodedItem
+from docmill.result import ResultError
+from worker.engine.pipeline import STAGES, OcrEngine, PageLines
 from worker.metrics import Metrics
-from worker.runner import run_batch
 
 
 @dataclass
 class _Pending:
-    item: DecodedItem
+    image: np.ndarray
     options: EngineOptions
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.monotonic)
 
 
 class DynamicBatcher:
-    """One per process; `submit` is thread-safe and returns a Future of the item's output
-    (PageLines, or ResultError when the engine failed on it)."""
+    """One per engine; `submit` is thread-safe and returns a Future of the image's output
+    (PageLines, or a ResultError when the engine failed on it)."""
 
     def __init__(self, engine: OcrEngine, max_batch_images: int, max_delay_ms: float, metrics: Metrics):
         self.engine = engine
@@ -45,8 +46,8 @@ class DynamicBatcher:
         self._thread = threading.Thread(target=self._loop, name="docmill-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, item: DecodedItem, options: EngineOptions) -> Future:
-        pending = _Pending(item, options)
+    def submit(self, image: np.ndarray, options: EngineOptions) -> Future:
+        pending = _Pending(image, options)
         self._queue.put(pending)
         return pending.future
 
@@ -55,7 +56,7 @@ class DynamicBatcher:
         self._thread.join(timeout=30)
 
     def _collect(self) -> list[_Pending] | None:
-        """Block for the first item, then gather until full or the first item's deadline."""
+        """Block for the first image, then gather until full or the first image's deadline."""
         first = self._queue.get()
         if first is None:
             return None
@@ -64,7 +65,7 @@ class DynamicBatcher:
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
             try:
-                nxt = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
+                nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if nxt is None:
@@ -76,26 +77,36 @@ class DynamicBatcher:
     def _loop(self) -> None:
         while (batch := self._collect()) is not None:
             self.metrics.observe_batch(len(batch))
+            started = time.monotonic()
+            for pending in batch:
+                self.metrics.observe_queue_wait(started - pending.queued_at)
             for group in _by_options(batch).values():
                 self._run(group)
 
     def _run(self, group: list[_Pending]) -> None:
         try:
-            outputs: list[Any] = run_batch(self.engine, [p.item for p in group], group[0].options)
-        except BaseException as exc:  # noqa: BLE001 - never leave a waiting task hanging
+            outputs = self.engine.run_each([p.image for p in group], group[0].options)
+        except BaseException as exc:  # noqa: BLE001 - never leave a waiting caller hanging
             for p in group:
                 p.future.set_exception(exc)
             return
+        self._observe_stages(outputs)
         for p, out in zip(group, outputs):
             p.future.set_result(out)
 
+    def _observe_stages(self, outputs: list[PageLines | ResultError]) -> None:
+        """Each model stage's time for this engine call (the sum of its pages' shares); a
+        batch that failed as a whole has none to report."""
+        pages = [out for out in outputs if isinstance(out, PageLines)]
+        for stage in STAGES:
+            seconds = sum(p.timings_ms[stage] for p in pages) / 1000
+            if pages and (stage != "cls" or seconds):  # no cls time when angle classification is off
+                self.metrics.observe_stage(stage, seconds)
+
 
 def _by_options(batch: list[_Pending]) -> dict[str, list[_Pending]]:
-    """Only items with the same engine options can share an engine call."""
+    """Only images with the same engine options can share an engine call."""
     groups: dict[str, list[_Pending]] = defaultdict(list)
     for p in batch:
         groups[json.dumps(p.options.model_dump(mode="json"), sort_keys=True)].append(p)
     return groups
-
-
-

@@ -36,6 +36,8 @@ class Outcome:
 def check_broker(settings: Settings) -> Outcome:
     """PING through the same client the job store uses, with short socket timeouts."""
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from docmill.jobs import connect
 
@@ -43,8 +45,9 @@ def check_broker(settings: Settings) -> Outcome:
     shown = mask_url(url)
     try:
         client = connect(url)
-        client.connection_pool.connection_kwargs.update(
-            socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S, retry_on_timeout=False)
+        client.connection_pool.connection_kwargs.update(  # one try: the caller decides about more
+            socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S, retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0))
         client.ping()
     except redis.AuthenticationError as exc:
         return Outcome("broker", False, f"{shown}: {_first_line(exc)}; Redis refused the "
@@ -123,7 +126,7 @@ def _storage_advice(exc: Exception, where: str) -> str:
 
 def check_providers(device: str) -> Outcome:
     """The providers a session really loads for the device, as the engine will pick them."""
-    from worker.sessions import DeviceUnavailable, resolve_providers
+    from worker.engine.providers import DeviceUnavailable, resolve_providers
 
     try:
         providers = resolve_providers(device)

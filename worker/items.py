@@ -1,6 +1,8 @@
-"""One source image on its way into the engine: read, hashed and decoded, or a coded error.
+"""One source image on its way through either runner: what to read and where its result
+goes (a docmill.task/v1 `TaskItem`, for `docmill run` too), then read, hashed and decoded,
+or a coded error.
 
-Shared by the in-process runner and the Celery worker so both give the same error codes
+Shared by the in-process runner and the Celery worker, so both give the same error codes
 for the same bad input.
 """
 
@@ -12,34 +14,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from docmill.messages import TaskItem
 from docmill.result import ResultError
 from docmill.settings import Settings
-from docmill.storage import ObjectRef, StorageError, open_storage
+from docmill.storage import StorageError, open_storage
 from worker.engine.decode import ImageDecodeError, decode_image
 
 
 @dataclass
 class DecodedItem:
-    ref: ObjectRef
-    out_uri: str
+    item: TaskItem
     size: int | None = None
     sha256: str | None = None
     image: np.ndarray | None = None
     error: ResultError | None = None
     decode_ms: float = 0.0
+    permanent: bool = True  # False: a storage error that a retry of the task may cure
+    width: int | None = None  # kept after the pixels are released
+    height: int | None = None
+
+    def release(self) -> None:
+        """Drop the pixels once the engine is done with them: only a few batches' worth of
+        decoded pages may be held at once."""
+        self.image = None
 
 
-def load_item(ref: ObjectRef, out_uri: str, settings: Settings) -> DecodedItem:
-    """Read and decode `ref`; any failure is recorded on the item, never raised."""
-    item = DecodedItem(ref=ref, out_uri=out_uri)
+def load_item(item: TaskItem, settings: Settings) -> DecodedItem:
+    """Read and decode `item.src`; any failure is recorded on the item, never raised."""
+    decoded = DecodedItem(item=item)
     start = time.perf_counter()
     try:
-        data = open_storage(ref.uri, settings).read_bytes(ref.uri, max_bytes=settings.max_image_bytes)
-        item.size, item.sha256 = len(data), hashlib.sha256(data).hexdigest()
-        item.image = decode_image(data, settings.max_image_pixels)
+        data = open_storage(item.src, settings).read_bytes(item.src, max_bytes=settings.max_image_bytes)
+        decoded.size, decoded.sha256 = len(data), hashlib.sha256(data).hexdigest()
+        decoded.image = decode_image(data, settings.max_image_pixels)
+        decoded.height, decoded.width = (int(n) for n in decoded.image.shape[:2])
     except StorageError as exc:
-        item.error = ResultError(code=exc.code, message=str(exc)[:500])
+        decoded.error = ResultError(code=exc.code, message=str(exc)[:500])
+        decoded.permanent = exc.permanent
     except ImageDecodeError as exc:
-        item.error = ResultError(code=exc.code, message=str(exc)[:500])
-    item.decode_ms = (time.perf_counter() - start) * 1000
-    return item
+        decoded.error = ResultError(code=exc.code, message=str(exc)[:500])
+    decoded.decode_ms = (time.perf_counter() - start) * 1000
+    return decoded

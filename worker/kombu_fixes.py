@@ -11,15 +11,24 @@ with kombu 5.7.0.
 The fix makes "no connection any more" a connection error, which every close path already
 tolerates: the unacked messages stay in Redis's unacked set, and the visibility sweep puts
 them back on the queue.
+
+It is applied only to the kombu versions known to need it (AFFECTED). A test reproduces
+the bug on the unpatched transport, so it fails, and says to drop this module, once an
+upstream release no longer has it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import kombu
 from kombu.transport import redis as redis_transport
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+log = logging.getLogger(__name__)
+
+AFFECTED = ((5, 3), (5, 8))  # [first, last) kombu (major, minor) with the double-close bug
 _original_connparams = redis_transport.Channel._connparams
 
 
@@ -29,6 +38,20 @@ def _connparams(self: Any, asynchronous: bool = False) -> dict[str, Any]:
     return _original_connparams(self, asynchronous)
 
 
-def apply() -> None:
-    """Install the fix (idempotent)."""
+def needed(version: str = kombu.__version__) -> bool:
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return AFFECTED[0] <= (major, minor) < AFFECTED[1]
+
+
+def apply(version: str = kombu.__version__) -> bool:
+    """Install the fix where this kombu version needs it (idempotent); True when installed."""
+    if not needed(version):
+        log.info("kombu %s is outside %s: its Redis transport is used unpatched", version, AFFECTED)
+        return False
     redis_transport.Channel._connparams = _connparams
+    return True
+
+
+def restore() -> None:
+    """The transport as kombu ships it (for the test that checks the bug is still there)."""
+    redis_transport.Channel._connparams = _original_connparams

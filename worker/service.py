@@ -1,42 +1,68 @@
 """`docmill worker`: the Celery worker with docmill's defaults (thread pool, so every task of
-the process shares one engine and one dynamic batcher)."""
+the process shares one engine and one dynamic batcher).
+
+Before Celery starts, the broker must answer within `DOCMILL_BROKER_WAIT_S`: a worker pointed
+at a dead broker says so in one line and exits, instead of retrying in silence.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
+from docmill.errors import EXIT_FAILED, EXIT_OK
 from docmill.settings import Settings
+
+BROKER_POLL_S = 1.0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.check import check_broker, run_checks
+
     if args.check:
-        from worker.check import run_checks
-
         return run_checks(settings, args.device or settings.device)
-    from worker import app as celery_app
-    from worker.metrics import serve
-
-    celery_app.HOST_OPTIONS.update(
-        device=args.device, max_batch_images=args.max_batch_images, max_delay_ms=args.max_delay_ms,
-        redelivery_cap=args.redelivery_cap)
+    broker = wait_for_broker(settings, check_broker)
+    if not broker.ok:
+        print(f"docmill worker: cannot start: broker {broker.detail} "
+              f"(waited {settings.broker_wait_s}s; DOCMILL_BROKER_WAIT_S sets how long)", file=sys.stderr)
+        return EXIT_FAILED
     _pull_default_models(settings)
-    if args.metrics_port is not None:
-        serve(celery_app.host().metrics, args.metrics_port)
+    app = _app(args, settings)
     argv = ["worker", f"--pool={args.pool}", f"--concurrency={args.concurrency}", "-Q", args.queue,
-            f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle",
-            "--without-heartbeat"]
+            f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle"]
     if args.hostname:
         argv.append(f"--hostname={args.hostname}")
-    celery_app.app.worker_main(argv=argv)
-    return 0
+    app.worker_main(argv=argv)
+    return EXIT_OK
 
+
+def wait_for_broker(settings: Settings, check):  # type: ignore[no-untyped-def]
+    """The broker check, repeated until it passes or `broker_wait_s` is spent (a broker
+    that starts a little after its workers is normal in a compose stack)."""
+    deadline = time.monotonic() + settings.broker_wait_s
+    while True:
+        outcome = check(settings)
+        if outcome.ok or time.monotonic() >= deadline:
+            return outcome
+        time.sleep(BROKER_POLL_S)
+
+
+def _app(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
+    from worker.app import make_app
+    from worker.metrics import Metrics, serve
+
+    metrics = Metrics()
+    if args.metrics_port is not None:
+        serve(metrics, args.metrics_port)
+    return make_app(settings, {"device": args.device, "max_batch_images": args.max_batch_images,
+                               "max_delay_ms": args.max_delay_ms, "redelivery_cap": args.redelivery_cap,
+                               "metrics": metrics})
 
 
 def _pull_default_models(settings: Settings) -> None:
     """Pull and verify the configured published set at start, so a bad or missing set shows
     at deploy time, not on the first task (tasks still load the version their job pinned)."""
-    import sys
-
     from docmill.modelset import ModelSetError, fetch_remote_set
     from docmill.storage import StorageError, is_s3_uri
 

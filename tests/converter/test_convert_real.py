@@ -77,13 +77,13 @@ def _read_lines(engine, path: Path) -> list[str]:  # noqa: ANN001
 @pytest.mark.shared
 def test_the_converted_set_reads_pages_like_the_imported_onnx_set(published_v4) -> None:
     from converter.presets import ensure_model_set
-    from worker.sessions import build_engine
+    from worker.engine.pipeline import OcrEngine
 
     pages = [_needs_shared("data/paddleocr/doc/imgs_en/img_12.jpg"),
              *sorted(_needs_shared("data/sroie_sample/images").glob("*.jpg"))[::SROIE_STRIDE]]
     settings = Settings(device="cpu")
-    imported = build_engine(ModelSet.load(ensure_model_set("pp-ocrv4-ch", settings)), settings)
-    converted = build_engine(ModelSet.load(latest_version_dir(published_v4[0])), settings)
+    imported = OcrEngine.load(ModelSet.load(ensure_model_set("pp-ocrv4-ch", settings)), settings)
+    converted = OcrEngine.load(ModelSet.load(latest_version_dir(published_v4[0])), settings)
     for page in pages:
         expected = _read_lines(imported, page)
         assert expected, page.name

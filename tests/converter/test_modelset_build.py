@@ -9,6 +9,7 @@ import onnx
 import onnxruntime
 import pytest
 
+import docmill
 from converter.modelset_build import build_model_set, load_dictionary
 from converter.onnx_info import read_onnx_info
 from docmill.cli import main
@@ -58,7 +59,7 @@ def test_a_built_set_has_every_file_a_full_manifest_and_loads_verified(tiny_mode
                                                        "normalize": "(x/255-0.5)/0.5"}
     assert manifest["models"]["rec"]["preprocess"]["image_shape"] == [3, 48, 320]
     assert manifest["dict"]["entries"] == 5
-    assert manifest["tools"] == {"docmill": "0.1.0", "onnx": onnx.__version__,
+    assert manifest["tools"] == {"docmill": docmill.__version__, "onnx": onnx.__version__,
                                  "onnxruntime": onnxruntime.__version__}
     loaded = ModelSet.load(folder)
     assert loaded.characters == TINY_DICT

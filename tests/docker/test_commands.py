@@ -139,7 +139,7 @@ WORKER_RUNS = [c for c in ALL if c.argv[0] == "worker"]
 @pytest.mark.services
 @pytest.mark.parametrize("command", WORKER_RUNS, ids=lambda c: c.where)
 def test_worker_commands_pass_their_check_with_their_own_device(command, live_env):
-    from worker.sessions import cuda_works
+    from worker.engine.providers import cuda_works
 
     argv = list(command.argv) + ([] if "--check" in command.argv else ["--check"])
     device = command.env.get("DOCMILL_DEVICE", "auto")

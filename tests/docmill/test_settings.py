@@ -41,7 +41,7 @@ def test_mask_url(url, masked):
 
 
 def test_provider_options_follow_settings():
-    from worker.sessions import provider_config
+    from worker.engine.providers import provider_config
 
     settings = Settings(cuda_conv_algo_search="EXHAUSTIVE", gpu_mem_limit_mb=2048, tensorrt=True)
     config = dict(provider_config(["CUDAExecutionProvider", "CPUExecutionProvider"], settings))

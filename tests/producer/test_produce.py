@@ -146,8 +146,10 @@ def test_backpressure_waits_for_the_queue_to_drain(capsys, s3_client, s3_bucket,
     (["--max-pending", "0"], "--max-pending must be 1 or more"),
     (["--job", "../x"], "--job '../x'"),
     (["--models", "s3://{bucket}/nothing-here"], "not a published model set"),
+    (["--models", "pp-ocrv4-ch"], "needs its model set in shared storage"),
+    (["--out", "s3://no-such-bucket-y/out/"], "cannot write results there"),
 ])
-def test_usage_errors_are_one_line(capsys, s3_bucket, models_uri, queue, argv, message):
+def test_usage_errors_are_one_line(capsys, s3_bucket, models_uri, queue, redis_client, argv, message):
     argv = [a.replace("{bucket}", s3_bucket) for a in argv]
     base = [f"s3://{s3_bucket}/in/", "--out", f"s3://{s3_bucket}/out", "--queue", queue]
     if "--models" not in argv:
@@ -155,6 +157,7 @@ def test_usage_errors_are_one_line(capsys, s3_bucket, models_uri, queue, argv, m
     rc, out, err = produce(capsys, *base, *argv)
     assert rc == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
+    assert redis_client.llen(queue) == 0
 
 
 def test_existing_job_id_is_refused(capsys, s3_client, s3_bucket, models_uri, queue, job_id):

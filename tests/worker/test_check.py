@@ -109,7 +109,7 @@ def test_endpoint_without_an_s3_model_set_is_listed(redis_url, s3_endpoint, s3_b
 
 
 def test_cuda_where_it_does_not_load_fails(redis_url, s3_endpoint, published_set):
-    from worker.sessions import cuda_works
+    from worker.engine.providers import cuda_works
 
     if cuda_works():
         pytest.skip("CUDA loads on this machine: --device cuda rightly passes here")

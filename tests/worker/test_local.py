@@ -106,16 +106,10 @@ def test_s3_in_and_out(sample_pages, s3_client, s3_bucket, s3_endpoint, monkeypa
 
 
 def test_engine_failure_on_one_image_spares_the_others(engine_for, sample_pages):
-    from docmill.storage import ObjectRef
-    from worker.items import DecodedItem
-    from worker.runner import run_batch
-
     engine, _ = engine_for("pp-ocrv4-ch")
     images, _ = sample_pages
     broken = np.zeros((40, 40, 2), dtype=np.uint8)  # two channels: the engine cannot take it
-    items = [DecodedItem(ref=ObjectRef(uri=f"mem://{i}", key=str(i)), out_uri="", image=img)
-             for i, img in enumerate([images["letter.png"], broken, images["rotated.jpg"]])]
-    outputs = run_batch(engine, items, engine.options)
+    outputs = engine.run_each([images["letter.png"], broken, images["rotated.jpg"]], engine.options)
     assert outputs[1].code == "engine_error"
     assert outputs[0].lines[0].text == "Northwind Paper Company" and outputs[2].lines
 
@@ -128,7 +122,7 @@ def test_engine_failure_on_one_image_spares_the_others(engine_for, sample_pages)
     (["--batch-images", "0"], "--batch-images"),
 ])
 def test_bad_flags_fail_in_one_line_with_exit_2(mixed_folder, tmp_path, capsys, argv, needle):
-    from worker.sessions import cuda_works
+    from worker.engine.providers import cuda_works
 
     if argv[:2] == ["--device", "cuda"] and cuda_works():
         pytest.skip("this machine has CUDA")

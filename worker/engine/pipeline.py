@@ -8,16 +8,26 @@ on which other images share the call.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from docmill.options import EngineOptions
+from docmill.result import ResultError
 from worker.engine import cls, det, geometry, rec
+from worker.engine.pixels import as_bgr
 from worker.engine.session import ModelSession
+
+if TYPE_CHECKING:
+    from docmill.modelset import ModelSet
+    from docmill.settings import Settings
+
+log = logging.getLogger(__name__)
+STAGES = ("det", "cls", "rec")
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,9 @@ class _Crop:
 
 class OcrEngine:
     """Long-lived: holds one session per model and serves any number of calls, from any
-    number of threads (it keeps no per-call state on itself)."""
+    number of threads (it keeps no per-call state on itself). It owns everything about
+    running models (providers, sessions, graph folding, the batch-with-fallback), so callers
+    ask it for its providers and session time instead of reaching into its sessions."""
 
     def __init__(
         self,
@@ -62,12 +74,56 @@ class OcrEngine:
         self.characters = rec.output_characters(dictionary)
         self.options = options
 
+    @classmethod
+    def load(cls, model_set: "ModelSet", settings: "Settings", device: str | None = None) -> "OcrEngine":
+        """Three sessions on the providers that really load for `device` (auto, cpu, cuda;
+        default: settings), with the set's measured defaults and the operator's
+        DOCMILL_ENGINE__* overrides on top. Raises DeviceUnavailable for an unusable device."""
+        from worker.engine.providers import open_session, resolve_providers
+
+        providers = resolve_providers(device or settings.device)
+        sessions = {stage: open_session(str(model_set.path(stage)), providers, settings) for stage in STAGES}
+        options = model_set.manifest.engine_defaults().merged(settings.engine.as_dict())
+        log.info("model set %s@%s on %s", model_set.name, model_set.version,
+                 ",".join(sessions["det"].providers))
+        return cls(sessions["det"], sessions["cls"], sessions["rec"], model_set.characters, options)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the sessions really run on, in priority order."""
+        return self.det_session.providers
+
+    def session_seconds(self) -> dict[str, float]:
+        """Seconds spent inside each model's session runs so far (the rest of a stage's
+        wall time is docmill's own pre- and post-processing)."""
+        return {"det": self.det_session.busy_s, "cls": self.cls_session.busy_s if self.cls_session else 0.0,
+                "rec": self.rec_session.busy_s}
+
+    def run_each(self, images: Sequence[np.ndarray],
+                 options: EngineOptions | None = None) -> list["PageLines | ResultError"]:
+        """Like `run`, but a failure costs only the image that caused it: when the batch
+        fails as a whole, each image is run alone, and one that still fails gets an
+        `engine_error` in its place."""
+        try:
+            return list(self.run(images, options))
+        except Exception:  # noqa: BLE001 - isolate the culprit below
+            return [self._run_alone(image, options) for image in images]
+
+    def _run_alone(self, image: np.ndarray, options: EngineOptions | None) -> "PageLines | ResultError":
+        try:
+            return self.run([image], options)[0]
+        except Exception as exc:  # noqa: BLE001 - one image's failure becomes its result
+            log.exception("engine failed on one image")
+            return ResultError(code="engine_error", message=f"{type(exc).__name__}: {exc}"[:500])
+
     def run(self, images: Sequence[np.ndarray], options: EngineOptions | None = None) -> list[PageLines]:
-        """OCR a batch of BGR uint8 images; one PageLines per image, in input order.
+        """OCR a batch of images (BGR, BGRA or grey arrays); one PageLines per image, in
+        input order.
 
         Unlike PaddleOCR, a line's text is stripped of the spaces CTC reads in a box's margin
         (dilated boxes often gain one), and lines left empty are dropped."""
         opts = options or self.options
+        images = [as_bgr(image) for image in images]
         pages = [PageLines() for _ in images]
         boxes = self._detect(images, opts, pages)
         crops = [

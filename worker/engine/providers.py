@@ -1,4 +1,4 @@
-"""ONNXRuntime sessions and execution providers, created once per process.
+"""ONNXRuntime sessions and execution providers, created once per process by the engine.
 
 onnxruntime-gpu lists CUDAExecutionProvider even where no CUDA runtime or GPU exists, and
 asking for it there prints a screen of errors before falling back. So CUDA is probed once,
@@ -13,11 +13,9 @@ from functools import lru_cache
 
 import onnxruntime as ort
 
-from docmill.modelset import ModelSet
 from docmill.settings import Settings
-from worker.engine.pipeline import OcrEngine
+from worker.engine.graphfold import folded_model_bytes
 from worker.engine.session import ModelSession
-from worker.graphfold import folded_model_bytes
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +121,3 @@ def open_session(path: str, providers: list[str], settings: Settings) -> ModelSe
         raise DeviceUnavailable(f"{path}: the CUDA provider did not load for this model; use --device cpu")
     return ModelSession(session)
 
-
-def build_engine(model_set: ModelSet, settings: Settings, device: str | None = None) -> OcrEngine:
-    """One engine per process: three sessions on the providers that load, the set's
-    measured defaults with the operator's DOCMILL_ENGINE__* overrides on top."""
-    providers = resolve_providers(device or settings.device)
-    sessions = {stage: open_session(str(model_set.path(stage)), providers, settings)
-                for stage in ("det", "cls", "rec")}
-    options = model_set.manifest.engine_defaults().merged(settings.engine.as_dict())
-    in_use = sessions["det"].providers
-    log.info("model set %s@%s on %s", model_set.name, model_set.version, ",".join(in_use))
-    return OcrEngine(sessions["det"], sessions["cls"], sessions["rec"], model_set.characters, options)

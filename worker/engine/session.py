@@ -1,7 +1,7 @@
 """The one thing the stages need from ONNXRuntime: run a batch through a model.
 
-Sessions are created (providers, threads, graph optimisation) by worker.sessions; the
-engine only holds them. ONNXRuntime's InferenceSession.run is thread-safe, so one
+Sessions are created (providers, threads, graph optimisation) by worker.engine.providers
+when the engine loads a model set. ONNXRuntime's InferenceSession.run is thread-safe, so one
 ModelSession serves every thread of a process.
 """
 

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from worker.graphfold import fold_model
+from worker.engine.graphfold import fold_model
 
 RNG = np.random.default_rng(7)
 
@@ -136,10 +136,10 @@ def test_folding_never_changes_texts_on_real_pages(engine_for, sample_pages, sha
     within 1e-3, on the demo pages, three receipts and two PaddleOCR pages."""
     from docmill.modelset import ModelSet
     from docmill.settings import Settings
-    from worker.sessions import build_engine
+    from worker.engine.pipeline import OcrEngine
 
     folded_engine, model_set = engine_for("pp-ocrv4-ch")
-    plain_engine = build_engine(ModelSet.load(model_set.root), Settings(device="cpu", fold_graph=False))
+    plain_engine = OcrEngine.load(ModelSet.load(model_set.root), Settings(device="cpu", fold_graph=False))
     images, _ = sample_pages
     batch = list(images.values())
     batch += [cv2.imread(str(p)) for p in sorted((shared_dir / "data/sroie_sample/images").glob("*.jpg"))[:3]]

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from docmill.samplepages import edit_distance
+from demo.scoring import edit_distance
 from worker.engine import cls, det, geometry, rec
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]

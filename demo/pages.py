@@ -1,5 +1,5 @@
 """Deterministic demo pages with known text, so a fresh checkout can show OCR working and
-check itself (`docmill samples OUT`, then `docmill run OUT ...`, then `check_against_truth`).
+check itself (`docmill samples OUT`, then `docmill run OUT ...`, then `docmill report`).
 
 Pages are drawn with Pillow's bundled scalable font (Aileron, `ImageFont.load_default(size=N)`,
 Pillow >= 10.1), black on white at A4/150 dpi, so nothing depends on system fonts. No
@@ -15,13 +15,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from demo.scoring import TRUTH_FILE
+from docmill.settings import Settings
+
 PAGE_SIZE = (1240, 1754)  # A4 at 150 dpi, a typical office scan
 MARGIN = 110
-TRUTH_FILE = "truth.json"
 
 
 @dataclass(frozen=True)
@@ -177,67 +178,8 @@ def write_samples(out_dir: Path) -> list[Path]:
     return written + [truth_path]
 
 
-def cmd_samples(args: argparse.Namespace, settings: Any) -> int:
+def cmd_samples(args: argparse.Namespace, settings: Settings) -> int:
     """`docmill samples OUT`."""
     for path in write_samples(Path(args.out)):
         print(path)
     return 0
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Unit-cost Levenshtein distance, one DP row at a time."""
-    if len(a) < len(b):
-        a, b = b, a
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
-
-
-def _normalise(line: str) -> str:
-    return " ".join(line.split())
-
-
-def compare_lines(expected: list[str], found: list[str]) -> dict[str, int]:
-    """Order-free comparison, so the engine's row-by-row order (which interleaves the two
-    columns and reverses an upside-down page) is not counted as a reading error.
-
-    exact_lines: expected lines found verbatim (whitespace normalised, each used once).
-    char_edit_distance: edit distance between both sides' lines, sorted and joined, with all
-    whitespace removed (as ../shared/bench/score.py's cer_nospace: spacing is not scored)."""
-    pool = [_normalise(t) for t in found]
-    exact = 0
-    for line in map(_normalise, expected):
-        if line in pool:
-            pool.remove(line)
-            exact += 1
-    return {"expected_lines": len(expected), "found_lines": len(found), "exact_lines": exact,
-            "char_edit_distance": edit_distance(_squash(expected), _squash(found))}
-
-
-def _squash(lines: list[str]) -> str:
-    return "\n".join(sorted("".join(t.split()) for t in lines))
-
-
-def check_against_truth(out_dir: Path, results_dir: Path) -> list[dict[str, Any]]:
-    """Per sample page: {image, expected_lines, found_lines, exact_lines, char_edit_distance,
-    error}, reading `results_dir/<file>.json` (docmill.result/v1) against `out_dir/truth.json`.
-    A missing or failed result counts as no lines found, with `error` saying why."""
-    expected_by_image = json.loads((Path(out_dir) / TRUTH_FILE).read_text("utf-8"))
-    report = []
-    for image, expected in expected_by_image.items():
-        found, error = _found_lines(Path(results_dir) / f"{image}.json")
-        report.append({"image": image, **compare_lines(expected, found), "error": error})
-    return report
-
-
-def _found_lines(path: Path) -> tuple[list[str], str | None]:
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        return [], f"{path.name}: {exc.__class__.__name__}"
-    if doc.get("error"):
-        return [], f"{doc['error'].get('code')}: {doc['error'].get('message')}"
-    return [line["text"] for line in doc.get("lines", [])], None

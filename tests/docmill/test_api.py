@@ -1,0 +1,94 @@
+"""The Python API: `from docmill import Ocr; Ocr().read(image)` on paths, bytes, grey, BGR
+and BGRA arrays and PIL images, typed results, batches, and clear errors."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def ocr():
+    from docmill import Ocr
+
+    return Ocr(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def letter(sample_pages):
+    images, truth = sample_pages
+    return images["letter.png"], truth["letter.png"]
+
+
+def test_img_12_read_as_a_grey_array_gives_its_lines(ocr, shared_dir):
+    from docmill import Ocr  # the one-liner of the issue, on the default set
+
+    grey = cv2.imread(str(shared_dir / "data/paddleocr/doc/imgs_en/img_12.jpg"), cv2.IMREAD_GRAYSCALE)
+    page = Ocr(device="cpu").read(grey)
+    texts = [line.text for line in page.lines]
+    assert texts[0] == "ACKNOWLEDGEMENTS" and len(texts) >= 10
+    assert (page.width, page.height) == (grey.shape[1], grey.shape[0])
+
+
+def test_every_input_form_gives_the_same_lines(ocr, letter, tmp_path):
+    bgr, truth = letter
+    path = tmp_path / "letter.png"
+    cv2.imwrite(str(path), bgr)
+    forms = {
+        "path": str(path),
+        "pathlib": path,
+        "bytes": path.read_bytes(),
+        "bgr": bgr,
+        "bgra": cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA),
+        "grey": cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
+        "grey 1 channel": cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[:, :, None],
+        "pil": Image.open(path),
+    }
+    texts = {name: [line.text for line in ocr.read(form).lines] for name, form in forms.items()}
+    assert texts["bgr"][:3] == truth[:3]
+    for name, got in texts.items():
+        assert got == texts["bgr"], name
+
+
+def test_lines_are_typed_with_box_score_and_angle(ocr, letter):
+    from docmill import OcrLine
+
+    line = ocr.read(letter[0]).lines[0]
+    assert isinstance(line, OcrLine) and isinstance(line.text, str)
+    assert 0 < line.score <= 1 and line.angle in (0, 180)
+    assert len(line.box) == 4 and all(len(point) == 2 for point in line.box)
+
+
+def test_read_many_keeps_order_across_batches(sample_pages):
+    from docmill import Ocr
+
+    images, _ = sample_pages
+    ocr = Ocr(device="cpu", batch_size=2)
+    names = list(images)
+    pages = list(ocr.read_many(images[name] for name in names))
+    assert len(pages) == len(names)
+    for name, page in zip(names, pages):
+        assert [l.text for l in page.lines] == [l.text for l in ocr.read(images[name]).lines]
+
+
+def test_options_apply_and_bad_ones_fail_at_construction(letter):
+    from pydantic import ValidationError
+
+    from docmill import Ocr
+
+    assert Ocr(device="cpu", drop_score=0.9999).read(letter[0]).lines != Ocr(device="cpu").read(letter[0]).lines
+    with pytest.raises(ValidationError):
+        Ocr(device="cpu", det_thresh=2)
+
+
+def test_bad_input_is_a_clear_error(ocr):
+    with pytest.raises(ValueError, match="decode_error"):
+        ocr.read(b"not an image")
+    with pytest.raises(ValueError, match="channels"):
+        ocr.read(np.zeros((10, 10, 2), np.uint8))
+    with pytest.raises(TypeError, match="numpy array or a PIL image"):
+        ocr.read(12)

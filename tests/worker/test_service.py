@@ -1,0 +1,30 @@
+"""`docmill worker` pointed at a dead broker says why in one line and exits after the
+bounded wait, as a real process, instead of retrying in silence."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_dead_broker_stops_the_worker_with_one_line(tmp_path):
+    env = dict(os.environ, DOCMILL_BROKER_URL=f"redis://:secretpw@127.0.0.1:{_closed_port()}/0",
+               DOCMILL_BROKER_WAIT_S="3", DOCMILL_CACHE_DIR=str(tmp_path))
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "docmill.cli", "worker", "--device", "cpu"], env=env,
+                          capture_output=True, text=True, timeout=90)
+    took = time.monotonic() - start
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "cannot start: broker" in lines[0] and "DOCMILL_BROKER_WAIT_S" in lines[0]
+    assert "secretpw" not in proc.stderr
+    assert 3 <= took < 20

@@ -1,0 +1,74 @@
+"""Everything one worker process holds for its lifetime: per model version one engine,
+its dynamic batcher and item flow (created on first use, after any fork), the I/O pool, the
+result writer, the job store and the metrics."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from docmill.jobs import JobStore
+from docmill.messages import ModelsRef
+from docmill.modelset import ModelSet, ModelSetError, locate
+from docmill.settings import Settings
+from worker.batcher import DynamicBatcher
+from worker.engine.pipeline import OcrEngine
+from worker.flow import ItemFlow
+from worker.metrics import Metrics
+from worker.middleware.faults import with_faults
+from worker.middleware.redelivery import RedeliveryCap
+from worker.items import load_item
+from worker.writer import ResultWriter
+
+IO_THREADS = 8
+LOOKAHEAD_BATCHES = 2  # a task reads and decodes at most this many batches ahead
+
+
+@dataclass
+class LoadedModels:
+    model_set: ModelSet
+    engine: OcrEngine
+    batcher: DynamicBatcher
+    flow: ItemFlow
+
+
+class WorkerHost:
+    def __init__(self, settings: Settings, jobs: JobStore, device: str | None = None,
+                 max_batch_images: int | None = None, max_delay_ms: float = 20.0,
+                 redelivery_cap: int = 3, metrics: Metrics | None = None):
+        self.settings = settings
+        self.jobs = jobs
+        self.device = device
+        self.max_batch_images = max_batch_images or settings.batch_images
+        self.max_delay_ms = max_delay_ms
+        self.redelivery = RedeliveryCap(jobs, redelivery_cap)
+        self.metrics = metrics or Metrics()
+        self.io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="docmill-io")
+        self.writer = ResultWriter(settings, self.metrics)
+        self._load = with_faults(load_item)
+        self._models: dict[str, LoadedModels] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def lookahead(self) -> int:
+        return LOOKAHEAD_BATCHES * self.max_batch_images
+
+    def models(self, ref: ModelsRef) -> LoadedModels:
+        """The engine for a pinned model version, fetched and verified on first use."""
+        with self._lock:
+            if ref.version not in self._models:
+                model_set = ModelSet.load(locate(ref.uri, self.settings))
+                if model_set.version != ref.version:
+                    raise ModelSetError(f"{ref.uri} holds version {model_set.version}, task wants {ref.version}")
+                engine = OcrEngine.load(model_set, self.settings, self.device)
+                batcher = DynamicBatcher(engine, self.max_batch_images, self.max_delay_ms, self.metrics)
+                flow = ItemFlow(batcher, self.writer, self.io, self.settings, self._load)
+                self.metrics.set_model_set(model_set.name, model_set.version)
+                self._models[ref.version] = LoadedModels(model_set, engine, batcher, flow)
+            return self._models[ref.version]
+
+    def close(self) -> None:
+        for loaded in self._models.values():
+            loaded.batcher.close()
+        self.io.shutdown(wait=True)

@@ -1,0 +1,213 @@
+"""`docmill run`: the embedded default. The same engine and item path as the workers,
+in-process, no broker.
+
+Everything that can be checked is checked before any OCR: the flags, that `--out` takes a
+write, that every input exists, that no two inputs would write the same result, and that
+there is at least one image. Then images are read and decoded a few batches ahead, batched
+with a zero delay, and each result is written (with retries) as soon as it is ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
+from docmill.inputs import IMAGE_SUFFIXES, describe_skipped, is_image_name, suffix_of
+from docmill.messages import TaskItem
+from docmill.modelset import ModelSet, ModelSetError
+from docmill.options import parse_option_assignments
+from docmill.result import ModelsInfo
+from docmill.settings import Settings
+from docmill.storage import StorageError, is_s3_uri, open_storage, probe_writable, result_uri
+from worker.flow import ItemFlow, Outcome, RunContext
+from worker.metrics import Metrics
+
+IO_THREADS = 4
+
+
+@dataclass
+class Inputs:
+    """The images to OCR, each with its result location, and what was passed over."""
+
+    items: list[TaskItem] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)  # suffix -> files that are not images
+
+
+@dataclass
+class RunSummary:
+    images: int = 0
+    ok: int = 0
+    failed: int = 0
+    lines: int = 0
+    seconds: float = 0.0
+    errors: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    providers: list[str] = field(default_factory=list)
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("decode", "det", "cls", "rec"), 0.0))
+    session_s: dict[str, float] = field(default_factory=dict)
+
+    def add(self, outcome: Outcome) -> None:
+        result = outcome.result
+        self.images += 1
+        for stage in self.stage_s:
+            self.stage_s[stage] += getattr(result.timings_ms, stage) / 1000
+        if outcome.code:
+            self.failed += 1
+            self.errors[outcome.code] += 1
+        else:
+            self.ok += 1
+            self.lines += len(result.lines)
+
+    def as_dict(self) -> dict:
+        rate = self.images / self.seconds if self.seconds else 0.0
+        return {"images": self.images, "ok": self.ok, "failed": self.failed, "lines": self.lines,
+                "seconds": round(self.seconds, 3), "images_per_s": round(rate, 3),
+                "errors": dict(self.errors), "skipped": dict(self.skipped), "providers": self.providers,
+                "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
+                "session_s": {k: round(v, 3) for k, v in self.session_s.items()}}
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Check everything, resolve the model set (importing a preset on first use), run."""
+    batch = settings.batch_images if args.batch_images is None else args.batch_images
+    if batch < 1:
+        raise UsageError("--batch-images must be 1 or more")
+    try:
+        overrides = parse_option_assignments(args.set)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    _check_device(args.device or settings.device)
+    check_output(args.out, settings)
+    inputs = list_inputs(args.inputs, args.out, settings)
+    if not inputs.items:
+        passed = f" (passed over: {describe_skipped(inputs.skipped)})" if inputs.skipped else ""
+        raise UsageError(f"no images in {' '.join(args.inputs)}{passed}; docmill reads "
+                         f"{' '.join(IMAGE_SUFFIXES)}")
+    model_set = _model_set(args.models or settings.models, settings)
+    summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet)
+    _report(summary, args.quiet)
+    return EXIT_FAILED if args.fail_on_error and summary.failed else EXIT_OK
+
+
+def check_output(out: str, settings: Settings) -> None:
+    """`--out` must take a write before any work: a missing bucket, a file, /proc, a folder
+    without permission is one line and exit 2, not a traceback after all the OCR."""
+    try:
+        probe_writable(out, settings)
+    except (StorageError, ValueError) as exc:
+        raise UsageError(f"--out {out}: cannot write results there ({str(exc).splitlines()[0]})") from exc
+
+
+def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inputs:
+    """Every image under the inputs (files, folders recursively, s3:// prefixes), each with
+    its result location `OUT/<path relative to its input>.json`. Other files are counted by
+    suffix, never passed over in silence. Two inputs that would write the same result are
+    refused: one result would silently overwrite the other."""
+    inputs, sources = Inputs(), {}
+    for root in roots:
+        if not is_s3_uri(root) and not Path(root).exists():
+            raise UsageError(f"input {root!r} does not exist")
+        try:
+            refs = list(open_storage(root, settings).iter_objects(root, ()))
+        except (StorageError, ValueError) as exc:
+            raise UsageError(f"input {root}: {str(exc).splitlines()[0]}") from exc
+        explicit_file = not is_s3_uri(root) and Path(root).is_file()
+        for ref in refs:
+            if not (explicit_file or is_image_name(ref.key)):
+                inputs.skipped[suffix_of(ref.key)] += 1
+                continue
+            dst = result_uri(out_root, ref.key)
+            if dst in sources:
+                raise UsageError(f"{sources[dst]} and {ref.uri} would both write {dst}; "
+                                 "give each input its own --out, or run them one at a time")
+            sources[dst] = ref.uri
+            inputs.items.append(TaskItem(src=ref.uri, dst=dst, etag=ref.etag, bytes=ref.size))
+    return inputs
+
+
+def _check_device(device: str) -> None:
+    from worker.engine.providers import DeviceUnavailable, resolve_providers
+
+    try:
+        resolve_providers(device)
+    except DeviceUnavailable as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _model_set(ref: str, settings: Settings) -> ModelSet:
+    from converter.presets import ensure_model_set
+
+    try:
+        return ModelSet.load(ensure_model_set(ref, settings))
+    except (ModelSetError, StorageError, ValueError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from exc
+
+
+def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: str | None,
+              overrides: dict, batch: int, visualize: bool, quiet: bool) -> RunSummary:
+    from worker.batcher import DynamicBatcher
+    from worker.engine.pipeline import OcrEngine
+    from worker.writer import ResultWriter
+
+    engine = OcrEngine.load(model_set, settings, device)
+    metrics = Metrics()
+    context = RunContext(engine.options.merged(overrides), ModelsInfo(set=model_set.name, version=model_set.version),
+                         engine.providers, keep_pixels=visualize)
+    summary = RunSummary(providers=engine.providers, skipped=inputs.skipped)
+    batcher = DynamicBatcher(engine, batch, max_delay_ms=0.0, metrics=metrics)
+    started = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="docmill-io") as io, \
+                _progress(len(inputs.items), quiet) as advance:
+            flow = ItemFlow(batcher, ResultWriter(settings, metrics), io, settings)
+            for outcome in flow.run(inputs.items, context, lookahead=2 * batch):
+                summary.add(outcome)
+                advance()
+    finally:
+        batcher.close()
+    summary.seconds = time.perf_counter() - started
+    summary.session_s = engine.session_seconds()
+    return summary
+
+
+class _progress:
+    """A rich progress bar on stderr (nothing when quiet)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet = total, quiet
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        if self.quiet:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._progress = Progress("[progress.description]{task.description}", BarColumn(),
+                                  MofNCompleteColumn(), TimeRemainingColumn(),
+                                  console=Console(stderr=True), transient=True)
+        self._progress.__enter__()
+        task = self._progress.add_task("OCR", total=self.total)
+        return lambda: self._progress.advance(task)
+
+    def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
+        if not self.quiet:
+            self._progress.__exit__(*exc)
+
+
+def _report(summary: RunSummary, quiet: bool) -> None:
+    data = summary.as_dict()
+    if not quiet:
+        errors = ", ".join(f"{k}={v}" for k, v in sorted(summary.errors.items())) or "none"
+        skipped = f", passed over {describe_skipped(summary.skipped)}" if summary.skipped else ""
+        print(f"docmill run: {data['images']} images, {data['ok']} ok, {data['failed']} failed "
+              f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s "
+              f"on {', '.join(summary.providers)}{skipped}", file=sys.stderr)
+    print(json.dumps(data, sort_keys=True))

@@ -1,0 +1,41 @@
+"""Fault hooks for the chaos tests, kept out of the operator's settings (`docmill config`
+never shows them): DOCMILL_FAULT_CRASH_ON_SOURCE makes a worker process die, as a segfault
+in a decoder would, when it starts an item whose source contains that text."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from docmill.messages import TaskItem
+from docmill.settings import Settings
+from worker.items import DecodedItem
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[TaskItem, Settings], DecodedItem]
+
+
+class FaultSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCMILL_FAULT_", extra="ignore")
+
+    crash_on_source: str | None = None
+
+
+def with_faults(load: Loader, faults: FaultSettings | None = None) -> Loader:
+    """`load`, or `load` behind the crash hook when a fault is configured."""
+    faults = faults or FaultSettings()
+    poison = faults.crash_on_source
+    if not poison:
+        return load
+
+    def crashing_load(item: TaskItem, settings: Settings) -> DecodedItem:
+        if poison in item.src:
+            log.error("fault injection: dying on %s", item.src)
+            os._exit(137)
+        return load(item, settings)
+
+    return crashing_load
