@@ -62,6 +62,8 @@ class Settings(BaseSettings):
         "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape")
     gpu_mem_limit_mb: int | None = Field(None, ge=256, description="cap on the CUDA arena per session")
     tensorrt: bool = Field(False, description="put the TensorRT provider first (engines cached on disk)")
+    malloc_mmap_threshold_kb: int = Field(128, ge=0, le=32768, description="fix glibc's mmap threshold so "
+                                          "freed page-sized buffers go back to the system (0: glibc's default)")
     max_image_bytes: int = Field(64 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(100_000_000, ge=1)
     broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")

@@ -76,12 +76,16 @@ class DynamicBatcher:
 
     def _loop(self) -> None:
         while (batch := self._collect()) is not None:
-            self.metrics.observe_batch(len(batch))
-            started = time.monotonic()
-            for pending in batch:
-                self.metrics.observe_queue_wait(started - pending.queued_at)
-            for group in _by_options(batch).values():
-                self._run(group)
+            self._serve(batch)
+            del batch  # while the next _collect blocks, this batch's pages must not stay alive
+
+    def _serve(self, batch: list[_Pending]) -> None:
+        self.metrics.observe_batch(len(batch))
+        started = time.monotonic()
+        for pending in batch:
+            self.metrics.observe_queue_wait(started - pending.queued_at)
+        for group in _by_options(batch).values():
+            self._run(group)
 
     def _run(self, group: list[_Pending]) -> None:
         try:

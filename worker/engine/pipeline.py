@@ -79,8 +79,10 @@ class OcrEngine:
         """Three sessions on the providers that really load for `device` (auto, cpu, cuda;
         default: settings), with the set's measured defaults and the operator's
         DOCMILL_ENGINE__* overrides on top. Raises DeviceUnavailable for an unusable device."""
+        from worker.engine.memory import fix_mmap_threshold
         from worker.engine.providers import open_session, resolve_providers
 
+        fix_mmap_threshold(settings.malloc_mmap_threshold_kb)
         providers = resolve_providers(device or settings.device)
         sessions = {stage: open_session(str(model_set.path(stage)), providers, settings) for stage in STAGES}
         options = model_set.manifest.engine_defaults().merged(settings.engine.as_dict())
