@@ -5,8 +5,9 @@ SHELL := bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PEER_VENV := .venv-peer
+PEER3_VENV := .venv-peer3
 BIN := $(VENV)/bin
-MODELS ?= pp-ocrv4-ch
+MODELS ?= pp-ocrv6
 SHARED ?= ../shared
 OUT ?= out
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
@@ -75,7 +76,15 @@ $(PEER_VENV)/.installed:
 		"onnxruntime==$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')" $(QUIET_PIP)
 	touch $@
 
-bench: models install-local $(PEER_VENV)/.installed
+# The newest peer, RapidOCR 3.10.0 with the PP-OCRv6 files it ships, in its own venv with the
+# same onnxruntime version as docmill's.
+$(PEER3_VENV)/.installed:
+	test -x $(PEER3_VENV)/bin/python || $(PYTHON) -m venv $(PEER3_VENV)
+	$(PEER3_VENV)/bin/python -m pip install -q rapidocr==3.10.0 \
+		"onnxruntime==$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')" $(QUIET_PIP)
+	touch $@
+
+bench: models install-local $(PEER_VENV)/.installed $(PEER3_VENV)/.installed
 	$(BIN)/python -m bench.run_bench --dataset all --repeat 3 --models $(MODELS)
 	$(BIN)/python -m bench.distributed --models $(MODELS)
 

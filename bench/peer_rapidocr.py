@@ -72,21 +72,21 @@ def ocr_one(engine: Any, path: Path) -> Outcome:
     try:
         img = engine.load_img(path)
     except (LoadImageError, OSError, ValueError) as exc:
-        decode = _ms(start)
+        decode = ms_since(start)
         return None, [], {"decode": decode, "total": decode}, {"code": "decode_error", "message": str(exc)}
-    decode = _ms(start)
+    decode = ms_since(start)
     size = {"width": int(img.shape[1]), "height": int(img.shape[0])}
     try:
         found, elapse = engine(img)
     except Exception as exc:  # noqa: BLE001 -- the peer's own failure is a result, not a crash of the bench
         error = {"code": "engine_error", "message": repr(exc)}
-        return size, [], {"decode": decode, "total": _ms(start)}, error
+        return size, [], {"decode": decode, "total": ms_since(start)}, error
     det, cls, rec = elapse if found else (0.0, 0.0, 0.0)  # the peer returns (None, None) on a blank page
-    timings = {"decode": decode, "det": det * 1e3, "cls": cls * 1e3, "rec": rec * 1e3, "total": _ms(start)}
+    timings = {"decode": decode, "det": det * 1e3, "cls": cls * 1e3, "rec": rec * 1e3, "total": ms_since(start)}
     return size, [to_line(*item[:3]) for item in found or []], timings, None
 
 
-def _ms(start: float) -> float:
+def ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
@@ -127,16 +127,23 @@ def main(argv: list[str] | None = None) -> int:
     models = {"set": args.set_name,
               "version": args.set_version or models_version([args.det, args.cls, args.rec])}
     providers = list(engine.text_det.infer.session.get_providers())
+    run_folder(lambda path: ocr_one(engine, path), images, args.images, args.out, models, providers, load_s)
+    return 0
+
+
+def run_folder(ocr: Any, images: list[Path], root: Path, out: Path, models: dict[str, str],
+               providers: list[str], load_s: float) -> None:
+    """OCR every image with `ocr(path) -> Outcome`, write each result under `out`, print the
+    summary line; shared by both peers so they are timed and written the same way."""
     per_image, errors = [], 0
     for path in images:
         t0 = time.perf_counter()
-        size, lines, timings, error = ocr_one(engine, path)
+        size, lines, timings, error = ocr(path)
         per_image.append(time.perf_counter() - t0)
         errors += error is not None
-        out = args.out / (str(path.relative_to(args.images)) + ".json")
-        write_json(out, result_doc(path, models, providers, size, lines, timings, error))
+        write_json(out / (str(path.relative_to(root)) + ".json"),
+                   result_doc(path, models, providers, size, lines, timings, error))
     print(json.dumps(summary(len(images), errors, load_s, per_image)))
-    return 0
 
 
 def summary(n: int, errors: int, load_s: float, per_image: list[float]) -> dict[str, Any]:

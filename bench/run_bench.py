@@ -1,12 +1,18 @@
-"""`make bench`: docmill against its peer, RapidOCR 1.4.4, side by side in one run, on the
-same images with the same ONNX model files. A benchmark, not a test: it prints a table and
-writes it to bench/results/latest.json; it fails only when a side cannot run at all.
+"""`make bench`: docmill against its peers, side by side in one run, on the same images. A
+benchmark, not a test: it prints a table and writes it to bench/results/latest.json; it fails
+only when a side cannot run at all.
 
-    .venv/bin/python -m bench.run_bench [--dataset sroie|paddleocr|all] [--models pp-ocrv4-ch]
-                                        [--repeat N] [--sides docmill,rapidocr] [--device auto]
+    .venv/bin/python -m bench.run_bench [--dataset sroie|paddleocr|all] [--models SET]
+                                        [--repeat N] [--sides SIDE,...] [--device auto]
 
-Each side runs as its own process (docmill: `docmill run`; the peer: bench.peer_rapidocr in
-.venv-peer) and is timed from the outside, the same way for both:
+A side is `docmill:SET` (`docmill run` on that model set), `rapidocr:SET` (RapidOCR 1.4.4 in
+.venv-peer on the same set's det/cls/rec files), or `rapidocr3` (the newest peer, RapidOCR
+3.10.0 in .venv-peer3, with its own defaults and the PP-OCRv6 files it ships). By default:
+docmill on --models and on pp-ocrv6 (the same files as RapidOCR 3.10.0), RapidOCR 3.10.0,
+and docmill and RapidOCR 1.4.4 on pp-ocrv4-ch. Ratios are docmill / the peer: against
+RapidOCR 3.10.0, and against RapidOCR 1.4.4 on the same files.
+
+Each side runs as its own process and is timed from the outside, the same way for all:
 - images/s: images / wall time of the whole process (start-up and model load included);
 - steady/s: (images - 1) / (wall of the full run - wall of a run on the first image alone),
   i.e. start-up, model load and the warm-up image taken out by a baseline measured in the
@@ -45,9 +51,11 @@ SHARED = REPO.parent / "shared"
 SCORER = SHARED / "bench" / "score.py"
 DOCMILL_BIN = REPO / ".venv" / "bin" / "docmill"
 PEER_PYTHON = REPO / ".venv-peer" / "bin" / "python"
-SIDES = ("docmill", "rapidocr")
-PEER_SETUP = ("python3.11 -m venv .venv-peer && .venv-peer/bin/pip install "
-              "rapidocr_onnxruntime==1.4.4 onnxruntime==<docmill's onnxruntime version> shapely")
+PEER3_PYTHON = REPO / ".venv-peer3" / "bin" / "python"
+NEWEST_PEER = "rapidocr3"
+V6_SET, V4_SET = "pp-ocrv6", "pp-ocrv4-ch"
+PEER_SETUP = {"rapidocr": "make .venv-peer/.installed (RapidOCR 1.4.4, docmill's onnxruntime version)",
+              "rapidocr3": "make .venv-peer3/.installed (RapidOCR 3.10.0, docmill's onnxruntime version)"}
 
 
 @dataclass(frozen=True)
@@ -111,15 +119,16 @@ class SideRuns:
 
 
 def resolve_models(ref: str) -> Models:
-    """The set's files, verified, through docmill's one resolver (a cached name, a folder or
-    an s3:// set), so both sides get the same files."""
-    from docmill.modelset import ModelSetError, open_model_set
+    """The set's files, verified, through docmill's resolver (a preset is imported on first
+    use), so every side given this set runs the same files."""
+    from converter.presets import ensure_model_set
+    from docmill.modelset import ModelSet, ModelSetError
     from docmill.settings import Settings
 
     try:
-        mset = open_model_set(ref, Settings())
+        mset = ModelSet.load(ensure_model_set(ref, Settings()))
     except ModelSetError as exc:
-        raise SystemExit(f"bench: {exc}; run `.venv/bin/docmill models import --preset {ref}` first") from exc
+        raise SystemExit(f"bench: {exc}") from exc
     return Models(mset.name, mset.version, mset.root, {s: mset.path(s) for s in ("det", "cls", "rec")})
 
 
@@ -137,14 +146,48 @@ def measure(cmd: list[str], cwd: Path) -> Run:
                    out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
-def side_command(side: str, images: Path, out: Path, models: Models, device: str) -> list[str]:
-    if side == "docmill":
-        return [str(DOCMILL_BIN), "run", str(images), "--out", str(out), "--models", str(models.root),
-                "--device", device, "--quiet"]
-    return [str(PEER_PYTHON), "-m", "bench.peer_rapidocr", "--images", str(images), "--out", str(out),
-            "--det", str(models.paths["det"]), "--cls", str(models.paths["cls"]),
-            "--rec", str(models.paths["rec"]), "--set-name", models.name,
-            "--set-version", models.version]
+@dataclass(frozen=True)
+class Side:
+    """One contender: `kind` (docmill, rapidocr, rapidocr3) and the model set it runs, if any."""
+
+    kind: str
+    models: Models | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.models.name}" if self.models else self.kind
+
+    def command(self, images: Path, out: Path, device: str) -> list[str]:
+        if self.kind == "docmill":
+            assert self.models
+            return [str(DOCMILL_BIN), "run", str(images), "--out", str(out), "--models", str(self.models.root),
+                    "--device", device, "--quiet"]
+        if self.kind == NEWEST_PEER:
+            return [str(PEER3_PYTHON), "-m", "bench.peer_rapidocr3", "--images", str(images), "--out", str(out)]
+        assert self.models
+        return [str(PEER_PYTHON), "-m", "bench.peer_rapidocr", "--images", str(images), "--out", str(out),
+                "--det", str(self.models.paths["det"]), "--cls", str(self.models.paths["cls"]),
+                "--rec", str(self.models.paths["rec"]), "--set-name", self.models.name,
+                "--set-version", self.models.version]
+
+
+def parse_sides(text: str) -> list[Side]:
+    """`docmill:SET,rapidocr:SET,rapidocr3` -> sides, each set resolved once."""
+    sets: dict[str, Models] = {}
+    sides = []
+    for spec in dict.fromkeys(part.strip() for part in text.split(",") if part.strip()):
+        kind, _, set_ref = spec.partition(":")
+        if kind not in ("docmill", "rapidocr", NEWEST_PEER) or (kind == NEWEST_PEER) != (not set_ref):
+            raise SystemExit(f"bench: side {spec!r}: use docmill:SET, rapidocr:SET or {NEWEST_PEER}")
+        if set_ref and set_ref not in sets:
+            sets[set_ref] = resolve_models(set_ref)
+        sides.append(Side(kind, sets.get(set_ref)))
+    return sides
+
+
+def default_sides(models: str) -> str:
+    return ",".join(dict.fromkeys([f"docmill:{models}", f"docmill:{V6_SET}", NEWEST_PEER,
+                                   f"docmill:{V4_SET}", f"rapidocr:{V4_SET}"]))
 
 
 def list_images(root: Path) -> list[Path]:
@@ -160,21 +203,20 @@ def one_image_folder(images: list[Path], root: Path, work: Path) -> Path:
     return folder
 
 
-def run_rounds(ds: Dataset, sides: list[str], models: Models, repeat: int, device: str,
-               work: Path) -> dict[str, SideRuns]:
+def run_rounds(ds: Dataset, sides: list[Side], repeat: int, device: str, work: Path) -> dict[str, SideRuns]:
     """`repeat` rounds; odd rounds reverse the side order so neither always runs first
     (page cache, CPU clocks). Each side writes into a fresh folder every time: nothing reused."""
     one = one_image_folder(list_images(ds.images), ds.images, work)
-    runs = {side: SideRuns() for side in sides}
+    runs = {side.label: SideRuns() for side in sides}
     for rnd in range(repeat):
         for side in sides if rnd % 2 == 0 else sides[::-1]:
-            base = work / f"{side}-r{rnd}"
-            runs[side].one.append(_checked(side, measure(
-                side_command(side, one, base / "one", models, device), REPO)))
-            runs[side].full.append(_checked(side, measure(
-                side_command(side, ds.images, base / "full" / ds.prefix, models, device), REPO)))
-            runs[side].out = base / "full"
-            print(f"  {ds.name} round {rnd + 1}/{repeat} {side}: {runs[side].full[-1].wall_s:.1f} s",
+            base = work / f"{side.label.replace(':', '-')}-r{rnd}"
+            done = runs[side.label]
+            done.one.append(_checked(side.label, measure(side.command(one, base / "one", device), REPO)))
+            done.full.append(_checked(side.label, measure(
+                side.command(ds.images, base / "full" / ds.prefix, device), REPO)))
+            done.out = base / "full"
+            print(f"  {ds.name} round {rnd + 1}/{repeat} {side.label}: {done.full[-1].wall_s:.1f} s",
                   file=sys.stderr)
     return runs
 
@@ -265,17 +307,24 @@ def session_overhead(run: Run, wall: float) -> dict[str, Any]:
 
 
 def add_ratios(rows: dict[str, dict[str, Any]]) -> None:
-    """docmill / peer for both rates, on docmill's row (the peer's is 1 by definition)."""
-    if set(SIDES) <= set(rows):
-        ours, peer = rows["docmill"], rows["rapidocr"]
-        for key in ("images_per_s", "steady_images_per_s"):
-            if ours.get(key) and peer.get(key):
-                ours[f"ratio_{key}"] = round(ours[key] / peer[key], 3)
+    """On each docmill row, docmill / peer for both rates: against the newest peer, and
+    against RapidOCR 1.4.4 on the same model files (a peer's own rows carry none)."""
+    for label, ours in rows.items():
+        kind, _, set_name = label.partition(":")
+        if kind != "docmill":
+            continue
+        for tag, peer in (("newest", rows.get(NEWEST_PEER)), ("same_files", rows.get(f"rapidocr:{set_name}"))):
+            for key in ("images_per_s", "steady_images_per_s"):
+                if peer and ours.get(key) and peer.get(key):
+                    ours[f"ratio_{tag}_{key}"] = round(ours[key] / peer[key], 3)
+                    ours[f"rss_ratio_{tag}"] = round(ours["peak_rss_mb"] / peer["peak_rss_mb"], 3)
 
 
-COLUMNS = (  # header, row key, width, format
-    ("images/s", "images_per_s", 9, ".3f"), ("ratio", "ratio_images_per_s", 6, ".2f"),
-    ("steady/s", "steady_images_per_s", 9, ".3f"), ("ratio", "ratio_steady_images_per_s", 6, ".2f"),
+COLUMNS = (  # header, row key, width, format; x3.10 / x1.4.4: docmill over RapidOCR 3.10.0 / 1.4.4
+    ("images/s", "images_per_s", 9, ".3f"), ("x3.10", "ratio_newest_images_per_s", 6, ".2f"),
+    ("x1.4.4", "ratio_same_files_images_per_s", 7, ".2f"), ("steady/s", "steady_images_per_s", 9, ".3f"),
+    ("x3.10", "ratio_newest_steady_images_per_s", 6, ".2f"),
+    ("x1.4.4", "ratio_same_files_steady_images_per_s", 7, ".2f"),
     ("CPU s/img", "steady_cpu_s_per_image", 10, ".2f"), ("RSS MB", "peak_rss_mb", 7, ".0f"),
     ("word_f1", "word_f1", 8, ".3f"), ("cer_ns", "cer_nospace", 7, ".3f"),
     ("det_rec", "det_recall", 8, ".3f"), ("model %", "model_share", 8, ".0%"),
@@ -287,26 +336,26 @@ def format_table(title: str, rows: dict[str, dict[str, Any]]) -> str:
     def cell(r: dict[str, Any], key: str, width: int, fmt: str) -> str:
         return (format(r[key], fmt) if r.get(key) is not None else "-").rjust(width)
 
-    lines = [title, f"{'':9}" + "".join(h.rjust(w) for h, _, w, _ in COLUMNS) + "  providers"]
+    pad = max(len(side) for side in rows) + 1
+    lines = [title, " " * pad + "".join(h.rjust(w) for h, _, w, _ in COLUMNS) + "  providers"]
     for side, r in rows.items():
-        lines.append(f"{side:9}" + "".join(cell(r, k, w, f) for _, k, w, f in COLUMNS)
+        lines.append(side.ljust(pad) + "".join(cell(r, k, w, f) for _, k, w, f in COLUMNS)
                      + "  " + ",".join(r["providers"]))
         if r.get("stage_over_session"):
             per_stage = ", ".join(f"{k} {v:.2f}" for k, v in r["stage_over_session"].items())
-            lines.append(f"{'':9}wall / time in session runs: run {r['wall_over_session']:.2f}; "
+            lines.append(" " * pad + f"wall / time in session runs: run {r['wall_over_session']:.2f}; "
                          f"per stage {per_stage}")
         for image, check in r.get("line_check", {}).items():
-            lines.append(f"{'':9}{image}: {check['exact_lines']}/{check['expected_lines']} lines exact, "
-                         f"{check['char_edit_distance']} char edits (whitespace ignored)")
+            lines.append(" " * pad + f"{image}: {check['exact_lines']}/{check['expected_lines']} lines exact "
+                         f"in order, {check['char_edit_distance']} char edits (whitespace ignored)")
     return "\n".join(lines)
 
 
-def bench_dataset(ds: Dataset, sides: list[str], models: Models, repeat: int, device: str,
-                  work: Path) -> dict[str, Any]:
+def bench_dataset(ds: Dataset, sides: list[Side], repeat: int, device: str, work: Path) -> dict[str, Any]:
     ds = ds.assembled(work)
     n_images = len(list_images(ds.images))
-    runs = run_rounds(ds, sides, models, repeat, device, work / ds.name)
-    rows = {side: summarise(ds, runs[side], n_images) for side in sides}
+    runs = run_rounds(ds, sides, repeat, device, work / ds.name)
+    rows = {side.label: summarise(ds, runs[side.label], n_images) for side in sides}
     add_ratios(rows)
     return {"images": n_images, "path": str(ds.images), "rows": rows}
 
@@ -314,27 +363,27 @@ def bench_dataset(ds: Dataset, sides: list[str], models: Models, repeat: int, de
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", choices=["sroie", "paddleocr", "all"], default="sroie")
-    p.add_argument("--models", default="pp-ocrv4-ch", help="model set name or folder")
+    p.add_argument("--models", default=V6_SET, help="docmill's default model set (name or folder)")
     p.add_argument("--repeat", type=int, default=2, help="rounds, alternating the side order")
-    p.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of: docmill,rapidocr")
+    p.add_argument("--sides", help="comma-separated docmill:SET, rapidocr:SET, rapidocr3 "
+                   "(default: see the module docstring)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="docmill's device (the peer always runs on CPU, its default)")
+                   help="docmill's device (the peers always run on CPU, their default)")
     args = p.parse_args(argv)
-    args.sides = [s for s in SIDES if s in args.sides.split(",")]
-    if not args.sides or args.repeat < 1:
-        p.error("need at least one known side and --repeat >= 1")
+    if args.repeat < 1:
+        p.error("--repeat must be 1 or more")
     return args
 
 
-def missing_tools(sides: list[str]) -> str | None:
-    if "docmill" in sides and not DOCMILL_BIN.is_file():
-        return f"{DOCMILL_BIN} not found; install docmill into .venv"
-    if "rapidocr" in sides and not PEER_PYTHON.is_file():
-        return f"{PEER_PYTHON} not found; create it: {PEER_SETUP}"
+def missing_tools(sides: list[Side]) -> str | None:
+    need = {"docmill": DOCMILL_BIN, "rapidocr": PEER_PYTHON, NEWEST_PEER: PEER3_PYTHON}
+    for side in sides:
+        if not need[side.kind].is_file():
+            return f"{need[side.kind]} not found; " + PEER_SETUP.get(side.kind, "install docmill into .venv")
     return None
 
 
-def report_header(args: argparse.Namespace, models: Models) -> dict[str, Any]:
+def report_header(args: argparse.Namespace, sides: list[Side]) -> dict[str, Any]:
     """What a reader needs to compare two latest.json files: host, load, models, settings."""
     load = os.getloadavg()
     if load[0] > 0.5 * (os.cpu_count() or 1):
@@ -345,7 +394,9 @@ def report_header(args: argparse.Namespace, models: Models) -> dict[str, Any]:
             "host": {"cpus": os.cpu_count(), "platform": platform.platform(),
                      "python": platform.python_version()},
             "load_average_at_start": [round(x, 2) for x in load],
-            "models": {"set": models.name, "version": models.version},
+            "sides": {side.label: {"set": side.models.name, "version": side.models.version} if side.models
+                      else {"set": side.kind} for side in sides},
+            "default_set": args.models,
             "repeat": args.repeat, "device": args.device, "datasets": {}}
 
 
@@ -354,20 +405,19 @@ def main(argv: list[str] | None = None) -> int:
     if not SHARED.is_dir():
         print(f"bench: {SHARED} not found; nothing to benchmark against (skipped)")
         return 0
-    problem = missing_tools(args.sides)
+    sides = parse_sides(args.sides or default_sides(args.models))
+    problem = missing_tools(sides)
     if problem:
         print(f"bench: {problem}", file=sys.stderr)
         return 2
-    models = resolve_models(args.models)
     chosen = ["sroie", "paddleocr"] if args.dataset == "all" else [args.dataset]
-    report = report_header(args, models)
+    report = report_header(args, sides)
     with tempfile.TemporaryDirectory(prefix="docmill-bench-") as work:
         for name in chosen:
             ds = datasets()[name]
-            report["datasets"][name] = result = bench_dataset(ds, args.sides, models, args.repeat,
-                                                             args.device, Path(work))
-            print(format_table(f"{name}: {result['images']} images, {models.name} {models.version}, "
-                               f"{args.repeat} round(s), {os.cpu_count()} CPUs", result["rows"]))
+            report["datasets"][name] = result = bench_dataset(ds, sides, args.repeat, args.device, Path(work))
+            print(format_table(f"{name}: {result['images']} images, {args.repeat} round(s), "
+                               f"{os.cpu_count()} CPUs", result["rows"]))
     print(f"written {save_result('latest', report).relative_to(REPO)}")
     return 0
 
