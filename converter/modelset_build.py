@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from docmill.modelset import (DICT_FILE, MANIFEST_FILE, STAGES, DictEntry, Manifest, ModelEntry,
+from docmill.modelset import (DICT_FILE, MANIFEST_FILE, OPTIONAL_STAGES, STAGES, DictEntry, Manifest, ModelEntry,
                               ModelSet, ModelSetError, SourceProvenance, content_version,
                               parse_dictionary, publish, sha256_bytes, sha256_file)
 from docmill.options import EngineOptions
@@ -34,6 +34,7 @@ from converter.onnx_info import OnnxInfo, read_onnx_info
 from converter.sources import FetchedSource, fetch
 
 NORMALIZE_HALF = "(x/255-0.5)/0.5"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 Progress = Callable[[str], None]
@@ -62,6 +63,12 @@ class SetRecipe:
     rec: Source
     dictionary: Source | None = None  # None: the rec model's `character` metadata
     defaults: dict[str, Any] = field(default_factory=dict)
+    ori: Source | None = None  # page orientation model, for use_doc_orientation
+
+    def pins(self) -> dict[str, str | None]:
+        """Each model's pinned sha256, by stage (what a cached build must have recorded)."""
+        stages = [*STAGES, *(s for s in OPTIONAL_STAGES if getattr(self, s) is not None)]
+        return {stage: getattr(self, stage).sha256 for stage in stages}
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,7 @@ def import_set(recipe: SetRecipe, settings: Settings, progress: Progress = stder
     with _import_lock(settings.cache_dir), \
             tempfile.TemporaryDirectory(prefix=".scratch-", dir=settings.cache_dir) as scratch:
         fetched: dict[str, FetchedSource] = {}
-        for stage in STAGES:
+        for stage in recipe.pins():
             source: Source = getattr(recipe, stage)
             progress(f"{recipe.name}: fetching {stage} from {source.uri}")
             fetched[stage] = fetch(source.uri, downloads, Path(scratch), source.sha256)
@@ -100,7 +107,7 @@ def import_set(recipe: SetRecipe, settings: Settings, progress: Progress = stder
             recipe.name, fetched["det"].path, fetched["cls"].path, fetched["rec"].path,
             load_dictionary(fetched["dict"].path),
             {stage: f.provenance for stage, f in fetched.items()},
-            recipe.defaults, settings.model_cache)
+            recipe.defaults, settings.model_cache, ori=fetched["ori"].path if "ori" in fetched else None)
 
 
 @contextmanager
@@ -128,15 +135,15 @@ def load_dictionary(path: Path) -> list[str]:
 def build_model_set(name: str, det: Path, cls: Path, rec: Path, dictionary: list[str],
                     provenance: dict[str, SourceProvenance], defaults: dict[str, Any],
                     out_root: Path, parity: dict[str, dict[str, Any]] | None = None,
-                    tools: dict[str, str] | None = None) -> Path:
+                    tools: dict[str, str] | None = None, ori: Path | None = None) -> Path:
     """Check the models and the dictionary, publish `out_root/<name>/<version>/` (version =
     content hash, LATEST updated) and return it after loading it back with verification.
     `provenance` maps det/cls/rec (and optionally dict) to where each file came from; a
     conversion adds each model's `parity` figures and the `tools` that made the files."""
     check_set_name(name)
     options = _engine_options(defaults)
-    checked = {stage: _check_model(stage, Path(path)) for stage, path in
-               {"det": det, "cls": cls, "rec": rec}.items()}
+    paths = {"det": det, "cls": cls, "rec": rec} | ({"ori": ori} if ori is not None else {})
+    checked = {stage: _check_model(stage, Path(path)) for stage, path in paths.items()}
     _check_dictionary(dictionary, _rec_class_count(checked["rec"], options))
     dict_bytes = _dictionary_bytes(dictionary)
     manifest = _manifest(name, checked, dictionary, dict_bytes, provenance, defaults, options)
@@ -210,6 +217,8 @@ def _preprocess(options: EngineOptions) -> dict[str, dict[str, Any]]:
                 "color": "BGR", "multiple": 32},
         "cls": {"image_shape": list(options.cls_image_shape), "normalize": NORMALIZE_HALF},
         "rec": {"image_shape": list(options.rec_image_shape), "normalize": NORMALIZE_HALF},
+        "ori": {"resize_short": 256, "crop": 224, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+                "scale": 1 / 255, "color": "BGR", "labels": [0, 90, 180, 270]},
     }
 
 

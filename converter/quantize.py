@@ -124,8 +124,11 @@ def quantize_set(model_set: ModelSet, settings: Settings, out_root: Path, scratc
         quantize_model(model_set.path(stage), paths[stage], inputs[stage], name)
     provenance = {stage: SourceProvenance(uri=f"int8:{model_set.name}@{model_set.version}/{stage}.onnx",
                                           sha256=sha256_file(model_set.path(stage))) for stage in STAGES}
+    ori = model_set.path("ori") if model_set.has("ori") else None  # carried over as it is
+    if ori is not None:
+        provenance["ori"] = model_set.manifest.models["ori"].source
     return build_model_set(f"{model_set.name}-int8", paths["det"], paths["cls"], paths["rec"],
-                           model_set.characters, provenance, model_set.manifest.defaults, out_root)
+                           model_set.characters, provenance, model_set.manifest.defaults, out_root, ori=ori)
 
 
 def accuracy_gate(fp32: ModelSet, int8: ModelSet, settings: Settings, extra_images: Path | None,

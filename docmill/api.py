@@ -32,22 +32,26 @@ ImageInput = Union[str, "PathLike[str]", bytes, np.ndarray, "PILImage"]
 @dataclass(frozen=True)
 class OcrLine:
     """One recognised line: its text, confidence, 4-point box (clockwise from top-left, in the
-    input's pixels) and the angle (0 or 180) the line was read at."""
+    input's pixels), the angle (0 or 180) the line was read at, and its text block (a column
+    part or paragraph, numbered in reading order)."""
 
     text: str
     score: float
     box: list[list[int]]
     angle: int
     angle_score: float | None = None
+    block: int = 0
 
 
 @dataclass(frozen=True)
 class OcrPage:
-    """One image's lines in reading order, and its size."""
+    """One image's lines in reading order, its size, and, when page orientation ran
+    (`use_doc_orientation=True`), the angle it was found turned by, clockwise."""
 
     width: int
     height: int
     lines: list[OcrLine] = field(default_factory=list)
+    angle: int | None = None
 
     @property
     def text(self) -> str:
@@ -70,6 +74,7 @@ class Ocr:
         self.model_set = ModelSet.load(ensure_model_set(models or self.settings.models, self.settings))
         self._engine = OcrEngine.load(self.model_set, self.settings, device)
         self.options: EngineOptions = self._engine.options.merged(options)
+        self._engine.check(self.options)
         self.batch_size = batch_size or self.settings.batch_images
 
     @property
@@ -95,7 +100,8 @@ class Ocr:
     def _pages(self, arrays: list[np.ndarray]) -> list[OcrPage]:
         pages = self._engine.run(arrays, self.options)
         return [OcrPage(width=a.shape[1], height=a.shape[0],
-                        lines=[OcrLine(l.text, l.score, l.box, l.angle, l.angle_score) for l in page.lines])
+                        lines=[OcrLine(l.text, l.score, l.box, l.angle, l.angle_score, l.block) for l in page.lines],
+                        angle=page.orientation.angle if page.orientation else None)
                 for a, page in zip(arrays, pages)]
 
 

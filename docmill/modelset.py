@@ -28,7 +28,8 @@ MANIFEST_SCHEMA = "docmill.modelset/v1"
 MANIFEST_FILE = "manifest.json"
 LATEST_FILE = "LATEST"
 DICT_FILE = "dict.txt"
-STAGES = ("det", "cls", "rec")
+STAGES = ("det", "cls", "rec")  # every set has these
+OPTIONAL_STAGES = ("ori",)  # page orientation (0/90/180/270), used by use_doc_orientation
 
 
 class ModelSetError(Exception):
@@ -77,7 +78,7 @@ class Manifest(BaseModel):
     schema_: Literal["docmill.modelset/v1"] = Field(MANIFEST_SCHEMA, alias="schema")
     name: str
     version: str
-    models: dict[Literal["det", "cls", "rec"], ModelEntry]
+    models: dict[Literal["det", "cls", "rec", "ori"], ModelEntry]
     dictionary: DictEntry = Field(alias="dict")
     defaults: dict[str, Any] = Field(default_factory=dict)
     measurements: dict[str, Any] = Field(default_factory=dict)
@@ -139,6 +140,9 @@ class ModelSet:
 
     def path(self, stage: str) -> Path:
         return self.root / self.manifest.models[stage].file
+
+    def has(self, stage: str) -> bool:
+        return stage in self.manifest.models
 
     @classmethod
     def load(cls, root: Path, verify: bool = True) -> "ModelSet":

@@ -35,6 +35,10 @@ class EngineOptions(BaseModel):
     cls_image_shape: tuple[int, int, int] = (3, 48, 192)
     cls_batch_size: int = Field(6, ge=1, le=1024)
     cls_thresh: float = Field(0.9, ge=0, le=1)
+    cls_strong_thresh: float = Field(0.99, ge=0, le=1)  # to turn a line against its page's majority
+    cls_min_aspect: float = Field(2.0, ge=0, le=100)  # shorter crops (width / height) follow the majority
+    use_doc_orientation: bool = False  # turn pages by 90/180/270 before detection (needs an `ori` model)
+    reading_order: Literal["columns", "rows"] = "columns"  # XY-cut columns and blocks, or PaddleOCR's rows
     rec_image_shape: tuple[int, int, int] = (3, 48, 320)
     rec_batch_size: int = Field(6, ge=1, le=1024)
     rec_width_multiple: int = Field(32, ge=8, le=1024)

@@ -51,15 +51,26 @@ class Line(BaseModel):
     box: list[list[int]]
     angle: Literal[0, 180] = 0
     angle_score: float | None = None
+    block: int = 0  # text block (a column part or paragraph), in reading order
 
 
 class Timings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decode: float = 0.0
+    ori: float = 0.0
     det: float = 0.0
     cls: float = 0.0
     rec: float = 0.0
     total: float = 0.0
+
+
+class PageOrientation(BaseModel):
+    """The angle a page was found turned by, clockwise; it was read turned back upright, and
+    its boxes are given in the input's own pixels."""
+
+    model_config = ConfigDict(extra="forbid")
+    angle: Literal[0, 90, 180, 270]
+    score: float
 
 
 class ResultError(BaseModel):
@@ -77,6 +88,7 @@ class OcrResult(BaseModel):
     image: ImageInfo | None = None
     models: ModelsInfo
     providers: list[str]
+    orientation: PageOrientation | None = None
     lines: list[Line] = Field(default_factory=list)
     timings_ms: Timings = Field(default_factory=Timings)
     error: ResultError | None = None

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docmill.options import EngineOptions
 
-DEFAULT_MODEL_SET = "pp-ocrv4-ch"
+DEFAULT_MODEL_SET = "pp-ocrv6"
 
 Device = Literal["auto", "cpu", "cuda"]
 

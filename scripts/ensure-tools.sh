@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Install, from Debian's packages, commands that pip cannot provide: each argument is
-# COMMAND:PACKAGE, and with none it is what the tests need (pdftotext, from poppler-utils).
+# Install, from Debian's packages, what pip cannot provide: each argument is NEED:PACKAGE,
+# where NEED is a command or an absolute file path. With none, it is what the tests need:
+# pdftotext (poppler-utils) and the DejaVu Sans font the orientation tests draw pages with.
 # Already present means no apt at all, so `make test` pays nothing once they are there.
 set -euo pipefail
-(( $# )) || set -- pdftotext:poppler-utils
+(( $# )) || set -- pdftotext:poppler-utils /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
+present() { if [[ $1 == /* ]]; then [[ -e $1 ]]; else command -v "$1" >/dev/null 2>&1; fi; }
 missing=()
-for tool in "$@"; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+for need in "$@"; do
+  present "${need%%:*}" || missing+=("${need#*:}")
 done
 (( ${#missing[@]} )) || exit 0
 echo "tools: not installed; installing Debian's ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for tool in "$@"; do
-  command -v "${tool%%:*}" >/dev/null || { echo "tools: ${tool%%:*} still missing after installing ${tool#*:}" >&2; exit 1; }
+for need in "$@"; do
+  present "${need%%:*}" || { echo "tools: ${need%%:*} still missing after installing ${need#*:}" >&2; exit 1; }
 done

@@ -158,9 +158,14 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
     from worker.writer import ResultWriter
 
     engine = OcrEngine.load(model_set, settings, device)
+    options = engine.options.merged(overrides)
+    try:
+        engine.check(options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     metrics = Metrics()
-    context = RunContext(engine.options.merged(overrides), ModelsInfo(set=model_set.name, version=model_set.version),
-                         engine.providers, keep_pixels=visualize)
+    context = RunContext(options, ModelsInfo(set=model_set.name, version=model_set.version), engine.providers,
+                         keep_pixels=visualize)
     summary = RunSummary(providers=engine.providers, skipped=inputs.skipped)
     batcher = DynamicBatcher(engine, batch, max_delay_ms=0.0, metrics=metrics)
     started = time.perf_counter()

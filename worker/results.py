@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from docmill.result import ImageInfo, Line, ModelsInfo, OcrResult, ResultError, SourceInfo, Timings
+from docmill.result import (ImageInfo, Line, ModelsInfo, OcrResult, PageOrientation, ResultError, SourceInfo,
+                            Timings)
 from worker.engine.pipeline import PageLines
 from worker.items import DecodedItem
 
@@ -19,10 +20,12 @@ def build_result(
         stages = {k: round(v, 3) for k, v in output.timings_ms.items()}
         timings = Timings(decode=timings.decode, **stages,
                           total=round(timings.decode + sum(stages.values()), 3))
-        lines = [Line(text=l.text, score=l.score, box=l.box, angle=l.angle, angle_score=l.angle_score)
-                 for l in output.lines]
+        lines = [Line(text=l.text, score=l.score, box=l.box, angle=l.angle, angle_score=l.angle_score,
+                      block=l.block) for l in output.lines]
+        turn = output.orientation
+        orientation = PageOrientation(angle=turn.angle, score=round(turn.score, 6)) if turn else None
         return OcrResult(source=source, image=image, models=models, providers=providers,
-                         lines=lines, timings_ms=timings)
+                         orientation=orientation, lines=lines, timings_ms=timings)
     error = output or decoded.error or ResultError(code="engine_error", message="no output for this image")
     timings = Timings(decode=timings.decode, total=timings.decode)
     return OcrResult(source=source, image=image, models=models, providers=providers,

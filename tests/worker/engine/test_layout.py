@@ -1,0 +1,53 @@
+"""Reading order by column and block (worker/engine/layout.py) on boxes laid out like real
+pages: two columns under a title, a receipt's label and amount rows, a plain page."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worker.engine.layout import reading_order
+
+
+def box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def two_columns(title_right: float) -> list[np.ndarray]:
+    """A title, then 8 lines on the left and 6 on the right with their rows aligned."""
+    boxes = [box(110, 120, title_right, 160)]
+    boxes += [box(110, 240 + r * 43, 500 - (r % 3) * 40, 268 + r * 43) for r in range(8)]
+    boxes += [box(660, 240 + r * 43, 1050 - (r % 2) * 60, 268 + r * 43) for r in range(6)]
+    return boxes
+
+
+def test_two_columns_are_read_one_after_the_other():
+    for title_right in (450, 1000):  # a short title, and one spanning the gutter
+        order = reading_order(two_columns(title_right))
+        assert order.indices == list(range(15))
+        assert order.blocks == [0] + [1] * 8 + [2] * 6
+
+
+def test_receipt_rows_read_label_then_amount():
+    boxes = [box(100, 50, 600, 80)]
+    for r in range(6):
+        boxes += [box(50, 100 + r * 40, 250, 125 + r * 40), box(500, 100 + r * 40, 600, 125 + r * 40)]
+    order = reading_order(boxes)
+    assert order.indices == list(range(13))
+
+
+def test_paragraph_gaps_start_blocks_and_input_order_does_not_matter():
+    boxes = [box(100, 100 + r * 40, 900, 130 + r * 40) for r in range(3)]
+    boxes += [box(100, 300 + r * 40, 900, 330 + r * 40) for r in range(2)]
+    shuffled = [4, 1, 3, 0, 2]
+    order = reading_order([boxes[i] for i in shuffled])
+    assert [shuffled[i] for i in order.indices] == [0, 1, 2, 3, 4]
+    assert order.blocks == [0, 0, 0, 1, 1]
+
+
+def test_skewed_touching_lines_fall_back_to_rows():
+    boxes = [box(100, 100, 500, 140), box(520, 110, 900, 150), box(100, 135, 500, 175)]
+    assert reading_order(boxes).indices == [0, 1, 2]
+
+
+def test_no_boxes():
+    assert reading_order([]).indices == []

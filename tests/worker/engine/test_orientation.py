@@ -1,0 +1,29 @@
+"""Page orientation's geometry: turning a page upright and mapping its boxes back into the
+original pixels, for every angle (worker/engine/orientation.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worker.engine import orientation
+
+
+@pytest.mark.parametrize("angle", [0, 90, 180, 270])
+def test_a_box_found_upright_maps_back_onto_the_same_pixels(angle):
+    original = np.zeros((300, 200, 3), np.uint8)  # 200 wide, 300 high
+    original[40:60, 30:150] = 255  # a "line" of text
+    upright = orientation.upright(original, angle)
+    ys, xs = np.nonzero(upright[:, :, 0])
+    found = np.array([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]],
+                     np.float32)
+    back = orientation.to_original(found, angle, width=200, height=300)
+    assert back[:, 0].min() == 30 and back[:, 0].max() == 149
+    assert back[:, 1].min() == 40 and back[:, 1].max() == 59
+    assert tuple(back[0]) == (30, 40)  # the first corner is the top-left one again
+
+
+def test_preprocess_is_the_models_input_for_any_page_shape():
+    for shape in ((3508, 2480, 3), (100, 900, 3), (224, 224, 3)):
+        tensor = orientation.preprocess(np.full(shape, 255, np.uint8))
+        assert tensor.shape == (3, 224, 224) and tensor.dtype == np.float32

