@@ -301,7 +301,7 @@ def session_overhead(run: Run, wall: float) -> dict[str, Any]:
     sessions, stages = summary.get("session_s"), summary.get("stage_s")
     if not sessions or not stages:
         return {}
-    ratios = {k: round(stages[k] / sessions[k], 3) for k in sessions if sessions[k] > 0}
+    ratios = {k: round(stages[k] / sessions[k], 3) for k in sessions if sessions[k] > 0 and k in stages}
     return {"session_s": sessions, "stage_over_session": ratios,
             "wall_over_session": round(wall / sum(sessions.values()), 3)}
 

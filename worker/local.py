@@ -51,7 +51,8 @@ class RunSummary:
     errors: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     providers: list[str] = field(default_factory=list)
-    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("decode", "det", "cls", "rec"), 0.0))
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("decode", "ori", "det", "cls", "rec"),
+                                                                          0.0))
     session_s: dict[str, float] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
