@@ -94,6 +94,24 @@ def test_lcnet_block_folds_to_convs_and_gates_with_the_same_output():
     np.testing.assert_allclose(_outputs(folded, x), before, rtol=1e-5, atol=1e-5)
 
 
+def test_the_half_that_closes_an_erf_gelu_stays_for_ort_to_fuse():
+    """conv -> x * (1 + erf(x / sqrt 2)) * 0.5 -> conv 1x1: PP-OCRv6's blocks. The 0.5 could
+    fold into the next conv exactly, but then ORT no longer sees a Gelu (measured slower)."""
+    nodes, x = _conv("x", "c1", 4, 4, 3, 1)
+    nodes += [_const("sqrt2", 2 ** 0.5), _const("one", 1.0), _const("half", 0.5),
+              helper.make_node("Div", [x, "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+              helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", [x, "a"], ["m"]),
+              helper.make_node("Mul", ["m", "half"], ["g"])]
+    more, out = _conv("g", "c2", 4, 4, 1, 0)
+    model = _model(nodes + more, out)
+    x_in = RNG.normal(0, 2, (1, 4, 9, 11)).astype(np.float32)
+    before = _outputs(model, x_in)
+    report = fold_model(model)
+    assert report.affine_into_next_conv == 0
+    assert _ops(model).count("Mul") == 2 and "Erf" in _ops(model)
+    np.testing.assert_allclose(_outputs(model, x_in), before, rtol=1e-5, atol=1e-5)
+
+
 def test_a_conv_whose_output_is_read_twice_keeps_its_affine():
     nodes, x = _conv("x", "c1", 4, 4, 3, 1)
     more, y = _affine(x, "a1", 0.5, 0.1)
