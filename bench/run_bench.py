@@ -314,10 +314,12 @@ def add_ratios(rows: dict[str, dict[str, Any]]) -> None:
         if kind != "docmill":
             continue
         for tag, peer in (("newest", rows.get(NEWEST_PEER)), ("same_files", rows.get(f"rapidocr:{set_name}"))):
+            if not peer:
+                continue
+            ours[f"rss_ratio_{tag}"] = round(ours["peak_rss_mb"] / peer["peak_rss_mb"], 3)
             for key in ("images_per_s", "steady_images_per_s"):
-                if peer and ours.get(key) and peer.get(key):
+                if ours.get(key) and peer.get(key):
                     ours[f"ratio_{tag}_{key}"] = round(ours[key] / peer[key], 3)
-                    ours[f"rss_ratio_{tag}"] = round(ours["peak_rss_mb"] / peer["peak_rss_mb"], 3)
 
 
 COLUMNS = (  # header, row key, width, format; x3.10 / x1.4.4: docmill over RapidOCR 3.10.0 / 1.4.4

@@ -463,6 +463,17 @@ def probe_writable(out_root: str, settings: Settings) -> None:
                 folder.rmdir()
 
 
+def require_writable(out_root: str, settings: Settings) -> None:
+    """`probe_writable` as the one line both `docmill run` and `docmill produce` stop with
+    (exit 2) before any work."""
+    from docmill.errors import UsageError
+
+    try:
+        probe_writable(out_root, settings)
+    except (StorageError, ValueError) as exc:
+        raise UsageError(f"--out {out_root}: cannot write results there ({str(exc).splitlines()[0]})") from exc
+
+
 def _missing_folders(folder: Path) -> list[Path]:
     """`folder` and those of its parents that do not exist yet, deepest first."""
     missing = []

@@ -17,7 +17,7 @@ from docmill.messages import JOB_ID, MAX_ITEMS_PER_TASK
 from docmill.inputs import DEFAULT_INCLUDE
 from docmill.modelset import ModelSetError, pin_for_job
 from docmill.settings import Settings, mask_url
-from docmill.storage import StorageError, open_storage, probe_writable
+from docmill.storage import StorageError, open_storage, require_writable
 from producer.enqueue import (Backpressure, Counts, JobPlan, Services, TaskSender, load_plan, run_job,
                               save_plan)
 from producer.listing import drop_last_modified, parse_include
@@ -53,7 +53,7 @@ def _start(args: argparse.Namespace, settings: Settings, store: JobStore) -> tup
         raise UsageError(f"--job {job!r}: letters, digits, '.', '_' and '-' only, at most 128")
     try:
         open_storage(args.input, settings)
-        _check_output(args.out, settings)
+        require_writable(args.out, settings)
         include = parse_include(args.include or DEFAULT_INCLUDE)
         models, set_name = pin_for_job(args.models or settings.models, settings)
         plan = JobPlan(in_uri=args.input, out_uri=args.out, models=models, models_set=set_name,
@@ -65,15 +65,6 @@ def _start(args: argparse.Namespace, settings: Settings, store: JobStore) -> tup
         raise UsageError(str(exc).splitlines()[0]) from exc
     save_plan(store, job, plan)
     return job, plan, store.get(job)
-
-
-def _check_output(out: str, settings: Settings) -> None:
-    """The output prefix must take a write before anything is enqueued: a missing bucket or
-    a denied write found by the workers would cost every task its OCR, then its retries."""
-    try:
-        probe_writable(out, settings)
-    except StorageError as exc:
-        raise UsageError(f"--out {out}: cannot write results there ({str(exc).splitlines()[0]})") from exc
 
 
 def _resume(args: argparse.Namespace, store: JobStore) -> tuple[str, JobPlan, JobState]:

@@ -8,7 +8,6 @@ the engine is done with them. Outcomes come back in input order.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +24,8 @@ from worker.items import DecodedItem, load_item
 from worker.results import build_result
 from worker.writer import ResultWriter
 
-log = logging.getLogger(__name__)
+# Each call reads and decodes at most this many batches ahead of the engine (both runners).
+LOOKAHEAD_BATCHES = 2
 
 Loader = Callable[[TaskItem, Settings], DecodedItem]
 

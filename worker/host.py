@@ -14,7 +14,7 @@ from docmill.modelset import ModelSet, ModelSetError, locate
 from docmill.settings import Settings
 from worker.batcher import DynamicBatcher
 from worker.engine.pipeline import OcrEngine
-from worker.flow import ItemFlow
+from worker.flow import LOOKAHEAD_BATCHES, ItemFlow
 from worker.metrics import Metrics
 from worker.middleware.faults import with_faults
 from worker.middleware.redelivery import RedeliveryCap
@@ -22,7 +22,6 @@ from worker.items import load_item
 from worker.writer import ResultWriter
 
 IO_THREADS = 8
-LOOKAHEAD_BATCHES = 2  # a task reads and decodes at most this many batches ahead
 
 
 @dataclass

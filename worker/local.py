@@ -26,8 +26,8 @@ from docmill.modelset import ModelSet, ModelSetError
 from docmill.options import parse_option_assignments
 from docmill.result import ModelsInfo
 from docmill.settings import Settings
-from docmill.storage import StorageError, is_s3_uri, open_storage, probe_writable, result_uri
-from worker.flow import ItemFlow, Outcome, RunContext
+from docmill.storage import StorageError, is_s3_uri, open_storage, require_writable, result_uri
+from worker.flow import LOOKAHEAD_BATCHES, ItemFlow, Outcome, RunContext
 from worker.metrics import Metrics
 
 IO_THREADS = 4
@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     _check_device(args.device or settings.device)
-    check_output(args.out, settings)
+    require_writable(args.out, settings)
     inputs = list_inputs(args.inputs, args.out, settings)
     if not inputs.items:
         passed = f" (passed over: {describe_skipped(inputs.skipped)})" if inputs.skipped else ""
@@ -96,15 +96,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet)
     _report(summary, args.quiet)
     return EXIT_FAILED if args.fail_on_error and summary.failed else EXIT_OK
-
-
-def check_output(out: str, settings: Settings) -> None:
-    """`--out` must take a write before any work: a missing bucket, a file, /proc, a folder
-    without permission is one line and exit 2, not a traceback after all the OCR."""
-    try:
-        probe_writable(out, settings)
-    except (StorageError, ValueError) as exc:
-        raise UsageError(f"--out {out}: cannot write results there ({str(exc).splitlines()[0]})") from exc
 
 
 def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inputs:
@@ -174,7 +165,7 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
         with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="docmill-io") as io, \
                 _progress(len(inputs.items), quiet) as advance:
             flow = ItemFlow(batcher, ResultWriter(settings, metrics), io, settings)
-            for outcome in flow.run(inputs.items, context, lookahead=2 * batch):
+            for outcome in flow.run(inputs.items, context, lookahead=LOOKAHEAD_BATCHES * batch):
                 summary.add(outcome)
                 advance()
     finally:

@@ -72,11 +72,7 @@ def _give_up(host: WorkerHost, item: TaskItem, error: ResultError, models: Model
 def _record(host: WorkerHost, task: OcrTask, outcomes: list[Outcome]) -> dict[str, int]:
     """Count the task's outcomes once in the job state; the worker whose task completes the
     job writes its summary."""
-    failures = {o.result.source.uri: o.code for o in outcomes if o.code}
-    for outcome in outcomes:
-        if outcome.write_error is not None:
-            log.error("job %s: no result stored for %s: %s", task.job, outcome.result.source.uri,
-                      outcome.write_error)
+    failures = {o.result.source.uri: o.code for o in outcomes if o.code}  # the writer logged write errors
     count_items(host.metrics, outcomes)
     done = len(outcomes) - len(failures)
     if host.jobs.record_task(task.job, task.seq, failures, done=done) == 2:

@@ -70,18 +70,26 @@ def majority(verdicts: Sequence[Angle], aspects: Sequence[float], opts: EngineOp
     return 180 if votes[180] > votes[0] else 0
 
 
-def decide(verdicts: Sequence[Angle], aspects: Sequence[float], opts: EngineOptions) -> list[Angle]:
+@dataclass(frozen=True)
+class PageAngles:
+    """One page's majority angle and each of its lines' final angle."""
+
+    angle: int
+    lines: list[Angle]
+
+
+def decide(verdicts: Sequence[Angle], aspects: Sequence[float], opts: EngineOptions) -> PageAngles:
     """One page's final angles from the classifier's verdicts on its crops (width / height
     in `aspects`): the page's majority, except for a judgeable crop whose own verdict reaches
     `cls_strong_thresh`."""
     page = majority(verdicts, aspects, opts)
-    out = []
+    lines = []
     for verdict, aspect in zip(verdicts, aspects):
         own = aspect >= opts.cls_min_aspect and verdict.score >= opts.cls_strong_thresh
         angle = verdict.angle if own or verdict.angle == page else page
         score = verdict.score if angle == verdict.angle else 1.0 - verdict.score
-        out.append(Angle(angle, score, angle == 180))
-    return out
+        lines.append(Angle(angle, score, angle == 180))
+    return PageAngles(page, lines)
 
 
 def apply(crops: list[np.ndarray], angles: Sequence[Angle]) -> list[np.ndarray]:

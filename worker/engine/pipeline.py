@@ -139,11 +139,14 @@ class OcrEngine:
         boxes = self._detect(uprights, opts, pages)
         crops = [_Crop(page, box, geometry.crop_quad(image, box))
                  for page, image in enumerate(uprights) for box in boxes[page]]
-        angles, upside_down = self._classify(crops, opts, pages)
+        by_page: dict[int, list[int]] = defaultdict(list)  # page -> its crops' indices
+        for i, crop in enumerate(crops):
+            by_page[crop.page].append(i)
+        angles, upside_down = self._classify(crops, by_page, opts, pages)
         images_up = cls.apply([c.image for c in crops], angles) if angles else [c.image for c in crops]
         texts = self._timed(pages, "rec", [c.page for c in crops],
                             lambda: rec.recognize(self.rec_session, images_up, self.characters, opts))
-        for page, (members, blocks) in self._reading_order(crops, uprights, upside_down, opts).items():
+        for page, (members, blocks) in self._reading_order(crops, by_page, uprights, upside_down, opts).items():
             height, width = originals[page].shape[:2]
             for i, block in zip(members, blocks):
                 text, angle = texts[i], angles[i] if angles else None
@@ -174,16 +177,13 @@ class OcrEngine:
                            lambda: orientation.classify(self.ori_session, images))
 
     @staticmethod
-    def _reading_order(crops: list[_Crop], uprights: list[np.ndarray], upside_down: set[int],
-                       opts: EngineOptions) -> dict[int, tuple[list[int], list[int]]]:
+    def _reading_order(crops: list[_Crop], by_page: dict[int, list[int]], uprights: list[np.ndarray],
+                       upside_down: set[int], opts: EngineOptions) -> dict[int, tuple[list[int], list[int]]]:
         """Per page, its crops' indices in reading order and their blocks: by column and
         block (or PaddleOCR's rows), from the far corner on a page the classifier found
         upside down, whose lines then read in the order they stand on the turned page."""
-        members: dict[int, list[int]] = defaultdict(list)
-        for i, crop in enumerate(crops):
-            members[crop.page].append(i)
         out = {}
-        for page, idxs in members.items():
+        for page, idxs in by_page.items():
             height, width = uprights[page].shape[:2]
             boxes = [orientation.to_original(crops[i].box, 180, width, height) if page in upside_down
                      else crops[i].box for i in idxs]
@@ -216,7 +216,7 @@ class OcrEngine:
                     pages[i].timings_ms["det"] += (time.perf_counter() - start) * 1000
         return boxes
 
-    def _classify(self, crops: list[_Crop], opts: EngineOptions,
+    def _classify(self, crops: list[_Crop], by_page: dict[int, list[int]], opts: EngineOptions,
                   pages: list[PageLines]) -> tuple[list[cls.Angle] | None, set[int]]:
         """Each crop's final angle, decided per page from the classifier's verdicts, and the
         pages whose majority is upside down."""
@@ -226,13 +226,12 @@ class OcrEngine:
                                lambda: cls.classify(self.cls_session, [c.image for c in crops], opts))
         angles: list[cls.Angle] = list(verdicts)
         upside_down = set()
-        for page in range(len(pages)):
-            members = [i for i, c in enumerate(crops) if c.page == page]
+        for page, members in by_page.items():
             aspects = [crops[i].image.shape[1] / crops[i].image.shape[0] for i in members]
-            mine = [verdicts[i] for i in members]
-            if cls.majority(mine, aspects, opts) == 180:
+            decided = cls.decide([verdicts[i] for i in members], aspects, opts)
+            if decided.angle == 180:
                 upside_down.add(page)
-            for i, angle in zip(members, cls.decide(mine, aspects, opts)):
+            for i, angle in zip(members, decided.lines):
                 angles[i] = angle
         return angles, upside_down
 

@@ -81,21 +81,22 @@ def _verdicts(*pairs: tuple[int, float]) -> list[cls.Angle]:
 def test_cls_a_line_turned_against_an_upright_page_needs_strong_evidence():
     opts = EngineOptions()
     verdicts = _verdicts((0, 0.99), (0, 0.98), (180, 0.95), (180, 0.999), (0, 0.97))
-    angles = cls.decide(verdicts, [8, 6, 7, 9, 5], opts)
+    angles = cls.decide(verdicts, [8, 6, 7, 9, 5], opts).lines
     assert [a.angle for a in angles] == [0, 0, 0, 180, 0]
     assert angles[2].score == pytest.approx(0.05)  # the probability of the angle applied
 
 
 def test_cls_short_crops_follow_the_page_majority():
     opts = EngineOptions()
-    upright = cls.decide(_verdicts((0, 0.99), (0, 0.99), (180, 0.999)), [9, 7, 0.8], opts)
+    upright = cls.decide(_verdicts((0, 0.99), (0, 0.99), (180, 0.999)), [9, 7, 0.8], opts).lines
     assert [a.angle for a in upright] == [0, 0, 0]  # the "6" that looks like an upside-down "9"
-    upside_down = cls.decide(_verdicts((180, 0.99), (180, 0.97), (0, 0.999), (0, 0.6)), [9, 7, 0.8, 5], opts)
+    upside_down = cls.decide(_verdicts((180, 0.99), (180, 0.97), (0, 0.999), (0, 0.6)), [9, 7, 0.8, 5],
+                             opts).lines
     assert [a.angle for a in upside_down] == [180, 180, 180, 180]
 
 
 def test_cls_a_page_with_no_judgeable_crop_stays_upright():
-    angles = cls.decide(_verdicts((180, 0.99), (180, 0.995)), [1.0, 1.5], EngineOptions())
+    angles = cls.decide(_verdicts((180, 0.99), (180, 0.995)), [1.0, 1.5], EngineOptions()).lines
     assert [a.rotate for a in angles] == [False, False]
 
 
