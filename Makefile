@@ -86,6 +86,7 @@ $(PEER3_VENV)/.installed:
 
 bench: models install-local $(PEER_VENV)/.installed $(PEER3_VENV)/.installed
 	$(BIN)/python -m bench.run_bench --dataset all --repeat 3 --models $(MODELS)
+	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.distributed --models $(MODELS)
 
 clean:

@@ -132,11 +132,12 @@ def resolve_models(ref: str) -> Models:
     return Models(mset.name, mset.version, mset.root, {s: mset.path(s) for s in ("det", "cls", "rec")})
 
 
-def measure(cmd: list[str], cwd: Path) -> Run:
+def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
     """Run a child to completion; os.wait4 gives its own peak RSS, unmixed with other children."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -148,14 +149,17 @@ def measure(cmd: list[str], cwd: Path) -> Run:
 
 @dataclass(frozen=True)
 class Side:
-    """One contender: `kind` (docmill, rapidocr, rapidocr3) and the model set it runs, if any."""
+    """One contender: `kind` (docmill, rapidocr, rapidocr3), the model set it runs, if any,
+    and settings of docmill's own to try (`docmill:SET@DOCMILL_X=1`: env for that side)."""
 
     kind: str
     models: Models | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
-        return f"{self.kind}:{self.models.name}" if self.models else self.kind
+        base = f"{self.kind}:{self.models.name}" if self.models else self.kind
+        return base + "".join(f"@{key}={value}" for key, value in self.env)
 
     def command(self, images: Path, out: Path, device: str) -> list[str]:
         if self.kind == "docmill":
@@ -176,12 +180,17 @@ def parse_sides(text: str) -> list[Side]:
     sets: dict[str, Models] = {}
     sides = []
     for spec in dict.fromkeys(part.strip() for part in text.split(",") if part.strip()):
-        kind, _, set_ref = spec.partition(":")
-        if kind not in ("docmill", "rapidocr", NEWEST_PEER) or (kind == NEWEST_PEER) != (not set_ref):
-            raise SystemExit(f"bench: side {spec!r}: use docmill:SET, rapidocr:SET or {NEWEST_PEER}")
+        head, *assignments = spec.split("@")
+        kind, _, set_ref = head.partition(":")
+        env = tuple(tuple(a.split("=", 1)) for a in assignments)
+        if kind not in ("docmill", "rapidocr", NEWEST_PEER) or (kind == NEWEST_PEER) != (not set_ref) \
+                or any(len(pair) != 2 or not pair[0].startswith("DOCMILL_") for pair in env) \
+                or (env and kind != "docmill"):
+            raise SystemExit(f"bench: side {spec!r}: use docmill:SET[@DOCMILL_X=V...], rapidocr:SET "
+                             f"or {NEWEST_PEER}")
         if set_ref and set_ref not in sets:
             sets[set_ref] = resolve_models(set_ref)
-        sides.append(Side(kind, sets.get(set_ref)))
+        sides.append(Side(kind, sets.get(set_ref), env))  # type: ignore[arg-type]
     return sides
 
 
@@ -210,15 +219,21 @@ def run_rounds(ds: Dataset, sides: list[Side], repeat: int, device: str, work: P
     runs = {side.label: SideRuns() for side in sides}
     for rnd in range(repeat):
         for side in sides if rnd % 2 == 0 else sides[::-1]:
-            base = work / f"{side.label.replace(':', '-')}-r{rnd}"
+            base = work / f"{side_folder(side)}-r{rnd}"
             done = runs[side.label]
-            done.one.append(_checked(side.label, measure(side.command(one, base / "one", device), REPO)))
+            done.one.append(_checked(side.label, measure(side.command(one, base / "one", device), REPO,
+                                                         dict(side.env))))
             done.full.append(_checked(side.label, measure(
-                side.command(ds.images, base / "full" / ds.prefix, device), REPO)))
+                side.command(ds.images, base / "full" / ds.prefix, device), REPO, dict(side.env))))
             done.out = base / "full"
             print(f"  {ds.name} round {rnd + 1}/{repeat} {side.label}: {done.full[-1].wall_s:.1f} s",
                   file=sys.stderr)
     return runs
+
+
+def side_folder(side: Side) -> str:
+    """A folder name for a side's outputs (labels hold ':', '@' and '=')."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in side.label)
 
 
 def _checked(side: str, run: Run) -> Run:

@@ -1,5 +1,5 @@
-"""Soak: many small images through one long-lived worker, watching for leaks (a benchmark,
-not a test; `make soak`).
+"""Soak: a realistic mix of pages (varied sizes and line counts, JPEG and PNG) through one
+long-lived worker, watching for leaks (a benchmark, not a test; `make soak`).
 
     python -m bench.soak [--images 2000] [--models pp-ocrv4-ch] [--chunk 8]
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -32,10 +33,25 @@ from bench.results import save_result
 WARMUP_SHARE = 0.1
 
 
+WORDS = ("invoice", "total", "amount", "receipt", "date", "cash", "change", "tax", "qty", "item",
+         "price", "store", "thank", "you", "order", "paid", "card", "balance", "discount", "sub")
+
+
 def page(n: int) -> bytes:
-    image = np.full((48, 224, 3), 255, np.uint8)
-    cv2.putText(image, f"Item {n:04d}", (8, 34), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 2, cv2.LINE_AA)
-    return cv2.imencode(".png", image)[1].tobytes()
+    """Page `n` of a realistic mix: its own size (0.1 to 8 MP, receipt strips to full
+    scans), 1 to 16 lines of text at a size that suits the page, JPEG or PNG. Seeded by `n`,
+    so every soak sees the same pages."""
+    rng = random.Random(n)
+    width, height = rng.randint(320, 2480), rng.randint(240, 3500)
+    image = np.full((height, width, 3), rng.randint(225, 255), np.uint8)
+    scale = max(0.6, min(width, height) / 700)
+    step = int(40 * scale)
+    for row in range(min(rng.randint(1, 16), max(1, height // step - 1))):
+        text = f"{n:04d} " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))
+        cv2.putText(image, text, (int(12 * scale), (row + 1) * step), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (0, 0, 0), max(1, int(2 * scale)), cv2.LINE_AA)
+    encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85]) if n % 3 else cv2.imencode(".png", image)
+    return encoded[1].tobytes()
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
@@ -72,7 +88,8 @@ def upload(env: dict[str, str], models: str, count: int) -> str:
     subprocess.run([str(BIN / "docmill"), "models", "import", "--preset", models, "--publish", "s3://bench-models/sets"],
                    env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda n: s3.put_object(Bucket="bench-in", Key=f"main/p{n:05d}.png", Body=page(n)), range(count)))
+        list(pool.map(lambda n: s3.put_object(Bucket="bench-in", Key=f"main/p{n:05d}.{'jpg' if n % 3 else 'png'}",
+                                              Body=page(n)), range(count)))
     return f"s3://bench-models/sets/{models}"
 
 

@@ -86,14 +86,22 @@ class Ocr:
         return self._pages([to_array(image, self.settings)])[0]
 
     def read_many(self, images: Iterable[ImageInput]) -> Iterator[OcrPage]:
-        """Pages for many images, in input order, run in batches of `batch_size` (only one
-        batch of decoded images is held at a time)."""
+        """Pages for many images, in input order, run in batches of at most `batch_size`
+        images whose pixels stay within the pixel budget (`DOCMILL_PIXEL_BUDGET_MP`): a file
+        or bytes is sized from its header and decoded only once its batch has room (a page
+        over the budget runs alone). Only one batch of decoded images is held at a time."""
+        from worker.engine.pipeline import page_pixels
+
         batch: list[np.ndarray] = []
+        held = 0
         for image in images:
-            batch.append(to_array(image, self.settings))
-            if len(batch) == self.batch_size:
+            raw = _read_path(image)
+            cost = page_pixels(*_size_of(raw, self.settings), self.options)
+            if batch and (len(batch) == self.batch_size or held + cost > self.settings.pixel_budget):
                 yield from self._pages(batch)
-                batch = []
+                batch, held = [], 0
+            batch.append(to_array(raw, self.settings))
+            held += cost
         if batch:
             yield from self._pages(batch)
 
@@ -113,15 +121,36 @@ def to_array(image: ImageInput, settings: Settings) -> np.ndarray:
 
     if isinstance(image, np.ndarray):
         return image
-    if isinstance(image, (str, PathLike)):
-        with open(image, "rb") as fh:
-            image = fh.read()
+    image = _read_path(image)
     if isinstance(image, (bytes, bytearray, memoryview)):
         try:
             return decode_image(bytes(image), settings.max_image_pixels)
         except ImageDecodeError as exc:
             raise ValueError(f"{exc.code}: {exc}") from exc
     return _from_pil(image)
+
+
+def _read_path(image: ImageInput) -> ImageInput:
+    """A path's bytes; any other input as it is."""
+    if isinstance(image, (str, PathLike)):
+        with open(image, "rb") as fh:
+            return fh.read()
+    return image
+
+
+def _size_of(image: ImageInput, settings: Settings) -> tuple[int, int]:
+    """(width, height) without decoding: from the header of bytes, the shape of an array,
+    the size of a PIL image. Raises ValueError like to_array for bytes it cannot read."""
+    from worker.engine.decode import ImageDecodeError, image_size
+
+    if isinstance(image, np.ndarray):
+        return image.shape[1], image.shape[0]
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        try:
+            return image_size(bytes(image), settings.max_image_pixels)
+        except ImageDecodeError as exc:
+            raise ValueError(f"{exc.code}: {exc}") from exc
+    return getattr(image, "size", (1, 1))
 
 
 def _from_pil(image: Any) -> np.ndarray:

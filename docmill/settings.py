@@ -54,10 +54,17 @@ class Settings(BaseSettings):
     device: Device = "auto"
     intra_op_threads: int = Field(0, ge=0, description="ONNXRuntime intra-op threads; 0 = ORT default")
     inter_op_threads: int = Field(0, ge=0)
+    cpu_arena: Literal["session", "shrink", "shared", "off"] = Field(
+        "shrink", description="ONNXRuntime's CPU memory arena: one per session (ORT's default), the "
+        "same but shrunk after every run (shrink), one for all sessions grown by what is asked "
+        "(shared), or none (off)")
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     fold_graph: bool = Field(True, description="rewrite PP-LCNet's affine and hard-swish layers into "
                              "their convolutions before ONNXRuntime loads a model (exact; files untouched)")
     batch_images: int = Field(8, ge=1, le=256, description="images per engine batch")
+    pixel_budget_mp: float = Field(48.0, gt=0, le=10_000, description="megapixels of pages (decoded, "
+                                   "with their detector inputs) one process holds at once; a bigger page "
+                                   "runs alone")
     cuda_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape")
     gpu_mem_limit_mb: int | None = Field(None, ge=256, description="cap on the CUDA arena per session")
@@ -93,6 +100,10 @@ class Settings(BaseSettings):
             err = exc.errors()[0]
             raise ValueError(f"engine.{err['loc'][0]}: {err['msg']}") from None
         return self
+
+    @property
+    def pixel_budget(self) -> int:
+        return round(self.pixel_budget_mp * 1_000_000)
 
     @property
     def model_cache(self) -> Path:

@@ -27,7 +27,7 @@ from worker.metrics import Metrics
 
 @dataclass
 class _Pending:
-    image: np.ndarray
+    image: np.ndarray | None
     options: EngineOptions
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.monotonic)
@@ -89,7 +89,7 @@ class DynamicBatcher:
 
     def _run(self, group: list[_Pending]) -> None:
         try:
-            outputs = self.engine.run_each([p.image for p in group], group[0].options)
+            outputs = self.engine.run_each(_take_images(group), group[0].options)
         except BaseException as exc:  # noqa: BLE001 - never leave a waiting caller hanging
             for p in group:
                 p.future.set_exception(exc)
@@ -106,6 +106,15 @@ class DynamicBatcher:
             seconds = sum(p.timings_ms[stage] for p in pages) / 1000
             if pages and (stage != "cls" or seconds):  # no cls time when angle classification is off
                 self.metrics.observe_stage(stage, seconds)
+
+
+def _take_images(group: list[_Pending]) -> list[np.ndarray]:
+    """The group's images, no longer held by the batch: once the engine returns, the caller
+    that is told the result holds the last reference and can free the page at once."""
+    images = [p.image for p in group]
+    for p in group:
+        p.image = None
+    return images  # type: ignore[return-value]
 
 
 def _by_options(batch: list[_Pending]) -> dict[str, list[_Pending]]:

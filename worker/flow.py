@@ -1,9 +1,9 @@
 """The one item path both runners share: read and decode on the I/O pool, the dynamic
 batcher, the result, the write with retries.
 
-Memory stays bounded: at most `lookahead` items of one call are in flight (read, decoded,
-waiting for or in the engine, being written), and an item's pixels are released as soon as
-the engine is done with them. Outcomes come back in input order.
+Memory stays bounded by the process's pixel budget (worker.budget): a page is decoded only
+once the budget admits it, and its pixels and budget share are released as soon as the
+engine is done with it. Outcomes come back in input order.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from docmill.result import ModelsInfo, OcrResult, ResultError
 from docmill.settings import Settings
 from docmill.storage import StorageError
 from worker.batcher import DynamicBatcher
-from worker.engine.pipeline import PageLines
-from worker.items import DecodedItem, load_item
+from worker.budget import PixelBudget, PixelTicket
+from worker.engine.pipeline import PageLines, page_pixels
+from worker.items import DecodedItem, Loader, load_item
 from worker.results import build_result
 from worker.writer import ResultWriter
 
-# Each call reads and decodes at most this many batches ahead of the engine (both runners).
-LOOKAHEAD_BATCHES = 2
-
-Loader = Callable[[TaskItem, Settings], DecodedItem]
+# Items of one call started ahead of the one whose outcome is due. Not a memory bound (the
+# pixel budget is that): it keeps the bookkeeping of a long run of tiny images finite.
+MAX_ITEMS_AHEAD = 64
 
 
 @dataclass
@@ -59,18 +59,20 @@ class RunContext:
 
 class ItemFlow:
     def __init__(self, batcher: DynamicBatcher, writer: ResultWriter, io: ThreadPoolExecutor,
-                 settings: Settings, load: Loader = load_item):
+                 settings: Settings, budget: PixelBudget, load: Loader = load_item):
         self.batcher = batcher
         self.writer = writer
         self.io = io
         self.settings = settings
+        self.budget = budget
         self.load = load
 
-    def run(self, items: Iterable[TaskItem], context: RunContext, lookahead: int) -> Iterator[Outcome]:
-        """Each item's outcome, in input order, with at most `lookahead` items in flight."""
+    def run(self, items: Iterable[TaskItem], context: RunContext, ahead: int = MAX_ITEMS_AHEAD) -> Iterator[Outcome]:
+        """Each item's outcome, in input order, with at most `ahead` items started (and
+        their pixels within the budget)."""
         window: deque[Future] = deque()
         for item in items:
-            if len(window) >= max(lookahead, 1):
+            if len(window) >= max(ahead, 1):
                 yield window.popleft().result()
             window.append(self._start(item, context))
         while window:
@@ -78,9 +80,12 @@ class ItemFlow:
 
     def _start(self, item: TaskItem, context: RunContext) -> Future:
         done: Future = Future()
-        loading = self.io.submit(self.load, item, self.settings)
+        loading = self.io.submit(self.load, item, self.settings, lambda w, h: self._admit(w, h, context))
         loading.add_done_callback(_guarded(done, lambda f: self._loaded(f.result(), context, done)))
         return done
+
+    def _admit(self, width: int, height: int, context: RunContext) -> PixelTicket:
+        return self.budget.acquire(page_pixels(width, height, context.options))
 
     def _loaded(self, decoded: DecodedItem, context: RunContext, done: Future) -> None:
         self.writer.metrics.observe_stage("decode", decoded.decode_ms / 1000)
@@ -93,13 +98,15 @@ class ItemFlow:
     def _finish(self, decoded: DecodedItem, output: PageLines | ResultError | None, context: RunContext,
                 done: Future) -> None:
         picture = decoded.image if context.keep_pixels and isinstance(output, PageLines) else None
-        decoded.release()
+        if picture is None:  # a page drawn on (--visualize) is held until it is written
+            decoded.release()
         result = build_result(decoded, output, context.models, context.providers)
         writing = self.io.submit(self.writer.write, result, decoded.item.dst, decoded.item.etag, picture)
         writing.add_done_callback(_guarded(done, lambda f: done.set_result(_outcome(result, decoded, f))))
 
 
 def _outcome(result: OcrResult, decoded: DecodedItem, writing: Future) -> Outcome:
+    decoded.release()
     error = writing.exception()
     if error is not None and not isinstance(error, StorageError):
         raise error

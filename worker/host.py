@@ -1,6 +1,6 @@
 """Everything one worker process holds for its lifetime: per model version one engine,
 its dynamic batcher and item flow (created on first use, after any fork), the I/O pool, the
-result writer, the job store and the metrics."""
+pixel budget every task thread shares, the result writer, the job store and the metrics."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from docmill.modelset import ModelSet, ModelSetError, locate
 from docmill.settings import Settings
 from worker.batcher import DynamicBatcher
 from worker.engine.pipeline import OcrEngine
-from worker.flow import LOOKAHEAD_BATCHES, ItemFlow
+from worker.budget import PixelBudget
+from worker.flow import ItemFlow
 from worker.metrics import Metrics
 from worker.middleware.faults import with_faults
 from worker.middleware.redelivery import RedeliveryCap
@@ -45,13 +46,10 @@ class WorkerHost:
         self.metrics = metrics or Metrics()
         self.io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="docmill-io")
         self.writer = ResultWriter(settings, self.metrics)
+        self.budget = PixelBudget(settings.pixel_budget)
         self._load = with_faults(load_item)
         self._models: dict[str, LoadedModels] = {}
         self._lock = threading.Lock()
-
-    @property
-    def lookahead(self) -> int:
-        return LOOKAHEAD_BATCHES * self.max_batch_images
 
     def models(self, ref: ModelsRef) -> LoadedModels:
         """The engine for a pinned model version, fetched and verified on first use."""
@@ -62,7 +60,7 @@ class WorkerHost:
                     raise ModelSetError(f"{ref.uri} holds version {model_set.version}, task wants {ref.version}")
                 engine = OcrEngine.load(model_set, self.settings, self.device)
                 batcher = DynamicBatcher(engine, self.max_batch_images, self.max_delay_ms, self.metrics)
-                flow = ItemFlow(batcher, self.writer, self.io, self.settings, self._load)
+                flow = ItemFlow(batcher, self.writer, self.io, self.settings, self.budget, self._load)
                 self.metrics.set_model_set(model_set.name, model_set.version)
                 self._models[ref.version] = LoadedModels(model_set, engine, batcher, flow)
             return self._models[ref.version]

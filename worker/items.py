@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,12 @@ from docmill.messages import TaskItem
 from docmill.result import ResultError
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
-from worker.engine.decode import ImageDecodeError, decode_image
+from worker.budget import PixelTicket
+from worker.engine.decode import ImageDecodeError, decode_image, image_size
+
+# Blocks until a page of this width and height may be decoded; what it returns is held until
+# the engine is done with the page.
+Admit = Callable[[int, int], PixelTicket]
 
 
 @dataclass
@@ -32,20 +38,28 @@ class DecodedItem:
     permanent: bool = True  # False: a storage error that a retry of the task may cure
     width: int | None = None  # kept after the pixels are released
     height: int | None = None
+    ticket: PixelTicket | None = None  # the page's share of the pixel budget while it is held
 
     def release(self) -> None:
-        """Drop the pixels once the engine is done with them: only a few batches' worth of
-        decoded pages may be held at once."""
+        """Drop the pixels once the engine is done with them, and give their share of the
+        budget back so the next page can be decoded."""
         self.image = None
+        if self.ticket is not None:
+            self.ticket.release()
 
 
-def load_item(item: TaskItem, settings: Settings) -> DecodedItem:
-    """Read and decode `item.src`; any failure is recorded on the item, never raised."""
+def load_item(item: TaskItem, settings: Settings, admit: Admit) -> DecodedItem:
+    """Read `item.src`, wait for the budget to admit its size (read from the header), then
+    decode it. Any failure is recorded on the item, never raised, and holds no budget."""
     decoded = DecodedItem(item=item)
     start = time.perf_counter()
     try:
         data = open_storage(item.src, settings).read_bytes(item.src, max_bytes=settings.max_image_bytes)
         decoded.size, decoded.sha256 = len(data), hashlib.sha256(data).hexdigest()
+        width, height = image_size(data, settings.max_image_pixels)
+        waited = time.perf_counter()
+        decoded.ticket = admit(width, height)
+        start += time.perf_counter() - waited  # time spent waiting for the budget is not decoding
         decoded.image = decode_image(data, settings.max_image_pixels)
         decoded.height, decoded.width = (int(n) for n in decoded.image.shape[:2])
     except StorageError as exc:
@@ -53,5 +67,10 @@ def load_item(item: TaskItem, settings: Settings) -> DecodedItem:
         decoded.permanent = exc.permanent
     except ImageDecodeError as exc:
         decoded.error = ResultError(code=exc.code, message=str(exc)[:500])
+    if decoded.error is not None:
+        decoded.release()
     decoded.decode_ms = (time.perf_counter() - start) * 1000
     return decoded
+
+
+Loader = Callable[[TaskItem, Settings, Admit], DecodedItem]

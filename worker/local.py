@@ -3,8 +3,8 @@ in-process, no broker.
 
 Everything that can be checked is checked before any OCR: the flags, that `--out` takes a
 write, that every input exists, that no two inputs would write the same result, and that
-there is at least one image. Then images are read and decoded a few batches ahead, batched
-with a zero delay, and each result is written (with retries) as soon as it is ready.
+there is at least one image. Then images are read and decoded ahead of the engine as far as
+the pixel budget allows, batched with a zero delay, and each result is written (with retries) as soon as it is ready.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from docmill.options import parse_option_assignments
 from docmill.result import ModelsInfo
 from docmill.settings import Settings
 from docmill.storage import StorageError, is_s3_uri, open_storage, require_writable, result_uri
-from worker.flow import LOOKAHEAD_BATCHES, ItemFlow, Outcome, RunContext
+from worker.flow import ItemFlow, Outcome, RunContext
 from worker.metrics import Metrics
 
 IO_THREADS = 4
@@ -146,6 +146,7 @@ def _model_set(ref: str, settings: Settings) -> ModelSet:
 def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: str | None,
               overrides: dict, batch: int, visualize: bool, quiet: bool) -> RunSummary:
     from worker.batcher import DynamicBatcher
+    from worker.budget import PixelBudget
     from worker.engine.pipeline import OcrEngine
     from worker.writer import ResultWriter
 
@@ -164,8 +165,8 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
     try:
         with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="docmill-io") as io, \
                 _progress(len(inputs.items), quiet) as advance:
-            flow = ItemFlow(batcher, ResultWriter(settings, metrics), io, settings)
-            for outcome in flow.run(inputs.items, context, lookahead=LOOKAHEAD_BATCHES * batch):
+            flow = ItemFlow(batcher, ResultWriter(settings, metrics), io, settings, PixelBudget(settings.pixel_budget))
+            for outcome in flow.run(inputs.items, context):
                 summary.add(outcome)
                 advance()
     finally:

@@ -37,7 +37,7 @@ def run_task(host: WorkerHost, task: OcrTask, final_try: bool = True) -> dict[st
                                                                      context.providers))
                     for item in task.items]
     else:
-        outcomes = list(loaded.flow.run(task.items, context, host.lookahead))
+        outcomes = list(loaded.flow.run(task.items, context))
     retryable = [o for o in outcomes if o.retryable]
     if retryable and not final_try:
         raise TransientError(f"{len(retryable)} item(s) hit storage trouble, e.g. {retryable[0].result.source.uri}")
@@ -55,7 +55,7 @@ def fail_task(host: WorkerHost, task: OcrTask, message: str) -> dict[str, int]:
 
 
 def _alone(loaded: LoadedModels, item: TaskItem, context: RunContext) -> Outcome:
-    return next(loaded.flow.run([item], context, lookahead=1))
+    return next(loaded.flow.run([item], context, ahead=1))
 
 
 def _give_up(host: WorkerHost, item: TaskItem, error: ResultError, models: ModelsInfo,

@@ -75,6 +75,28 @@ def test_read_many_keeps_order_across_batches(sample_pages):
         assert [l.text for l in page.lines] == [l.text for l in ocr.read(images[name]).lines]
 
 
+def test_read_many_batches_stay_within_the_pixel_budget(sample_pages, tmp_path):
+    from docmill import Ocr
+    from docmill.settings import Settings
+    from worker.engine.pipeline import page_pixels
+
+    images, _ = sample_pages
+    paths = []
+    for name, image in images.items():
+        paths.append(tmp_path / f"{name}.png")
+        cv2.imwrite(str(paths[-1]), image)
+    ocr = Ocr(device="cpu", batch_size=8, settings=Settings(device="cpu"))
+    costs = {str(p): page_pixels(image.shape[1], image.shape[0], ocr.options) for p, image in zip(paths, images.values())}
+    ocr.settings = Settings(device="cpu", pixel_budget_mp=(max(costs.values()) + 1) / 1e6)
+    batches: list[int] = []
+    real_run = ocr._engine.run
+    ocr._engine.run = lambda arrays, options: batches.append(sum(  # record, then the real engine
+        page_pixels(a.shape[1], a.shape[0], options) for a in arrays)) or real_run(arrays, options)
+    pages = list(ocr.read_many(paths))
+    assert len(pages) == len(paths) and len(batches) > 1
+    assert max(batches) <= ocr.settings.pixel_budget
+
+
 def test_options_apply_and_bad_ones_fail_at_construction(letter):
     from pydantic import ValidationError
 

@@ -59,24 +59,44 @@ class ImageDecodeError(Exception):
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """HxWx3 uint8 BGR, EXIF orientation applied. Raises ImageDecodeError and nothing else."""
+    with _coded_errors(data):
+        return _decode(data, max_pixels)
+
+
+def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the header alone, before any pixel is decoded: what a page will
+    cost is known before it costs it. Raises ImageDecodeError like decode_image."""
+    with _coded_errors(data), _open(data) as im:
+        return _checked_size(im, max_pixels)
+
+
+@contextmanager
+def _coded_errors(data: bytes) -> Iterator[None]:
+    """Every failure inside as an ImageDecodeError: a bad image must become a result, never
+    a crash of the batch."""
     if not data:
         raise ImageDecodeError("decode_error", "empty input (0 bytes)")
     try:
-        return _decode(data, max_pixels)
+        yield
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError("too_large", f"decompression bomb guard: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - a bad image must become a result, not a crash
+    except Exception as exc:  # noqa: BLE001 - see the docstring
         raise ImageDecodeError("decode_error", _one_line(f"{type(exc).__name__}: {exc}")) from exc
+
+
+def _checked_size(im: Image.Image, max_pixels: int) -> tuple[int, int]:
+    width, height = im.size
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            "too_large", f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}")
+    return width, height
 
 
 def _decode(data: bytes, max_pixels: int) -> np.ndarray:
     with _open(data) as im:
-        width, height = im.size
-        if width * height > max_pixels:
-            raise ImageDecodeError(
-                "too_large", f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}")
+        _checked_size(im, max_pixels)
         if im.format in _JPEG_FORMATS and not _jpeg_complete(data):
             raise ImageDecodeError("decode_error", "truncated JPEG (no end-of-image marker after the last scan)")
         if _cv2_can_decode(im):

@@ -57,6 +57,13 @@ class _Crop:
     image: np.ndarray
 
 
+def page_pixels(width: int, height: int, options: EngineOptions) -> int:
+    """What the engine holds for one page of this size, in pixels: the page itself and its
+    detector input (crops are cut from the page's own area). The unit of the pixel budget."""
+    det_h, det_w = det.resized_shape(height, width, options)
+    return width * height + det_h * det_w
+
+
 class OcrEngine:
     """Long-lived: holds one session per model and serves any number of calls, from any
     number of threads (it keeps no per-call state on itself). It owns everything about

@@ -80,8 +80,21 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     opts.graph_optimization_level = _GRAPH_LEVELS[settings.graph_optimization]
     opts.intra_op_num_threads = settings.intra_op_threads
     opts.inter_op_num_threads = settings.inter_op_threads
+    opts.enable_cpu_mem_arena = settings.cpu_arena != "off"
+    if settings.cpu_arena == "shared":
+        _register_shared_arena()
+        opts.add_session_config_entry("session.use_env_allocators", "1")
     opts.log_severity_level = 3
     return opts
+
+
+@lru_cache(maxsize=1)
+def _register_shared_arena() -> None:
+    """One CPU arena for every session of the process, extended by exactly what a run asks
+    for (ORT's own default is an arena per session, each doubling as it grows): det, cls,
+    ori and rec then reuse one pool instead of each holding its own high-water mark."""
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
 
 
 TENSORRT = "TensorrtExecutionProvider"
@@ -119,5 +132,16 @@ def open_session(path: str, providers: list[str], settings: Settings) -> ModelSe
                                    provider_options=[options for _, options in config])
     if CUDA in providers and CUDA not in session.get_providers():
         raise DeviceUnavailable(f"{path}: the CUDA provider did not load for this model; use --device cpu")
-    return ModelSession(session)
+    return ModelSession(session, run_options(settings))
+
+
+def run_options(settings: Settings) -> ort.RunOptions | None:
+    """With `cpu_arena=shrink`, each run hands the arena's unused chunks back at its end: the
+    arena still serves the many tensors of one run, but no run keeps what the largest input
+    shape so far needed."""
+    if settings.cpu_arena != "shrink":
+        return None
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 

@@ -17,8 +17,9 @@ import numpy as np
 class ModelSession:
     """A long-lived session with one input tensor; `run` returns the first output."""
 
-    def __init__(self, session: Any):
+    def __init__(self, session: Any, run_options: Any = None):
         self._session = session
+        self._run_options = run_options
         self.input_name: str = session.get_inputs()[0].name
         self.input_shape: list[Any] = list(session.get_inputs()[0].shape)
         self.output_shape: list[Any] = list(session.get_outputs()[0].shape)
@@ -31,7 +32,7 @@ class ModelSession:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        out = self._session.run(None, {self.input_name: batch})[0]
+        out = self._session.run(None, {self.input_name: batch}, self._run_options)[0]
         with self._lock:
             self._busy_s += time.perf_counter() - start
         return out

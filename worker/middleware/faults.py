@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docmill.messages import TaskItem
 from docmill.settings import Settings
-from worker.items import DecodedItem
+from worker.items import Admit, DecodedItem, Loader
 
 log = logging.getLogger(__name__)
-
-Loader = Callable[[TaskItem, Settings], DecodedItem]
 
 
 class FaultSettings(BaseSettings):
@@ -32,10 +29,10 @@ def with_faults(load: Loader, faults: FaultSettings | None = None) -> Loader:
     if not poison:
         return load
 
-    def crashing_load(item: TaskItem, settings: Settings) -> DecodedItem:
+    def crashing_load(item: TaskItem, settings: Settings, admit: Admit) -> DecodedItem:
         if poison in item.src:
             log.error("fault injection: dying on %s", item.src)
             os._exit(137)
-        return load(item, settings)
+        return load(item, settings, admit)
 
     return crashing_load
