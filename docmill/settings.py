@@ -54,10 +54,10 @@ class Settings(BaseSettings):
     device: Device = "auto"
     intra_op_threads: int = Field(0, ge=0, description="ONNXRuntime intra-op threads; 0 = ORT default")
     inter_op_threads: int = Field(0, ge=0)
-    cpu_arena: Literal["session", "shrink", "shared", "off"] = Field(
-        "shrink", description="ONNXRuntime's CPU memory arena: one per session (ORT's default), the "
-        "same but shrunk after every run (shrink), one for all sessions grown by what is asked "
-        "(shared), or none (off)")
+    cpu_arena: Literal["shrink", "session", "off"] = Field(
+        "shrink", description="ONNXRuntime's CPU memory arena: one per session with its unused chunks "
+        "handed back after every run (shrink), ORT's default that keeps each session's high-water "
+        "mark (session), or none (off)")
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     fold_graph: bool = Field(True, description="rewrite PP-LCNet's affine and hard-swish layers into "
                              "their convolutions before ONNXRuntime loads a model (exact; files untouched)")

@@ -81,20 +81,8 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     opts.intra_op_num_threads = settings.intra_op_threads
     opts.inter_op_num_threads = settings.inter_op_threads
     opts.enable_cpu_mem_arena = settings.cpu_arena != "off"
-    if settings.cpu_arena == "shared":
-        _register_shared_arena()
-        opts.add_session_config_entry("session.use_env_allocators", "1")
     opts.log_severity_level = 3
     return opts
-
-
-@lru_cache(maxsize=1)
-def _register_shared_arena() -> None:
-    """One CPU arena for every session of the process, extended by exactly what a run asks
-    for (ORT's own default is an arena per session, each doubling as it grows): det, cls,
-    ori and rec then reuse one pool instead of each holding its own high-water mark."""
-    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-    ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
 
 
 TENSORRT = "TensorrtExecutionProvider"

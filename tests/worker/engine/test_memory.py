@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import platform
 
+import numpy as np
 import pytest
 
 from worker.engine.memory import fix_mmap_threshold
@@ -16,3 +18,45 @@ def test_the_threshold_is_fixed_on_glibc_and_zero_leaves_the_default():
     assert fix_mmap_threshold(128) is True
     assert fix_mmap_threshold(0) is False
     assert ctypes.CDLL(ctypes.util.find_library("c")).mallopt  # the call it makes exists
+
+
+def _rss_mb() -> float:
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _two_step_model() -> bytes:
+    """y = mean(relu(x)): the relu output is as big as the input and lives in the session's
+    arena only during the run; the output is one number."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("ReduceMean", ["r"], ["y"], keepdims=0)],
+        "two-step",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1024, 1024])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm") or platform.libc_ver()[0] != "glibc",
+                    reason="reads RSS from /proc, with glibc's mmap threshold fixed")
+@pytest.mark.parametrize("arena, keeps_mb", [("session", True), ("shrink", False)])
+def test_a_shrinking_arena_hands_a_big_run_back_and_a_session_arena_keeps_it(arena, keeps_mb):
+    import onnxruntime as ort
+
+    from docmill.settings import Settings
+    from worker.engine.providers import CPU, run_options, session_options
+
+    settings = Settings(cpu_arena=arena, graph_optimization="disable")
+    fix_mmap_threshold(settings.malloc_mmap_threshold_kb)  # as OcrEngine.load does
+    session = ort.InferenceSession(_two_step_model(), sess_options=session_options(settings), providers=[CPU])
+    small = np.ones((1, 1024, 1024), np.float32)
+    session.run(None, {"x": small}, run_options(settings))
+    before = _rss_mb()
+    big = np.ones((64, 1024, 1024), np.float32)  # 256 MB, and as much again for the intermediate
+    session.run(None, {"x": big}, run_options(settings))
+    del big
+    session.run(None, {"x": small}, run_options(settings))
+    grown = _rss_mb() - before
+    assert (grown > 200) is keeps_mb, f"{arena}: RSS grew by {grown:.0f} MB after the big run"
