@@ -1,0 +1,71 @@
+"""Multi-page TIFF: every frame, one at a time, decoded like a single TIFF image is today.
+
+Pillow reads the frame headers lazily, so a frame's size is checked against max_pixels before
+its pixels cost memory; each frame then goes through worker.engine.decode's Pillow path (the
+same bit depths, palettes, transparency and orientation handling as a one-page TIFF). Frames are
+decoded in-process: libtiff's work is bounded by the pixel cap, unlike a PDF page's content.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, TiffImagePlugin
+
+from worker.documents.document import Document, DocumentError, EmbeddedLine, Page, PageInfo, PageLimits
+from worker.engine.decode import _decode_pillow, _no_bomb_warning
+
+
+class TiffDocument(Document):
+    """A TIFF's frames as pages; `dpi` is the resolution tag, None when the file has none."""
+
+    kind = "tiff"
+
+    def __init__(self, data: bytes, limits: PageLimits) -> None:
+        self._limits = limits
+        try:
+            with _no_bomb_warning():
+                self._image = Image.open(io.BytesIO(data), formats=["TIFF"])
+            self.page_count = self._image.n_frames  # walks the chain of frame headers, no pixels
+        except Image.DecompressionBombError as exc:
+            raise DocumentError("too_large", f"page 1: {exc}", page=0) from exc
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for a broken file
+            raise DocumentError("decode_error", f"not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+
+    def page_info(self, index: int) -> PageInfo:
+        self._seek(index)
+        width, height = self._image.size
+        return PageInfo(index, width, height, self._dpi(), None)
+
+    def render_page(self, index: int) -> Page:
+        info = self.page_info(index)
+        pixels = info.width * info.height
+        if pixels > self._limits.max_pixels:
+            raise DocumentError("too_large", f"page {index + 1}: {info.width}x{info.height} = {pixels} "
+                                f"pixels exceeds the limit of {self._limits.max_pixels}", index)
+        try:
+            image = _decode_pillow(self._image)
+        except Image.DecompressionBombError as exc:
+            raise DocumentError("too_large", f"page {index + 1}: {exc}", index) from exc
+        except Exception as exc:  # noqa: BLE001 - a broken frame is that page's result
+            raise DocumentError("decode_error", f"page {index + 1}: {type(exc).__name__}: {exc}", index) from exc
+        return Page(index, image, info.dpi, None)
+
+    def embedded_lines(self, index: int) -> list[EmbeddedLine]:
+        self._check_index(index)
+        return []
+
+    def close(self) -> None:
+        self._image.close()
+
+    def _seek(self, index: int) -> None:
+        self._check_index(index)
+        try:
+            self._image.seek(index)
+        except Exception as exc:  # noqa: BLE001
+            raise DocumentError("decode_error", f"page {index + 1}: {type(exc).__name__}: {exc}", index) from exc
+
+    def _dpi(self) -> float | None:
+        """The horizontal resolution in dots per inch; None without a tag or an absolute unit."""
+        dpi = self._image.info.get("dpi")  # Pillow's (1, 1) stands in for a missing tag
+        return float(dpi[0]) if dpi and TiffImagePlugin.X_RESOLUTION in self._image.tag_v2 else None
