@@ -62,9 +62,9 @@ class Settings(BaseSettings):
     fold_graph: bool = Field(True, description="rewrite PP-LCNet's affine and hard-swish layers into "
                              "their convolutions before ONNXRuntime loads a model (exact; files untouched)")
     batch_images: int = Field(8, ge=1, le=256, description="images per engine batch")
-    pixel_budget_mp: float = Field(48.0, gt=0, le=10_000, description="megapixels of pages (decoded, "
-                                   "with their detector inputs) one process holds at once; a bigger page "
-                                   "runs alone")
+    pixel_budget_mp: float = Field(96.0, gt=0, le=10_000, description="megapixels of pages one process "
+                                   "holds at once, each page counted with what detection holds for it; "
+                                   "a bigger page runs alone")
     cuda_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape")
     gpu_mem_limit_mb: int | None = Field(None, ge=256, description="cap on the CUDA arena per session")
