@@ -67,6 +67,13 @@ deploy-lint: install-test services
 	command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }
 	$(BIN)/python -m pytest -q tests/docker tests/worker/test_check.py
 
+# The images built and the compose stack run for real, as an air-gapped site would (Debian's
+# packages and PyPI only): docker.io and debootstrap installed when missing, a local Debian
+# base, the three images, the stack with a killed worker. Needs root; not part of `make test`.
+.PHONY: deploy-test
+deploy-test:
+	$(PYTHON) scripts/deploy_test.py --shared $(SHARED)
+
 chaos: install-test services
 	$(BIN)/python -m pytest -q -m chaos
 

@@ -1,36 +1,87 @@
-# syntax=docker/dockerfile:1.7
-# docmill producer: `docmill produce` (and `docmill status`), a one-shot per job. No CUDA base:
-# the producer runs no model. onnxruntime-gpu still comes in as a base dependency of the
-# package (it imports no CUDA library until a session is made, and the producer makes none).
-# `--build-arg BAKE_MODELS=<preset>` bakes the same set the worker image bakes, for air-gapped
-# sites that pin `--models /opt/docmill/models/<preset>` instead of an s3:// set.
-#   docker build -f docker/producer.Dockerfile -t docmill-producer .
-ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+# docmill producer: `docmill produce` (and `docmill status`, `docmill samples`), a one-shot per
+# job. It runs no model, so it gets no CUDA wheels; onnxruntime-gpu still comes in as a base
+# dependency of the package (it loads no CUDA library until a session is made, and the
+# producer makes none).
+#
+# Base, BuildKit, build secrets and the PyPI mirror: as in worker.Dockerfile.
+#   DOCKER_BUILDKIT=1 docker build -f docker/producer.Dockerfile -t docmill-producer \
+#       [--build-arg BASE_IMAGE=docmill-base:bookworm] [--secret id=ca,src=...] .
+# `--build-arg BAKE_MODELS=<preset>` bakes the same set the worker image bakes, for sites that
+# pin `--models /opt/docmill/models/<preset>` instead of an s3:// set.
+ARG BASE_IMAGE=debian:12.11-slim
 
-FROM ${PYTHON_IMAGE} AS build
-ARG BAKE_MODELS=""
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/venv
+FROM ${BASE_IMAGE} AS python
+# Debian's Python 3.11 in every stage: the venv built below links to /usr/bin/python3.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3=3.11.2-1+b1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 docmill \
+ && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/docmill docmill
+
+# What to install, from pyproject.toml: a stage of its own, so that the install below is
+# redone only when this list or the constraints change, not on every edit of pyproject.toml.
+# The base install.
+FROM python AS requirements
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(*p["dependencies"], sep="\n")' > requirements.txt
+
+# The dependencies, in a venv of their own: the big layer, rebuilt (and pushed) only when
+# they change. docmill itself goes to /opt/docmill/lib (the app stage), which docmill-lib.pth
+# puts on the venv's path. docmill-secrets.pth reads secrets from files: each readable
+# /run/secrets/NAME (DOCMILL_SECRETS_DIR), NAME an environment variable's name
+# (DOCMILL_BROKER_URL, AWS_SECRET_ACCESS_KEY, ...), sets NAME in every Python process of the
+# venv, the health check's included, unless NAME is set already. So compose and Kubernetes
+# keep secrets out of the environment that `docker inspect` shows.
+FROM python AS deps
+ARG PIP_INDEX_URL
+ARG PIP_TRUSTED_HOST
+# ca-certificates follows Debian's updates; this stage is not shipped.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-venv=3.11.2-1+b1 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/venv \
+ && site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+ && echo /opt/docmill/lib > "$site/docmill-lib.pth" \
+ && printf '%s\n' 'import os, pathlib; [os.environ.setdefault(p.name, p.read_text().rstrip("\r\n")) for p in sorted(pathlib.Path(os.environ.get("DOCMILL_SECRETS_DIR", "/run/secrets")).glob("[A-Z]*")) if p.name.isupper() and p.name.replace("_", "").isalnum() and p.is_file() and os.access(p, os.R_OK)]' > "$site/docmill-secrets.pth"
+# The `ca` secret, when given, is mounted over this bundle for the RUNs that fetch.
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /src
 COPY docker/constraints.txt docker/constraints.txt
+COPY --from=requirements /src/requirements.txt requirements.txt
+RUN --mount=type=secret,id=ca,target=/etc/ssl/certs/ca-certificates.crt \
+    --mount=type=secret,id=netrc,target=/root/.netrc \
+    /opt/venv/bin/pip install --constraint docker/constraints.txt --requirement requirements.txt
+
+# docmill itself, in /opt/docmill/lib, and the models BAKE_MODELS names.
+FROM deps AS app
+ARG BAKE_MODELS=""
 COPY pyproject.toml README.md ./
 COPY docmill docmill
 COPY converter converter
 COPY producer producer
 COPY worker worker
 COPY demo demo
-RUN /opt/venv/bin/pip install --constraint docker/constraints.txt .
-ENV PATH=/opt/venv/bin:$PATH
-RUN mkdir -p /opt/docmill/models \
+RUN --mount=type=secret,id=ca,target=/etc/ssl/certs/ca-certificates.crt \
+    --mount=type=secret,id=netrc,target=/root/.netrc \
+    /opt/venv/bin/pip install --no-deps --target /opt/docmill/lib --constraint docker/constraints.txt . \
+ && /opt/venv/bin/pip check
+ENV PATH=/opt/docmill/lib/bin:/opt/venv/bin:$PATH
+RUN --mount=type=secret,id=ca,target=/etc/ssl/certs/ca-certificates.crt \
+    --mount=type=secret,id=netrc,target=/root/.netrc \
+    mkdir -p /opt/docmill/models \
  && if [ -n "${BAKE_MODELS}" ]; then \
       DOCMILL_CACHE_DIR=/tmp/docmill docmill models import --preset "${BAKE_MODELS}" --publish /opt/docmill/models; \
     fi
 
-FROM ${PYTHON_IMAGE} AS runtime
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/docmill docmill
-COPY --from=build /opt/venv /opt/venv
-COPY --from=build /opt/docmill/models /opt/docmill/models
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+FROM python AS runtime
+# The mount point of compose's samples volume: a fresh volume takes this folder's owner.
+RUN install -d -o docmill -g docmill /home/docmill/samples
+COPY --from=deps /opt/venv /opt/venv
+COPY --from=app /opt/docmill /opt/docmill
+ENV PATH=/opt/docmill/lib/bin:/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 USER 10001:10001
 WORKDIR /home/docmill
 ENTRYPOINT ["docmill"]

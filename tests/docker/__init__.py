@@ -17,9 +17,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
+TEST_DOCKERFILES = sorted((DOCKER / "test").glob("*.Dockerfile"))  # make deploy-test's stand-ins
 K8S = sorted((DOCKER / "k8s").glob("*.yaml"))
 COMPOSE = DOCKER / "compose.yaml"
-COMPOSE_ENV = {"REDIS_PASSWORD": "compose-redis-pw", "MINIO_ROOT_PASSWORD": "compose-minio-pw"}
+COMPOSE_TEST = DOCKER / "compose.test.yaml"
+# Secrets are files in DOCMILL_SECRETS; the test override also needs the inputs folder.
+COMPOSE_ENV = {"DOCMILL_SECRETS": "/etc/docmill/secrets", "DEPLOY_TEST_INPUTS": "/srv/deploy-test/inputs"}
+SECRET_NAMES = ("DOCMILL_BROKER_URL", "REDIS_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 @dataclass(frozen=True)
@@ -70,16 +74,22 @@ def docker_compose() -> str:
 
 def compose_config(*extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`docker-compose -f docker/compose.yaml [extra] config` with only `env` as variables."""
-    base = {k: v for k, v in os.environ.items() if k not in COMPOSE_ENV and not k.startswith("MINIO")}
+    base = {k: v for k, v in os.environ.items()
+            if k not in COMPOSE_ENV and not k.startswith(("MINIO", "DOCMILL_", "DEPLOY_TEST_"))}
     return subprocess.run([docker_compose(), "-f", str(COMPOSE), *extra, "config"],
                           env={**base, **(env if env is not None else COMPOSE_ENV)},
                           capture_output=True, text=True, timeout=120)
 
 
-def resolved_compose() -> dict:
-    proc = compose_config()
+def resolved_compose(*extra: str) -> dict:
+    proc = compose_config(*extra)
     assert proc.returncode == 0, proc.stderr
     return yaml.safe_load(proc.stdout)
+
+
+def resolved_test_compose() -> dict:
+    """compose.yaml with make deploy-test's override on top, as deploy-test runs it."""
+    return resolved_compose("-f", str(COMPOSE_TEST))
 
 
 def k8s_documents() -> list[dict]:

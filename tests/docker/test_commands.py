@@ -57,10 +57,21 @@ def dockerfile_commands() -> list[Command]:
 
 def _shell_docmill_calls(script: str) -> list[tuple[tuple[str, ...], dict[str, str]]]:
     """`docmill ...` calls in command position of a RUN script, with their VAR=value prefixes;
-    build args take the values the docs give (BAKE_MODELS=pp-ocrv4-ch)."""
+    build args take the values the docs give (BAKE_MODELS=pp-ocrv6). The script is split
+    into words the way the shell does (quotes kept together), then into simple commands at
+    &&, ||, ;, | and the keywords that start one."""
+    lexer = shlex.shlex(script.replace("${BAKE_MODELS}", "pp-ocrv6"), posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    commands, words = [], []
+    for word in lexer:
+        if word in ("&&", "||", ";", "|", "then", "else", "do") or set(word) <= set(";&|"):
+            commands.append(words)
+            words = []
+        elif not (word.startswith("--mount=") and not commands and not words):
+            words.append(word)
+    commands.append(words)
     calls = []
-    for segment in re.split(r"&&|\|\||;|\bthen\b|\belse\b", script.replace("${BAKE_MODELS}", "pp-ocrv4-ch")):
-        words = shlex.split(segment)
+    for words in commands:
         env = {}
         while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
             name, _, value = words.pop(0).partition("=")
@@ -128,9 +139,9 @@ def _run(argv: list[str] | tuple[str, ...], env: dict[str, str], timeout: float 
 @pytest.fixture
 def live_env(redis_url, s3_endpoint, s3_client, s3_bucket) -> dict[str, str]:
     """The services a worker needs, with a published-looking set (LATEST) to HEAD."""
-    s3_client.put_object(Bucket=s3_bucket, Key="sets/pp-ocrv4-ch/LATEST", Body=b"0123456789abcdef")
+    s3_client.put_object(Bucket=s3_bucket, Key="sets/pp-ocrv6/LATEST", Body=b"0123456789abcdef")
     return {"DOCMILL_BROKER_URL": redis_url, "DOCMILL_S3_ENDPOINT_URL": s3_endpoint,
-            "DOCMILL_MODELS": f"s3://{s3_bucket}/sets/pp-ocrv4-ch"}
+            "DOCMILL_MODELS": f"s3://{s3_bucket}/sets/pp-ocrv6"}
 
 
 WORKER_RUNS = [c for c in ALL if c.argv[0] == "worker"]
@@ -171,14 +182,15 @@ def _values(argv: tuple[str, ...], prefix: str, paths: dict[str, str]) -> list[s
 @pytest.mark.models
 @pytest.mark.slow
 def test_the_compose_chain_runs_for_real(redis_url, s3_endpoint, s3_client, tmp_path):
-    """samples -> bucket upload (mc's part) -> converter -> worker --check -> producer."""
+    """samples -> bucket upload (mc's part) -> the converter's publish -> worker --check ->
+    producer. The secrets compose keeps in files are given here as the variables they become."""
     import redis
 
     by_service = {c.where.removeprefix("compose "): c for c in compose_commands()}
     prefix = f"c{uuid.uuid4().hex[:8]}"
     for bucket in ("models", "samples", "results"):
         s3_client.create_bucket(Bucket=f"{prefix}-{bucket}")
-    paths = {"/samples": str(tmp_path / "samples")}
+    paths = {"/home/docmill/samples": str(tmp_path / "samples")}
     env = {"DOCMILL_BROKER_URL": redis_url, "DOCMILL_S3_ENDPOINT_URL": s3_endpoint,
            "DOCMILL_CACHE_DIR": str(tmp_path / "cache")}
 
@@ -223,12 +235,12 @@ def test_baked_set_serves_an_air_gapped_producer(redis_url, tmp_path):
     assert _run(["samples", str(tmp_path / "in")], {}).returncode == 0
     queue = f"q-{uuid.uuid4().hex[:8]}"
     done = _run(["produce", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--models",
-                 str(baked / "pp-ocrv4-ch"), "--queue", queue],
+                 str(baked / "pp-ocrv6"), "--queue", queue],
                 {"DOCMILL_BROKER_URL": redis_url})
     assert done.returncode == 0, done.stderr[-2000:]
     job = done.stdout.strip().splitlines()[-1]
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        assert r.hget(f"docmill:job:{job}", "models_uri").startswith(str(baked / "pp-ocrv4-ch"))
+        assert r.hget(f"docmill:job:{job}", "models_uri").startswith(str(baked / "pp-ocrv6"))
     finally:
         r.delete(queue, *r.keys(f"docmill:job:{job}*"))

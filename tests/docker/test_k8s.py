@@ -127,24 +127,72 @@ def test_the_set_is_complete():
         ["Secret", "ConfigMap", "Deployment", "ScaledObject", "TriggerAuthentication", "Job", "Job"])
     args = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["args"][0]
             for d in DOCS if d["kind"] == "Job"}
-    assert sorted(args.values()) == ["convert", "produce"]
+    assert sorted(args.values()) == ["models", "produce"]
 
 
 def _containers() -> list[dict]:
     return [c for d in DOCS if d["kind"] in ("Deployment", "Job") for c in d["spec"]["template"]["spec"]["containers"]]
 
 
+def _pods() -> list[dict]:
+    return [d["spec"]["template"]["spec"] for d in DOCS if d["kind"] in ("Deployment", "Job")]
+
+
 def test_every_secret_and_config_reference_exists():
     secret, config = _one("Secret"), _one("ConfigMap")
-    for container in _containers():
-        for var in container.get("env", []):
-            ref = var.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
-                assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], ref
-        for source in container.get("envFrom", []):
-            assert source["configMapRef"]["name"] == config["metadata"]["name"]
+    for pod in _pods():
+        for volume in pod.get("volumes", []):
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+                for item in volume["secret"]["items"]:
+                    assert item["key"] in secret["stringData"], item
+        for container in pod["containers"]:
+            for source in container.get("envFrom", []):
+                assert source["configMapRef"]["name"] == config["metadata"]["name"]
     for ref in _one("TriggerAuthentication")["spec"]["secretTargetRef"]:
         assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+
+
+def test_secrets_are_files_not_environment():
+    """As in compose: each pod mounts the keys it needs as files named like the variable the
+    image reads them into, readable by the pod's group, in /run/secrets/docmill (beside the
+    service account's /run/secrets/kubernetes.io, not over it); no secret is in `env`."""
+    from tests.docker import SECRET_NAMES
+
+    assert sorted(_one("Secret")["stringData"]) == sorted(SECRET_NAMES)
+    assert not set(SECRET_NAMES) & set(_one("ConfigMap")["data"])
+    for pod in _pods():
+        (volume,) = [v for v in pod["volumes"] if "secret" in v]
+        items = volume["secret"]["items"]
+        assert all(item["key"] == item["path"] and item["key"] in SECRET_NAMES for item in items), items
+        assert "REDIS_PASSWORD" not in [item["key"] for item in items], "only KEDA needs Redis's own password"
+        assert volume["secret"]["defaultMode"] == 0o440 and pod["securityContext"]["fsGroup"] == 10001
+        for container in pod["containers"]:
+            mount = {"name": volume["name"], "mountPath": "/run/secrets/docmill", "readOnly": True}
+            assert mount in container["volumeMounts"]
+            assert _one("ConfigMap")["data"]["DOCMILL_SECRETS_DIR"] == mount["mountPath"]
+            assert all("valueFrom" not in var and var["name"] not in SECRET_NAMES for var in container.get("env", []))
+
+
+def test_images_and_arguments_are_the_ones_deploy_test_runs():
+    """The manifests name the images `make deploy-test` builds (pushed to a registry) and run
+    the commands of the compose services it starts (the producer without its demo --force)."""
+    from tests.docker import resolved_compose
+
+    services = resolved_compose()["services"]
+    for doc in DOCS:
+        if doc["kind"] not in ("Deployment", "Job"):
+            continue
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        service = {"worker": "worker-gpu", "converter": "converter", "producer": "producer"}[container["name"]]
+        expected = services[service]["command"]
+        if service == "producer":
+            expected = [arg for arg in expected if arg != "--force"]
+        assert container["args"] == expected, service
+        image = container["image"].rsplit("/", 1)[-1].split(":")[0]
+        assert image == services[service]["image"].split(":")[0], container["image"]
+    models = _one("ConfigMap")["data"]["DOCMILL_MODELS"]
+    assert models == services["worker"]["environment"]["DOCMILL_MODELS"]
 
 
 def test_worker_gets_a_gpu_and_checks_itself():
