@@ -38,6 +38,7 @@ class EngineOptions(BaseModel):
     cls_strong_thresh: float = Field(0.99, ge=0, le=1)  # to turn a line against its page's majority
     cls_min_aspect: float = Field(2.0, ge=0, le=100)  # shorter crops (width / height) follow the majority
     use_doc_orientation: bool = False  # turn pages by 90/180/270 before detection (needs an `ori` model)
+    ori_min_score: float = Field(0.7, ge=0, le=1)  # turn a page only when the orientation model is this sure
     reading_order: Literal["columns", "rows"] = "columns"  # XY-cut columns and blocks, or PaddleOCR's rows
     rec_image_shape: tuple[int, int, int] = (3, 48, 320)
     rec_batch_size: int = Field(6, ge=1, le=1024)

@@ -188,7 +188,7 @@ class OcrEngine:
             return [orientation.PageAngle(0, 1.0)] * len(images)
         self.check(opts)
         return self._timed(pages, "ori", list(range(len(images))),
-                           lambda: orientation.classify(self.ori_session, images))
+                           lambda: orientation.classify(self.ori_session, images, opts.ori_min_score))
 
     @staticmethod
     def _reading_order(crops: list[_Crop], by_page: dict[int, list[int]], uprights: list[np.ndarray],

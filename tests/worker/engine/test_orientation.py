@@ -27,3 +27,22 @@ def test_preprocess_is_the_models_input_for_any_page_shape():
     for shape in ((3508, 2480, 3), (100, 900, 3), (224, 224, 3)):
         tensor = orientation.preprocess(np.full(shape, 255, np.uint8))
         assert tensor.shape == (3, 224, 224) and tensor.dtype == np.float32
+
+
+class _Probabilities:
+    """Stands in for the orientation model: the classifier's own decision rule is under test."""
+
+    def __init__(self, rows: list[list[float]]):
+        self.rows = np.array(rows, np.float32)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.rows[: len(batch)]
+
+
+def test_a_turn_the_model_is_unsure_of_is_not_made():
+    page = np.full((300, 200, 3), 255, np.uint8)
+    unsure = _Probabilities([[0.30, 0.10, 0.54, 0.06]])  # what a sparse upright letter page scored
+    assert orientation.classify(unsure, [page], min_score=0.7) == [orientation.PageAngle(0, pytest.approx(0.30))]
+    assert orientation.classify(unsure, [page], min_score=0.5)[0].angle == 180
+    sure = _Probabilities([[0.05, 0.90, 0.03, 0.02]])
+    assert orientation.classify(sure, [page], min_score=0.7)[0].angle == 90
