@@ -150,14 +150,19 @@ def _size_of(image: ImageInput, settings: Settings) -> tuple[int, int]:
             return image_size(bytes(image), settings.max_image_pixels)
         except ImageDecodeError as exc:
             raise ValueError(f"{exc.code}: {exc}") from exc
-    return getattr(image, "size", (1, 1))
+    return _pil(image).size
 
 
 def _from_pil(image: Any) -> np.ndarray:
-    from PIL import Image
-
     from worker.engine.decode import from_pil
+
+    return from_pil(_pil(image))
+
+
+def _pil(image: Any) -> Any:
+    """`image` when it is a PIL image; TypeError naming what is accepted otherwise."""
+    from PIL import Image
 
     if not isinstance(image, Image.Image):
         raise TypeError(f"expected a path, bytes, a numpy array or a PIL image, got {type(image).__name__}")
-    return from_pil(image)
+    return image
