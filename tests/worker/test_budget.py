@@ -23,40 +23,41 @@ from worker.metrics import Metrics
 from worker.writer import ResultWriter
 
 
-def _in_thread(target) -> threading.Thread:  # type: ignore[no-untyped-def]
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread
+class _Waiter:
+    """A thread asking the budget for pixels, to see whether it is kept waiting."""
+
+    def __init__(self, budget: PixelBudget, pixels: int):
+        self.tickets: list = []
+        self.thread = threading.Thread(target=lambda: self.tickets.append(budget.acquire(pixels)), daemon=True)
+        self.thread.start()
+
+    def waiting(self, seconds: float = 0.3) -> bool:
+        self.thread.join(timeout=seconds)
+        return self.thread.is_alive()
 
 
 def test_pages_wait_while_the_budget_is_full_and_go_when_it_frees():
     budget = PixelBudget(100)
     first = budget.acquire(60)
-    got = []
-    waiter = _in_thread(lambda: got.append(budget.acquire(50)))
-    waiter.join(timeout=0.3)
-    assert waiter.is_alive() and not got, "60 + 50 > 100: the second page must wait"
+    second = _Waiter(budget, 50)
+    assert second.waiting(), "60 + 50 > 100: the second page must wait"
     first.release()
-    waiter.join(timeout=5)
-    assert got and budget.in_use == 50
+    assert not second.waiting(5)
+    assert budget.in_use == 50
 
 
 def test_a_page_bigger_than_the_budget_runs_alone():
     budget = PixelBudget(100)
     small = budget.acquire(10)
-    got = []
-    waiter = _in_thread(lambda: got.append(budget.acquire(500)))
-    waiter.join(timeout=0.3)
-    assert waiter.is_alive(), "a page over the budget waits until nothing else is held"
+    big = _Waiter(budget, 500)
+    assert big.waiting(), "a page over the budget waits until nothing else is held"
     small.release()
-    waiter.join(timeout=5)
-    assert got and budget.in_use == 500
-    blocked = _in_thread(lambda: budget.acquire(1))
-    blocked.join(timeout=0.3)
-    assert blocked.is_alive(), "nothing joins a page that is over the budget"
-    got[0].release()
-    blocked.join(timeout=5)
-    assert not blocked.is_alive()
+    assert not big.waiting(5)
+    assert budget.in_use == 500
+    tiny = _Waiter(budget, 1)
+    assert tiny.waiting(), "nothing joins a page that is over the budget"
+    big.tickets[0].release()
+    assert not tiny.waiting(5)
 
 
 def test_a_ticket_gives_its_pixels_back_once():
