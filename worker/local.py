@@ -4,7 +4,8 @@ in-process, no broker.
 Everything that can be checked is checked before any OCR: the flags, that `--out` takes a
 write, that every input exists, that no two inputs would write the same result, and that
 there is at least one image. Then images are read and decoded ahead of the engine as far as
-the pixel budget allows, batched with a zero delay, and each result is written (with retries) as soon as it is ready.
+the pixel budget allows, batched with a zero delay, and each result is written (with
+retries) as soon as it is ready.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import io
 from PIL import Image, TiffImagePlugin
 
 from worker.documents.document import Document, DocumentError, EmbeddedLine, Page, PageInfo, PageLimits
-from worker.engine.decode import _decode_pillow, _no_bomb_warning
+from worker.engine.decode import ImageDecodeError, decode_frame, no_bomb_warning
 
 
 class TiffDocument(Document):
@@ -24,7 +24,7 @@ class TiffDocument(Document):
     def __init__(self, data: bytes, limits: PageLimits) -> None:
         self._limits = limits
         try:
-            with _no_bomb_warning():
+            with no_bomb_warning():
                 self._image = Image.open(io.BytesIO(data), formats=["TIFF"])
             self.page_count = self._image.n_frames  # walks the chain of frame headers, no pixels
         except Image.DecompressionBombError as exc:
@@ -39,16 +39,10 @@ class TiffDocument(Document):
 
     def render_page(self, index: int) -> Page:
         info = self.page_info(index)
-        pixels = info.width * info.height
-        if pixels > self._limits.max_pixels:
-            raise DocumentError("too_large", f"page {index + 1}: {info.width}x{info.height} = {pixels} "
-                                f"pixels exceeds the limit of {self._limits.max_pixels}", index)
         try:
-            image = _decode_pillow(self._image)
-        except Image.DecompressionBombError as exc:
-            raise DocumentError("too_large", f"page {index + 1}: {exc}", index) from exc
-        except Exception as exc:  # noqa: BLE001 - a broken frame is that page's result
-            raise DocumentError("decode_error", f"page {index + 1}: {type(exc).__name__}: {exc}", index) from exc
+            image = decode_frame(self._image, self._limits.max_pixels)
+        except ImageDecodeError as exc:  # a broken or oversized frame is that page's result
+            raise DocumentError(exc.code, f"page {index + 1}: {exc}", index) from exc
         return Page(index, image, info.dpi, None)
 
     def embedded_lines(self, index: int) -> list[EmbeddedLine]:

@@ -59,23 +59,36 @@ class ImageDecodeError(Exception):
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """HxWx3 uint8 BGR, EXIF orientation applied. Raises ImageDecodeError and nothing else."""
-    with _coded_errors(data):
+    _require_bytes(data)
+    with _coded_errors():
         return _decode(data, max_pixels)
 
 
 def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     """(width, height) from the header alone, before any pixel is decoded: what a page will
     cost is known before it costs it. Raises ImageDecodeError like decode_image."""
-    with _coded_errors(data), _open(data) as im:
+    _require_bytes(data)
+    with _coded_errors(), _open(data) as im:
         return _checked_size(im, max_pixels)
 
 
-@contextmanager
-def _coded_errors(data: bytes) -> Iterator[None]:
-    """Every failure inside as an ImageDecodeError: a bad image must become a result, never
-    a crash of the batch."""
+def decode_frame(im: Image.Image, max_pixels: int) -> np.ndarray:
+    """The current frame of an image Pillow already holds open (a multi-page TIFF's page) as
+    HxWx3 uint8 BGR, with the same size limit, modes and error codes as decode_image."""
+    with _coded_errors():
+        _checked_size(im, max_pixels)
+        return _decode_pillow(im)
+
+
+def _require_bytes(data: bytes) -> None:
     if not data:
         raise ImageDecodeError("decode_error", "empty input (0 bytes)")
+
+
+@contextmanager
+def _coded_errors() -> Iterator[None]:
+    """Every failure inside as an ImageDecodeError: a bad image must become a result, never
+    a crash of the batch."""
     try:
         yield
     except ImageDecodeError:
@@ -107,14 +120,14 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
 def _open(data: bytes) -> Image.Image:
     """Pillow's lazy open: reads the header only, restricted to the formats we accept."""
     try:
-        with _no_bomb_warning():
+        with no_bomb_warning():
             return Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError as exc:
         raise ImageDecodeError("decode_error", f"image format not recognised ({_sniff(data)})") from exc
 
 
 @contextmanager
-def _no_bomb_warning() -> Iterator[None]:
+def no_bomb_warning() -> Iterator[None]:
     """Pillow's DecompressionBombWarning ignored inside, every other warning as before."""
     with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -123,7 +136,7 @@ def _no_bomb_warning() -> Iterator[None]:
 
 def _pillow_would_warn(im: Image.Image) -> bool:
     """True when Pillow checks this size again while loading (TIFF does) and warns: only then
-    does the load need _no_bomb_warning, whose lock would otherwise serialise every decode."""
+    does the load need no_bomb_warning, whose lock would otherwise serialise every decode."""
     return Image.MAX_IMAGE_PIXELS is not None and im.width * im.height > Image.MAX_IMAGE_PIXELS
 
 
@@ -165,8 +178,8 @@ def _decode_cv2(data: bytes) -> np.ndarray:
 
 
 def _decode_pillow(im: Image.Image) -> np.ndarray:
-    with _no_bomb_warning() if _pillow_would_warn(im) else nullcontext():
-        im.load()  # decodes frame 0 (first page / first GIF frame) fully; raises when truncated
+    with no_bomb_warning() if _pillow_would_warn(im) else nullcontext():
+        im.load()  # the current frame (frame 0 of a fresh file), fully; raises when truncated
     ImageOps.exif_transpose(im, in_place=True)  # in place: no copy when there is no rotation
     return np.ascontiguousarray(_to_rgb(im)[..., ::-1])
 
