@@ -47,9 +47,9 @@ from PIL import Image
 
 from bench.results import save_result
 from docmill.settings import Settings
-from worker.documents import pdf
-from worker.documents.document import PageLimits
-from worker.documents.source import open_document
+from pages import pdf
+from pages.document import PageLimits
+from pages.source import open_document
 from worker.engine.memory import fix_mmap_threshold
 
 FONTS = ("helvetica", "times")

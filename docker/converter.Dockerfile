@@ -63,6 +63,7 @@ COPY pyproject.toml README.md ./
 COPY docmill docmill
 COPY converter converter
 COPY producer producer
+COPY pages pages
 COPY worker worker
 COPY demo demo
 RUN --mount=type=secret,id=ca,target=/etc/ssl/certs/ca-certificates.crt \

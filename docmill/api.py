@@ -117,7 +117,7 @@ def to_array(image: ImageInput, settings: Settings) -> np.ndarray:
     """A numpy image from a path, encoded bytes, an array (grey, BGR or BGRA) or a PIL image
     (its RGB order turned into the engine's BGR). Files and bytes go through the same
     decoder, limits and error codes as `docmill run`."""
-    from worker.engine.decode import ImageDecodeError, decode_image
+    from pages.decode import ImageDecodeError, decode_image
 
     if isinstance(image, np.ndarray):
         return image
@@ -141,7 +141,7 @@ def _read_path(image: ImageInput) -> ImageInput:
 def _size_of(image: ImageInput, settings: Settings) -> tuple[int, int]:
     """(width, height) without decoding: from the header of bytes, the shape of an array,
     the size of a PIL image. Raises ValueError like to_array for bytes it cannot read."""
-    from worker.engine.decode import ImageDecodeError, image_size
+    from pages.decode import ImageDecodeError, image_size
 
     if isinstance(image, np.ndarray):
         return image.shape[1], image.shape[0]
@@ -154,7 +154,7 @@ def _size_of(image: ImageInput, settings: Settings) -> tuple[int, int]:
 
 
 def _from_pil(image: Any) -> np.ndarray:
-    from worker.engine.decode import from_pil
+    from pages.decode import from_pil
 
     return from_pil(_pil(image))
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("docmill", "worker", "producer", "converter", "demo", "bench")
-UPPER_FLOORS = ("worker", "producer", "converter", "demo", "bench")
+PACKAGES = ("docmill", "pages", "worker", "producer", "converter", "demo", "bench")
+UPPER_FLOORS = ("pages", "worker", "producer", "converter", "demo", "bench")
 CONTRACTS = ("settings", "result", "messages", "jobs", "storage", "modelset", "options", "errors",
              "inputs", "commandline")
 TOP_FLOORS = {"docmill/cli.py", "docmill/api.py"}  # they load the other packages, lazily

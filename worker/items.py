@@ -20,7 +20,7 @@ from docmill.result import ResultError
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 from worker.budget import PixelTicket
-from worker.engine.decode import ImageDecodeError, decode_image, image_size
+from pages.decode import ImageDecodeError, decode_image, image_size
 
 # Blocks until a page of this width and height may be decoded; what it returns is held until
 # the engine is done with the page.

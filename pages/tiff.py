@@ -1,7 +1,7 @@
 """Multi-page TIFF: every frame, one at a time, decoded like a single TIFF image is today.
 
 Pillow reads the frame headers lazily, so a frame's size is checked against max_pixels before
-its pixels cost memory; each frame then goes through worker.engine.decode's Pillow path (the
+its pixels cost memory; each frame then goes through pages.decode's Pillow path (the
 same bit depths, palettes, transparency and orientation handling as a one-page TIFF). Frames are
 decoded in-process: libtiff's work is bounded by the pixel cap, unlike a PDF page's content.
 """
@@ -12,8 +12,8 @@ import io
 
 from PIL import Image, TiffImagePlugin
 
-from worker.documents.document import Document, DocumentError, EmbeddedLine, Page, PageInfo, PageLimits
-from worker.engine.decode import ImageDecodeError, decode_frame, no_bomb_warning
+from pages.document import Document, DocumentError, EmbeddedLine, Page, PageInfo, PageLimits
+from pages.decode import ImageDecodeError, decode_frame, no_bomb_warning
 
 
 class TiffDocument(Document):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests import fixtures_images as fx
-from tests.worker.documents import page_image, text_pdf, tiff
-from worker.documents.document import DocumentError, PageLimits
-from worker.documents.source import is_document_name, open_document, sniff_kind
+from tests.pages import page_image, text_pdf, tiff
+from pages.document import DocumentError, PageLimits
+from pages.source import is_document_name, open_document, sniff_kind
 
 
 def test_a_pdf_is_found_by_its_header_even_after_leading_junk() -> None:

@@ -87,7 +87,7 @@ class PageInfo:
 
 @dataclass(frozen=True)
 class Page:
-    """One rendered page: `image` is HxWx3 uint8 BGR, as worker.engine.decode gives for images."""
+    """One rendered page: `image` is HxWx3 uint8 BGR, as pages.decode gives for images."""
 
     index: int
     image: np.ndarray

@@ -20,7 +20,7 @@ from typing import TypeVar
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from worker.documents.document import DocumentError, EmbeddedLine, PageInfo, PageLimits, Point
+from pages.document import DocumentError, EmbeddedLine, PageInfo, PageLimits, Point
 
 Writable = TypeVar("Writable", bytearray, mmap.mmap)
 

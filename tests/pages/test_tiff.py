@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, TiffImagePlugin
 
-from tests.worker.documents import page_image, tiff
-from worker.documents.document import DocumentError, PageLimits
-from worker.documents.source import open_document
-from worker.engine.decode import decode_image
+from tests.pages import page_image, tiff
+from pages.document import DocumentError, PageLimits
+from pages.source import open_document
+from pages.decode import decode_image
 
 
 def frames() -> list[Image.Image]:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from tests import fixtures_images as fx
-from worker.engine.decode import ImageDecodeError, decode_image
+from pages.decode import ImageDecodeError, decode_image
 
 LIMIT = 100_000_000
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.worker.documents import (TEXT_SIZE_PT, TEXT_X_PT, encoded, image_pdf, page_image, pieces_pdf,
+from tests.pages import (TEXT_SIZE_PT, TEXT_X_PT, encoded, image_pdf, page_image, pieces_pdf,
                                     rotated, scanned_pdf, text_baseline_pt, text_pdf)
-from worker.documents.document import Document, EmbeddedLine, PageLimits
-from worker.documents.source import open_document
+from pages.document import Document, EmbeddedLine, PageLimits
+from pages.source import open_document
 
 DPI = 100
 LIMITS = PageLimits(dpi=DPI, render_timeout_s=20)

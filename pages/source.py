@@ -16,9 +16,9 @@ from typing import Literal
 
 import numpy as np
 
-from worker.documents.document import Document, DocumentError, EmbeddedLine, Page, PageInfo, PageLimits
-from worker.documents.sandbox import RenderChild
-from worker.documents.tiff import TiffDocument
+from pages.document import Document, DocumentError, EmbeddedLine, Page, PageInfo, PageLimits
+from pages.sandbox import RenderChild
+from pages.tiff import TiffDocument
 
 Kind = Literal["pdf", "tiff", "image"]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from tests.worker.documents import (BLANK, BLOATED_PAGE, SLOW_PAGE, content_pdf, empty_pdf, encrypted,
+from tests.pages import (BLANK, BLOATED_PAGE, SLOW_PAGE, content_pdf, empty_pdf, encrypted,
                                     page_image, scanned_pdf, text_pdf)
-from worker.documents.document import DocumentError, PageLimits
-from worker.documents.source import open_document
+from pages.document import DocumentError, PageLimits
+from pages.source import open_document
 
 LIMITS = PageLimits(dpi=100, render_timeout_s=20)
 
@@ -134,9 +134,9 @@ def test_a_bitmap_past_the_memory_limit_is_refused_and_the_child_lives() -> None
 
 _HANGING_PARENT = """
 import sys
-from tests.worker.documents import SLOW_PAGE, content_pdf
-from worker.documents.document import PageLimits
-from worker.documents.source import open_document
+from tests.pages import SLOW_PAGE, content_pdf
+from pages.document import PageLimits
+from pages.source import open_document
 doc = open_document(content_pdf([SLOW_PAGE]), PageLimits(render_timeout_s=600))
 print(doc._child._proc.pid, flush=True)
 doc.render_page(0)
@@ -155,7 +155,7 @@ def _alive(pid: int) -> bool:
 def test_the_child_dies_with_its_parent_even_mid_render() -> None:
     """A worker SIGKILLed while pdfium is stuck in a page leaves no renderer behind."""
     parent = subprocess.Popen([sys.executable, "-c", _HANGING_PARENT], stdout=subprocess.PIPE,
-                              cwd=Path(__file__).resolve().parents[3])
+                              cwd=Path(__file__).resolve().parents[2])
     try:
         child = int(parent.stdout.readline())
         time.sleep(0.3)  # into the render

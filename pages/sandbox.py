@@ -2,7 +2,7 @@
 wall-clock and an address-space limit, so that a hostile page costs one page, not the worker.
 
 Why a process: pdfium cannot be interrupted from outside, and it answers allocation failure by
-aborting. Why a fresh interpreter (`python -m worker.documents.sandbox`) rather than a forked
+aborting. Why a fresh interpreter (`python -m pages.sandbox`) rather than a forked
 one: the worker may hold ONNXRuntime/CUDA threads, which `fork` would copy half-alive; and
 unlike multiprocessing's spawn/forkserver it does not re-import the caller's main module in the
 child (350 ms for the CLI's) nor touch process-wide multiprocessing state. It starts in about
@@ -36,8 +36,8 @@ from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Any
 
-from worker.documents import pdf
-from worker.documents.document import DocumentError, PageInfo, PageLimits
+from pages import pdf
+from pages.document import DocumentError, PageInfo, PageLimits
 
 _START_TIMEOUT_S = 30.0  # an interpreter's imports under load; the document has no part in it
 _PARENT_CHECK_S = 1.0
@@ -103,7 +103,7 @@ class RenderChild:
         ours, theirs = socket.socketpair()
         with ours, theirs:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "worker.documents.sandbox", str(theirs.fileno())],
+                [sys.executable, "-m", "pages.sandbox", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2)  # stdout stays the caller's
             self._conn = Connection(ours.detach())
         self._finalizer = weakref.finalize(self, _end, self._proc, self._conn)
