@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from docmill.documents import PdfText
 from docmill.options import EngineOptions
 
 TASK_SCHEMA = "docmill.task/v1"
@@ -22,13 +23,25 @@ JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class TaskItem(BaseModel):
-    """One source image and where its result goes."""
+    """One source image or document and where its result goes. `pages` is a document's page
+    range, 1-based and inclusive, when the producer split it over several tasks; None means
+    every page (or a single image). A document's pages go to `page_result_uri(dst, n)`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     src: str = Field(min_length=1)
     dst: str = Field(min_length=1)
     etag: str | None = None
     bytes: int | None = Field(None, ge=0)
+    pages: tuple[int, int] | None = None
+    page_count: int | None = Field(None, ge=1, description="the document's pages, as the producer counted them")
+
+    @model_validator(mode="after")
+    def _page_range(self) -> "TaskItem":
+        if self.pages is not None:
+            first, last = self.pages
+            if not 1 <= first <= last or (self.page_count is not None and last > self.page_count):
+                raise ValueError(f"pages {first}..{last} is not a range within 1..{self.page_count}")
+        return self
 
 
 class ModelsRef(BaseModel):
@@ -47,6 +60,7 @@ class OcrTask(BaseModel):
     models: ModelsRef
     options: dict[str, Any] = Field(default_factory=dict)
     out_prefix: str = Field(min_length=1)
+    pdf_text: PdfText = "ocr"
     items: list[TaskItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
 
     @field_validator("job")

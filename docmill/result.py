@@ -18,7 +18,7 @@ SCHEMA_ID = "docmill.result/v1"
 
 ErrorCode = Literal[
     "decode_error", "too_large", "not_found", "read_error", "access_denied", "write_error",
-    "engine_error", "worker_lost"
+    "engine_error", "worker_lost", "encrypted", "render_timeout", "render_memory"
 ]
 
 
@@ -42,6 +42,15 @@ class ModelsInfo(BaseModel):
     version: str
 
 
+class Word(BaseModel):
+    """One word of a line, from the recogniser's character positions; `box` as a line's."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    score: float
+    box: list[list[int]]
+
+
 class Line(BaseModel):
     """One recognised text line; `box` is 4 integer points clockwise from top-left."""
 
@@ -52,6 +61,7 @@ class Line(BaseModel):
     angle: Literal[0, 180] = 0
     angle_score: float | None = None
     block: int = 0  # text block (a column part or paragraph), in reading order
+    words: list[Word] | None = None  # present when word boxes were asked for
 
 
 class Timings(BaseModel):
@@ -73,6 +83,22 @@ class PageOrientation(BaseModel):
     score: float
 
 
+TextSource = Literal["ocr", "embedded", "skipped"]
+
+
+class DocumentPage(BaseModel):
+    """Which page of a document (PDF or multi-page TIFF) a result is: `index` is 1-based, as in
+    its file name page-NNNN.json; `dpi` the resolution its pixels stand for (None: unknown);
+    `text` says where its lines came from: OCR, the PDF's own text layer, or nowhere because
+    the page has a text layer and `--pdf-text skip` left it out."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=1)
+    count: int = Field(ge=1)
+    dpi: float | None = None
+    text: TextSource = "ocr"
+
+
 class ResultError(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: ErrorCode
@@ -89,6 +115,7 @@ class OcrResult(BaseModel):
     models: ModelsInfo
     providers: list[str]
     orientation: PageOrientation | None = None
+    page: DocumentPage | None = None  # set when the image is a page of a document
     lines: list[Line] = Field(default_factory=list)
     timings_ms: Timings = Field(default_factory=Timings)
     error: ResultError | None = None
@@ -108,7 +135,7 @@ def models_tag(set_name: str, version: str) -> str:
     return f"{set_name}@{version}"
 
 
-def storage_metadata(result: "OcrResult", etag: str | None) -> dict[str, str]:
+def storage_metadata(result: "OcrResult | Any", etag: str | None) -> dict[str, str]:
     """The object metadata every result is written with: what `--skip-existing` compares
     (the model set that made it, the source ETag it was made from)."""
     metadata = {META_MODELS: models_tag(result.models.set, result.models.version)}

@@ -73,6 +73,15 @@ class Settings(BaseSettings):
                                           "freed page-sized buffers go back to the system (0: glibc's default)")
     max_image_bytes: int = Field(64 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(100_000_000, ge=1)
+    max_document_bytes: int = Field(4 * 1024 ** 3, ge=1, description="largest PDF or TIFF read; it is "
+                                    "spooled to a temporary file, never held in memory whole")
+    pdf_dpi: float = Field(150.0, gt=0, le=1200, description="PDF render resolution (bench/pdf_dpi.py: the "
+                           "lowest at which 6-12 pt text read as well as at 300)")
+    pdf_min_dpi: float = Field(50.0, gt=0, le=1200, description="a PDF page that fits max_image_pixels only "
+                               "below this is refused as too_large")
+    render_timeout_s: float = Field(60.0, gt=0, le=3600, description="wall-clock limit on opening a PDF and "
+                                    "on each page's render")
+    render_memory_mb: int = Field(2048, ge=64, description="memory the PDF render child may add for one page")
     broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     s3_endpoint_url: str | None = None
     task_retries: int = Field(8, ge=0, le=100, description="retries (with backoff up to 60 s) of a task "

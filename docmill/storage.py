@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     from docmill.settings import Settings
@@ -80,6 +80,11 @@ class Storage(Protocol):
                      start_after: str = "") -> Iterator[ObjectRef]: ...
 
     def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes: ...
+
+    def read_into(self, uri: str, target: BinaryIO, max_bytes: int | None = None) -> int:
+        """Copy the object into `target` in chunks (a document need not fit in memory);
+        returns its size."""
+        ...
 
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
                     metadata: dict[str, str] | None = None) -> None: ...
@@ -160,6 +165,19 @@ def _matches(name: str, suffixes: tuple[str, ...]) -> bool:
     return not suffixes or name.lower().endswith(tuple(s.lower() for s in suffixes))
 
 
+_COPY_CHUNK = 1 << 20
+
+
+def _copy_capped(uri: str, source: Any, target: BinaryIO, max_bytes: int | None) -> int:
+    """Copy chunk by chunk, refusing (ObjectTooLarge) as soon as more than max_bytes came."""
+    size = 0
+    while chunk := source.read(_COPY_CHUNK):
+        size += len(chunk)
+        _check_size(uri, size, max_bytes)
+        target.write(chunk)
+    return size
+
+
 # --- local ----------------------------------------------------------------------------------
 
 
@@ -211,6 +229,17 @@ class LocalStorage:
             raise StorageError(f"{uri}: {type(exc).__name__}: {exc}") from exc
         _check_size(uri, len(data), max_bytes)  # the file grew after fstat
         return data
+
+    def read_into(self, uri: str, target: BinaryIO, max_bytes: int | None = None) -> int:
+        path = _local_path(uri)
+        try:
+            with path.open("rb") as f:
+                _check_size(uri, os.fstat(f.fileno()).st_size, max_bytes)
+                return _copy_capped(uri, f, target, max_bytes)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{uri}: no such file") from exc
+        except OSError as exc:
+            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}") from exc
 
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
                     metadata: dict[str, str] | None = None) -> None:
@@ -364,6 +393,21 @@ class S3Storage:
             raise _s3_error(exc, uri) from exc
         _check_size(uri, len(data), max_bytes)
         return data
+
+    def read_into(self, uri: str, target: BinaryIO, max_bytes: int | None = None) -> int:
+        bucket, key = split_s3_uri(uri)
+        try:
+            resp = self.client.get_object(Bucket=bucket, Key=key)
+            body = resp["Body"]
+            try:
+                _check_size(uri, resp.get("ContentLength"), max_bytes)
+                return _copy_capped(uri, body, target, max_bytes)
+            finally:
+                body.close()
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, uri) from exc
 
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
                     metadata: dict[str, str] | None = None) -> None:

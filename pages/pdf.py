@@ -34,8 +34,9 @@ _MAX_WORD_GAP = 1.5
 _SPACE_GAP = 0.15  # a gap wider than this many line heights is a word break
 
 
-def open_pdf(data: bytes) -> pdfium.PdfDocument:
-    """The document with forms ready to draw; `encrypted` or `decode_error` (also for no pages)."""
+def open_pdf(data: bytes | str) -> pdfium.PdfDocument:
+    """The document (bytes, or a file path pdfium reads as it needs) with forms ready to draw;
+    `encrypted` or `decode_error` (also for no pages)."""
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:

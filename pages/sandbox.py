@@ -9,7 +9,7 @@ child (350 ms for the CLI's) nor touch process-wide multiprocessing state. It st
 85 ms, paid once per open document and once after each page that had to be cut off.
 
 Protocol, over one socket pair with multiprocessing's message framing: the child says "ready"
-once imported; the parent sends the limits and then the document's bytes; the child sets its
+once imported; the parent sends the limits and then the document's bytes or its path; the child sets its
 memory limit, opens the PDF and answers with the page count; then each request `(op, index)`
 gets `("ok", value)` or `("error", DocumentError)`. A render's "ok" is followed by a memfd
 (passed with SCM_RIGHTS) that pdfium drew the page's BGR bytes straight into, and that the
@@ -53,8 +53,8 @@ class RenderChild:
     usable. One thread at a time, like the Document that owns it: the pipe carries one exchange.
     """
 
-    def __init__(self, data: bytes, limits: PageLimits) -> None:
-        self._data, self._limits = data, limits
+    def __init__(self, source: bytes | str, limits: PageLimits) -> None:
+        self._source, self._limits = source, limits
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._finalizer: weakref.finalize | None = None
@@ -109,7 +109,11 @@ class RenderChild:
         self._finalizer = weakref.finalize(self, _end, self._proc, self._conn)
         self._wait_ready()
         self._conn.send(self._limits)
-        self._conn.send_bytes(self._data)
+        if isinstance(self._source, bytes):
+            self._conn.send(("bytes", None))
+            self._conn.send_bytes(self._source)
+        else:  # a path: pdfium reads the file as it needs it, so the document is never held whole
+            self._conn.send(("path", self._source))
         return self._reply(time.monotonic() + self._limits.render_timeout_s, None)
 
     def _wait_ready(self) -> None:
@@ -177,7 +181,8 @@ def _serve(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends us
     conn.send(("ok", "ready"))
     limits: PageLimits = conn.recv()
-    data = conn.recv_bytes()
+    how, path = conn.recv()
+    data = conn.recv_bytes() if how == "bytes" else path
     _limit_address_space(limits.render_memory_mb)
     try:
         document = pdf.open_pdf(data)

@@ -11,7 +11,6 @@ limits; TIFF frames are decoded in-process (tiff.py).
 
 from __future__ import annotations
 
-from pathlib import PurePath
 from typing import Literal
 
 import numpy as np
@@ -22,7 +21,6 @@ from pages.tiff import TiffDocument
 
 Kind = Literal["pdf", "tiff", "image"]
 
-DOCUMENT_SUFFIXES = frozenset({".pdf", ".tif", ".tiff"})
 SNIFF_BYTES = 1024  # pdfium, like Acrobat, finds %PDF anywhere in the first 1024 bytes
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 
@@ -37,22 +35,25 @@ def sniff_kind(head: bytes) -> Kind:
     return "image"
 
 
-def is_document_name(name: str) -> bool:
-    """True for the file names listings should count as documents (.pdf, .tif, .tiff)."""
-    return PurePath(name).suffix.lower() in DOCUMENT_SUFFIXES
 
-
-def open_document(data: bytes, limits: PageLimits = PageLimits()) -> Document:
-    """The document in `data`, its page count known. Raises DocumentError: `encrypted`;
+def open_document(data: bytes | str, limits: PageLimits = PageLimits()) -> Document:
+    """The document in `data` (its bytes, or the path of a file holding them, which is then read
+    as pages need it, never whole), its page count known. Raises DocumentError: `encrypted`;
     `decode_error` for bytes that are no readable PDF or TIFF, or a PDF with no pages;
     `render_timeout`/`render_memory` when opening the PDF breaks the limits. RuntimeError only
     when the render child cannot start at all: this machine's fault, not the document's."""
-    kind = sniff_kind(data)
+    head = data[:SNIFF_BYTES] if isinstance(data, bytes) else _head(data)
+    kind = sniff_kind(head)
     if kind == "pdf":
         return PdfDocument(data, limits)
     if kind == "tiff":
         return TiffDocument(data, limits)
-    raise DocumentError("decode_error", "not a PDF or TIFF document" if data else "empty input (0 bytes)")
+    raise DocumentError("decode_error", "not a PDF or TIFF document" if head else "empty input (0 bytes)")
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(SNIFF_BYTES)
 
 
 class PdfDocument(Document):
@@ -60,7 +61,7 @@ class PdfDocument(Document):
 
     kind = "pdf"
 
-    def __init__(self, data: bytes, limits: PageLimits) -> None:
+    def __init__(self, data: bytes | str, limits: PageLimits) -> None:
         self._child = RenderChild(data, limits)
         self.page_count = self._child.page_count
 

@@ -21,11 +21,11 @@ class TiffDocument(Document):
 
     kind = "tiff"
 
-    def __init__(self, data: bytes, limits: PageLimits) -> None:
+    def __init__(self, data: bytes | str, limits: PageLimits) -> None:
         self._limits = limits
         try:
-            with no_bomb_warning():
-                self._image = Image.open(io.BytesIO(data), formats=["TIFF"])
+            with no_bomb_warning():  # from a path, Pillow reads frames as they are asked for
+                self._image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data, formats=["TIFF"])
             self.page_count = self._image.n_frames  # walks the chain of frame headers, no pixels
         except Image.DecompressionBombError as exc:
             raise DocumentError("too_large", f"page 1: {exc}", page=0) from exc

@@ -4,6 +4,7 @@ Registering them imports neither ONNXRuntime nor Celery."""
 from __future__ import annotations
 
 from docmill.commandline import Subparsers, lazy
+from docmill.documents import PDF_TEXT_HELP, PDF_TEXT_MODES
 
 DEVICES = ["auto", "cpu", "cuda"]
 
@@ -14,11 +15,14 @@ def register(sub: Subparsers) -> None:
 
 
 def _add_run(sub: Subparsers) -> None:
-    p = sub.add_parser("run", help="OCR images in-process (no broker): files, folders, s3:// prefixes",
-                       description="OCR images in-process with the same engine as the workers. Writes "
-                       "OUT/<path relative to its input>.json per image; prints a JSON summary on stdout.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="an image file, a folder (searched "
-                   "recursively) or an s3://bucket/prefix; several may be given")
+    p = sub.add_parser("run", help="OCR images and documents in-process (no broker): files, folders, "
+                       "s3:// prefixes",
+                       description="OCR images, PDFs and multi-page TIFFs in-process with the same engine as "
+                       "the workers. Writes OUT/<path relative to its input>.json per image; a document "
+                       "writes OUT/<rel>/page-NNNN.json per page and OUT/<rel>.json for the whole. Prints a "
+                       "JSON summary on stdout.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="an image or document file, a folder "
+                   "(searched recursively) or an s3://bucket/prefix; several may be given")
     p.add_argument("--out", required=True, help="output folder or s3://bucket/prefix (checked for a "
                    "write before any work)")
     p.add_argument("--models", help="model set: preset name, folder, or s3:// URI (default: DOCMILL_MODELS)")
@@ -26,8 +30,9 @@ def _add_run(sub: Subparsers) -> None:
     p.add_argument("--batch-images", type=int, help="images per engine batch (default: DOCMILL_BATCH_IMAGES)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an engine option for this run (repeatable; see docmill config)")
+    p.add_argument("--pdf-text", choices=PDF_TEXT_MODES, default="ocr", help=PDF_TEXT_HELP)
     p.add_argument("--visualize", action="store_true", help="write a PNG with boxes and text beside each JSON")
-    p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any image failed")
+    p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any image or page failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary line on stderr")
     p.set_defaults(handler=lazy("worker.local", "cmd_run"))
 

@@ -1,5 +1,6 @@
 """The one item path both runners share: read and decode on the I/O pool, the dynamic
-batcher, the result, the write with retries.
+batcher, the result, the write with retries. A document item (worker/documents.py) becomes
+its pages, each on this same path to its own result, then one `DocumentPart`.
 
 Memory stays bounded by the process's pixel budget (worker.budget): a page is decoded only
 once the budget admits it, and its pixels and budget share are released as soon as the
@@ -12,7 +13,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Union
 
+from docmill.documents import PageSummary, PdfText
 from docmill.messages import TaskItem
 from docmill.options import EngineOptions
 from docmill.result import ModelsInfo, OcrResult, ResultError
@@ -20,6 +23,7 @@ from docmill.settings import Settings
 from docmill.storage import StorageError
 from worker.batcher import DynamicBatcher
 from worker.budget import PixelBudget, PixelTicket
+from worker.documents import DocumentPart, DocumentReader, DocumentSpool, is_document_item
 from worker.engine.pipeline import PageLines, page_pixels
 from worker.items import DecodedItem, Loader, load_item
 from worker.results import build_result
@@ -32,11 +36,18 @@ MAX_ITEMS_AHEAD = 64
 
 @dataclass
 class Outcome:
-    """What became of one item: its result, and whether that result reached storage."""
+    """What became of one image or document page: its result, and whether that result
+    reached storage."""
 
     result: OcrResult
     write_error: StorageError | None = None
     retryable: bool = False  # a storage failure (read or write) that a later try may cure
+
+    @property
+    def key(self) -> str:
+        """What the job's failure list names it by: the source, and the page of a document."""
+        page = self.result.page
+        return self.result.source.uri + (f"#page={page.index}" if page else "")
 
     @property
     def code(self) -> str | None:
@@ -55,32 +66,63 @@ class RunContext:
     models: ModelsInfo
     providers: list[str]
     keep_pixels: bool = False  # --visualize draws on the page after the engine is done
+    pdf_text: PdfText = "ocr"  # what to do with PDF pages that already have a text layer
+
+
+Event = Union[Outcome, DocumentPart]
 
 
 class ItemFlow:
     def __init__(self, batcher: DynamicBatcher, writer: ResultWriter, io: ThreadPoolExecutor,
-                 settings: Settings, budget: PixelBudget, load: Loader = load_item):
+                 settings: Settings, budget: PixelBudget, load: Loader = load_item,
+                 spool: DocumentSpool | None = None):
         self.batcher = batcher
         self.writer = writer
         self.io = io
         self.settings = settings
         self.budget = budget
         self.load = load
+        self.spool = spool or DocumentSpool(settings)
 
-    def run(self, items: Iterable[TaskItem], context: RunContext, ahead: int = MAX_ITEMS_AHEAD) -> Iterator[Outcome]:
-        """Each item's outcome, in input order, with at most `ahead` items started (and
-        their pixels within the budget)."""
-        window: deque[Future] = deque()
+    def run(self, items: Iterable[TaskItem], context: RunContext, ahead: int = MAX_ITEMS_AHEAD) -> Iterator[Event]:
+        """Each image's and page's outcome, in input order, and after a document item's last
+        page its DocumentPart; at most `ahead` of them started (and their pixels within the
+        budget). Documents are opened as the window reaches them."""
+        window: deque[_Pending] = deque()
+        try:
+            for pending in self._pending(items, context):
+                if len(window) >= max(ahead, 1):
+                    yield window.popleft().settle()
+                window.append(pending)
+            while window:
+                yield window.popleft().settle()
+        finally:  # an abandoned run (an exception, a caller that stops) leaves no render child behind
+            for pending in window:
+                pending.abandon()
+
+    def _pending(self, items: Iterable[TaskItem], context: RunContext) -> Iterator[_Pending]:
+        admit = lambda w, h: self._admit(w, h, context)  # noqa: E731
         for item in items:
-            if len(window) >= max(ahead, 1):
-                yield window.popleft().result()
-            window.append(self._start(item, context))
-        while window:
-            yield window.popleft().result()
+            if not is_document_item(item):
+                yield _Pending(self._start(self.io.submit(self.load, item, self.settings, admit), context))
+                continue
+            reader = DocumentReader(item, self.spool, self.settings, context.pdf_text)
+            reader.open()
+            if reader.is_single_image:
+                data = reader.read_whole()
+                reader.close()
+                yield _Pending(self._start(self.io.submit(self.load, item, self.settings, admit, data), context))
+                continue
+            try:
+                for number in reader.numbers:
+                    yield _Pending(self._start(reader.submit_page(self.io, number, admit), context), reader)
+            except GeneratorExit:  # the run was abandoned before this document's end was queued
+                reader.close()
+                raise
+            yield _Pending(None, reader)
 
-    def _start(self, item: TaskItem, context: RunContext) -> Future:
+    def _start(self, loading: Future, context: RunContext) -> Future:
         done: Future = Future()
-        loading = self.io.submit(self.load, item, self.settings, lambda w, h: self._admit(w, h, context))
         loading.add_done_callback(_guarded(done, lambda f: self._loaded(f.result(), context, done)))
         return done
 
@@ -90,7 +132,7 @@ class ItemFlow:
     def _loaded(self, decoded: DecodedItem, context: RunContext, done: Future) -> None:
         self.writer.metrics.observe_stage("decode", decoded.decode_ms / 1000)
         if decoded.image is None:
-            self._finish(decoded, decoded.error, context, done)
+            self._finish(decoded, decoded.error or decoded.given, context, done)
             return
         running = self.batcher.submit(decoded.image, context.options)
         running.add_done_callback(_guarded(done, lambda f: self._finish(decoded, f.result(), context, done)))
@@ -103,6 +145,29 @@ class ItemFlow:
         result = build_result(decoded, output, context.models, context.providers)
         writing = self.io.submit(self.writer.write, result, decoded.item.dst, decoded.item.etag, picture)
         writing.add_done_callback(_guarded(done, lambda f: done.set_result(_outcome(result, decoded, f))))
+
+
+@dataclass
+class _Pending:
+    """One entry of the run's window: an image's or page's outcome to come, or (with no
+    future) the end of a document item, settled once its pages before it are."""
+
+    future: Future | None
+    reader: DocumentReader | None = None
+
+    def settle(self) -> Event:
+        if self.future is None:
+            assert self.reader is not None
+            return self.reader.part()
+        outcome: Outcome = self.future.result()
+        if self.reader is not None and outcome.result.page is not None:
+            self.reader.record(outcome.result.page.index, PageSummary.of(
+                outcome.result.page.index, outcome.result, "write_error" if outcome.write_error else None))
+        return outcome
+
+    def abandon(self) -> None:
+        if self.future is None and self.reader is not None:
+            self.reader.close()
 
 
 def _outcome(result: OcrResult, decoded: DecodedItem, writing: Future) -> Outcome:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from docmill.messages import TaskItem
-from docmill.result import ResultError
+from docmill.result import DocumentPage, ResultError
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 from worker.budget import PixelTicket
+from worker.engine.pipeline import PageLines
 from pages.decode import ImageDecodeError, decode_image, image_size
 
 # Blocks until a page of this width and height may be decoded; what it returns is held until
@@ -39,6 +40,8 @@ class DecodedItem:
     width: int | None = None  # kept after the pixels are released
     height: int | None = None
     ticket: PixelTicket | None = None  # the page's share of the pixel budget while it is held
+    page: DocumentPage | None = None  # which page of a document this is
+    given: PageLines | None = None  # lines not for OCR: a PDF page's own text (--pdf-text)
 
     def release(self) -> None:
         """Drop the pixels once the engine is done with them, and give their share of the
@@ -48,13 +51,15 @@ class DecodedItem:
             self.ticket.release()
 
 
-def load_item(item: TaskItem, settings: Settings, admit: Admit) -> DecodedItem:
-    """Read `item.src`, wait for the budget to admit its size (read from the header), then
-    decode it. Any failure is recorded on the item, never raised, and holds no budget."""
+def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | None = None) -> DecodedItem:
+    """Read `item.src` (unless its bytes are given), wait for the budget to admit its size
+    (read from the header), then decode it. Any failure is recorded on the item, never
+    raised, and holds no budget."""
     decoded = DecodedItem(item=item)
     start = time.perf_counter()
     try:
-        data = open_storage(item.src, settings).read_bytes(item.src, max_bytes=settings.max_image_bytes)
+        if data is None:
+            data = open_storage(item.src, settings).read_bytes(item.src, max_bytes=settings.max_image_bytes)
         decoded.size, decoded.sha256 = len(data), hashlib.sha256(data).hexdigest()
         width, height = image_size(data, settings.max_image_pixels)
         waited = time.perf_counter()

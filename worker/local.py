@@ -3,9 +3,10 @@ in-process, no broker.
 
 Everything that can be checked is checked before any OCR: the flags, that `--out` takes a
 write, that every input exists, that no two inputs would write the same result, and that
-there is at least one image. Then images are read and decoded ahead of the engine as far as
-the pixel budget allows, batched with a zero delay, and each result is written (with
-retries) as soon as it is ready.
+there is at least one image or document. Then images and document pages are read and decoded
+ahead of the engine as far as the pixel budget allows, batched with a zero delay, and each
+result is written (with retries) as soon as it is ready; a document's own result once its
+last page is.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from docmill.documents import PdfText
 from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
-from docmill.inputs import IMAGE_SUFFIXES, describe_skipped, is_image_name, suffix_of
+from docmill.inputs import INPUT_SUFFIXES, describe_skipped, is_input_name, suffix_of
 from docmill.messages import TaskItem
 from docmill.modelset import ModelSet, ModelSetError
 from docmill.options import parse_option_assignments
 from docmill.result import ModelsInfo
 from docmill.settings import Settings
 from docmill.storage import StorageError, is_s3_uri, open_storage, require_writable, result_uri
+from worker.documents import DocumentPart, document_result
 from worker.flow import ItemFlow, Outcome, RunContext
+from worker.writer import ResultWriter
 from worker.metrics import Metrics
 
 IO_THREADS = 4
@@ -36,15 +40,21 @@ IO_THREADS = 4
 
 @dataclass
 class Inputs:
-    """The images to OCR, each with its result location, and what was passed over."""
+    """The images and documents to OCR, each with its result location, and what was passed over."""
 
     items: list[TaskItem] = field(default_factory=list)
-    skipped: Counter = field(default_factory=Counter)  # suffix -> files that are not images
+    skipped: Counter = field(default_factory=Counter)  # suffix -> files that are neither
 
 
 @dataclass
 class RunSummary:
+    """Counts of one run: `images` and document `pages` each have a result; `ok`, `failed` and
+    `lines` count both. `documents` have a result of their own."""
+
     images: int = 0
+    pages: int = 0
+    documents: int = 0
+    documents_failed: int = 0
     ok: int = 0
     failed: int = 0
     lines: int = 0
@@ -58,7 +68,10 @@ class RunSummary:
 
     def add(self, outcome: Outcome) -> None:
         result = outcome.result
-        self.images += 1
+        if result.page is None:
+            self.images += 1
+        else:
+            self.pages += 1
         for stage in self.stage_s:
             self.stage_s[stage] += getattr(result.timings_ms, stage) / 1000
         if outcome.code:
@@ -69,9 +82,10 @@ class RunSummary:
             self.lines += len(result.lines)
 
     def as_dict(self) -> dict:
-        rate = self.images / self.seconds if self.seconds else 0.0
-        return {"images": self.images, "ok": self.ok, "failed": self.failed, "lines": self.lines,
-                "seconds": round(self.seconds, 3), "images_per_s": round(rate, 3),
+        rate = (self.images + self.pages) / self.seconds if self.seconds else 0.0
+        return {"images": self.images, "pages": self.pages, "documents": self.documents,
+                "documents_failed": self.documents_failed, "ok": self.ok, "failed": self.failed,
+                "lines": self.lines, "seconds": round(self.seconds, 3), "images_per_s": round(rate, 3),
                 "errors": dict(self.errors), "skipped": dict(self.skipped), "providers": self.providers,
                 "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
                 "session_s": {k: round(v, 3) for k, v in self.session_s.items()}}
@@ -91,18 +105,19 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     inputs = list_inputs(args.inputs, args.out, settings)
     if not inputs.items:
         passed = f" (passed over: {describe_skipped(inputs.skipped)})" if inputs.skipped else ""
-        raise UsageError(f"no images in {' '.join(args.inputs)}{passed}; docmill reads "
-                         f"{' '.join(IMAGE_SUFFIXES)}")
+        raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads "
+                         f"{' '.join(INPUT_SUFFIXES)}")
     model_set = _model_set(args.models or settings.models, settings)
-    summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet)
+    summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet,
+                        args.pdf_text)
     _report(summary, args.quiet)
-    return EXIT_FAILED if args.fail_on_error and summary.failed else EXIT_OK
+    return EXIT_FAILED if args.fail_on_error and (summary.failed or summary.documents_failed) else EXIT_OK
 
 
 def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inputs:
-    """Every image under the inputs (files, folders recursively, s3:// prefixes), each with
-    its result location `OUT/<path relative to its input>.json`. Other files are counted by
-    suffix, never passed over in silence. Two inputs that would write the same result are
+    """Every image and document under the inputs (files, folders recursively, s3:// prefixes),
+    each with its result location `OUT/<path relative to its input>.json`. Other files are
+    counted by suffix, never passed over in silence. Two inputs that would write the same result are
     refused: one result would silently overwrite the other."""
     inputs, sources = Inputs(), {}
     for root in roots:
@@ -114,7 +129,7 @@ def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inpu
             raise UsageError(f"input {root}: {str(exc).splitlines()[0]}") from exc
         explicit_file = not is_s3_uri(root) and Path(root).is_file()
         for ref in refs:
-            if not (explicit_file or is_image_name(ref.key)):
+            if not (explicit_file or is_input_name(ref.key)):
                 inputs.skipped[suffix_of(ref.key)] += 1
                 continue
             dst = result_uri(out_root, ref.key)
@@ -145,11 +160,10 @@ def _model_set(ref: str, settings: Settings) -> ModelSet:
 
 
 def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: str | None,
-              overrides: dict, batch: int, visualize: bool, quiet: bool) -> RunSummary:
+              overrides: dict, batch: int, visualize: bool, quiet: bool, pdf_text: PdfText = "ocr") -> RunSummary:
     from worker.batcher import DynamicBatcher
     from worker.budget import PixelBudget
     from worker.engine.pipeline import OcrEngine
-    from worker.writer import ResultWriter
 
     engine = OcrEngine.load(model_set, settings, device)
     options = engine.options.merged(overrides)
@@ -159,22 +173,43 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
         raise UsageError(str(exc)) from exc
     metrics = Metrics()
     context = RunContext(options, ModelsInfo(set=model_set.name, version=model_set.version), engine.providers,
-                         keep_pixels=visualize)
+                         keep_pixels=visualize, pdf_text=pdf_text)
     summary = RunSummary(providers=engine.providers, skipped=inputs.skipped)
     batcher = DynamicBatcher(engine, batch, max_delay_ms=0.0, metrics=metrics)
     started = time.perf_counter()
     try:
         with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="docmill-io") as io, \
                 _progress(len(inputs.items), quiet) as advance:
-            flow = ItemFlow(batcher, ResultWriter(settings, metrics), io, settings, PixelBudget(settings.pixel_budget))
-            for outcome in flow.run(inputs.items, context):
-                summary.add(outcome)
-                advance()
+            writer = ResultWriter(settings, metrics)
+            flow = ItemFlow(batcher, writer, io, settings, PixelBudget(settings.pixel_budget))
+            for event in flow.run(inputs.items, context):
+                if isinstance(event, DocumentPart):
+                    _finish_document(event, writer, context, summary)
+                else:
+                    summary.add(event)
+                if isinstance(event, DocumentPart) or event.result.page is None:
+                    advance()
     finally:
         batcher.close()
     summary.seconds = time.perf_counter() - started
     summary.session_s = engine.session_seconds()
     return summary
+
+
+def _finish_document(part: DocumentPart, writer: ResultWriter, context: RunContext, summary: RunSummary) -> None:
+    """Write a whole document's result; count it, failed when it or any page failed."""
+    result = document_result(part, context.models, context.pdf_text)
+    summary.documents += 1
+    try:
+        writer.write_document(result, part.item.dst, part.item.etag)
+    except StorageError:  # the writer logged it
+        summary.documents_failed += 1
+        summary.errors["write_error"] += 1
+        return
+    if result.failed:
+        summary.documents_failed += 1
+    if result.error is not None:
+        summary.errors[result.error.code] += 1
 
 
 class _progress:
@@ -206,7 +241,9 @@ def _report(summary: RunSummary, quiet: bool) -> None:
     if not quiet:
         errors = ", ".join(f"{k}={v}" for k, v in sorted(summary.errors.items())) or "none"
         skipped = f", passed over {describe_skipped(summary.skipped)}" if summary.skipped else ""
-        print(f"docmill run: {data['images']} images, {data['ok']} ok, {data['failed']} failed "
+        documents = (f", {data['documents']} documents ({data['pages']} pages, {data['documents_failed']} failed)"
+                     if summary.documents else "")
+        print(f"docmill run: {data['images']} images{documents}, {data['ok']} ok, {data['failed']} failed "
               f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s "
               f"on {', '.join(summary.providers)}{skipped}", file=sys.stderr)
     print(json.dumps(data, sort_keys=True))

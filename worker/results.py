@@ -25,8 +25,8 @@ def build_result(
         turn = output.orientation
         orientation = PageOrientation(angle=turn.angle, score=round(turn.score, 6)) if turn else None
         return OcrResult(source=source, image=image, models=models, providers=providers,
-                         orientation=orientation, lines=lines, timings_ms=timings)
+                         orientation=orientation, page=decoded.page, lines=lines, timings_ms=timings)
     error = output or decoded.error or ResultError(code="engine_error", message="no output for this image")
     timings = Timings(decode=timings.decode, total=timings.decode)
     return OcrResult(source=source, image=image, models=models, providers=providers,
-                     timings_ms=timings, error=error)
+                     page=decoded.page, timings_ms=timings, error=error)

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from docmill.documents import DocumentResult
 from docmill.result import OcrResult, storage_metadata
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
@@ -44,6 +45,10 @@ class ResultWriter:
             png_uri = dst.removesuffix(".json") + ".png"
             self._with_retries(png_uri, render_png(picture, result.lines), "image/png", metadata)
         self.metrics.observe_stage("write", time.perf_counter() - start)
+
+    def write_document(self, result: DocumentResult, dst: str, etag: str | None) -> None:
+        """A document result to `dst`, like a page's; raises StorageError the same way."""
+        self._with_retries(dst, result.to_json_bytes(), "application/json", storage_metadata(result, etag))
 
     def _with_retries(self, uri: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
         storage = open_storage(uri, self.settings)

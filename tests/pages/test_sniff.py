@@ -7,7 +7,7 @@ import pytest
 from tests import fixtures_images as fx
 from tests.pages import page_image, text_pdf, tiff
 from pages.document import DocumentError, PageLimits
-from pages.source import is_document_name, open_document, sniff_kind
+from pages.source import open_document, sniff_kind
 
 
 def test_a_pdf_is_found_by_its_header_even_after_leading_junk() -> None:
@@ -28,13 +28,6 @@ def test_real_tiff_and_images() -> None:
     assert sniff_kind(fx.encode(fx.marker_rgb(), "PNG")) == "image"
     assert sniff_kind(fx.encode(fx.marker_rgb(), "JPEG")) == "image"
     assert sniff_kind(b"") == "image"
-
-
-@pytest.mark.parametrize(("name", "expected"), [
-    ("a.pdf", True), ("dir/B.PDF", True), ("scan.tif", True), ("scan.TIFF", True),
-    ("a.png", False), ("pdf", False), ("a.pdf.png", False), ("s3://bucket/x/y.Pdf", True)])
-def test_document_names(name: str, expected: bool) -> None:
-    assert is_document_name(name) is expected
 
 
 @pytest.mark.parametrize("data", [b"", fx.encode(fx.marker_rgb(), "PNG")])

@@ -62,22 +62,22 @@ def test_a_missing_bucket_in_or_out_is_one_line(tmp_path, capsys, s3_endpoint, m
 
 
 def test_a_folder_without_images_is_exit_2_naming_what_was_passed_over(tmp_path, capsys):
-    for name in ("a.pdf", "b.pdf", "notes.txt"):
+    for name in ("a.docx", "b.docx", "notes.txt"):
         (tmp_path / "docs" / name).parent.mkdir(exist_ok=True)
-        (tmp_path / "docs" / name).write_bytes(b"%PDF-1.4\n")
+        (tmp_path / "docs" / name).write_bytes(b"PK\x03\x04")
     _one_line_exit_2(["run", str(tmp_path / "docs"), "--out", str(tmp_path / "out"), "--quiet"],
-                     capsys, "2 .pdf, 1 .txt")
+                     capsys, "2 .docx, 1 .txt")
 
 
 @pytest.mark.slow
 def test_files_that_are_not_images_are_counted_by_suffix(tmp_path, capsys):
     _page(tmp_path / "in" / "page.jpg")
-    (tmp_path / "in" / "scan.pdf").write_bytes(b"%PDF-1.4\n")
+    (tmp_path / "in" / "letter.docx").write_bytes(b"PK\x03\x04")
     assert main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out.strip().splitlines()[-1])
-    assert summary["images"] == 1 and summary["skipped"] == {".pdf": 1}
-    assert "passed over 1 .pdf" in captured.err
+    assert summary["images"] == 1 and summary["skipped"] == {".docx": 1}
+    assert "passed over 1 .docx" in captured.err
 
 
 def test_version_and_help(capsys):

@@ -1,0 +1,100 @@
+"""The result layout of documents (PDF and multi-page TIFF), a contract external checks rely on:
+
+    OUT/<rel>.json                 the document result, docmill.document/v1 (below)
+    OUT/<rel>/page-NNNN.json       each page's docmill.result/v1, with its `page` object (1-based)
+
+where `OUT/<rel>.json` is where a single image's result would go (`storage.result_uri`), so a
+single-image input keeps that layout. The document result is written once, when the last page
+of the document is done.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docmill.result import ModelsInfo, OcrResult, ResultError, SourceInfo, TextSource
+
+DOCUMENT_SCHEMA_ID = "docmill.document/v1"
+PdfText = Literal["ocr", "skip", "embedded"]
+PDF_TEXT_MODES = get_args(PdfText)
+PDF_TEXT_HELP = ("PDF pages that already have a text layer: ocr them anyway (default), skip them "
+                 "(recorded as skipped), or take their embedded text and boxes instead of OCR")
+PageStatus = Literal["ok", "failed", "skipped"]
+_RESULT_SUFFIX = ".json"
+
+
+def page_result_uri(document_dst: str, number: int) -> str:
+    """Where page `number` (1-based) of the document whose result is `document_dst` goes."""
+    if not document_dst.endswith(_RESULT_SUFFIX):
+        raise ValueError(f"a document result ends in {_RESULT_SUFFIX}: {document_dst!r}")
+    if number < 1:
+        raise ValueError(f"page numbers start at 1, got {number}")
+    return f"{document_dst[:-len(_RESULT_SUFFIX)]}/page-{number:04d}.json"
+
+
+class PageSummary(BaseModel):
+    """One page as its document result lists it."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=1)
+    status: PageStatus
+    lines: int = Field(0, ge=0)
+    text: TextSource | None = None  # None when the page failed
+    error: ResultError | None = None
+
+    @classmethod
+    def of(cls, index: int, result: OcrResult, failed_code: str | None = None) -> PageSummary:
+        """The summary of a page's result; `failed_code` overrides when the result itself could
+        not be stored (write_error)."""
+        if failed_code is not None or result.error is not None:
+            error = result.error if failed_code is None or result.error else ResultError(
+                code=failed_code, message="the page result could not be written")  # type: ignore[arg-type]
+            return cls(index=index, status="failed", error=error)
+        text = result.page.text if result.page else "ocr"
+        status: PageStatus = "skipped" if text == "skipped" else "ok"
+        return cls(index=index, status=status, lines=len(result.lines), text=text)
+
+
+class DocumentResult(BaseModel):
+    """The whole document: what it is, and what became of each page. `error` is set when the
+    document could not be read at all (then `pages` is empty) and None otherwise, even when
+    some pages failed: each page's own status says so."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: Literal["docmill.document/v1"] = Field(DOCUMENT_SCHEMA_ID, alias="schema")
+    source: SourceInfo
+    kind: Literal["pdf", "tiff"] | None = None
+    page_count: int | None = Field(None, ge=0)
+    pdf_text: PdfText = "ocr"
+    models: ModelsInfo
+    pages: list[PageSummary] = Field(default_factory=list)
+    error: ResultError | None = None
+
+    def to_json_bytes(self) -> bytes:
+        """Canonical bytes, like OcrResult's: the same document result gives the same bytes."""
+        data = self.model_dump(mode="json", by_alias=True)
+        return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode()
+
+    @property
+    def failed(self) -> bool:
+        """Counted as a failure: unreadable, or any page failed."""
+        return self.error is not None or any(p.status == "failed" for p in self.pages)
+
+
+@lru_cache(maxsize=1)
+def document_json_schema() -> dict[str, Any]:
+    """The shipped JSON Schema for docmill.document/v1."""
+    text = resources.files("docmill").joinpath("schemas/document.v1.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def validate_document(doc: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when `doc` is not a valid docmill.document/v1."""
+    import jsonschema
+
+    jsonschema.validate(doc, document_json_schema())

@@ -1,0 +1,274 @@
+"""Documents (PDF, multi-page TIFF) on the one item path: a document item becomes its pages,
+each read, OCRed and written like an image, and then one document result.
+
+- `DocumentSpool` copies a document from storage to a local temporary file once, shared by
+  every task of this process that uses the same (source, ETag) while any of them does: the
+  render child reads that file as pages need it, so the worker never holds a document whole.
+- `DocumentReader` is one item's pages: the document opened once, its pages rendered one at a
+  time (a Document serves one thread), each admitted by the pixel budget before it is drawn.
+  With `--pdf-text skip|embedded`, a page that already has a text layer is left out of OCR or
+  read from that layer instead.
+- `DocumentPart` is what the flow hands the caller once an item's last page is done: the
+  pages' summaries, for the document result (whole documents) or the job state (page ranges).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from docmill.inputs import is_document_name
+from docmill.documents import DocumentResult, PageSummary, PdfText, page_result_uri
+from docmill.messages import TaskItem
+from docmill.result import DocumentPage, ModelsInfo, ResultError, SourceInfo
+from docmill.settings import Settings
+from docmill.storage import StorageError, open_storage
+from pages.document import Document, DocumentError, EmbeddedLine, PageInfo, PageLimits
+from pages.source import open_document
+from worker.engine.pipeline import PageLines, TextLine
+from worker.items import Admit, DecodedItem
+
+log = logging.getLogger(__name__)
+
+
+def is_document_item(item: TaskItem) -> bool:
+    """Items read as documents: page ranges the producer split, and PDF or TIFF names (the
+    bytes decide in the end: a one-page TIFF stays an image, and anything that is no PDF or
+    TIFF goes down the image path, which reports what it is)."""
+    return item.pages is not None or is_document_name(PurePosixPath(item.src).name)
+
+
+def page_limits(settings: Settings) -> PageLimits:
+    return PageLimits(dpi=settings.pdf_dpi, max_pixels=settings.max_image_pixels, min_dpi=settings.pdf_min_dpi,
+                      render_timeout_s=settings.render_timeout_s, render_memory_mb=settings.render_memory_mb)
+
+
+@dataclass
+class SpooledFile:
+    path: str
+    size: int
+    sha256: str
+    users: int = 0
+
+
+class DocumentSpool:
+    """Local copies of documents, one per (source, ETag), deleted when the last user lets go."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._files: dict[tuple[str, str | None], SpooledFile] = {}
+        self._lock = threading.Lock()
+        self._copying: dict[tuple[str, str | None], threading.Lock] = {}
+
+    def acquire(self, item: TaskItem) -> SpooledFile:
+        """The document's local copy, copied now unless a task here already holds it. Raises
+        StorageError."""
+        key = (item.src, item.etag)
+        with self._lock:
+            copying = self._copying.setdefault(key, threading.Lock())
+        with copying:  # one copy per document, however many tasks want it at once
+            with self._lock:
+                spooled = self._files.get(key)
+                if spooled is not None:
+                    spooled.users += 1
+                    return spooled
+            spooled = self._copy(item)
+            with self._lock:
+                kept = self._files.setdefault(key, spooled)  # another copier may have won a race
+                kept.users += 1
+            if kept is not spooled:
+                os.unlink(spooled.path)
+            return kept
+
+    def release(self, item: TaskItem) -> None:
+        key = (item.src, item.etag)
+        with self._lock:
+            spooled = self._files[key]
+            spooled.users -= 1
+            if spooled.users:
+                return
+            del self._files[key]
+            self._copying.pop(key, None)
+        os.unlink(spooled.path)
+
+    def _copy(self, item: TaskItem) -> SpooledFile:
+        fd, path = tempfile.mkstemp(prefix="docmill-doc-")
+        try:
+            with os.fdopen(fd, "wb") as target:
+                hashing = _HashingWriter(target)
+                size = open_storage(item.src, self.settings).read_into(
+                    item.src, hashing, max_bytes=self.settings.max_document_bytes)
+        except BaseException:
+            os.unlink(path)
+            raise
+        return SpooledFile(path, size, hashing.sha256.hexdigest())
+
+
+class _HashingWriter:
+    def __init__(self, target: object):
+        self.target = target
+        self.sha256 = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> int:
+        self.sha256.update(chunk)
+        return self.target.write(chunk)  # type: ignore[attr-defined]
+
+
+@dataclass
+class DocumentPart:
+    """An item's pages are all done: their summaries (in page order), or why the document could
+    not be read at all (then no page was)."""
+
+    item: TaskItem
+    kind: str | None
+    page_count: int | None
+    size: int | None
+    sha256: str | None
+    pages: list[PageSummary] = field(default_factory=list)
+    error: ResultError | None = None
+    permanent: bool = True  # False: a storage error that a retry of the task may cure
+
+
+def document_result(part: DocumentPart, models: ModelsInfo, pdf_text: PdfText,
+                    pages: list[PageSummary] | None = None) -> DocumentResult:
+    """The document result for a whole document; `pages` replaces the part's own when the
+    pages were gathered from several tasks (a split document)."""
+    item = part.item
+    return DocumentResult(source=SourceInfo(uri=item.src, bytes=part.size, sha256=part.sha256, etag=item.etag),
+                          kind=part.kind, page_count=part.page_count if part.error is None else None,
+                          pdf_text=pdf_text, models=models, pages=part.pages if pages is None else pages,
+                          error=part.error)
+
+
+class DocumentReader:
+    """One document item: the pages it covers, rendered one at a time."""
+
+    def __init__(self, item: TaskItem, spool: DocumentSpool, settings: Settings, pdf_text: PdfText):
+        self.item, self.settings, self.pdf_text = item, settings, pdf_text
+        self._spool = spool
+        self._spooled: SpooledFile | None = None
+        self.document: Document | None = None
+        self.error: ResultError | None = None
+        self.permanent = True
+        self.numbers: list[int] = []
+        self._summaries: dict[int, PageSummary] = {}
+        self._lock = threading.Lock()
+        self._last_load: Future | None = None
+        self._released = False
+
+    def open(self) -> None:
+        """Copy and open the document, and work out its pages; a failure is kept in `error`."""
+        try:
+            self._spooled = self._spool.acquire(self.item)
+            self.document = open_document(self._spooled.path, page_limits(self.settings))
+        except StorageError as exc:
+            self.error, self.permanent = ResultError(code=exc.code, message=str(exc)[:500]), exc.permanent
+            return
+        except DocumentError as exc:
+            self.error = ResultError(code=exc.code, message=str(exc)[:500])
+            return
+        first, last = self.item.pages or (1, self.document.page_count)
+        if last > self.document.page_count:
+            self.error = ResultError(code="decode_error", message=f"pages {first}..{last} asked for, but the "
+                                     f"document has {self.document.page_count} now: it changed after it was listed")
+            return
+        self.numbers = list(range(first, last + 1))
+
+    @property
+    def is_single_image(self) -> bool:
+        """A whole one-page TIFF: an image, with an image's result layout."""
+        return (self.item.pages is None and self.document is not None and self.document.kind == "tiff"
+                and self.document.page_count == 1)
+
+    def read_whole(self) -> bytes:
+        assert self._spooled is not None
+        with open(self._spooled.path, "rb") as f:
+            return f.read()
+
+    def page_item(self, number: int) -> TaskItem:
+        return TaskItem(src=self.item.src, dst=page_result_uri(self.item.dst, number), etag=self.item.etag)
+
+    def submit_page(self, io: Executor, number: int, admit: Admit) -> Future:
+        """Load page `number` on the pool once the page before it is loaded: a Document serves
+        one thread, and pages waiting their turn must not hold pool threads."""
+        loaded: Future = Future()
+
+        def load(_: object = None) -> None:
+            try:
+                loaded.set_result(self.load_page(number, admit))
+            except BaseException as exc:  # noqa: BLE001 - delivered to whoever waits on the page
+                loaded.set_exception(exc)
+
+        with self._lock:
+            previous, self._last_load = self._last_load, loaded
+        if previous is None:
+            io.submit(load)
+        else:
+            previous.add_done_callback(lambda _: io.submit(load))
+        return loaded
+
+    def load_page(self, number: int, admit: Admit) -> DecodedItem:
+        """Page `number` (1-based) ready for the engine, or its coded error, or its given
+        lines (`--pdf-text`); never raises for the page's own faults."""
+        assert self.document is not None and self._spooled is not None
+        decoded = DecodedItem(item=self.page_item(number), size=self._spooled.size, sha256=self._spooled.sha256)
+        decoded.page = DocumentPage(index=number, count=self.document.page_count)
+        start = time.perf_counter()
+        try:
+            info = self.document.page_info(number - 1)
+            decoded.width, decoded.height = info.width, info.height
+            decoded.page = decoded.page.model_copy(update={"dpi": info.dpi})
+            if info.has_text and self.pdf_text != "ocr":
+                decoded.given = self._given(info)
+                text = "embedded" if self.pdf_text == "embedded" else "skipped"
+                decoded.page = decoded.page.model_copy(update={"text": text})
+            else:
+                waited = time.perf_counter()
+                decoded.ticket = admit(info.width, info.height)
+                start += time.perf_counter() - waited
+                decoded.image = self.document.render_page(number - 1).image
+        except DocumentError as exc:
+            decoded.error = ResultError(code=exc.code, message=str(exc)[:500])
+            decoded.release()
+        decoded.decode_ms = (time.perf_counter() - start) * 1000
+        return decoded
+
+    def _given(self, info: PageInfo) -> PageLines:
+        """The page's own text as lines (embedded), or none (skip)."""
+        if self.pdf_text == "skip":
+            return PageLines()
+        assert self.document is not None
+        return PageLines(lines=[_text_line(line) for line in self.document.embedded_lines(info.index)])
+
+    def record(self, number: int, summary: PageSummary) -> None:
+        self._summaries[number] = summary
+
+    def part(self) -> DocumentPart:
+        """The item's pages, once all are recorded (or why there are none); closes it."""
+        self.close()
+        spooled = self._spooled
+        return DocumentPart(item=self.item, kind=self.document.kind if self.document else None,
+                            page_count=self.document.page_count if self.document else None,
+                            size=spooled.size if spooled else None, sha256=spooled.sha256 if spooled else None,
+                            pages=[self._summaries[n] for n in self.numbers], error=self.error,
+                            permanent=self.permanent)
+
+    def close(self) -> None:
+        """End the render child and let go of the local copy (idempotent)."""
+        if self.document is not None:
+            self.document.close()
+        if self._spooled is not None and not self._released:
+            self._released = True
+            self._spool.release(self.item)
+
+
+def _text_line(line: EmbeddedLine) -> TextLine:
+    box = [[max(int(round(x)), 0), max(int(round(y)), 0)] for x, y in line.box]
+    return TextLine(text=line.text, score=1.0, box=box, angle=0, angle_score=None)
