@@ -4,11 +4,18 @@ Keys (all under `docmill:job:<id>`):
     <key>            hash: totals, times, models, prefixes, listing cursor
     <key>:tasks      set of task numbers whose outcomes are counted (redelivery never
                      counts a task twice)
-    <key>:failed     hash src -> error code
+    <key>:failed     hash src (or src#page=N) -> error code
     <key>:attempts   hash task:<seq> -> deliveries, item:<src> -> deliveries while a worker died
+    <key>:documents  hash document result uri -> page count, for documents split into page ranges
+    <key>:doc:<dst>  hash page number -> that page's summary (JSON), as its task recorded it
+    <key>:recorded   set of document result uris whose document is counted
     docmill queue    the Celery queue's list (its depth, for the producer's backpressure)
 Outcomes are recorded per task, atomically, by one Lua script, which also says whether that
 call completed the job, so exactly one worker writes the job summary.
+
+What the job counts (`total`, `done`, `failed`, `skipped`) are images and documents: a
+document is done once its result is written, after its last page. Pages are counted apart
+(`pages`, `pages_done`, `pages_failed`) for `docmill status`.
 """
 
 from __future__ import annotations
@@ -37,9 +44,28 @@ local key = KEYS[1]
 if redis.call('SADD', key .. ':tasks', ARGV[1]) == 0 then return 0 end
 redis.call('HINCRBY', key, 'done', tonumber(ARGV[2]))
 redis.call('HINCRBY', key, 'failed', tonumber(ARGV[3]))
-for i = 5, #ARGV, 2 do
+redis.call('HINCRBY', key, 'pages_done', tonumber(ARGV[5]))
+redis.call('HINCRBY', key, 'pages_failed', tonumber(ARGV[6]))
+local failures = tonumber(ARGV[7])
+for i = 8, 7 + 2 * failures, 2 do
   redis.call('HSET', key .. ':failed', ARGV[i], ARGV[i + 1])
   redis.call('HINCRBY', key, 'code:' .. ARGV[i + 1], 1)
+end
+for i = 8 + 2 * failures, #ARGV, 3 do
+  redis.call('HSET', key .. ':doc:' .. ARGV[i], ARGV[i + 1], ARGV[i + 2])
+end
+""" + _FINISH_IF_COMPLETE.replace("NOW", "ARGV[4]").replace("FINISHED", "2").replace("COUNTED", "1")
+
+_RECORD_DOCUMENT = """
+local key = KEYS[1]
+if redis.call('SADD', key .. ':recorded', ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', key, 'documents_done', 1)
+if ARGV[3] == '' then
+  redis.call('HINCRBY', key, 'done', 1)
+else
+  redis.call('HINCRBY', key, 'failed', 1)
+  redis.call('HSET', key .. ':failed', ARGV[2], ARGV[3])
+  redis.call('HINCRBY', key, 'code:' .. ARGV[3], 1)
 end
 """ + _FINISH_IF_COMPLETE.replace("NOW", "ARGV[4]").replace("FINISHED", "2").replace("COUNTED", "1")
 
@@ -65,6 +91,20 @@ class JobState(BaseModel):
     cursor: str = ""
     tasks_enqueued: int = 0
     failure_codes: dict[str, int] = Field(default_factory=dict)
+    documents: int = 0  # documents split into page ranges, and how many of them are counted
+    documents_done: int = 0
+    pages: int = 0  # their pages, and how many of those have a result
+    pages_done: int = 0
+    pages_failed: int = 0
+
+
+class TaskPages(BaseModel):
+    """A task's document pages, for record_task: how many got a result and how many failed,
+    and each split document's page summaries (JSON) by page number."""
+
+    done: int = 0
+    failed: int = 0
+    summaries: dict[str, dict[int, str]] = Field(default_factory=dict)
 
 
 class JobNotFound(Exception):
@@ -77,6 +117,7 @@ class JobStore:
     def __init__(self, client: Any):
         self.r = client
         self._record = client.register_script(_RECORD_TASK)
+        self._record_document = client.register_script(_RECORD_DOCUMENT)
         self._finish = client.register_script(_FINISH_LISTING)
 
     @staticmethod
@@ -128,24 +169,64 @@ class JobStore:
         pipe.hset(self.key(job), "cursor", cursor)
         pipe.execute()
 
+    def register_document(self, job: str, dst: str, page_count: int) -> None:
+        """A document the producer split into page ranges: its pages must all be recorded
+        before its result is written. Idempotent (a resumed producer registers it again)."""
+        if self.r.hsetnx(self.key(job) + ":documents", dst, page_count):
+            pipe = self.r.pipeline()
+            pipe.hincrby(self.key(job), "documents", 1)
+            pipe.hincrby(self.key(job), "pages", page_count)
+            pipe.execute()
+
     def finish_listing(self, job: str) -> bool:
         """Listing is complete; True when that already completes the job (all skipped)."""
         self.r.hset(self.key(job), "listing_done", 1)
         return bool(self._finish(keys=[self.key(job)], args=[repr(time.time())]))
 
-    def record_task(self, job: str, seq: int, failures: dict[str, str], done: int) -> int:
+    def record_task(self, job: str, seq: int, failures: dict[str, str], done: int, failed: int | None = None,
+                    pages: TaskPages | None = None) -> int:
         """Count one task's outcomes once: 0 = already counted (a redelivery), 1 = counted,
-        2 = counted and this completed the job (the caller writes the summary)."""
-        args: list[Any] = [seq, done, len(failures), repr(time.time())]
+        2 = counted and this completed the job (the caller writes the summary). `failures`
+        names every failed image and page; `done` and `failed` (default: as many as
+        `failures`) count images and whole documents, `pages` the task's document pages."""
+        pages = pages or TaskPages()
+        args: list[Any] = [seq, done, len(failures) if failed is None else failed, repr(time.time()),
+                           pages.done, pages.failed, len(failures)]
         for src, code in failures.items():
             args += [src, code]
+        for dst, summaries in pages.summaries.items():
+            for number, summary in summaries.items():
+                args += [dst, number, summary]
         return int(self._record(keys=[self.key(job)], args=args))
+
+    def documents_to_finish(self, job: str, dsts: list[str]) -> list[str]:
+        """Of these split documents, those whose pages are all recorded but which are not
+        counted yet: their results are due."""
+        key = self.key(job)
+        pipe = self.r.pipeline()
+        for dst in dsts:
+            pipe.hget(key + ":documents", dst)
+            pipe.hlen(f"{key}:doc:{dst}")
+            pipe.sismember(key + ":recorded", dst)
+        replies = pipe.execute()
+        return [dst for i, dst in enumerate(dsts)
+                if replies[3 * i] is not None and replies[3 * i + 1] >= int(replies[3 * i]) and not replies[3 * i + 2]]
+
+    def document_pages(self, job: str, dst: str) -> dict[int, str]:
+        """A split document's page summaries (JSON), by page number."""
+        return {int(k): v for k, v in self.r.hscan_iter(f"{self.key(job)}:doc:{dst}", count=1000)}
+
+    def record_document(self, job: str, dst: str, src: str, code: str | None) -> int:
+        """Count a split document once its result is written: done, or failed with `code`.
+        Returns like record_task: 0 = already counted, 1 = counted, 2 = completed the job."""
+        return int(self._record_document(keys=[self.key(job)], args=[dst, src, code or "", repr(time.time())]))
 
     def get(self, job: str) -> JobState:
         raw = self.r.hgetall(self.key(job))
         if not raw:
             raise JobNotFound(f"no job {job!r} in this Redis (check DOCMILL_BROKER_URL)")
-        ints = {k: int(raw.get(k, 0)) for k in ("total", "done", "failed", "skipped", "tasks_enqueued")}
+        ints = {k: int(raw.get(k, 0)) for k in ("total", "done", "failed", "skipped", "tasks_enqueued", "documents",
+                                                  "documents_done", "pages", "pages_done", "pages_failed")}
         finished_at = float(raw["finished_at"]) if raw.get("finished_at") else None
         return JobState(
             job=job, **ints,
@@ -172,7 +253,9 @@ class JobStore:
         state = self.get(job)
         duration = (state.finished_at or time.time()) - (state.started_at or time.time())
         return {"schema": "docmill.job/v1", "job": job, "total": state.total, "done": state.done,
-                "failed": state.failed, "skipped": state.skipped, "models": state.models,
+                "failed": state.failed, "skipped": state.skipped, "documents": state.documents,
+                "pages": state.pages, "pages_done": state.pages_done, "pages_failed": state.pages_failed,
+                "models": state.models,
                 "in_prefix": state.in_prefix, "out_prefix": state.out_prefix,
                 "started_at": state.started_at, "finished_at": state.finished_at,
                 "duration_s": round(duration, 3), "failure_codes": state.failure_codes,
@@ -210,3 +293,4 @@ def connect(url: str) -> Any:
                                             supported_errors=(redis.exceptions.ConnectionError,
                                                               redis.exceptions.TimeoutError, OSError)),
                                 retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError])
+

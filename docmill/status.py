@@ -17,17 +17,20 @@ from docmill.settings import Settings, mask_url
 
 
 def view(state: JobState, now: float | None = None) -> dict[str, Any]:
-    """The job state plus what people ask of it: elapsed time, images/s, ETA. The rate is
-    images with an outcome (done or failed) per second since the job started; skipped images
-    cost nothing, so they would flatter it."""
+    """The job state plus what people ask of it: elapsed time, images/s, pages/s, ETA. The
+    rate is images and documents with an outcome (done or failed) per second since the job
+    started; skipped ones cost nothing, so they would flatter it. Document pages have their
+    own rate."""
     now = time.time() if now is None else now
     end = state.finished_at or now
     elapsed = max(end - state.started_at, 0.0) if state.started_at else 0.0
     processed = state.done + state.failed
     rate = processed / elapsed if elapsed > 0 else 0.0
     eta = 0.0 if state.finished else (state.pending / rate if rate > 0 and state.listing_done else None)
+    pages_rate = (state.pages_done + state.pages_failed) / elapsed if elapsed > 0 else 0.0
     return {**state.model_dump(mode="json"), "elapsed_s": round(elapsed, 3),
-            "images_per_s": round(rate, 3), "eta_s": None if eta is None else round(eta, 1)}
+            "images_per_s": round(rate, 3), "pages_per_s": round(pages_rate, 3),
+            "eta_s": None if eta is None else round(eta, 1)}
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,6 +83,11 @@ def _table(data: dict[str, Any]):  # type: ignore[no-untyped-def]
     table.add_column(justify="right")
     for key in ("total", "done", "failed", "skipped", "pending"):
         table.add_row(key, f"{data[key]:,}")
+    if data["documents"]:
+        table.add_row("documents", f"{data['documents_done']:,} of {data['documents']:,} written")
+        table.add_row("pages", f"{data['pages_done'] + data['pages_failed']:,} of {data['pages']:,} "
+                      f"({data['pages_failed']:,} failed)")
+        table.add_row("pages/s", f"{data['pages_per_s']:,.1f}")
     table.add_row("images/s", f"{data['images_per_s']:,.1f}")
     table.add_row("ETA", _duration(data["eta_s"]))
     table.add_row("elapsed", _duration(data["elapsed_s"]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 if TYPE_CHECKING:  # the render child imports this module and stays without numpy
     import numpy as np
@@ -61,6 +61,13 @@ class PageLimits:
     min_dpi: float = 50.0
     render_timeout_s: float = 60.0
     render_memory_mb: int = 2048
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PageLimits:
+        """The limits docmill's Settings set (read by name: this package imports no docmill
+        module, so that the producer and the render child can use it alone)."""
+        return cls(dpi=settings.pdf_dpi, max_pixels=settings.max_image_pixels, min_dpi=settings.pdf_min_dpi,
+                   render_timeout_s=settings.render_timeout_s, render_memory_mb=settings.render_memory_mb)
 
     def __post_init__(self) -> None:
         if not 0 < self.min_dpi <= self.dpi:

@@ -42,6 +42,8 @@ def _check_limits(args: argparse.Namespace) -> None:
         raise UsageError(f"--chunk must be between 1 and {MAX_ITEMS_PER_TASK}")
     if args.max_pending < 1:
         raise UsageError("--max-pending must be 1 or more")
+    if args.pages_per_task < 1:
+        raise UsageError("--pages-per-task must be 1 or more")
 
 
 def _start(args: argparse.Namespace, settings: Settings, store: JobStore) -> tuple[str, JobPlan, JobState]:
@@ -59,7 +61,8 @@ def _start(args: argparse.Namespace, settings: Settings, store: JobStore) -> tup
         plan = JobPlan(in_uri=args.input, out_uri=args.out, models=models, models_set=set_name,
                        include=",".join(include.patterns), chunk=args.chunk,
                        skip_existing=args.skip_existing, queue=args.queue,
-                       options=settings.engine.as_dict())
+                       options=settings.engine.as_dict(), pages_per_task=args.pages_per_task,
+                       pdf_text=args.pdf_text)
         store.create(job, plan.in_uri, plan.out_uri, models.uri, models.version)
     except (ModelSetError, StorageError, ValueError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from exc
@@ -88,7 +91,7 @@ def _produce(job: str, plan: JobPlan, state: JobState, store: JobStore, broker: 
     svc = Services(store=store, sender=TaskSender(broker, plan.queue),
                    backpressure=Backpressure(store, plan.queue, max_pending),
                    in_storage=open_storage(plan.in_uri, settings),
-                   out_storage=open_storage(plan.out_uri, settings))
+                   out_storage=open_storage(plan.out_uri, settings), settings=settings)
     drop_last_modified(svc.in_storage)
     started = time.monotonic()
     try:
@@ -97,7 +100,8 @@ def _produce(job: str, plan: JobPlan, state: JobState, store: JobStore, broker: 
     except StorageError as exc:
         raise UsageError(f"{exc} (continue with: docmill produce --resume {job})") from exc
     final = store.get(job)
-    _note(f"job {job}: {final.total} listed, {final.total - final.skipped} enqueued in "
+    documents = f" ({final.documents} documents split into {final.pages} pages)" if final.documents else ""
+    _note(f"job {job}: {final.total} listed, {final.total - final.skipped} enqueued{documents} in "
           f"{final.tasks_enqueued} tasks, {final.skipped} skipped "
           f"({time.monotonic() - started:.1f}s this run)" + ("; job finished" if finished else ""))
 
@@ -117,6 +121,7 @@ def _progress() -> Iterator[Callable[[Counts], None]]:
             notes = [f"queue full ({c.waiting_depth}), waiting"] if c.waiting_depth else []
             notes += [f"waited {c.waited_s:.0f}s for the queue"] if c.waited_s >= 1 else []
             notes += [f"{c.left_out:,} unsafe keys left out"] if c.left_out else []
+            notes += [f"{c.documents:,} documents split into {c.pages:,} pages"] if c.documents else []
             progress.update(task, description=" · ".join([
                 f"{c.listed:,} listed", f"{c.enqueued:,} enqueued in {c.tasks:,} tasks",
                 f"{c.skipped:,} skipped", f"{rate:,.0f}/s", *notes]))

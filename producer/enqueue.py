@@ -17,10 +17,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from docmill.documents import PdfText
+from docmill.inputs import is_document_name
 from docmill.jobs import JobState, JobStore, write_summary
 from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
 from docmill.result import models_tag
+from docmill.settings import Settings
 from docmill.storage import ObjectRef, Storage, result_uri
+from producer.commands import DEFAULT_PAGES_PER_TASK
+from producer.documents import split_document
 from producer.listing import ResultCheck, chunked, iter_sources, parse_include, prefetched
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,8 @@ class JobPlan:
     skip_existing: bool
     queue: str = QUEUE
     options: dict[str, Any] = field(default_factory=dict)
+    pages_per_task: int = DEFAULT_PAGES_PER_TASK
+    pdf_text: PdfText = "ocr"
 
     @property
     def models_tag(self) -> str:
@@ -140,6 +147,8 @@ class Counts:
     enqueued: int = 0
     skipped: int = 0
     tasks: int = 0
+    documents: int = 0  # split into page ranges, with their pages
+    pages: int = 0
     left_out: int = 0
     waited_s: float = 0.0
     waiting_depth: int = 0
@@ -152,6 +161,7 @@ class Services:
     backpressure: Backpressure
     in_storage: Storage
     out_storage: Storage
+    settings: Settings
 
 
 def run_job(job: str, plan: JobPlan, state: JobState, svc: Services,
@@ -178,27 +188,47 @@ def run_job(job: str, plan: JobPlan, state: JobState, svc: Services,
 def _enqueue_chunk(job: str, seq: int, chunk: list[ObjectRef], plan: JobPlan, svc: Services,
                    check: ResultCheck | None, counts: Counts,
                    on_progress: Callable[[Counts], None]) -> int:
-    """Send one chunk's task (unless nothing in it needs doing) and record it; the number of
-    tasks sent (0 or 1)."""
+    """Send one chunk's tasks (unless nothing in it needs doing) and record them; the number of
+    tasks sent. Images (and documents that stay whole) share one task; each page range of a
+    split document is a task of its own."""
     items = _items(chunk, plan.out_uri, counts)
     todo = check.pending(items) if check else items
-    if todo:
-        def waiting(depth: int) -> None:
-            counts.waiting_depth = depth
-            on_progress(counts)
+    tasks = _tasks(job, todo, plan, svc, counts)
 
+    def waiting(depth: int) -> None:
+        counts.waiting_depth = depth
+        on_progress(counts)
+
+    for offset, task_items in enumerate(tasks):
         counts.waited_s += svc.backpressure.wait(waiting)
         counts.waiting_depth = 0
-        svc.sender.send(OcrTask(job=job, seq=seq, models=plan.models, options=plan.options,
-                                out_prefix=plan.out_uri, items=todo))
+        svc.sender.send(OcrTask(job=job, seq=seq + offset, models=plan.models, options=plan.options,
+                                out_prefix=plan.out_uri, pdf_text=plan.pdf_text, items=task_items))
     skipped = len(items) - len(todo)
-    svc.store.record_enqueued(job, items=len(todo), tasks=int(bool(todo)), skipped=skipped,
-                              cursor=chunk[-1].key)
+    svc.store.record_enqueued(job, items=len(todo), tasks=len(tasks), skipped=skipped, cursor=chunk[-1].key)
     counts.listed += len(chunk)
     counts.enqueued += len(todo)
     counts.skipped += skipped
-    counts.tasks += int(bool(todo))
-    return int(bool(todo))
+    counts.tasks += len(tasks)
+    return len(tasks)
+
+
+def _tasks(job: str, todo: list[TaskItem], plan: JobPlan, svc: Services, counts: Counts) -> list[list[TaskItem]]:
+    """The items of each task to send for these items; split documents registered first, so
+    that their last page knows it is the last."""
+    whole: list[TaskItem] = []
+    ranges: list[list[TaskItem]] = []
+    for item in todo:
+        split = split_document(item, svc.in_storage, svc.settings, plan.pages_per_task) \
+            if is_document_name(item.src) else None
+        if split is None or split.page_count is None:
+            whole.append(item)
+            continue
+        svc.store.register_document(job, item.dst, split.page_count)
+        counts.documents += 1
+        counts.pages += split.page_count
+        ranges += [[part] for part in split.items]
+    return ([whole] if whole else []) + ranges
 
 
 def _items(chunk: list[ObjectRef], out_uri: str, counts: Counts) -> list[TaskItem]:

@@ -31,7 +31,7 @@ from docmill.result import DocumentPage, ModelsInfo, ResultError, SourceInfo
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 from pages.document import Document, DocumentError, EmbeddedLine, PageInfo, PageLimits
-from pages.source import open_document
+from pages.source import SNIFF_BYTES, open_document, sniff_kind
 from worker.engine.pipeline import PageLines, TextLine
 from worker.items import Admit, DecodedItem
 
@@ -43,11 +43,6 @@ def is_document_item(item: TaskItem) -> bool:
     bytes decide in the end: a one-page TIFF stays an image, and anything that is no PDF or
     TIFF goes down the image path, which reports what it is)."""
     return item.pages is not None or is_document_name(PurePosixPath(item.src).name)
-
-
-def page_limits(settings: Settings) -> PageLimits:
-    return PageLimits(dpi=settings.pdf_dpi, max_pixels=settings.max_image_pixels, min_dpi=settings.pdf_min_dpi,
-                      render_timeout_s=settings.render_timeout_s, render_memory_mb=settings.render_memory_mb)
 
 
 @dataclass
@@ -135,6 +130,14 @@ class DocumentPart:
     error: ResultError | None = None
     permanent: bool = True  # False: a storage error that a retry of the task may cure
 
+    @property
+    def retryable(self) -> bool:
+        return self.error is not None and not self.permanent
+
+    @property
+    def key(self) -> str:
+        return self.item.src
+
 
 def document_result(part: DocumentPart, models: ModelsInfo, pdf_text: PdfText,
                     pages: list[PageSummary] | None = None) -> DocumentResult:
@@ -162,12 +165,17 @@ class DocumentReader:
         self._lock = threading.Lock()
         self._last_load: Future | None = None
         self._released = False
+        self._image_bytes = False
 
     def open(self) -> None:
         """Copy and open the document, and work out its pages; a failure is kept in `error`."""
         try:
             self._spooled = self._spool.acquire(self.item)
-            self.document = open_document(self._spooled.path, page_limits(self.settings))
+            with open(self._spooled.path, "rb") as f:
+                self._image_bytes = sniff_kind(f.read(SNIFF_BYTES)) == "image" and self.item.pages is None
+            if self._image_bytes:  # a PDF or TIFF name on an image: the image path tells what it is
+                return
+            self.document = open_document(self._spooled.path, PageLimits.from_settings(self.settings))
         except StorageError as exc:
             self.error, self.permanent = ResultError(code=exc.code, message=str(exc)[:500]), exc.permanent
             return
@@ -183,12 +191,17 @@ class DocumentReader:
 
     @property
     def is_single_image(self) -> bool:
-        """A whole one-page TIFF: an image, with an image's result layout."""
-        return (self.item.pages is None and self.document is not None and self.document.kind == "tiff"
-                and self.document.page_count == 1)
+        """A whole one-page TIFF, or bytes that are no document at all: an image, with an
+        image's result layout."""
+        return self._image_bytes or (self.item.pages is None and self.document is not None
+                                     and self.document.kind == "tiff" and self.document.page_count == 1)
 
-    def read_whole(self) -> bytes:
+    def read_whole(self) -> bytes | None:
+        """The bytes, for the image path; None when they are over the image size limit (the
+        image path reads them from storage then, and refuses them as too_large)."""
         assert self._spooled is not None
+        if self._spooled.size > self.settings.max_image_bytes:
+            return None
         with open(self._spooled.path, "rb") as f:
             return f.read()
 

@@ -1,6 +1,7 @@
 """Everything one worker process holds for its lifetime: per model version one engine,
 its dynamic batcher and item flow (created on first use, after any fork), the I/O pool, the
-pixel budget every task thread shares, the result writer, the job store and the metrics."""
+pixel budget every task thread shares, the document spool, the result writer, the job store
+and the metrics."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from docmill.settings import Settings
 from worker.batcher import DynamicBatcher
 from worker.engine.pipeline import OcrEngine
 from worker.budget import PixelBudget
+from worker.documents import DocumentSpool
 from worker.flow import ItemFlow
 from worker.metrics import Metrics
 from worker.middleware.faults import with_faults
@@ -47,6 +49,7 @@ class WorkerHost:
         self.io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="docmill-io")
         self.writer = ResultWriter(settings, self.metrics)
         self.budget = PixelBudget(settings.pixel_budget)
+        self.spool = DocumentSpool(settings)  # one local copy per document, whichever task reads it
         self._load = with_faults(load_item)
         self._models: dict[str, LoadedModels] = {}
         self._lock = threading.Lock()
@@ -60,7 +63,7 @@ class WorkerHost:
                     raise ModelSetError(f"{ref.uri} holds version {model_set.version}, task wants {ref.version}")
                 engine = OcrEngine.load(model_set, self.settings, self.device)
                 batcher = DynamicBatcher(engine, self.max_batch_images, self.max_delay_ms, self.metrics)
-                flow = ItemFlow(batcher, self.writer, self.io, self.settings, self.budget, self._load)
+                flow = ItemFlow(batcher, self.writer, self.io, self.settings, self.budget, self._load, self.spool)
                 self.metrics.set_model_set(model_set.name, model_set.version)
                 self._models[ref.version] = LoadedModels(model_set, engine, batcher, flow)
             return self._models[ref.version]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 
-from docmill.jobs import write_summary
+from docmill.documents import DocumentResult, PageSummary
+from docmill.jobs import TaskPages, write_summary
 from docmill.messages import OcrTask, TaskItem
-from docmill.result import ModelsInfo, ResultError
+from docmill.options import EngineOptions
+from docmill.result import DocumentPage, ModelsInfo, ResultError
 from docmill.storage import StorageError, open_storage
-from worker.flow import Outcome, RunContext
+from worker.documents import DocumentPart, DocumentReader, document_result
+from worker.flow import Event, Outcome, RunContext
 from worker.host import LoadedModels, WorkerHost
 from worker.items import DecodedItem
 from worker.middleware.outcomes import count_items, count_task
@@ -29,56 +32,116 @@ def run_task(host: WorkerHost, task: OcrTask, final_try: bool = True) -> dict[st
     counting anything) when storage failed in a way a retry may cure and retries remain."""
     redelivered = host.redelivery.is_redelivery(task)
     loaded = host.models(task.models)
-    context = RunContext(loaded.engine.options.merged(task.options), _models_info(loaded), loaded.engine.providers)
+    context = RunContext(loaded.engine.options.merged(task.options), _models_info(loaded), loaded.engine.providers,
+                         pdf_text=task.pdf_text)
     if redelivered:
         count_task(host.metrics, "redelivered")
-        outcomes = [host.redelivery.guard(task, item, lambda it: _alone(loaded, it, context),
-                                          lambda it, error: _give_up(host, it, error, context.models,
-                                                                     context.providers))
-                    for item in task.items]
+        events = [event for item in task.items
+                  for event in host.redelivery.guard(task, item, lambda it: _alone(loaded, it, context),
+                                                     lambda it, error: _give_up(host, it, error, context))]
     else:
-        outcomes = list(loaded.flow.run(task.items, context))
-    retryable = [o for o in outcomes if o.retryable]
+        events = list(loaded.flow.run(task.items, context))
+    retryable = [e for e in events if e.retryable]
     if retryable and not final_try:
-        raise TransientError(f"{len(retryable)} item(s) hit storage trouble, e.g. {retryable[0].result.source.uri}")
-    return _record(host, task, outcomes)
+        raise TransientError(f"{len(retryable)} item(s) hit storage trouble, e.g. {retryable[0].key}")
+    return _record(host, task, events, context)
 
 
 def fail_task(host: WorkerHost, task: OcrTask, message: str) -> dict[str, int]:
     """Give up on a task that keeps failing as a whole (a model set that will not load, say):
-    every item gets an `engine_error` result and counts as failed, so the job still ends with
-    one result per image instead of waiting forever for a dropped message."""
+    every item (every page of a document item) gets an `engine_error` result and counts as
+    failed, so the job still ends with one result per image instead of waiting forever for a
+    dropped message."""
     models = ModelsInfo(set=task.models.uri.rstrip("/").rsplit("/", 2)[-2] or "unknown",
                         version=task.models.version)
+    context = RunContext(EngineOptions(), models, [], pdf_text=task.pdf_text)
     error = ResultError(code="engine_error", message=f"the task failed repeatedly: {message}"[:500])
-    return _record(host, task, [_give_up(host, item, error, models, []) for item in task.items])
+    return _record(host, task, [e for item in task.items for e in _give_up(host, item, error, context)], context)
 
 
-def _alone(loaded: LoadedModels, item: TaskItem, context: RunContext) -> Outcome:
-    return next(loaded.flow.run([item], context, ahead=1))
+def _alone(loaded: LoadedModels, item: TaskItem, context: RunContext) -> list[Event]:
+    return list(loaded.flow.run([item], context, ahead=1))
 
 
-def _give_up(host: WorkerHost, item: TaskItem, error: ResultError, models: ModelsInfo,
-             providers: list[str]) -> Outcome:
-    """An error result for an item that is not run at all, written like any other."""
-    result = build_result(DecodedItem(item=item), error, models, providers)
+def _give_up(host: WorkerHost, item: TaskItem, error: ResultError, context: RunContext) -> list[Event]:
+    """Error results for an item that is not run at all, written like any other: an image's
+    result, or each page's of a document's page range and then its part."""
+    if item.pages is None:
+        return [_write_given_up(host, DecodedItem(item=item), error, context)]
+    first, last = item.pages
+    reader = DocumentReader(item, host.spool, host.settings, context.pdf_text)
+    events: list[Event] = []
+    for number in range(first, last + 1):
+        page = DecodedItem(item=reader.page_item(number),
+                           page=DocumentPage(index=number, count=item.page_count or last))
+        events.append(outcome := _write_given_up(host, page, error, context))
+        reader.record(number, PageSummary.of(number, outcome.result, outcome.write_error and "write_error"))
+    reader.numbers = list(range(first, last + 1))
+    return events + [reader.part()]
+
+
+def _write_given_up(host: WorkerHost, decoded: DecodedItem, error: ResultError, context: RunContext) -> Outcome:
+    result = build_result(decoded, error, context.models, context.providers)
     try:
-        host.writer.write(result, item.dst, item.etag)
+        host.writer.write(result, decoded.item.dst, decoded.item.etag)
     except StorageError as exc:
         return Outcome(result, exc, retryable=not exc.permanent)
     return Outcome(result)
 
 
-def _record(host: WorkerHost, task: OcrTask, outcomes: list[Outcome]) -> dict[str, int]:
-    """Count the task's outcomes once in the job state; the worker whose task completes the
-    job writes its summary."""
-    failures = {o.result.source.uri: o.code for o in outcomes if o.code}  # the writer logged write errors
+def _record(host: WorkerHost, task: OcrTask, events: list[Event], context: RunContext) -> dict[str, int]:
+    """Count the task's outcomes once in the job state; write the results of documents whose
+    last page this was; the worker whose task (or document) completes the job writes its
+    summary."""
+    outcomes = [e for e in events if isinstance(e, Outcome)]
+    parts = [e for e in events if isinstance(e, DocumentPart)]
     count_items(host.metrics, outcomes)
-    done = len(outcomes) - len(failures)
-    if host.jobs.record_task(task.job, task.seq, failures, done=done) == 2:
+    failures = {o.key: o.code for o in outcomes if o.code}  # the writer logged write errors
+    whole = [_write_whole_document(host, part, context) for part in parts if part.item.pages is None]
+    failures.update({part.item.src: code for part, code in zip([p for p in parts if p.item.pages is None], whole)
+                     if code})
+    images = [o for o in outcomes if o.result.page is None]
+    failed = sum(1 for o in images if o.code) + sum(1 for code in whole if code)
+    done = len(images) + len(whole) - failed
+    pages = TaskPages(done=sum(1 for o in outcomes if o.result.page and not o.code),
+                      failed=sum(1 for o in outcomes if o.result.page and o.code),
+                      summaries={p.item.dst: {s.index: s.model_dump_json() for s in p.pages}
+                                 for p in parts if p.item.pages is not None})
+    finished = host.jobs.record_task(task.job, task.seq, failures, done=done, failed=failed, pages=pages) == 2
+    split = [p for p in parts if p.item.pages is not None]
+    for dst in host.jobs.documents_to_finish(task.job, [p.item.dst for p in split]):
+        part = next(p for p in split if p.item.dst == dst)
+        finished |= _finish_split_document(host, task, part, context) == 2
+    if finished:
         _write_summary(host, task)
     count_task(host.metrics, "done")
-    return {"done": done, "failed": len(failures)}
+    counts = {"done": done, "failed": failed}
+    return counts | ({"pages": pages.done + pages.failed} if pages.done + pages.failed else {})
+
+
+def _write_whole_document(host: WorkerHost, part: DocumentPart, context: RunContext) -> str | None:
+    """The result of a document this task read whole; its error code when it counts as failed."""
+    result = document_result(part, context.models, context.pdf_text)
+    return _write_document(host, result, part)
+
+
+def _finish_split_document(host: WorkerHost, task: OcrTask, part: DocumentPart, context: RunContext) -> int:
+    """All pages of a split document are recorded: write its result from every task's page
+    summaries, then count it (once, whoever else gets here)."""
+    summaries = host.jobs.document_pages(task.job, part.item.dst)
+    pages = [PageSummary.model_validate_json(summaries[n]) for n in sorted(summaries)]
+    code = _write_document(host, document_result(part, context.models, context.pdf_text, pages), part)
+    return host.jobs.record_document(task.job, part.item.dst, part.item.src, code)
+
+
+def _write_document(host: WorkerHost, result: DocumentResult, part: DocumentPart) -> str | None:
+    try:
+        host.writer.write_document(result, part.item.dst, part.item.etag)
+    except StorageError:  # the writer logged it
+        return "write_error"
+    if result.error is not None:
+        return result.error.code
+    return next((p.error.code for p in result.pages if p.error is not None), None)
 
 
 def _write_summary(host: WorkerHost, task: OcrTask) -> None:

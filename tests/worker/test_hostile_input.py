@@ -35,7 +35,6 @@ FILES = {
     "rgb16.png": (fx.rgb16_png(), None, (6, 4)),
     "palette.png": (fx.palette_png(), None, (100, 60)),
     "cmyk.jpg": (fx.cmyk_jpeg(), None, (32, 8)),
-    "pages.tif": (fx.multipage_tiff(), None, (100, 60)),
     "anim.gif": (fx.animated_gif(), None, (100, 60)),
     "exif6.jpg": (fx.exif_jpeg(6), None, (100, 60)),
     "text.png": (small_page(7), None, (224, 48)),
@@ -122,8 +121,10 @@ def test_each_bad_image_costs_only_its_own_result(rig):
 
     items = upload(rig, {k: v[0] for k, v in FILES.items()}, "files")
     deleted = upload(rig, {"deleted.png": small_page(1)}, "files")[0]
+    pages = upload(rig, {"pages.tif": fx.multipage_tiff()}, "files")[0]
     rig["client"].delete_object(Bucket=rig["bucket"], Key=deleted.src.split("/", 3)[3])
-    run_job(rig, [*items, deleted], "files")
+    run_job(rig, [*items, deleted, pages], "files")
+    assert_every_page_of_the_tiff_has_its_result(rig, pages)
     got = {}
     for key, item in zip([*FILES, "deleted.png"], [*items, deleted]):
         doc = result(rig, item)
@@ -135,6 +136,25 @@ def test_each_bad_image_costs_only_its_own_result(rig):
     assert result(rig, items[list(FILES).index("text.png")])["lines"][0]["text"] == "Item 0007"
     assert "PDF" in result(rig, items[list(FILES).index("pdf.jpg")])["error"]["message"]
     assert_worker_still_works(rig)
+
+
+def assert_every_page_of_the_tiff_has_its_result(rig: dict, item: TaskItem) -> None:
+    """A multi-page TIFF among images is a document: each frame its page result, then one
+    document result listing them."""
+    from docmill.documents import page_result_uri, validate_document
+    from docmill.result import validate_result
+
+    document = result(rig, item)
+    validate_document(document)
+    assert (document["kind"], document["page_count"], document["error"]) == ("tiff", 2, None)
+    assert [(p["index"], p["status"]) for p in document["pages"]] == [(1, "ok"), (2, "ok")]
+    sizes = []
+    for number in (1, 2):
+        page = result(rig, item.model_copy(update={"dst": page_result_uri(item.dst, number)}))
+        validate_result(page)
+        assert page["page"]["index"] == number and page["page"]["count"] == 2
+        sizes.append((page["image"]["width"], page["image"]["height"]))
+    assert sizes == [(100, 60), (40, 30)]
 
 
 def _good_payload(rig: dict) -> dict:

@@ -1,0 +1,54 @@
+"""Splitting a document into page-range items, so one long PDF spreads over many workers.
+
+The producer reads each document once to count its pages (in the page source's render child,
+under the same time and memory limits as the workers), then makes one item per
+`pages_per_task` pages. A document it cannot count (encrypted, corrupt, unreadable) stays one
+whole item: the worker that takes it writes the error result, so nothing is left out. A
+one-page TIFF is an image and stays one item too.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+
+from docmill.messages import TaskItem
+from docmill.settings import Settings
+from docmill.storage import Storage, StorageError
+from pages.document import DocumentError, PageLimits
+from pages.source import open_document
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DocumentSplit:
+    """The items a document becomes; `page_count` None when it stays whole."""
+
+    items: list[TaskItem]
+    page_count: int | None = None
+
+
+def split_document(item: TaskItem, storage: Storage, settings: Settings, pages_per_task: int) -> DocumentSplit:
+    """`item` as page ranges of at most `pages_per_task` pages each, 1-based and inclusive."""
+    count = count_pages(item, storage, settings)
+    if count is None:
+        return DocumentSplit([item])
+    ranges = [(first, min(first + pages_per_task - 1, count)) for first in range(1, count + 1, pages_per_task)]
+    return DocumentSplit([item.model_copy(update={"pages": r, "page_count": count}) for r in ranges], count)
+
+
+def count_pages(item: TaskItem, storage: Storage, settings: Settings) -> int | None:
+    """The document's page count, or None when it is no multi-page document or cannot be
+    read here (the worker gives that its own result)."""
+    with tempfile.NamedTemporaryFile(prefix="docmill-count-") as copy:
+        try:
+            storage.read_into(item.src, copy, max_bytes=settings.max_document_bytes)
+            copy.flush()
+            with open_document(copy.name, PageLimits.from_settings(settings)) as document:
+                single_image = document.kind == "tiff" and document.page_count == 1
+                return None if single_image else document.page_count
+        except (StorageError, DocumentError) as exc:
+            log.warning("%s stays one item, for the worker to report: %s", item.src, exc)
+            return None

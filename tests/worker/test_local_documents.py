@@ -1,0 +1,178 @@
+"""`docmill run` on documents: PDFs and multi-page TIFFs become page results and one document
+result each; hostile documents give coded error results and the run goes on; `--pdf-text`
+decides what happens to pages that already have text. Every document is built here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from docmill.cli import main
+from docmill.documents import page_result_uri, validate_document
+from docmill.result import validate_result
+from tests.pages import (BLANK, SLOW_PAGE, content_pdf, empty_pdf, encoded, encrypted, image_pdf, rotated,
+                         scanned_pdf, text_pdf, tiff)
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def scan(text: str, size: tuple[int, int] = (700, 160)) -> Image.Image:
+    """A clean greyscale "scan" of one word line, big enough to read at any test DPI."""
+    image = Image.new("L", size, 255)
+    ImageDraw.Draw(image).text((30, 40), text, fill=0, font=ImageFont.truetype(FONT, 56))
+    return image
+
+
+def mixed_pdf() -> bytes:
+    """Page 1 born digital (a text layer), page 2 a scan (no text layer), in one PDF."""
+    import io
+
+    import pikepdf
+
+    out = pikepdf.new()
+    for part in (text_pdf([["Digital page words"]]), scanned_pdf([scan("SCANNED 2024")], dpi=150)):
+        out.pages.extend(pikepdf.open(io.BytesIO(part)).pages)
+    buf = io.BytesIO()
+    out.save(buf)
+    return buf.getvalue()
+
+
+def run(inputs: list[Path], out: Path, *flags: str) -> None:
+    assert main(["run", *map(str, inputs), "--out", str(out), "--device", "cpu", "--quiet", *flags]) == 0
+
+
+def document(out: Path, name: str) -> dict:
+    data = json.loads((out / f"{name}.json").read_text())
+    validate_document(data)
+    return data
+
+
+def page(out: Path, name: str, number: int) -> dict:
+    data = json.loads(Path(page_result_uri(str(out / f"{name}.json"), number)).read_text())
+    validate_result(data)
+    return data
+
+
+def texts(result: dict) -> str:
+    return " ".join(line["text"] for line in result["lines"])
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory) -> tuple[Path, Path]:
+    """One run over a folder of good, odd and hostile documents (and an image among them)."""
+    folder = tmp_path_factory.mktemp("documents")
+    files = {
+        "scans.pdf": scanned_pdf([scan("FIRST PAGE"), scan("SECOND PAGE"), scan("THIRD PAGE")], dpi=150),
+        "turned.pdf": rotated(scanned_pdf([scan("TURNED PAGE")], dpi=150), 90),
+        "frames.tif": tiff([scan("FRAME ONE"), scan("FRAME TWO")], dpi=150),
+        "single.tif": tiff([scan("ONLY FRAME")]),
+        "fax.pdf": image_pdf(encoded(scan("CCITT FAX").point(lambda v: 255 if v > 128 else 0).convert("1"),
+                                     "TIFF", compression="group4"), 150),
+        "jp2.pdf": image_pdf(encoded(scan("JPEG TWOK").convert("RGB"), "JPEG2000"), 150),
+        "locked.pdf": encrypted(text_pdf([["secret"]])),
+        "cut.pdf": scanned_pdf([scan("CUT SHORT")], dpi=150)[:700],
+        "empty.pdf": empty_pdf(),
+        "huge.pdf": content_pdf([BLANK], size=(200 * 72.0, 200 * 72.0)),
+        "slow.pdf": content_pdf([BLANK, SLOW_PAGE * 40]),
+        "png-named.pdf": encoded(scan("NOT A PDF"), "PNG"),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    out = tmp_path_factory.mktemp("out")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DOCMILL_RENDER_TIMEOUT_S", "2")  # slow.pdf's second page takes longer
+        run([folder], out)
+    return folder, out
+
+
+def test_each_page_has_its_result_and_the_document_lists_them(documents):
+    _, out = documents
+    whole = document(out, "scans.pdf")
+    assert (whole["kind"], whole["page_count"], whole["error"]) == ("pdf", 3, None)
+    assert [(p["index"], p["status"], p["lines"] > 0) for p in whole["pages"]] == [
+        (1, "ok", True), (2, "ok", True), (3, "ok", True)]
+    for number, word in enumerate(("FIRST", "SECOND", "THIRD"), 1):
+        result = page(out, "scans.pdf", number)
+        assert result["page"] == {"index": number, "count": 3, "dpi": 150.0, "text": "ocr"}
+        assert word in texts(result)
+        assert result["source"]["sha256"] == whole["source"]["sha256"]
+
+
+def test_a_rotated_page_is_read_upright_at_its_turned_size(documents):
+    _, out = documents
+    result = page(out, "turned.pdf", 1)
+    assert "TURNED" in texts(result)
+    assert result["image"]["height"] > result["image"]["width"]  # /Rotate 90 of a wide scan
+
+
+def test_every_tiff_frame_is_a_page_and_a_one_page_tiff_stays_an_image(documents):
+    _, out = documents
+    assert [p["status"] for p in document(out, "frames.tif")["pages"]] == ["ok", "ok"]
+    assert "TWO" in texts(page(out, "frames.tif", 2))
+    single = json.loads((out / "single.tif.json").read_text())
+    validate_result(single)
+    assert single["page"] is None and "ONLY" in texts(single)
+    assert not (out / "single.tif").exists()
+
+
+@pytest.mark.parametrize(("name", "word"), [("fax.pdf", "FAX"), ("jp2.pdf", "JPEG")])
+def test_ccitt_and_jpeg2000_page_images_are_read(documents, name, word):
+    _, out = documents
+    assert word in texts(page(out, name, 1))
+
+
+@pytest.mark.parametrize(("name", "code"), [
+    ("locked.pdf", "encrypted"), ("cut.pdf", "decode_error"), ("empty.pdf", "decode_error")])
+def test_a_document_that_cannot_be_read_gets_an_error_result_and_no_pages(documents, name, code):
+    _, out = documents
+    whole = document(out, name)
+    assert whole["error"]["code"] == code and whole["pages"] == [] and whole["page_count"] is None
+    assert not (out / name).exists()
+
+
+def test_an_absurd_page_is_rendered_under_the_pixel_cap(documents):
+    _, out = documents
+    result = page(out, "huge.pdf", 1)
+    assert result["error"] is None
+    assert result["image"]["width"] * result["image"]["height"] <= 100_000_000
+    assert result["page"]["dpi"] < 150
+
+
+def test_a_page_that_hangs_costs_that_page_only(documents):
+    _, out = documents
+    whole = document(out, "slow.pdf")
+    assert [(p["status"], (p["error"] or {}).get("code")) for p in whole["pages"]] == [
+        ("ok", None), ("failed", "render_timeout")]
+    assert page(out, "slow.pdf", 2)["error"]["code"] == "render_timeout"
+
+
+def test_a_png_named_pdf_is_read_as_the_image_it_is(documents):
+    _, out = documents
+    result = json.loads((out / "png-named.pdf.json").read_text())
+    validate_result(result)
+    assert "PDF" in texts(result) and result["page"] is None
+
+
+@pytest.mark.parametrize(("mode", "first"), [
+    ("ocr", ("ok", "ocr")), ("skip", ("skipped", "skipped")), ("embedded", ("ok", "embedded"))])
+def test_pdf_text_modes_on_a_mixed_pdf(tmp_path, mode, first):
+    source = tmp_path / "mixed.pdf"
+    source.write_bytes(mixed_pdf())
+    out = tmp_path / "out"
+    run([source], out, "--pdf-text", mode)
+    whole = document(out, "mixed.pdf")
+    assert whole["pdf_text"] == mode
+    assert [(p["status"], p["text"]) for p in whole["pages"]] == [first, ("ok", "ocr")]
+    digital, scanned = page(out, "mixed.pdf", 1), page(out, "mixed.pdf", 2)
+    assert "SCANNED" in texts(scanned)
+    if mode == "skip":
+        assert digital["lines"] == []
+    else:
+        assert "Digital" in texts(digital)
+    if mode == "embedded":
+        assert [line["score"] for line in digital["lines"]] == [1.0]
