@@ -8,17 +8,21 @@ packages when an `Ocr` is made, never when the contracts are imported.
     ocr = Ocr()                          # the default set, imported on first use
     for line in ocr.read("page.jpg").lines:
         print(line.text, line.score, line.box, line.angle)
+    for page in ocr.read_document("scan.pdf"):   # PDFs and multi-page TIFFs, page by page
+        print(page.page, page.text)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+import io
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from docmill.documents import PdfText
 from docmill.modelset import ModelSet
 from docmill.options import EngineOptions
 from docmill.settings import Settings
@@ -46,16 +50,33 @@ class OcrLine:
 @dataclass(frozen=True)
 class OcrPage:
     """One image's lines in reading order, its size, and, when page orientation ran
-    (`use_doc_orientation=True`), the angle it was found turned by, clockwise."""
+    (`use_doc_orientation=True`), the angle it was found turned by, clockwise. A page of a
+    document also has its 1-based number, the DPI it was rendered at (None: unknown), where
+    its lines came from (`ocr`, or a PDF's own text layer with `pdf_text`), and `error`
+    ("code: message") when that page could not be read, with no lines."""
 
     width: int
     height: int
     lines: list[OcrLine] = field(default_factory=list)
     angle: int | None = None
+    page: int | None = None
+    dpi: float | None = None
+    text_from: str = "ocr"
+    error: str | None = None
 
     @property
     def text(self) -> str:
         return "\n".join(line.text for line in self.lines)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One entry for a batch: its size when it needs the engine (None: `make` gives a finished
+    page), how to make its pixels once the batch has room, and fields its page gets."""
+
+    size: tuple[int, int] | None
+    make: Callable[[], np.ndarray | OcrPage]
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 class Ocr:
@@ -82,28 +103,102 @@ class Ocr:
         return self._engine.providers
 
     def read(self, image: ImageInput) -> OcrPage:
-        """The lines of one image. Raises ValueError for an image that cannot be read."""
-        return self._pages([to_array(image, self.settings)])[0]
+        """The lines of one image (or of a one-page document). Raises ValueError for an image
+        that cannot be read, and for a document of several pages (use read_document)."""
+        raw = _read_path(image)
+        if isinstance(raw, (bytes, bytearray, memoryview)) and _is_document(bytes(raw)):
+            pages = iter(self.read_document(bytes(raw)))
+            first = next(pages)
+            if next(pages, None) is not None:
+                raise ValueError("this is a document of several pages: use read_document() or read_many()")
+            if first.error:
+                raise ValueError(first.error)
+            return first
+        return self._pages([to_array(raw, self.settings)])[0]
+
+    def read_document(self, document: str | PathLike[str] | bytes, pdf_text: PdfText = "ocr") -> Iterator[OcrPage]:
+        """Each page of a PDF or multi-page TIFF (a path or its bytes), in order, rendered at
+        DOCMILL_PDF_DPI under the same limits as `docmill run`, batched like read_many. A page
+        that cannot be read comes back with its `error`; a document that cannot be opened at
+        all raises ValueError ("encrypted: ...", "decode_error: ..."). `pdf_text` treats pages
+        that already have a text layer as `docmill run --pdf-text` does."""
+        from pages.document import DocumentError, PageLimits
+        from pages.source import open_document
+
+        source = str(document) if isinstance(document, (str, PathLike)) else bytes(document)
+        try:
+            opened = open_document(source, PageLimits.from_settings(self.settings))
+        except DocumentError as exc:
+            raise ValueError(f"{exc.code}: {exc}") from exc
+        with opened:
+            yield from self._document_pages(opened, pdf_text)
 
     def read_many(self, images: Iterable[ImageInput]) -> Iterator[OcrPage]:
         """Pages for many images, in input order, run in batches of at most `batch_size`
         images whose pixels stay within the pixel budget (`DOCMILL_PIXEL_BUDGET_MP`): a file
         or bytes is sized from its header and decoded only once its batch has room (a page
-        over the budget runs alone). Only one batch of decoded images is held at a time."""
+        over the budget runs alone). Only one batch of decoded images is held at a time. A
+        PDF or multi-page TIFF among them gives each of its pages, as read_document does."""
+
+        def planned() -> Iterator[_Planned]:
+            for image in images:
+                raw = _read_path(image)
+                if isinstance(raw, (bytes, bytearray, memoryview)) and _is_document(bytes(raw)):
+                    yield from (_Planned(None, lambda page=page: page) for page in self.read_document(bytes(raw)))
+                    continue
+                yield _Planned(_size_of(raw, self.settings), lambda raw=raw: to_array(raw, self.settings))
+
+        yield from self._batched(planned())
+
+    def _document_pages(self, document: Any, pdf_text: PdfText) -> Iterator[OcrPage]:
+        """The pages of an open document, rendered only once their batch has room."""
+        from pages.document import DocumentError
+
+        def planned() -> Iterator[_Planned]:
+            for index in range(document.page_count):
+                try:
+                    info = document.page_info(index)
+                except DocumentError as exc:
+                    page = OcrPage(0, 0, page=index + 1, error=f"{exc.code}: {exc}")
+                    yield _Planned(None, lambda page=page: page)
+                    continue
+                if info.has_text and pdf_text != "ocr":
+                    yield _Planned(None, lambda info=info: self._given_page(document, info, pdf_text))
+                    continue
+                yield _Planned((info.width, info.height), lambda info=info: _rendered(document, info),
+                               {"page": index + 1, "dpi": info.dpi})
+
+        yield from self._batched(planned())
+
+    def _given_page(self, document: Any, info: Any, pdf_text: PdfText) -> OcrPage:
+        """A page with a text layer: its embedded lines, or none (`skip`)."""
+        lines = [] if pdf_text == "skip" else [
+            OcrLine(line.text, 1.0, [[max(round(x), 0), max(round(y), 0)] for x, y in line.box], 0)
+            for line in document.embedded_lines(info.index)]
+        return OcrPage(info.width, info.height, lines, page=info.index + 1, dpi=info.dpi,
+                       text_from="embedded" if pdf_text == "embedded" else "skipped")
+
+    def _batched(self, planned: Iterable[_Planned]) -> Iterator[OcrPage]:
+        """Run what needs the engine in budget-bounded batches, in order; what is already a
+        page (given text, an error) passes through in its place."""
         from worker.engine.pipeline import page_pixels
 
-        batch: list[np.ndarray] = []
+        batch: list[tuple[np.ndarray | OcrPage, dict[str, Any]]] = []
         held = 0
-        for image in images:
-            raw = _read_path(image)
-            cost = page_pixels(*_size_of(raw, self.settings), self.options)
-            if batch and (len(batch) == self.batch_size or held + cost > self.settings.pixel_budget):
-                yield from self._pages(batch)
+        for plan in planned:
+            cost = page_pixels(*plan.size, self.options) if plan.size else 0
+            arrays = sum(1 for made, _ in batch if isinstance(made, np.ndarray))
+            if arrays and (arrays == self.batch_size or held + cost > self.settings.pixel_budget):
+                yield from self._run(batch)
                 batch, held = [], 0
-            batch.append(to_array(raw, self.settings))
+            batch.append((plan.make(), plan.fields))
             held += cost
         if batch:
-            yield from self._pages(batch)
+            yield from self._run(batch)
+
+    def _run(self, batch: list[tuple[np.ndarray | OcrPage, dict[str, Any]]]) -> list[OcrPage]:
+        read = iter(self._pages([made for made, _ in batch if isinstance(made, np.ndarray)]))
+        return [replace(next(read), **fields) if isinstance(made, np.ndarray) else made for made, fields in batch]
 
     def _pages(self, arrays: list[np.ndarray]) -> list[OcrPage]:
         pages = self._engine.run(arrays, self.options)
@@ -128,6 +223,29 @@ def to_array(image: ImageInput, settings: Settings) -> np.ndarray:
         except ImageDecodeError as exc:
             raise ValueError(f"{exc.code}: {exc}") from exc
     return _from_pil(image)
+
+
+def _is_document(data: bytes) -> bool:
+    """PDF bytes, or a TIFF of more than one page."""
+    from pages.source import sniff_kind
+
+    kind = sniff_kind(data)
+    if kind == "tiff":
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            return getattr(im, "n_frames", 1) > 1
+    return kind == "pdf"
+
+
+def _rendered(document: Any, info: Any) -> np.ndarray | OcrPage:
+    """The page's pixels, or an error page when it cannot be rendered."""
+    from pages.document import DocumentError
+
+    try:
+        return document.render_page(info.index).image
+    except DocumentError as exc:
+        return OcrPage(0, 0, page=info.index + 1, dpi=info.dpi, error=f"{exc.code}: {exc}")
 
 
 def _read_path(image: ImageInput) -> ImageInput:

@@ -114,3 +114,22 @@ def test_bad_input_is_a_clear_error(ocr):
         ocr.read(np.zeros((10, 10, 2), np.uint8))
     with pytest.raises(TypeError, match="numpy array or a PIL image"):
         ocr.read(12)
+
+
+def test_documents_read_page_by_page_everywhere_an_image_is_read(ocr, tmp_path):
+    from tests.pages import encrypted, scan, scanned_pdf, text_pdf, tiff
+
+    pdf = scanned_pdf([scan("FIRST PAGE"), scan("SECOND PAGE")], dpi=150)
+    (tmp_path / "two.pdf").write_bytes(pdf)
+    pages = list(ocr.read_document(tmp_path / "two.pdf"))
+    assert [(p.page, p.dpi, "FIRST" in p.text, "SECOND" in p.text) for p in pages] == [
+        (1, 150.0, True, False), (2, 150.0, False, True)]
+    mixed = list(ocr.read_many([scan_bytes := tiff([scan("FRAME ONE"), scan("FRAME TWO")]), pdf]))
+    assert [p.page for p in mixed] == [1, 2, 1, 2] and "TWO" in mixed[1].text
+    assert "ONLY" in ocr.read(scanned_pdf([scan("ONLY PAGE")], dpi=150)).text
+    with pytest.raises(ValueError, match="several pages"):
+        ocr.read(scan_bytes)
+    with pytest.raises(ValueError, match="^encrypted"):
+        list(ocr.read_document(encrypted(text_pdf([["x"]]))))
+    embedded = list(ocr.read_document(text_pdf([["Digital words"]]), pdf_text="embedded"))
+    assert embedded[0].text_from == "embedded" and embedded[0].text == "Digital words"

@@ -58,6 +58,14 @@ def page_image(text: str, size: tuple[int, int] = (600, 400), seed: int = 0) -> 
     return image
 
 
+def scan(text: str, size: tuple[int, int] = (700, 160)) -> Image.Image:
+    """A clean greyscale "scan" of one line in DejaVu Sans, big enough to OCR at any test DPI."""
+    image = Image.new("L", size, 255)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 56)
+    ImageDraw.Draw(image).text((30, 40), text, fill=0, font=font)
+    return image
+
+
 def encoded(image: Image.Image, fmt: str, **params: object) -> bytes:
     buf = io.BytesIO()
     image.save(buf, fmt, **params)

@@ -8,24 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
-
 from docmill.cli import main
 from docmill.documents import page_result_uri, validate_document
 from docmill.result import validate_result
 from tests.pages import (BLANK, SLOW_PAGE, content_pdf, empty_pdf, encoded, encrypted, image_pdf, rotated,
-                         scanned_pdf, text_pdf, tiff)
+                         scan, scanned_pdf, text_pdf, tiff)
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
-
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-
-
-def scan(text: str, size: tuple[int, int] = (700, 160)) -> Image.Image:
-    """A clean greyscale "scan" of one word line, big enough to read at any test DPI."""
-    image = Image.new("L", size, 255)
-    ImageDraw.Draw(image).text((30, 40), text, fill=0, font=ImageFont.truetype(FONT, 56))
-    return image
 
 
 def mixed_pdf() -> bytes:
