@@ -294,3 +294,129 @@ def connect(url: str) -> Any:
                                                               redis.exceptions.TimeoutError, OSError)),
                                 retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError])
 
+
+_NOW = "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n"
+
+_BEAT = _NOW + """
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+for i = 2, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+for _, tag in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('HEXISTS', KEYS[3], tag) == 0 then redis.call('SREM', KEYS[2], tag) end
+end
+"""
+
+_LAPSED = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))"
+
+_RECOVER = _NOW + """
+local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not beat or tonumber(beat) > now - tonumber(ARGV[2]) then return false end
+local restored, i = {}, 3
+while i <= #ARGV do
+  local tag, payload, queues = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if redis.call('HDEL', KEYS[3], tag) == 1 then
+    redis.call('ZREM', KEYS[4], tag)
+    for q = i + 3, i + 2 + queues do redis.call('RPUSH', ARGV[q], payload) end
+    restored[#restored + 1] = tag
+  end
+  i = i + 3 + queues
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return restored
+"""
+
+
+class WorkerRegistry:
+    """Live workers and the kombu delivery tags they hold, so a dead worker's tasks go back
+    on the queue long before kombu's visibility timeout (which must outlast the slowest task).
+
+    Keys: `docmill:workers` (sorted set: worker -> its last beat, on Redis's clock, so hosts'
+    clocks never matter) and `docmill:worker:<worker>:tags` (set of delivery tags). kombu's
+    Redis transport keeps each unacked message in its `unacked` hash, as JSON
+    `[message, exchange, routing_key]`, and its delivery time in `unacked_index`; a tag absent
+    from `unacked` was acked or restored already, so it is not re-queued. A message keeps its
+    tag when it is restored, so once re-delivered it is back in `unacked` under that tag,
+    recorded by the worker that took it.
+    """
+
+    WORKERS = "docmill:workers"
+
+    def __init__(self, client: Any):
+        from kombu.transport.redis import Channel
+
+        self.r = client
+        self.kombu = Channel  # its class attributes: the transport's key names and queue layout
+        self._beat = client.register_script(_BEAT)
+        self._lapsed = client.register_script(_LAPSED)
+        self._recover = client.register_script(_RECOVER)
+
+    @staticmethod
+    def tags_key(worker: str) -> str:
+        return f"docmill:worker:{worker}:tags"
+
+    def beat(self, worker: str, tags: list[str]) -> None:
+        """Register or refresh `worker`, add the tags it holds, and forget those already acked."""
+        self._beat(keys=[self.WORKERS, self.tags_key(worker), self.kombu.unacked_key], args=[worker, *tags])
+
+    def hold(self, worker: str, tag: str) -> None:
+        """Record one tag the moment it is received, not at the next beat."""
+        self.r.sadd(self.tags_key(worker), tag)
+
+    def leave(self, worker: str) -> None:
+        """A clean shutdown: the worker acked or re-queued everything it held."""
+        self.r.pipeline().zrem(self.WORKERS, worker).delete(self.tags_key(worker)).execute()
+
+    def lapsed(self, lost_after_s: float) -> list[str]:
+        """Workers whose last beat is more than `lost_after_s` old."""
+        return list(self._lapsed(keys=[self.WORKERS], args=[lost_after_s]))
+
+    def recover(self, worker: str, lost_after_s: float) -> list[str] | None:
+        """Put the unacked messages of a lapsed worker back on their queues, as kombu's
+        `QoS.restore_by_tag` would, and drop the worker; the tags re-queued. One script
+        checks the lapse and moves each tag only if it is still in `unacked`, so two workers
+        racing here, or an ack landing meanwhile, never make a second copy. None: the worker
+        beat again, or another worker recovered it first."""
+        tags = sorted(self.r.smembers(self.tags_key(worker)))
+        args: list[Any] = [worker, lost_after_s]
+        for tag, entry in zip(tags, self.r.hmget(self.kombu.unacked_key, tags) if tags else []):
+            if entry:
+                args += self._restore_args(tag, entry)
+        keys = [self.WORKERS, self.tags_key(worker), self.kombu.unacked_key, self.kombu.unacked_index_key]
+        restored = self._recover(keys=keys, args=args)
+        return None if restored is None else list(restored)
+
+    def _restore_args(self, tag: str, entry: str) -> list[Any]:
+        """`tag, message, n, queue...` for the script: the message marked redelivered, for each
+        queue its routing reaches (kombu's `Channel._do_restore_message`). A message that
+        reaches no queue is left to kombu's own sweep."""
+        from kombu.utils.json import dumps, loads
+
+        message, exchange, routing_key = loads(entry)
+        try:
+            message["headers"]["redelivered"] = True
+            message["properties"]["delivery_info"]["redelivered"] = True
+        except KeyError:
+            pass
+        queues = [self._priority_queue(queue, message) for queue in self._route(exchange, routing_key)]
+        return [tag, dumps(message), len(queues), *queues] if queues else []
+
+    def _route(self, exchange: str, routing_key: str) -> list[str]:
+        """The queues a direct exchange (Celery's kind) routes `routing_key` to, from kombu's
+        binding table; the default exchange routes to the queue named by the key."""
+        if not exchange:
+            return [routing_key]
+        rows = (row.split(self.kombu.sep) for row in self.r.smembers(self.kombu.keyprefix_queue % exchange))
+        return sorted({queue for key, _, queue in rows if key == routing_key})
+
+    def _priority_queue(self, queue: str, message: dict) -> str:
+        """The list for the message's priority step (`Channel._q_for_pri`): `queue` itself
+        for the default priority."""
+        from bisect import bisect
+
+        kombu = self.kombu
+        try:
+            priority = max(min(int(message["properties"]["priority"]), kombu.max_priority), kombu.min_priority)
+        except (TypeError, ValueError, KeyError):
+            priority = kombu.default_priority
+        step = kombu.priority_steps[bisect(kombu.priority_steps, priority) - 1]
+        return f"{queue}{kombu.sep}{step}" if step else queue

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model,
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, create_model,
                       field_validator, model_validator)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -90,6 +90,10 @@ class Settings(BaseSettings):
                                       "keep it longer than the slowest task")
     restore_interval_s: int = Field(10, ge=1, description="how often a worker looks for tasks left unacked "
                                     "past the visibility timeout (a killed worker's) and re-queues them")
+    heartbeat_s: int = Field(5, ge=1, le=300, description="how often a worker beats in Redis and records "
+                             "the tasks it holds (prefetched, running, waiting out a retry's countdown)")
+    worker_lost_after_s: int = Field(30, ge=3, description="a worker silent this long counts as lost: a live "
+                                     "worker re-queues its unacked tasks then, not after the visibility timeout")
     broker_wait_s: int = Field(60, ge=0, le=3600, description="how long `docmill worker` waits for the broker "
                                "to answer at start before it exits with one line")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
@@ -99,6 +103,15 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("worker_lost_after_s")
+    @classmethod
+    def _outlasts_late_beats(cls, value: int, info: ValidationInfo) -> int:
+        """A worker whose beat is merely late (a slow Redis call, a busy host) must not count
+        as lost: its tasks would run twice."""
+        if value <= 2 * info.data.get("heartbeat_s", 0):
+            raise ValueError("must be more than twice DOCMILL_HEARTBEAT_S")
+        return value
 
     @model_validator(mode="after")
     def _engine_overrides_in_range(self) -> "Settings":

@@ -21,7 +21,7 @@ from docmill.jobs import JobStore, connect
 from docmill.messages import QUEUE, TASK_NAME, OcrTask
 from docmill.settings import Settings, mask_url
 from worker import kombu_fixes
-from worker.middleware import retries
+from worker.middleware import heartbeat, retries
 from worker.middleware.outcomes import count_task
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def make_app(settings: Settings, host_options: dict[str, Any] | None = None) -> 
     app.task(name=TASK_NAME, bind=True)(_task_body(settings, holder))
     signals.worker_process_shutdown.connect(holder.close, weak=False)
     app.docmill_host = holder  # type: ignore[attr-defined]
+    heartbeat.install(app, settings, holder.options.get("metrics"))
     log.info("broker %s", mask_url(url))
     return app
 

@@ -1,7 +1,8 @@
 """Workers die mid-batch, by SIGKILL (a preempted machine) or SIGTERM (a rolling restart):
 every image still ends with exactly one valid result and the job summary adds up. A SIGTERM
-re-queues at once; a SIGKILL's tasks come back once they are unacked past the visibility
-timeout, found by a surviving worker's sweep (every DOCMILL_RESTORE_INTERVAL_S).
+re-queues at once; a SIGKILL's tasks come back once the killed worker's heartbeat lapses
+(DOCMILL_WORKER_LOST_AFTER_S), or once they are unacked past the visibility timeout, found
+by a surviving worker's sweep (every DOCMILL_RESTORE_INTERVAL_S), whichever comes first.
 
 Real processes throughout: `docmill produce`, two `docmill worker`s, a Redis of the test's
 own and the moto S3 server. The poison-item case is tests/worker/test_worker_service.py.
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from docmill.jobs import JobStore, connect
+from docmill.jobs import JobStore, WorkerRegistry, connect
 from tests.chaos.conftest import (Figures, Worker, base_env, produce, put_pages, read_results, start_worker,
                                   wait_finished)
 
@@ -121,3 +122,32 @@ def test_sigkill_three_times_loses_nothing(s3_client, buckets, published, redis_
     Figures("sigkill", {"kills_at_settled": points, "tasks_in_flight_when_killed": killed_in_flight,
                         "images": IMAGES, "results": len(results), "lost": IMAGES - len(results),
                         "visibility_timeout_s": 8, "job_seconds": round(time.monotonic() - started, 1)}).show()
+
+
+def test_sigkill_requeues_within_a_minute_with_an_hour_long_visibility_timeout(
+        s3_client, buckets, published, redis_server, s3_endpoint, tmp_path, workers):
+    """kill -9 a busy worker, with the default visibility timeout (an hour) and heartbeat
+    settings, and no replacement. The survivor finds the killed worker's heartbeat lapsed
+    and re-queues the tasks it held (running and prefetched) well within a minute."""
+    keys, env, job = start_job(s3_client, buckets, published, redis_server, s3_endpoint, tmp_path, workers, 3600)
+    store, registry = JobStore(connect(redis_server.url)), WorkerRegistry(connect(redis_server.url))
+    victim = wait_busy(workers, store, job, 20)
+    name = next(w for w in registry.lapsed(0) if f"/{victim.proc.pid}/" in w)
+    assert victim.stop(signal.SIGKILL, timeout=10) == -signal.SIGKILL
+    killed_at = time.monotonic()
+    stranded = [tag for tag in registry.r.smembers(registry.tags_key(name)) if registry.r.hexists("unacked", tag)]
+    assert stranded, "the victim held no unacked task when it was killed"
+    while name in registry.lapsed(0):
+        assert time.monotonic() - killed_at < 90, [w.tail() for w in workers]
+        time.sleep(0.2)
+    requeued_s = time.monotonic() - killed_at
+    survivor = next(w for w in workers if w.alive())
+    logged = re.findall(r"re-queued the (\d+) tasks it held", survivor.log.read_text(errors="replace"))
+    assert logged == [str(len(stranded))], logged
+    wait_finished(store, job, 120, workers)
+    results = check_outcome(s3_client, buckets, keys, store, job)
+    Figures("sigkill_heartbeat", {"images": IMAGES, "results": len(results), "lost": IMAGES - len(results),
+                                  "visibility_timeout_s": 3600, "tasks_stranded": len(stranded),
+                                  "requeued_after_kill_s": round(requeued_s, 1),
+                                  "job_done_after_kill_s": round(time.monotonic() - killed_at, 1)}).show()
+    assert requeued_s < 60

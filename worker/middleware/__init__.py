@@ -1,2 +1,2 @@
 """What runs around the task body (worker/task.py), one concern per module: task retries,
-the redelivery cap, outcome metrics and test fault hooks."""
+the redelivery cap, outcome metrics, worker heartbeats and test fault hooks."""

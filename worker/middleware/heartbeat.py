@@ -1,0 +1,101 @@
+"""Worker heartbeats, so a killed worker's tasks are back on the queue within a minute.
+
+Tasks are acked late, so each stays in kombu's `unacked` hash while a worker holds it, and
+kombu re-queues a dead worker's only after the visibility timeout, which must outlast the
+slowest task (an hour). So each worker registers in Redis, beats every `heartbeat_s` and
+records the delivery tags it holds; a thread in every worker re-queues the tags of workers
+silent for `worker_lost_after_s` (the Redis side is docmill.jobs.WorkerRegistry).
+
+This runs in the Celery consumer, the process that takes messages and holds their tags,
+whatever the pool: the only process with the threads and solo pools, the parent with prefork.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from typing import Any
+
+from celery import Celery, signals
+from celery.worker import state
+
+from docmill.jobs import WorkerRegistry, connect
+from docmill.settings import Settings
+from worker.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def held_tags() -> list[str]:
+    """The delivery tags of every request this consumer holds: prefetched, running, or
+    waiting out an ETA (a retry's countdown). All of them are unacked."""
+    return [request.message.delivery_tag for request in list(state.requests.values())]
+
+
+class Heartbeat:
+    """One worker's registration, its beat, and the recovery of lost workers' tasks."""
+
+    def __init__(self, app: Celery, registry: WorkerRegistry, settings: Settings, metrics: Metrics | None):
+        self.app = app
+        self.registry = registry
+        self.settings = settings
+        self.metrics = metrics
+        self.worker = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, sender: Any, **_: object) -> None:
+        """On worker_init, before any message is taken: beat in a thread, and register now
+        (should Redis fail just now, the thread's beats register it). The name is unique per
+        start, so a restarted worker never takes over a dead one's registration."""
+        if sender.app is not self.app:
+            return
+        self.worker = f"{sender.hostname}/{os.getpid()}/{secrets.token_hex(4)}"
+        self._thread = threading.Thread(target=self._run, name="docmill-heartbeat", daemon=True)
+        self._thread.start()
+        self.registry.beat(self.worker, [])
+
+    def hold(self, sender: Any, request: Any, **_: object) -> None:
+        """On task_received: record the tag now, so a worker killed before its next beat
+        still has every task it took recorded."""
+        if sender.app is self.app and self.worker:
+            self.registry.hold(self.worker, request.message.delivery_tag)
+
+    def stop(self, sender: Any, **_: object) -> None:
+        """On worker_shutdown, sent once a warm shutdown has acked or re-queued every task."""
+        if sender.app is not self.app or self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self.registry.leave(self.worker)
+
+    def tick(self) -> None:
+        """Beat, then re-queue what every lapsed worker held."""
+        self.registry.beat(self.worker, held_tags())
+        lost_after_s = self.settings.worker_lost_after_s
+        for lost in self.registry.lapsed(lost_after_s):
+            tags = self.registry.recover(lost, lost_after_s)
+            if tags is not None:
+                log.warning("worker %s silent for over %ss: re-queued the %d tasks it held", lost,
+                            lost_after_s, len(tags))
+                if self.metrics:
+                    self.metrics.count("tasks", "recovered", len(tags))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_s):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - Redis trouble must not end the beat for good
+                log.warning("heartbeat failed; trying again in %ss", self.settings.heartbeat_s, exc_info=True)
+
+
+def install(app: Celery, settings: Settings, metrics: Metrics | None) -> Heartbeat:
+    """Hook a Heartbeat into `app`'s worker (Celery's signals are global, so each handler
+    checks that the signal is about this app)."""
+    heartbeat = Heartbeat(app, WorkerRegistry(connect(settings.broker_url.get_secret_value())), settings, metrics)
+    signals.worker_init.connect(heartbeat.start, weak=False)
+    signals.task_received.connect(heartbeat.hold, weak=False)
+    signals.worker_shutdown.connect(heartbeat.stop, weak=False)
+    return heartbeat
