@@ -5,7 +5,7 @@ Keys (all under `docmill:job:<id>`):
     <key>:tasks      set of task numbers whose outcomes are counted (redelivery never
                      counts a task twice)
     <key>:failed     hash src (or src#page=N) -> error code
-    <key>:attempts   hash task:<seq> -> deliveries, item:<src> -> deliveries while a worker died
+    <key>:attempts   hash task:<seq> -> deliveries, item:<item key> -> deliveries while a worker died
     <key>:documents  hash document result uri -> page count, for documents split into page ranges
     <key>:doc:<dst>  hash page number -> that page's summary (JSON), as its task recorded it
     <key>:recorded   set of document result uris whose document is counted
@@ -152,13 +152,13 @@ class JobStore:
         """How many times task `seq` has now been delivered (1 on its first run)."""
         return int(self.r.hincrby(self.key(job) + ":attempts", f"task:{seq}", 1))
 
-    def count_item_start(self, job: str, src: str) -> int:
-        """Count one more start of `src` after a redelivery; the count stays until
-        `clear_item_start`, so it counts the workers that died while processing it."""
-        return int(self.r.hincrby(self.key(job) + ":attempts", f"item:{src}", 1))
+    def count_item_start(self, job: str, item: str) -> int:
+        """Count one more start of an item (`TaskItem.key`) after a redelivery; the count
+        stays until `clear_item_start`, so it counts the workers that died while processing it."""
+        return int(self.r.hincrby(self.key(job) + ":attempts", f"item:{item}", 1))
 
-    def clear_item_start(self, job: str, src: str) -> None:
-        self.r.hdel(self.key(job) + ":attempts", f"item:{src}")
+    def clear_item_start(self, job: str, item: str) -> None:
+        self.r.hdel(self.key(job) + ":attempts", f"item:{item}")
 
     def record_enqueued(self, job: str, items: int, tasks: int, skipped: int, cursor: str) -> None:
         """After a task is on the queue: count its items and move the listing cursor."""

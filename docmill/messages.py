@@ -35,6 +35,12 @@ class TaskItem(BaseModel):
     pages: tuple[int, int] | None = None
     page_count: int | None = Field(None, ge=1, description="the document's pages, as the producer counted them")
 
+    @property
+    def key(self) -> str:
+        """What names this item in the job state: its source, and its page range if any (the
+        ranges of one document are separate items)."""
+        return self.src if self.pages is None else f"{self.src}#pages={self.pages[0]}-{self.pages[1]}"
+
     @model_validator(mode="after")
     def _page_range(self) -> "TaskItem":
         if self.pages is not None:

@@ -36,6 +36,16 @@ def text_pdf(pages: Sequence[Sequence[str]], size: tuple[float, float] = LETTER_
     return bytes(doc.output())
 
 
+def numbered_pdf(pages: int, first: int = 1) -> bytes:
+    """Small pages (4 x 1 in), each with its own number printed: 'Page 0001', ..."""
+    doc = FPDF(unit="pt", format=(288.0, 72.0))
+    doc.set_font("helvetica", size=28)
+    for number in range(first, first + pages):
+        doc.add_page()
+        doc.text(24, 48, f"Page {number:04d}")
+    return bytes(doc.output())
+
+
 def pieces_pdf(pieces: Sequence[tuple[float, str]], baseline_pt: float = 100.0) -> bytes:
     """One letter page with each (x in pt, text) piece written separately on one baseline."""
     doc = FPDF(unit="pt", format=LETTER_PT)

@@ -11,30 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fpdf import FPDF
 
 from docmill.documents import page_result_uri, validate_document
 from docmill.jobs import JobStore
 from docmill.result import validate_result
 from tests.chaos.conftest import (Published, RedisServer, base_env, produce, publish_model_set, small_page,
                                   start_worker, wait_finished)
-from tests.pages import encrypted, page_image, text_pdf, tiff
+from tests.pages import encrypted, numbered_pdf, page_image, text_pdf, tiff
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
 QUEUE = "documents"
 PAGES = 30
 PER_TASK = 8
-
-
-def numbered_pdf(pages: int, first: int = 1) -> bytes:
-    """Small pages (4 x 1 in), each with its own number printed: 'Page 0001', ..."""
-    doc = FPDF(unit="pt", format=(288.0, 72.0))
-    doc.set_font("helvetica", size=28)
-    for number in range(first, first + pages):
-        doc.add_page()
-        doc.text(24, 48, f"Page {number:04d}")
-    return bytes(doc.output())
 
 
 @pytest.fixture(scope="module")

@@ -27,11 +27,11 @@ class RedeliveryCap:
               lost: Callable[[TaskItem, ResultError], T]) -> T:
         """`run(item)`, unless workers already died `cap` times on it: then `lost(item, error)`.
         The count is cleared once the item has an outcome."""
-        if self.jobs.count_item_start(task.job, item.src) > self.cap:
+        if self.jobs.count_item_start(task.job, item.key) > self.cap:
             error = ResultError(code="worker_lost",
                                 message=f"a worker died while processing this item {self.cap} times")
             outcome = lost(item, error)
         else:
             outcome = run(item)
-        self.jobs.clear_item_start(task.job, item.src)
+        self.jobs.clear_item_start(task.job, item.key)
         return outcome
