@@ -537,7 +537,7 @@ def ls_samples(stack: Stack, prefix: str) -> list[str]:
 
 def fault_run(stack: Stack, keys: list[str]) -> dict:
     """A job over the inputs; when a quarter is done, one worker container is killed. The
-    tasks it held wait out the visibility timeout, then the other worker runs them."""
+    other worker finds its heartbeat lapsed, re-queues the tasks it held and runs them."""
     job = f"dt-fault-{int(time.time())}"
     started = time.monotonic()
     stack.produce("s3://samples/inputs/", "s3://results/fault/", job)
