@@ -168,7 +168,16 @@ class DocumentReader:
         self._image_bytes = False
 
     def open(self) -> None:
-        """Copy and open the document, and work out its pages; a failure is kept in `error`."""
+        """Copy and open the document, and work out its pages. A failure is kept in `error`;
+        a page range then still has its pages, each to get that error as its result, so that
+        the split document's last page is still recorded and its result written."""
+        self._open()
+        if self.numbers or (self.error is None and self.document is None):
+            return
+        if self.item.pages is not None:
+            self.numbers = list(range(self.item.pages[0], self.item.pages[1] + 1))
+
+    def _open(self) -> None:
         try:
             self._spooled = self._spool.acquire(self.item)
             with open(self._spooled.path, "rb") as f:
@@ -230,9 +239,15 @@ class DocumentReader:
     def load_page(self, number: int, admit: Admit) -> DecodedItem:
         """Page `number` (1-based) ready for the engine, or its coded error, or its given
         lines (`--pdf-text`); never raises for the page's own faults."""
-        assert self.document is not None and self._spooled is not None
-        decoded = DecodedItem(item=self.page_item(number), size=self._spooled.size, sha256=self._spooled.sha256)
-        decoded.page = DocumentPage(index=number, count=self.document.page_count)
+        spooled = self._spooled
+        decoded = DecodedItem(item=self.page_item(number), size=spooled.size if spooled else None,
+                              sha256=spooled.sha256 if spooled else None)
+        count = self.item.page_count or (self.document.page_count if self.document else self.numbers[-1])
+        decoded.page = DocumentPage(index=number, count=count)
+        if self.error is not None or self.document is None:  # the document itself could not be read
+            decoded.error = self.error
+            decoded.permanent = self.permanent
+            return decoded
         start = time.perf_counter()
         try:
             info = self.document.page_info(number - 1)

@@ -165,3 +165,28 @@ def test_pdf_text_modes_on_a_mixed_pdf(tmp_path, mode, first):
         assert "Digital" in texts(digital)
     if mode == "embedded":
         assert [line["score"] for line in digital["lines"]] == [1.0]
+
+
+def test_a_page_range_of_a_document_that_changed_gets_error_pages(tmp_path):
+    """A producer split the document into ranges, then it lost pages: the missing range's
+    pages each get a decode_error result, so the document's last page is still recorded."""
+    from converter.presets import ensure_model_set
+    from docmill.messages import TaskItem
+    from docmill.modelset import ModelSet
+    from docmill.settings import Settings
+    from worker.local import Inputs, run_items
+
+    source = tmp_path / "shrunk.pdf"
+    source.write_bytes(scanned_pdf([scan("ONE"), scan("TWO")], dpi=150))
+    settings = Settings(device="cpu")
+    dst = str(tmp_path / "out" / "shrunk.pdf.json")
+    items = [TaskItem(src=str(source), dst=dst, pages=(1, 2), page_count=4),
+             TaskItem(src=str(source), dst=dst, pages=(3, 4), page_count=4)]
+    model_set = ModelSet.load(ensure_model_set(settings.models, settings))
+    summary = run_items(Inputs(items=items), model_set, settings, "cpu", {}, 4, False, True)
+    assert (summary.pages, summary.ok, summary.failed) == (4, 2, 2)
+    for number in (3, 4):
+        result = json.loads(Path(page_result_uri(dst, number)).read_text())
+        validate_result(result)
+        assert result["error"]["code"] == "decode_error" and "changed after it was listed" in result["error"]["message"]
+        assert result["page"]["index"] == number and result["page"]["count"] == 4
