@@ -11,13 +11,11 @@ of the document is done.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from importlib import resources
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docmill.result import ModelsInfo, OcrResult, ResultError, SourceInfo, TextSource
+from docmill.result import ModelsInfo, OcrResult, ResultError, SourceInfo, TextSource, shipped_schema
 
 DOCUMENT_SCHEMA_ID = "docmill.document/v1"
 PdfText = Literal["ocr", "skip", "embedded"]
@@ -86,15 +84,8 @@ class DocumentResult(BaseModel):
         return self.error is not None or any(p.status == "failed" for p in self.pages)
 
 
-@lru_cache(maxsize=1)
-def document_json_schema() -> dict[str, Any]:
-    """The shipped JSON Schema for docmill.document/v1."""
-    text = resources.files("docmill").joinpath("schemas/document.v1.json").read_text("utf-8")
-    return json.loads(text)
-
-
 def validate_document(doc: dict[str, Any]) -> None:
     """Raise jsonschema.ValidationError when `doc` is not a valid docmill.document/v1."""
     import jsonschema
 
-    jsonschema.validate(doc, document_json_schema())
+    jsonschema.validate(doc, shipped_schema("document.v1.json"))

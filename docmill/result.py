@@ -144,11 +144,15 @@ def storage_metadata(result: "OcrResult | Any", etag: str | None) -> dict[str, s
     return metadata
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=None)
+def shipped_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in docmill/schemas (`result.v1.json`, `document.v1.json`)."""
+    return json.loads(resources.files("docmill").joinpath(f"schemas/{name}").read_text("utf-8"))
+
+
 def result_json_schema() -> dict[str, Any]:
     """The shipped JSON Schema for docmill.result/v1."""
-    text = resources.files("docmill").joinpath("schemas/result.v1.json").read_text("utf-8")
-    return json.loads(text)
+    return shipped_schema("result.v1.json")
 
 
 def validate_result(doc: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import threading
@@ -168,6 +169,12 @@ def _matches(name: str, suffixes: tuple[str, ...]) -> bool:
 _COPY_CHUNK = 1 << 20
 
 
+def _read_whole(storage: Storage, uri: str, max_bytes: int | None) -> bytes:
+    buffer = io.BytesIO()
+    storage.read_into(uri, buffer, max_bytes)
+    return buffer.getvalue()
+
+
 def _copy_capped(uri: str, source: Any, target: BinaryIO, max_bytes: int | None) -> int:
     """Copy chunk by chunk, refusing (ObjectTooLarge) as soon as more than max_bytes came."""
     size = 0
@@ -217,18 +224,7 @@ class LocalStorage:
         return ObjectRef(str(path), path.relative_to(root).as_posix(), size)
 
     def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
-        path = _local_path(uri)
-        try:
-            with path.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                _check_size(uri, size, max_bytes)
-                data = f.read() if max_bytes is None else f.read(max_bytes + 1)
-        except FileNotFoundError as exc:
-            raise ObjectNotFound(f"{uri}: no such file") from exc
-        except OSError as exc:
-            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}") from exc
-        _check_size(uri, len(data), max_bytes)  # the file grew after fstat
-        return data
+        return _read_whole(self, uri, max_bytes)
 
     def read_into(self, uri: str, target: BinaryIO, max_bytes: int | None = None) -> int:
         path = _local_path(uri)
@@ -376,25 +372,10 @@ class S3Storage:
         return ObjectRef(uri, key.rsplit("/", 1)[-1], resp.get("ContentLength"), _etag(resp.get("ETag")))
 
     def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
-        """The object's bytes; an oversized object is refused from its Content-Length,
-        before its body is read."""
-        bucket, key = split_s3_uri(uri)
-        try:
-            resp = self.client.get_object(Bucket=bucket, Key=key)
-            body = resp["Body"]
-            try:
-                _check_size(uri, resp.get("ContentLength"), max_bytes)
-                data = body.read() if max_bytes is None else body.read(max_bytes + 1)
-            finally:
-                body.close()
-        except StorageError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise _s3_error(exc, uri) from exc
-        _check_size(uri, len(data), max_bytes)
-        return data
+        return _read_whole(self, uri, max_bytes)
 
     def read_into(self, uri: str, target: BinaryIO, max_bytes: int | None = None) -> int:
+        """An oversized object is refused from its Content-Length, before its body is read."""
         bucket, key = split_s3_uri(uri)
         try:
             resp = self.client.get_object(Bucket=bucket, Key=key)
