@@ -44,6 +44,7 @@ class EngineOptions(BaseModel):
     rec_batch_size: int = Field(6, ge=1, le=1024)
     rec_width_multiple: int = Field(32, ge=8, le=1024)
     drop_score: float = Field(0.5, ge=0, le=1)
+    word_boxes: bool = False  # each line's words with their boxes (Line.words), from rec's character positions
 
     def merged(self, overrides: dict[str, Any] | None) -> "EngineOptions":
         """A copy with `overrides` applied and validated (None values are ignored)."""

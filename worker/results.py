@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from docmill.result import (ImageInfo, Line, ModelsInfo, OcrResult, PageOrientation, ResultError, SourceInfo,
-                            Timings)
+                            Timings, Word)
 from worker.engine.pipeline import PageLines
 from worker.items import DecodedItem
 
@@ -21,7 +21,9 @@ def build_result(
         timings = Timings(decode=timings.decode, **stages,
                           total=round(timings.decode + sum(stages.values()), 3))
         lines = [Line(text=l.text, score=l.score, box=l.box, angle=l.angle, angle_score=l.angle_score,
-                      block=l.block) for l in output.lines]
+                      block=l.block,
+                      words=None if l.words is None else [Word(text=w.text, score=w.score, box=w.box) for w in l.words])
+                 for l in output.lines]
         turn = output.orientation
         orientation = PageOrientation(angle=turn.angle, score=round(turn.score, 6)) if turn else None
         return OcrResult(source=source, image=image, models=models, providers=providers,

@@ -7,6 +7,8 @@ predict_system.py) so that boxes and crops match the reference pixel for pixel.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
 import pyclipper
@@ -99,18 +101,55 @@ def reading_order(boxes: list[np.ndarray], same_line_px: float = 10) -> list[int
     return order
 
 
-def crop_quad(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Perspective-rectify the quadrilateral `box` into an upright crop; crops at least 1.5
-    times taller than wide are rotated 90 degrees (vertical text), as PaddleOCR does."""
+def _rectification(box: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The perspective matrix that takes the quadrilateral `box` onto an upright crop, and
+    that crop's width and height."""
     points = box.astype(np.float32)
     width = int(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3])))
     height = int(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2])))
     width, height = max(width, 1), max(height, 1)
     target = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
-    matrix = cv2.getPerspectiveTransform(points, target)
+    return cv2.getPerspectiveTransform(points, target), width, height
+
+
+def _is_tall(width: int, height: int) -> bool:
+    """A crop at least 1.5 times taller than wide holds vertical text (PaddleOCR's rule)."""
+    return height * 1.0 / width >= 1.5
+
+
+def crop_quad(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Perspective-rectify the quadrilateral `box` into an upright crop; crops at least 1.5
+    times taller than wide are rotated 90 degrees (vertical text), as PaddleOCR does."""
+    matrix, width, height = _rectification(box)
     crop = cv2.warpPerspective(
         image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
     )
-    if crop.shape[0] * 1.0 / crop.shape[1] >= 1.5:
+    if _is_tall(width, height):
         crop = np.rot90(crop)
     return crop
+
+
+def span_quads(box: np.ndarray, spans: Sequence[tuple[float, float]], turned: bool) -> list[np.ndarray]:
+    """Where horizontal spans of the crop rec read from `box` lie on the page: each span
+    (left and right as fractions of that crop's width, its full height) as a quadrilateral
+    clockwise from its top-left corner. The crop rec read is crop_quad's, turned 180 degrees
+    when `turned` (the angle classifier's turn), so the spans go back through that turn,
+    crop_quad's quarter turn of a tall crop and the inverse of its rectification."""
+    matrix, width, height = _rectification(box)
+    to_page = np.linalg.inv(matrix)
+    if _is_tall(width, height):  # np.rot90 put crop (x, y) at (y, width - x)
+        to_page = to_page @ np.array([[0, -1, width], [1, 0, 0], [0, 0, 1]], np.float64)
+        width, height = height, width
+    if turned:
+        to_page = to_page @ np.array([[-1, 0, width], [0, -1, height], [0, 0, 1]], np.float64)
+    rects = np.array([[[l * width, 0], [r * width, 0], [r * width, height], [l * width, height]]
+                      for l, r in spans], np.float64).reshape(-1, 1, 2)
+    quads = cv2.perspectiveTransform(rects, to_page).reshape(-1, 4, 2).astype(np.float32)
+    return [clockwise_from_top_left(quad) for quad in quads]
+
+
+def clockwise_from_top_left(points: np.ndarray) -> np.ndarray:
+    """The quadrilateral's corners relabelled so the first is the top-left one (smallest
+    x + y): a turned box keeps its corners' clockwise order but starts elsewhere."""
+    start = int(np.argmin(points[:, 0] + points[:, 1]))
+    return np.roll(points, -start, axis=0)

@@ -16,6 +16,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from worker.engine import geometry
 from worker.engine.session import ModelSession
 
 LABELS = (0, 90, 180, 270)
@@ -68,7 +69,8 @@ def upright(image: np.ndarray, angle: int) -> np.ndarray:
 
 def to_original(points: np.ndarray, angle: int, width: int, height: int) -> np.ndarray:
     """Points found on the upright page mapped back into the original image (`width` x
-    `height`), so boxes stay in the pixels the caller gave."""
+    `height`), so boxes stay in the pixels the caller gave, their first corner the top-left
+    one again."""
     if angle == 0:
         return points
     x, y = points[:, 0], points[:, 1]
@@ -78,11 +80,4 @@ def to_original(points: np.ndarray, angle: int, width: int, height: int) -> np.n
         mapped = np.stack([width - 1 - x, height - 1 - y], axis=1)
     else:  # 270, turned back clockwise: upright (x, y) was original (y, height - 1 - x)
         mapped = np.stack([y, height - 1 - x], axis=1)
-    return _clockwise_from_top_left(mapped.astype(points.dtype))
-
-
-def _clockwise_from_top_left(points: np.ndarray) -> np.ndarray:
-    """The box's corners relabelled so the first is the top-left one again (a turned box
-    keeps its corners' order but starts elsewhere)."""
-    start = int(np.argmin(points[:, 0] + points[:, 1]))
-    return np.roll(points, -start, axis=0)
+    return geometry.clockwise_from_top_left(mapped.astype(points.dtype))

@@ -31,6 +31,13 @@ STAGES = ("det", "cls", "rec")
 
 
 @dataclass(frozen=True)
+class TextWord:
+    text: str
+    score: float
+    box: list[list[int]]
+
+
+@dataclass(frozen=True)
 class TextLine:
     text: str
     score: float
@@ -38,6 +45,7 @@ class TextLine:
     angle: int
     angle_score: float | None
     block: int = 0
+    words: tuple[TextWord, ...] | None = None  # with word_boxes only
 
 
 @dataclass
@@ -69,6 +77,20 @@ def page_pixels(width: int, height: int, options: EngineOptions) -> int:
     unit of the pixel budget."""
     det_h, det_w = det.resized_shape(height, width, options)
     return width * height + DET_PIXEL_WEIGHT * det_h * det_w
+
+
+def _word_boxes(box: np.ndarray, spans: Sequence[rec.WordSpan], turned: bool, page_turn: int,
+                upright_hw: tuple[int, int], original_hw: tuple[int, int]) -> tuple[TextWord, ...]:
+    """A line's words boxed in the input's pixels: their spans of the crop rec read go back
+    through the crop's turns and rectification onto the upright page, then through the
+    page's turn, as the line's own box does."""
+    quads = geometry.span_quads(box, [(span.left, span.right) for span in spans], turned)
+    height, width = original_hw
+    return tuple(
+        TextWord(span.text, round(span.score, 6),
+                 orientation.to_original(geometry.clip_box(quad, *upright_hw), page_turn, width, height)
+                 .astype(int).tolist())
+        for span, quad in zip(spans, quads))
 
 
 class OcrEngine:
@@ -166,11 +188,15 @@ class OcrEngine:
                 text, angle = texts[i], angles[i] if angles else None
                 if text.score < opts.drop_score or not text.text.strip():
                     continue
+                words = None
+                if text.words is not None:
+                    words = _word_boxes(crops[i].box, text.words, bool(angle and angle.rotate), turns[page].angle,
+                                        uprights[page].shape[:2], (height, width))
                 pages[page].lines.append(TextLine(
                     text=text.text.strip(), score=round(text.score, 6),
                     box=orientation.to_original(crops[i].box, turns[page].angle, width, height).astype(int).tolist(),
                     angle=angle.angle if angle else 0, angle_score=round(angle.score, 6) if angle else None,
-                    block=block))
+                    block=block, words=words))
         for page, turn in zip(pages, turns):
             page.orientation = turn if opts.use_doc_orientation else None
         return pages

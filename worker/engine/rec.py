@@ -5,6 +5,11 @@ right-padded with zeros. PaddleOCR pads each batch to its widest member, which m
 crop's text depend on its batch mates (the SVTR neck attends over the padding). Here a
 crop's padded width depends on the crop alone: its natural width rounded up to
 `rec_width_multiple`, never below the model's 320. Crops sharing a width run together.
+
+With `word_boxes`, each line's words also say where they lie across the crop, from the CTC
+steps their characters were read at (RapidOCR's `return_word_box` idea): a word runs from
+half a character pitch before its first character's step to half a pitch after its last,
+kept clear of the spaces' steps around it (word_spans).
 """
 
 from __future__ import annotations
@@ -16,14 +21,26 @@ from typing import Sequence
 import numpy as np
 
 from docmill.options import EngineOptions
-from worker.engine.lineimage import line_tensor
+from worker.engine.lineimage import line_tensor, resized_width
 from worker.engine.session import ModelSession
+
+
+@dataclass(frozen=True)
+class WordSpan:
+    """A word of a recognised line and the columns it covers in the crop rec read, `left` and
+    `right` as fractions of that crop's width (0 to 1)."""
+
+    text: str
+    score: float
+    left: float
+    right: float
 
 
 @dataclass(frozen=True)
 class Recognized:
     text: str
     score: float
+    words: tuple[WordSpan, ...] | None = None  # with word_boxes only
 
 
 def padded_width(crop: np.ndarray, opts: EngineOptions, fixed_width: int | None) -> int:
@@ -37,20 +54,59 @@ def padded_width(crop: np.ndarray, opts: EngineOptions, fixed_width: int | None)
     return max(base, -(-natural // step) * step)
 
 
-def postprocess(probs: np.ndarray, characters: Sequence[str]) -> list[Recognized]:
+def postprocess(probs: np.ndarray, characters: Sequence[str],
+                extents: Sequence[float] | None = None) -> list[Recognized]:
     """Greedy CTC: best class per step, collapse repeats, drop blanks (class 0); the score
-    is the mean probability of the kept steps (0 for an empty line)."""
+    is the mean probability of the kept steps (0 for an empty line). With `extents` (each
+    row's share of its steps that the crop fills, the rest being padding), each line's words
+    too."""
     idx = probs.argmax(axis=2)
     best = probs.max(axis=2)
     out = []
-    for row_idx, row_prob in zip(idx, best):
+    for row, (row_idx, row_prob) in enumerate(zip(idx, best)):
         keep = np.ones(len(row_idx), dtype=bool)
         keep[1:] = row_idx[1:] != row_idx[:-1]
         keep &= row_idx != 0
-        text = "".join(characters[i] for i in row_idx[keep])
+        chars = [characters[i] for i in row_idx[keep]]
         score = float(row_prob[keep].mean()) if keep.any() else 0.0
-        out.append(Recognized(text, score))
+        words = None
+        if extents is not None:
+            step = 1 / (len(row_idx) * extents[row])
+            words = word_spans(chars, (np.flatnonzero(keep) + 0.5) * step, row_prob[keep], step)
+        out.append(Recognized("".join(chars), score, words))
     return out
+
+
+def word_spans(chars: Sequence[str], centres: np.ndarray, probs: np.ndarray, step: float) -> tuple[WordSpan, ...]:
+    """The line's words (runs of characters between spaces) with the crop columns they cover:
+    `centres` are the characters' CTC step centres and `step` one step, as fractions of the
+    crop's width. A word reaches half a character pitch beyond its outer characters, but
+    stops half a step short of a neighbouring space's centre: a space is read in the middle
+    of its gap, and narrow gaps would otherwise vanish between overreaching words."""
+    runs: list[list[int]] = [[]]
+    for k, char in enumerate(chars):
+        if char.isspace():
+            runs.append([])
+        else:
+            runs[-1].append(k)
+    runs = [run for run in runs if run]
+    half = _half_pitch(runs, centres)
+    spaces = [float(centres[k]) for k, char in enumerate(chars) if char.isspace()]
+    spans = []
+    for run in runs:
+        first, last = float(centres[run[0]]), float(centres[run[-1]])
+        left = max([0.0, first - half] + [c + step / 2 for c in spaces if c < first])
+        right = min([1.0, last + half] + [c - step / 2 for c in spaces if c > last])
+        spans.append(WordSpan("".join(chars[k] for k in run), float(probs[run].mean()), left, right))
+    return tuple(spans)
+
+
+def _half_pitch(runs: list[list[int]], centres: np.ndarray) -> float:
+    """Half the median step between neighbouring characters inside words (between any
+    neighbours on a line of one-character words; the whole crop for a lone character)."""
+    inside = [centres[b] - centres[a] for run in runs for a, b in zip(run, run[1:])]
+    steps = inside or np.diff(centres).tolist()
+    return float(np.median(steps)) / 2 if steps else 1.0
 
 
 def recognize(
@@ -69,7 +125,8 @@ def recognize(
         for start in range(0, len(members), opts.rec_batch_size):
             chunk = members[start : start + opts.rec_batch_size]
             batch = np.stack([line_tensor(crops[i], height, width) for i in chunk])
-            for i, rec in zip(chunk, postprocess(session.run(batch), characters)):
+            extents = [resized_width(crops[i], height, width) / width for i in chunk] if opts.word_boxes else None
+            for i, rec in zip(chunk, postprocess(session.run(batch), characters, extents)):
                 results[i] = rec
     return results  # type: ignore[return-value]
 
