@@ -1,0 +1,247 @@
+"""Searchable PDF: it shows what the input showed (pdftoppm, mean absolute difference <= 2/255),
+and poppler finds the result's words where the result boxed them (pdftotext -bbox-layout,
+IoU >= 0.5), for image inputs and for PDF inputs, turned and offset ones included; any Unicode
+text, CJK and beyond the BMP, comes back out; the glyph-less font is a real TrueType font."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pikepdf
+import pytest
+from PIL import Image
+
+from docmill.result import DocumentPage, OcrResult
+from pages.decode import decode_image
+from pages.document import PageLimits
+from pages.source import open_document
+from tests.pages import encoded, encrypted, scanned_pdf, text_pdf
+from tests.worker.drawn import bounds, iou
+from tests.worker.outputs import hand_line, hand_result, mean_difference, pdf_text, pdf_words, rect, render
+from worker.outputs import glyphless
+from worker.outputs.page import EXIF_ORIENTATION, OutputPage
+from worker.outputs.reading import line_words
+from worker.outputs.searchable_pdf import DEFAULT_DPI, pdf_from_images, pdf_with_text
+
+MAX_DIFFERENCE = 2.0
+MIN_IOU = 0.5
+RENDER_DPI = 150.0
+
+
+def written(tmp_path: Path, data: bytes, name: str = "out.pdf") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def check_words(pdf: Path, result: OcrResult, dpi: float, page: int = 1) -> None:
+    """Every word of the result is a word poppler finds in the PDF, on the word's box."""
+    scale = dpi / 72
+    found = [(text, tuple(v * scale for v in box)) for text, box in pdf_words(pdf, page)]
+    expected = [w for line in result.lines for w in line_words(result, line)]
+    assert sorted(t for t, _ in found) == sorted(w.text for w in expected)
+    for word in expected:
+        best = max(iou(bounds(word.box), box) for text, box in found if text == word.text)
+        assert best >= MIN_IOU, (word.text, word.box, [f for f in found if f[0] == word.text])
+
+
+def grey_png(image: np.ndarray, **params: object) -> bytes:
+    return encoded(Image.fromarray(image[:, :, 0]), "PNG", **params)
+
+
+def test_the_glyphless_font_is_a_valid_truetype_font():
+    from fontTools.ttLib import TTFont
+    from PIL import ImageFont
+
+    program = glyphless.font_program()
+    font = TTFont(io.BytesIO(program), checkChecksums=2)  # raises on a wrong table checksum
+    assert font["maxp"].numGlyphs == 2 and font["head"].unitsPerEm == glyphless.UNITS_PER_EM
+    assert font["hmtx"]["glyph00001"][0] == glyphless.ADVANCE
+    freetype = ImageFont.truetype(io.BytesIO(program), 100)  # FreeType, as poppler loads it
+    assert freetype.getlength("abc") == 3 * 100 * glyphless.ADVANCE / glyphless.UNITS_PER_EM
+    assert sum(np.frombuffer(program, np.uint8).reshape(-1, 4).astype(np.uint64).dot(
+        [1 << 24, 1 << 16, 1 << 8, 1]).tolist()) % (1 << 32) == 0xB1B0AFBA  # the whole-file checksum
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_an_image_pages_words_are_where_pdftotext_finds_them(read, drawn, tmp_path):
+    """A PNG stating no resolution: a page at 300 DPI, its data stored as it is."""
+    data = grey_png(drawn.image)
+    page = OutputPage.of_image(read(drawn.image), data, "drawn.png")
+    assert page.dpi is None
+    pdf = written(tmp_path, pdf_from_images([page]))
+    check_words(pdf, page.result, DEFAULT_DPI)
+    assert mean_difference(render(pdf, DEFAULT_DPI, tmp_path), np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))) \
+        <= MAX_DIFFERENCE
+    with pikepdf.open(pdf) as opened:
+        image = next(iter(opened.pages[0].get_images().values()))
+        assert image.Filter == pikepdf.Name.FlateDecode and image.read_raw_bytes() in data  # the PNG's own data
+
+
+IMAGES = {
+    "jpeg": lambda image: encoded(Image.fromarray(image[:, :, ::-1]), "JPEG", quality=90, dpi=(200, 200)),
+    "png with dpi": lambda image: grey_png(image, dpi=(150, 150)),
+    "bilevel tiff": lambda image: encoded(Image.fromarray(image[:, :, 0]).point(lambda v: 255 * (v > 128)).convert("1"),
+                                          "TIFF", compression="group4", dpi=(200, 200)),
+    "rgba png": lambda image: encoded(Image.fromarray(image[:, :, ::-1]).convert("RGBA"), "PNG"),
+}
+
+
+@pytest.mark.parametrize("kind", list(IMAGES))
+def test_an_image_page_renders_like_its_image(drawn, tmp_path, kind):
+    data = IMAGES[kind](drawn.image)
+    shown = decode_image(data, 10**8)  # what the engine reads
+    height, width = shown.shape[:2]
+    line = hand_line("The quick brown fox jumps", rect(75, 59, 620, 108))
+    page = OutputPage.of_image(hand_result([line], width, height), data, "page")
+    assert (page.width, page.height) == (width, height)
+    pdf = written(tmp_path, pdf_from_images([page]))
+    dpi = page.dpi or DEFAULT_DPI
+    assert mean_difference(render(pdf, dpi, tmp_path), shown[:, :, ::-1]) <= MAX_DIFFERENCE
+    assert "The quick brown fox jumps" in pdf_text(pdf)
+    with pikepdf.open(pdf) as opened:
+        image = next(iter(opened.pages[0].get_images().values()))
+        if kind == "jpeg":  # as it is: not decoded, not re-encoded
+            assert image.Filter == pikepdf.Name.DCTDecode and image.read_raw_bytes() == data
+        if kind == "png with dpi":
+            assert image.read_raw_bytes() in data
+
+
+# Pillow's transpose that undoes each EXIF orientation's display transform: stored = shown.transpose(...)
+_STORED_AS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_270}
+
+
+@pytest.mark.parametrize("orientation", sorted(_STORED_AS))
+def test_a_jpeg_with_an_exif_orientation_is_placed_as_shown_not_re_encoded(drawn, tmp_path, orientation):
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    shown = Image.fromarray(drawn.image[:, :, ::-1])
+    data = encoded(shown.transpose(_STORED_AS[orientation]), "JPEG", quality=95, dpi=(200, 200), exif=exif.tobytes())
+    read = decode_image(data, 10**8)
+    assert mean_difference(read[:, :, ::-1], np.asarray(shown)) <= MAX_DIFFERENCE  # the engine sees it upright
+    page = OutputPage.of_image(hand_result([], read.shape[1], read.shape[0]), data, "photo.jpg")
+    assert (page.width, page.height, page.dpi) == (read.shape[1], read.shape[0], 200)
+    pdf = written(tmp_path, pdf_from_images([page]))
+    assert mean_difference(render(pdf, 200, tmp_path), read[:, :, ::-1]) <= MAX_DIFFERENCE
+    with pikepdf.open(pdf) as opened:
+        assert next(iter(opened.pages[0].get_images().values())).read_raw_bytes() == data
+
+
+def _pages_of(source: bytes, read, dpi: float = RENDER_DPI) -> list[OutputPage]:  # type: ignore[no-untyped-def]
+    """Each page of a PDF rendered by the page source and read by the engine."""
+    pages = []
+    with open_document(source, PageLimits(dpi=dpi, render_timeout_s=30)) as doc:
+        for index in range(doc.page_count):
+            rendered = doc.render_page(index)
+            result = read(rendered.image, page=DocumentPage(index=index + 1, count=doc.page_count, dpi=rendered.dpi))
+            pages.append(OutputPage(result, rendered.image.shape[1], rendered.image.shape[0], rendered.dpi, "doc.pdf"))
+    return pages
+
+
+def _offset_boxes(pdf: pikepdf.Pdf) -> None:
+    """Media box and crop box with their origins off (0, 0), the crop box inside the media box."""
+    for page in pdf.pages:
+        width, height = float(page.mediabox[2]), float(page.mediabox[3])
+        page.MediaBox = [-60, -45, width + 60, height + 45]
+        page.CropBox = [-30, -15, width + 40, height + 25]
+
+
+def _turned(degrees: int):  # type: ignore[no-untyped-def]
+    def turn(pdf: pikepdf.Pdf) -> None:
+        for page in pdf.pages:
+            page.Rotate = degrees
+    return turn
+
+
+def _changed(data: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
+    pdf = pikepdf.open(io.BytesIO(data))
+    change(pdf)
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    return buffer.getvalue()
+
+
+PDF_CHANGES = {"as scanned": lambda pdf: None, "turned 90": _turned(90), "turned 270": _turned(270),
+               "turned 180": _turned(180), "offset boxes": _offset_boxes}
+
+
+@pytest.mark.models
+@pytest.mark.slow
+@pytest.mark.parametrize("change", list(PDF_CHANGES))
+def test_a_pdfs_pages_are_kept_and_its_words_found_where_they_are(read, drawn, tmp_path, change):
+    source = _changed(scanned_pdf([Image.fromarray(drawn.image[:, :, 0])], dpi=100), PDF_CHANGES[change])
+    pages = _pages_of(source, read)
+    assert [line.text for line in pages[0].result.lines] == list(drawn.lines)
+    out = written(tmp_path, pdf_with_text(source, pages))
+    original = written(tmp_path, source, "in.pdf")
+    assert mean_difference(render(out, RENDER_DPI, tmp_path), render(original, RENDER_DPI, tmp_path)) <= MAX_DIFFERENCE
+    check_words(out, pages[0].result, RENDER_DPI)
+    assert [" ".join(line.split()) for line in pdf_text(out).splitlines() if line.strip()] == list(drawn.lines)
+    with pikepdf.open(original) as before, pikepdf.open(out) as after:
+        kept = before.pages[0].obj.Contents.read_bytes()
+        assert kept in after.pages[0].obj.Contents[1].read_bytes() and len(after.pages) == 1
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_a_document_keeps_every_page_and_leaves_its_own_text_alone(read, drawn, tmp_path):
+    scanned = scanned_pdf([Image.fromarray(drawn.image[:, :, 0])] * 2, dpi=100)
+    born_digital = text_pdf([["Already searchable"]])
+    pdf = pikepdf.open(io.BytesIO(scanned))
+    pdf.pages.extend(pikepdf.open(io.BytesIO(born_digital)).pages)
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    source = buffer.getvalue()
+    pages = _pages_of(source, read)
+    embedded = pages[2].result.model_copy(update={"page": DocumentPage(index=3, count=3, text="embedded")})
+    pages[2] = OutputPage(embedded, pages[2].width, pages[2].height, pages[2].dpi)
+    out = written(tmp_path, pdf_with_text(source, pages))
+    for number in (1, 2):
+        check_words(out, pages[number - 1].result, RENDER_DPI, page=number)
+    assert [t for t, _ in pdf_words(out, 3)] == ["Already", "searchable"]  # once: no text layer added
+    with pytest.raises(ValueError, match="3 pages but 2"):
+        pdf_with_text(source, pages[:2])
+
+
+def test_an_encrypted_pdf_stays_encrypted_and_gets_its_text_layer(tmp_path):
+    """Owner restrictions only (it opens without a password): kept, as the rest of the file."""
+    source = encrypted(scanned_pdf([Image.new("L", (600, 200), 255)], dpi=100), user_password="")
+    line = hand_line("kept locked", rect(50, 40, 400, 90), words=[("kept", rect(50, 40, 180, 90)),
+                                                                   ("locked", rect(220, 40, 400, 90))])
+    page = OutputPage(hand_result([line], 600, 200), 600, 200, 100.0)
+    out = written(tmp_path, pdf_with_text(source, [page]))
+    with pikepdf.open(out) as opened:
+        assert opened.is_encrypted
+    check_words(out, page.result, 100.0)
+
+
+def _cjk_page(text: str, words: list[tuple[str, list[list[int]]]]) -> OutputPage:
+    image = np.full((200, 600), 255, np.uint8)
+    line = hand_line(text, rect(20, 40, 560, 90), words=words)
+    return OutputPage.of_image(hand_result([line], 600, 200), encoded(Image.fromarray(image), "PNG"), "cjk.png")
+
+
+def test_a_cjk_line_round_trips_through_pdftotext(tmp_path):
+    page = _cjk_page("你好世界 docmill 日本語のテキスト", [("你好世界", rect(20, 40, 180, 90)),
+                                                      ("docmill", rect(200, 40, 330, 90)),
+                                                      ("日本語のテキスト", rect(350, 40, 560, 90))])
+    pdf = written(tmp_path, pdf_from_images([page]))
+    assert pdf_text(pdf).strip() == "你好世界 docmill 日本語のテキスト"
+    check_words(pdf, page.result, DEFAULT_DPI)
+
+
+def test_characters_beyond_the_basic_plane_round_trip(tmp_path):
+    page = _cjk_page("𠀋𡈽 😀", [("𠀋𡈽", rect(20, 40, 120, 90)), ("😀", rect(200, 40, 250, 90))])
+    pdf = written(tmp_path, pdf_from_images([page]))
+    assert pdf_text(pdf).split() == ["𠀋𡈽", "😀"]
+
+
+def test_every_image_page_needs_its_image():
+    page = OutputPage(hand_result([], 100, 100), 100, 100)
+    with pytest.raises(ValueError, match="image bytes"):
+        pdf_from_images([page])

@@ -1,0 +1,89 @@
+"""ALTO 4.4: a Description (pixels as the measurement unit, the source image's file name, the
+OCR software and model set) and a Layout with one Page per page, each holding a PrintSpace
+of TextBlock / TextLine / String elements in the result's reading order, with SP between the
+words of a line.
+
+Positions are HPOS/VPOS/WIDTH/HEIGHT of each element's axis-aligned box in the page's
+pixels; WC is the word's confidence (0 to 1). Element IDs are unique in the file.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from docmill import __version__
+from docmill.result import Line, OcrResult, models_tag
+from worker.outputs.page import OutputPage
+from worker.outputs.reading import BBox, bbox, blocks, line_words, union
+
+NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
+SCHEMA_LOCATION = f"{NAMESPACE} http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
+
+
+def alto(pages: Sequence[OutputPage]) -> bytes:
+    """One ALTO file holding every page; its sourceImageInformation names the first page's
+    image (for a document, each page's `image_name` is the document's)."""
+    root = ET.Element("alto", {"xmlns": NAMESPACE, "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+                               "xsi:schemaLocation": SCHEMA_LOCATION})
+    _description(root, pages)
+    layout = ET.SubElement(root, "Layout")
+    for page in pages:
+        _page(layout, page)
+    ET.indent(root, space=" ")
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _description(root: ET.Element, pages: Sequence[OutputPage]) -> None:
+    description = ET.SubElement(root, "Description")
+    ET.SubElement(description, "MeasurementUnit").text = "pixel"
+    source = ET.SubElement(description, "sourceImageInformation")
+    ET.SubElement(source, "fileName").text = pages[0].image_name if pages else ""
+    step = ET.SubElement(ET.SubElement(description, "OCRProcessing", {"ID": "ocr"}), "ocrProcessingStep")
+    if pages:
+        models = pages[0].result.models
+        ET.SubElement(step, "processingStepSettings").text = f"models {models_tag(models.set, models.version)}"
+    software = ET.SubElement(step, "processingSoftware")
+    ET.SubElement(software, "softwareName").text = "docmill"
+    ET.SubElement(software, "softwareVersion").text = __version__
+
+
+def _page(layout: ET.Element, page: OutputPage) -> None:
+    n = page.number
+    element = ET.SubElement(layout, "Page", {"ID": f"p{n}", "PHYSICAL_IMG_NR": str(n),
+                                             "WIDTH": str(page.width), "HEIGHT": str(page.height)})
+    space = ET.SubElement(element, "PrintSpace", _position((0, 0, page.width, page.height)))
+    for b, block in enumerate(blocks(page.result), start=1):
+        _block(space, page.result, block, f"p{n}_b{b}")
+
+
+def _block(space: ET.Element, result: OcrResult, block: list[Line], block_id: str) -> None:
+    box = union([bbox(line.box) for line in block])
+    element = ET.SubElement(space, "TextBlock", {"ID": block_id, **_position(box)})
+    for l, line in enumerate(block, start=1):
+        _line(element, result, line, f"{block_id}_l{l}")
+
+
+def _line(block: ET.Element, result: OcrResult, line: Line, line_id: str) -> None:
+    element = ET.SubElement(block, "TextLine", {"ID": line_id, **_position(bbox(line.box))})
+    previous: BBox | None = None
+    for w, word in enumerate(line_words(result, line), start=1):
+        box = bbox(word.box)
+        if previous is not None:
+            ET.SubElement(element, "SP", {k: v for k, v in _position(_between(previous, box)).items()
+                                          if k != "HEIGHT"})
+        ET.SubElement(element, "String", {"ID": f"{line_id}_w{w}", **_position(box),
+                                          "WC": f"{word.score:.4f}", "CONTENT": word.text})
+        previous = box
+
+
+def _between(a: BBox, b: BBox) -> BBox:
+    """The gap between two words side by side, whichever comes first on the image (none
+    when they overlap)."""
+    left, right = min(a[2], b[2]), max(a[0], b[0])
+    return left, min(a[1], b[1]), max(left, right), max(a[3], b[3])
+
+
+def _position(box: BBox) -> dict[str, str]:
+    left, top, right, bottom = box
+    return {"HPOS": str(left), "VPOS": str(top), "WIDTH": str(right - left), "HEIGHT": str(bottom - top)}

@@ -1,0 +1,74 @@
+"""The one input every writer takes: a page's result and what the result alone does not say
+(its pixel size, the resolution those pixels stand for, its image's name and bytes).
+
+A document is a sequence of OutputPage, one per page in page order; a single image is a
+sequence of one. Coordinates everywhere are the result's: pixels of the image the engine
+read, origin top-left, which for a PDF page is the page as rendered at `dpi` with its
+/Rotate applied.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+
+from docmill.result import OcrResult
+
+EXIF_ORIENTATION = 0x0112
+_TURNED_SIDEWAYS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
+
+
+@dataclass(frozen=True)
+class OutputPage:
+    """One page for the writers.
+
+    - `result`: its docmill.result/v1 (a failed page has an error and no lines; writers still
+      give it a page, empty, so page numbers and counts stay those of the document);
+    - `width`, `height`: the size in pixels of the image the engine read (after EXIF
+      orientation; for a PDF page, the render);
+    - `dpi`: the resolution those pixels stand for, None when unknown (the searchable PDF then
+      sizes an image page at searchable_pdf.DEFAULT_DPI);
+    - `image_name`: the file name hOCR and ALTO record for the page (for a page of a document,
+      the document's name);
+    - `image`: the encoded image file, for an image page of a searchable PDF built from images
+      (None for a PDF page: the original PDF is given to searchable_pdf instead).
+    """
+
+    result: OcrResult
+    width: int
+    height: int
+    dpi: float | None = None
+    image_name: str = ""
+    image: bytes | None = None
+
+    @property
+    def number(self) -> int:
+        """The 1-based page number within its document (1 for a single image)."""
+        return self.result.page.index if self.result.page else 1
+
+    @classmethod
+    def of_image(cls, result: OcrResult, data: bytes, image_name: str) -> OutputPage:
+        """The page of an image file, its size and stated resolution read from the file's
+        header (a 90-degree EXIF orientation swaps the sides, as the decoder turns it)."""
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            if exif_orientation(im) in _TURNED_SIDEWAYS:
+                width, height = height, width
+            return cls(result, width, height, stated_dpi(im), image_name, data)
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The image's EXIF orientation (1 to 8; 1, upright, when it states none)."""
+    value = im.getexif().get(EXIF_ORIENTATION, 1)
+    return value if value in range(1, 9) else 1
+
+
+def stated_dpi(im: Image.Image) -> float | None:
+    """The horizontal resolution the file states (JFIF, EXIF, PNG pHYs or TIFF tags), None
+    when it states none or a meaningless one (below 1)."""
+    dpi = im.info.get("dpi")
+    if not dpi or not dpi[0] or float(dpi[0]) < 1:
+        return None
+    return float(dpi[0])

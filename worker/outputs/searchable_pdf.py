@@ -1,0 +1,253 @@
+"""Searchable PDF: the page as it was, under an invisible text layer of the recognised words.
+
+Two sources:
+- image pages (`pdf_from_images`): each image becomes a page of its own size at its DPI
+  (DEFAULT_DPI when the file states none: 300, the usual scanning resolution, which keeps an
+  A4 scan of 2480 x 3508 pixels A4-sized). A grey or RGB JPEG goes in as it is (DCTDecode,
+  as img2pdf does; its EXIF orientation is applied by the placement, not by re-encoding); a
+  plain PNG's compressed data goes in as it is (Flate with PNG predictors); any other image
+  goes in losslessly as the pixels the engine read, encoded as such a PNG;
+- a PDF (`pdf_with_text`): its pages are kept as they are (pikepdf), their content wrapped in
+  q/Q, and the text layer added as one more content stream. Page pixels map to PDF user
+  space through the page's visible box (the crop box within the media box, its origin
+  wherever it lies) and /Rotate, at the DPI the page was rendered at.
+
+The text layer uses one glyph-less font (glyphless.py) in text render mode 3 (invisible).
+Each word is drawn on its box: its baseline at the box's bottom plus the font's descent,
+its size the box's height (so the font's ascent and descent span the box), and scaled
+horizontally (Tz) so its characters span the box's width. Words run the way their line's
+text runs (page and line turns included), and between two words of a line a space spans the
+gap, so extraction and search find words where they are and selection runs on unbroken.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+import pikepdf
+from PIL import Image
+
+from docmill.result import OcrResult, Word
+from pages.decode import decode_image
+from worker.outputs.glyphless import ADVANCE, ASCENT, DESCENT, UNITS_PER_EM, TextFont
+from worker.outputs.page import OutputPage, exif_orientation
+from worker.outputs.reading import line_words, reading_corners, text_angle
+
+DEFAULT_DPI = 300.0
+POINTS_PER_INCH = 72.0
+Matrix = tuple[float, float, float, float, float, float]  # a PDF matrix [a b c d e f]
+_BASELINE_UP = -DESCENT / (ASCENT - DESCENT)  # the baseline's height in a word's box, as a share
+_JPEG_COLOURS = {"L": pikepdf.Name.DeviceGray, "RGB": pikepdf.Name.DeviceRGB}
+_PNG_COLOURS = {0: (1, pikepdf.Name.DeviceGray), 2: (3, pikepdf.Name.DeviceRGB)}  # IHDR colour type
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# EXIF orientation: displayed (x, y) from stored (u, v), both 0 to 1 from the top-left corner,
+# as rows of x = a u + b v + c and y = d u + e v + f (Pillow's exif_transpose for each value).
+_EXIF_PLACEMENT = {1: ((1, 0, 0), (0, 1, 0)), 2: ((-1, 0, 1), (0, 1, 0)), 3: ((-1, 0, 1), (0, -1, 1)),
+                   4: ((1, 0, 0), (0, -1, 1)), 5: ((0, 1, 0), (1, 0, 0)), 6: ((0, -1, 1), (1, 0, 0)),
+                   7: ((0, -1, 1), (-1, 0, 1)), 8: ((0, 1, 0), (-1, 0, 1))}
+
+
+def pdf_from_images(pages: Sequence[OutputPage]) -> bytes:
+    """A PDF of the page images, each page under its text layer; every page needs `image`."""
+    pdf = pikepdf.new()
+    font = TextFont(pdf)
+    for page in pages:
+        _image_page(pdf, font, page)
+    font.finish()
+    return _saved(pdf, deterministic_id=True)
+
+
+def pdf_with_text(source: bytes, pages: Sequence[OutputPage]) -> bytes:
+    """The PDF `source` with a text layer on each of its pages; `pages` are its pages in
+    order, one each. A page whose text came from the PDF itself (`embedded`), or that has
+    no lines, is left as it is."""
+    pdf = pikepdf.open(io.BytesIO(source))
+    if len(pdf.pages) != len(pages):
+        raise ValueError(f"the PDF has {len(pdf.pages)} pages but {len(pages)} page results were given")
+    font = TextFont(pdf)
+    for pdf_page, page in zip(pdf.pages, pages):
+        if _has_ocr_text(page.result):
+            pdf_page.contents_add(b"q\n", prepend=True)
+            pdf_page.contents_add(b"\nQ\n")
+            pdf_page.contents_add(_text_layer(page, font, _font_name(pdf_page, font), _pdf_pixels(pdf_page, page)))
+    font.finish()
+    return _saved(pdf, deterministic_id=False, keep_encryption=pdf.is_encrypted)
+
+
+def _has_ocr_text(result: OcrResult) -> bool:
+    return bool(result.lines) and not (result.page and result.page.text == "embedded")
+
+
+def _saved(pdf: pikepdf.Pdf, deterministic_id: bool, keep_encryption: bool = False) -> bytes:
+    """The PDF's bytes; an encrypted source (one that opens without a password, its owner's
+    restrictions only) stays encrypted as it was."""
+    buffer = io.BytesIO()
+    pdf.save(buffer, compress_streams=True, deterministic_id=deterministic_id, encryption=keep_encryption)
+    return buffer.getvalue()
+
+
+def _font_name(pdf_page: pikepdf.Page, font: TextFont) -> pikepdf.Name:
+    """The page's resource name for the font: the first /OCRTextN that the page's fonts do
+    not use for another font (pages may share one resource dictionary)."""
+    fonts = pdf_page.resources.get(pikepdf.Name.Font, pikepdf.Dictionary())
+    n = 0
+    while (name := pikepdf.Name(f"/OCRText{n}")) in fonts and not _same(fonts[name], font.font):
+        n += 1
+    if name not in fonts:
+        pdf_page.add_resource(font.font, pikepdf.Name.Font, name)
+    return name
+
+
+def _same(a: pikepdf.Object, b: pikepdf.Object) -> bool:
+    return a.is_indirect and b.is_indirect and a.objgen == b.objgen
+
+
+def _pdf_pixels(pdf_page: pikepdf.Page, page: OutputPage) -> Matrix:
+    """Page pixels (as rendered: the visible box, /Rotate applied, origin top-left) to the
+    page's user space."""
+    box = pikepdf.Rectangle(pdf_page.mediabox) & pikepdf.Rectangle(pdf_page.cropbox)
+    rotation = pdf_page.rotation // 90 * 90
+    shown_w, shown_h = (box.width, box.height) if rotation in (0, 180) else (box.height, box.width)
+    sx = POINTS_PER_INCH / page.dpi if page.dpi else shown_w / page.width
+    sy = POINTS_PER_INCH / page.dpi if page.dpi else shown_h / page.height
+    x0, y0, x1, y1 = box.llx, box.lly, box.urx, box.ury
+    return {0: (sx, 0, 0, -sy, x0, y1), 90: (0, sx, sy, 0, x0, y0),
+            180: (-sx, 0, 0, sy, x1, y0), 270: (0, -sx, -sy, 0, x1, y1)}[rotation]
+
+
+def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage) -> None:
+    if page.image is None:
+        raise ValueError(f"page {page.number}: a PDF built from images needs each page's image bytes")
+    scale = POINTS_PER_INCH / (page.dpi or DEFAULT_DPI)
+    width_pt, height_pt = page.width * scale, page.height * scale
+    pdf_page = pdf.add_blank_page(page_size=(width_pt, height_pt))
+    image, orientation = _image_xobject(pdf, page.image, page.width * page.height)
+    name = pdf_page.add_resource(image, pikepdf.Name.XObject, pikepdf.Name("/Im0"))
+    placement = _matrix(_placement(orientation, width_pt, height_pt))
+    pdf_page.contents_add(f"q {placement} cm {name} Do Q\n".encode())
+    if _has_ocr_text(page.result):
+        font_name = _font_name(pdf_page, font)
+        pdf_page.contents_add(_text_layer(page, font, font_name, (scale, 0, 0, -scale, 0, height_pt)))
+
+
+def _placement(orientation: int, width_pt: float, height_pt: float) -> Matrix:
+    """The image's matrix: its unit square (PDF image space, first row at the top) onto the
+    page, turned or mirrored as its EXIF orientation says it is displayed."""
+    (a, b, c), (d, e, f) = _EXIF_PLACEMENT[orientation]
+    stored = np.array([[1, 0, 0], [0, -1, 1], [0, 0, 1]])  # image space (s, t) -> stored (u, v)
+    shown = np.array([[a, b, c], [d, e, f], [0, 0, 1]])
+    page = np.array([[width_pt, 0, 0], [0, -height_pt, height_pt], [0, 0, 1]])  # (x, y) -> points
+    m = page @ shown @ stored
+    return m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2]
+
+
+def _image_xobject(pdf: pikepdf.Pdf, data: bytes, pixels: int) -> tuple[pikepdf.Stream, int]:
+    """An image file (of `pixels` pixels) as an image XObject, and the EXIF orientation to
+    place it with."""
+    with Image.open(io.BytesIO(data)) as im:
+        if im.format == "JPEG" and im.mode in _JPEG_COLOURS:
+            return _jpeg(pdf, data, im), exif_orientation(im)
+        if im.format == "PNG" and _plain_png(data) and exif_orientation(im) == 1:
+            return _png(pdf, data), 1
+    return _png(pdf, _lossless_png(data, pixels)), 1
+
+
+def _jpeg(pdf: pikepdf.Pdf, data: bytes, im: Image.Image) -> pikepdf.Stream:
+    return pdf.make_stream(data, Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image, Width=im.width,
+                           Height=im.height, ColorSpace=_JPEG_COLOURS[im.mode], BitsPerComponent=8,
+                           Filter=pikepdf.Name.DCTDecode)
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """A PNG file's chunks as (type, data)."""
+    chunks, at = [], len(_PNG_SIGNATURE)
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        chunks.append((kind, data[at + 8:at + 8 + length]))
+        at += 12 + length
+    return chunks
+
+
+def _plain_png(data: bytes) -> bool:
+    """A PNG whose compressed data a PDF can hold as it is: grey or RGB, 8 bits or fewer,
+    not interlaced, with no transparency."""
+    chunks = dict(_png_chunks(data))
+    _, _, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+    return colour in _PNG_COLOURS and depth <= 8 and not interlace and b"tRNS" not in chunks
+
+
+def _png(pdf: pikepdf.Pdf, data: bytes) -> pikepdf.Stream:
+    """A plain PNG's pixels as a Flate image with PNG predictors, its data copied as it is."""
+    chunks = _png_chunks(data)
+    width, height, depth, colour, _, _, _ = struct.unpack(">IIBBBBB", dict(chunks)[b"IHDR"])
+    components, space = _PNG_COLOURS[colour]
+    parms = pikepdf.Dictionary(Predictor=15, Colors=components, BitsPerComponent=depth, Columns=width)
+    return pdf.make_stream(b"".join(body for kind, body in chunks if kind == b"IDAT"),
+                           Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image, Width=width, Height=height,
+                           ColorSpace=space, BitsPerComponent=depth, Filter=pikepdf.Name.FlateDecode,
+                           DecodeParms=parms)
+
+
+def _lossless_png(data: bytes, pixels: int) -> bytes:
+    """The pixels the engine read (same decoder) as a plain PNG: grey when every pixel is,
+    one bit deep when only black and white."""
+    bgr = decode_image(data, max_pixels=pixels)
+    if (bgr[:, :, 0] == bgr[:, :, 1]).all() and (bgr[:, :, 1] == bgr[:, :, 2]).all():
+        grey = bgr[:, :, 0]
+        bilevel = bool(np.isin(grey, (0, 255)).all())
+        image = Image.fromarray(grey).convert("1") if bilevel else Image.fromarray(grey)
+    else:
+        image = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _text_layer(page: OutputPage, font: TextFont, font_name: pikepdf.Name, pixels_to_user: Matrix) -> bytes:
+    """The page's words as invisible text, drawn in page pixels mapped by `pixels_to_user`."""
+    ops = [f"q {_matrix(pixels_to_user)} cm BT 3 Tr {font_name} 1 Tf"]
+    for line in page.result.lines:
+        words = line_words(page.result, line)
+        angle = text_angle(page.result, line)
+        ops += [_word(font, word, following, angle) for word, following in zip(words, [*words[1:], None])]
+    ops.append("ET Q")
+    return ("\n".join(op for op in ops if op) + "\n").encode("ascii")
+
+
+def _word(font: TextFont, word: Word, following: Word | None, angle: int) -> str:
+    """One word on its box: the text matrix puts the baseline on the box and the font's
+    height to the box's, Tz stretches its characters to the box's width; then a space that
+    fills the gap to the `following` word of its line ("" for a box too small for text)."""
+    top_left, top_right, bottom_right, bottom_left = reading_corners(word.box, angle)
+    height = (np.linalg.norm(top_left - bottom_left) + np.linalg.norm(top_right - bottom_right)) / 2
+    width = (np.linalg.norm(top_right - top_left) + np.linalg.norm(bottom_right - bottom_left)) / 2
+    if height < 1 or width < 1 or not word.text:
+        return ""
+    along = (top_right - top_left + bottom_right - bottom_left) / (2 * width)
+    up = (top_left - bottom_left + top_right - bottom_right) / (2 * height)
+    origin = bottom_left + (top_left - bottom_left) * _BASELINE_UP
+    text_matrix = _matrix((*(along * height), *(up * height), *origin))
+    ops = f"{_stretch(width, len(word.text), height)} Tz {text_matrix} Tm <{font.encode(word.text).hex()}> Tj"
+    if following is None:
+        return ops
+    gap = float(np.dot(reading_corners(following.box, angle)[0] - top_right, along))
+    return ops + f" {_stretch(max(gap, 1.0), 1, height)} Tz <{font.encode(' ').hex()}> Tj"
+
+
+def _stretch(width: float, characters: int, height: float) -> str:
+    """The horizontal scaling (Tz, percent) that makes `characters` glyphs of a font as big
+    as `height` span `width`."""
+    return _number(100 * width / (characters * ADVANCE / UNITS_PER_EM * height))
+
+
+def _matrix(m: Sequence[float]) -> str:
+    return " ".join(_number(v) for v in m)
+
+
+def _number(value: float) -> str:
+    """A PDF number: fixed point (PDF has no exponents), four decimals at most."""
+    text = f"{float(value):.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text

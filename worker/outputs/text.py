@@ -1,0 +1,23 @@
+"""Plain text: each page's lines in the result's reading order, one per line, a blank line
+between blocks; pages separated by a form feed (as Tesseract's text output does, so a page's
+text can be found again by counting form feeds)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from docmill.result import OcrResult
+from worker.outputs.page import OutputPage
+from worker.outputs.reading import blocks
+
+PAGE_BREAK = "\f"
+
+
+def page_text(result: OcrResult) -> str:
+    """One page's text, each line ending in a newline (empty for a page without lines)."""
+    return "\n".join("".join(f"{line.text}\n" for line in block) for block in blocks(result))
+
+
+def text(pages: Sequence[OutputPage]) -> bytes:
+    """The pages' text, UTF-8."""
+    return PAGE_BREAK.join(page_text(page.result) for page in pages).encode("utf-8")
