@@ -41,7 +41,7 @@ return COUNTED
 
 _RECORD_TASK = """
 local key = KEYS[1]
-if redis.call('SADD', key .. ':tasks', ARGV[1]) == 0 then return 0 end
+if redis.call('SADD', key .. ':tasks', ARGV[1]) == 0 then return {0} end
 redis.call('HINCRBY', key, 'done', tonumber(ARGV[2]))
 redis.call('HINCRBY', key, 'failed', tonumber(ARGV[3]))
 redis.call('HINCRBY', key, 'pages_done', tonumber(ARGV[5]))
@@ -51,10 +51,18 @@ for i = 8, 7 + 2 * failures, 2 do
   redis.call('HSET', key .. ':failed', ARGV[i], ARGV[i + 1])
   redis.call('HINCRBY', key, 'code:' .. ARGV[i + 1], 1)
 end
-for i = 8 + 2 * failures, #ARGV, 3 do
-  redis.call('HSET', key .. ':doc:' .. ARGV[i], ARGV[i + 1], ARGV[i + 2])
+local completed, i = {}, 8 + 2 * failures
+while i <= #ARGV do
+  local dst, pages = ARGV[i], tonumber(ARGV[i + 1])
+  local hash = key .. ':doc:' .. dst
+  local before = redis.call('HLEN', hash)
+  for j = i + 2, i + 2 * pages, 2 do redis.call('HSET', hash, ARGV[j], ARGV[j + 1]) end
+  local count = tonumber(redis.call('HGET', key .. ':documents', dst) or '0')
+  if count > 0 and before < count and redis.call('HLEN', hash) >= count then table.insert(completed, dst) end
+  i = i + 2 + 2 * pages
 end
-""" + _FINISH_IF_COMPLETE.replace("NOW", "ARGV[4]").replace("FINISHED", "2").replace("COUNTED", "1")
+""" + _FINISH_IF_COMPLETE.replace("NOW", "ARGV[4]").replace("FINISHED", "{2, unpack(completed)}").replace(
+    "COUNTED", "{1, unpack(completed)}")
 
 _RECORD_DOCUMENT = """
 local key = KEYS[1]
@@ -189,19 +197,28 @@ class JobStore:
         2 = counted and this completed the job (the caller writes the summary). `failures`
         names every failed image and page; `done` and `failed` (default: as many as
         `failures`) count images and whole documents, `pages` the task's document pages."""
+        return self.record_task_pages(job, seq, failures, done, failed, pages)[0]
+
+    def record_task_pages(self, job: str, seq: int, failures: dict[str, str], done: int, failed: int | None = None,
+                          pages: TaskPages | None = None) -> tuple[int, list[str]]:
+        """record_task, and the split documents whose last page this call recorded: their
+        results are this caller's to write, nobody else's (the check is in the same script)."""
         pages = pages or TaskPages()
         args: list[Any] = [seq, done, len(failures) if failed is None else failed, repr(time.time()),
                            pages.done, pages.failed, len(failures)]
         for src, code in failures.items():
             args += [src, code]
         for dst, summaries in pages.summaries.items():
+            args += [dst, len(summaries)]
             for number, summary in summaries.items():
-                args += [dst, number, summary]
-        return int(self._record(keys=[self.key(job)], args=args))
+                args += [number, summary]
+        status, *completed = self._record(keys=[self.key(job)], args=args)
+        return int(status), list(completed)
 
     def documents_to_finish(self, job: str, dsts: list[str]) -> list[str]:
         """Of these split documents, those whose pages are all recorded but which are not
-        counted yet: their results are due."""
+        counted yet: after a redelivered task (whose first run may have died between recording
+        the last page and writing the result), their results are due."""
         key = self.key(job)
         pipe = self.r.pipeline()
         for dst in dsts:

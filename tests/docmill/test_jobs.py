@@ -47,3 +47,32 @@ def test_duplicate_job_and_unknown_job(store, job_id):
         store.create(job_id, "in/", "out/", "m", "v")
     with pytest.raises(JobNotFound):
         store.get(job_id + "-missing")
+
+
+def test_only_the_task_that_records_a_documents_last_page_is_told_to_write_it(store, job_id):
+    """Whatever the order the range tasks are counted in, exactly one call learns that it
+    completed the document; a redelivered task is counted nowhere and completes nothing; the
+    document is counted once, and only then does the job finish."""
+    from docmill.jobs import TaskPages
+
+    store.create(job_id, "s3://in/", "s3://out/", "s3://m/set", "v1")
+    store.register_document(job_id, "s3://out/a.pdf.json", 4)
+    store.register_document(job_id, "s3://out/a.pdf.json", 4)  # a resumed producer: no double count
+    store.record_enqueued(job_id, items=1, tasks=2, skipped=0, cursor="a.pdf")
+    store.finish_listing(job_id)
+
+    def pages(*numbers: int) -> TaskPages:
+        return TaskPages(done=len(numbers), summaries={"s3://out/a.pdf.json": {n: f'{{"index": {n}}}' for n in numbers}})
+
+    assert store.record_task_pages(job_id, 1, {}, done=0, failed=0, pages=pages(3, 4)) == (1, [])
+    assert store.record_task_pages(job_id, 0, {}, done=0, failed=0, pages=pages(1, 2)) == (1, ["s3://out/a.pdf.json"])
+    assert store.record_task_pages(job_id, 0, {}, done=0, failed=0, pages=pages(1, 2)) == (0, [])
+    assert store.documents_to_finish(job_id, ["s3://out/a.pdf.json"]) == ["s3://out/a.pdf.json"]
+    assert sorted(store.document_pages(job_id, "s3://out/a.pdf.json")) == [1, 2, 3, 4]
+    state = store.get(job_id)
+    assert (state.documents, state.pages, state.pages_done, state.finished) == (1, 4, 4, False)
+    assert store.record_document(job_id, "s3://out/a.pdf.json", "s3://in/a.pdf", None) == 2
+    assert store.record_document(job_id, "s3://out/a.pdf.json", "s3://in/a.pdf", None) == 0
+    assert store.documents_to_finish(job_id, ["s3://out/a.pdf.json"]) == []
+    state = store.get(job_id)
+    assert (state.done, state.documents_done, state.finished) == (1, 1, True)
