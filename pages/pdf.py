@@ -81,9 +81,17 @@ def fit_dpi(width_pt: float, height_pt: float, limits: PageLimits, index: int) -
     return dpi
 
 
+def _render_scale(dpi: float) -> float:
+    """Pixels per point at this DPI, a hair under: pdfium gives page sizes as 32-bit floats,
+    so a scan of 1080 pixels placed at 150 dpi measures 518.40002 pt, and pypdfium2's
+    ceil(size * scale) would make it 1081 pixels, resampling every pixel of the scan (and
+    changing what OCR reads). The hair (a millionth) cannot lose a real pixel's worth."""
+    return dpi / _POINTS_PER_INCH * (1 - 1e-6)
+
+
 def _size_px(width_pt: float, height_pt: float, dpi: float) -> tuple[int, int]:
     """The bitmap size pypdfium2's render gives at this DPI."""
-    scale = dpi / _POINTS_PER_INCH
+    scale = _render_scale(dpi)
     return math.ceil(width_pt * scale), math.ceil(height_pt * scale)
 
 
@@ -122,7 +130,7 @@ def render(pdf: pdfium.PdfDocument, index: int, limits: PageLimits,
         out = allocate(info.width * info.height * 3)
         target = (ctypes.c_ubyte * (info.width * info.height * 3)).from_buffer(out)
         # pypdfium2 sizes the bitmap as _size_px does, and BGR is its format for an opaque fill.
-        bitmap = page.render(scale=info.dpi / _POINTS_PER_INCH, may_draw_forms=True,
+        bitmap = page.render(scale=_render_scale(info.dpi), may_draw_forms=True,
                              bitmap_maker=functools.partial(pdfium.PdfBitmap.new_native, buffer=target))
         bitmap.close()
         del bitmap, target  # releases `out` (an mmap cannot close while exported)
