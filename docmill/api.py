@@ -15,9 +15,12 @@ packages when an `Ocr` is made, never when the contracts are imported.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable, Iterator
+import json
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
@@ -132,6 +135,40 @@ class Ocr:
             raise ValueError(f"{exc.code}: {exc}") from exc
         with opened:
             yield from self._document_pages(opened, pdf_text)
+
+    def export(self, source: str | PathLike[str] | bytes, formats: Sequence[str] = ("pdf",),
+               pdf_text: PdfText = "ocr") -> dict[str, bytes]:
+        """The files `docmill run --format` writes for one image or document, by format:
+        {"pdf": searchable PDF bytes, "hocr": ..., "alto": ..., "txt": ..., "json": the result}.
+        Raises ValueError for a bad format and for a source that could not be read (its
+        error code first), like read()."""
+        from docmill.documents import output_uri, parse_formats
+        from docmill.messages import TaskItem
+        from docmill.result import ModelsInfo
+        from pages.source import SNIFF_BYTES, sniff_kind
+        from worker.deliverables import options_for
+        from worker.flow import RunContext
+        from worker.local import Inputs, run_on_engine
+
+        chosen = parse_formats(",".join(formats))
+        with tempfile.TemporaryDirectory(prefix="docmill-export-") as tmp:
+            if isinstance(source, (str, PathLike)):
+                path = Path(source)
+            else:  # named as what it is: documents are told apart by name first, then by bytes
+                path = Path(tmp) / f"input.{sniff_kind(bytes(source)[:SNIFF_BYTES])}"
+                path.write_bytes(bytes(source))
+            dst = str(Path(tmp) / "out" / f"{path.name}.json")
+            context = RunContext(options_for(self.options, chosen),
+                                 ModelsInfo(set=self.model_set.name, version=self.model_set.version),
+                                 self.providers, pdf_text=pdf_text, formats=chosen)
+            run_on_engine(self._engine, Inputs(items=[TaskItem(src=str(path), dst=dst)]), context, self.settings,
+                          self.batch_size, quiet=True)
+            error = json.loads(Path(dst).read_text("utf-8"))["error"]
+            if error:
+                raise ValueError(f"{error['code']}: {error['message']}")
+            if missing := [fmt for fmt in chosen if not Path(output_uri(dst, fmt)).is_file()]:
+                raise ValueError(f"write_error: the {', '.join(missing)} output could not be made (see the log)")
+            return {"json": Path(dst).read_bytes(), **{fmt: Path(output_uri(dst, fmt)).read_bytes() for fmt in chosen}}
 
     def read_many(self, images: Iterable[ImageInput]) -> Iterator[OcrPage]:
         """Pages for many images, in input order, run in batches of at most `batch_size`

@@ -2,6 +2,7 @@
 
     OUT/<rel>.json                 the document result, docmill.document/v1 (below)
     OUT/<rel>/page-NNNN.json       each page's docmill.result/v1, with its `page` object (1-based)
+    OUT/<rel>.txt .hocr .alto.xml .pdf   with --format, the whole document in each format
 
 where `OUT/<rel>.json` is where a single image's result would go (`storage.result_uri`), so a
 single-image input keeps that layout. The document result is written once, when the last page
@@ -24,6 +25,31 @@ PDF_TEXT_HELP = ("PDF pages that already have a text layer: ocr them anyway (def
                  "(recorded as skipped), or take their embedded text and boxes instead of OCR")
 PageStatus = Literal["ok", "failed", "skipped"]
 _RESULT_SUFFIX = ".json"
+
+
+OutputFormat = Literal["txt", "hocr", "alto", "pdf"]
+OUTPUT_SUFFIXES: dict[str, str] = {"txt": ".txt", "hocr": ".hocr", "alto": ".alto.xml", "pdf": ".pdf"}
+FORMATS_HELP = ("files to write beside each JSON result, comma-separated: json (always) and any of txt, hocr, "
+                "alto, pdf (a searchable PDF); a document gets one of each for all its pages")
+WORD_FORMATS = frozenset({"hocr", "alto", "pdf"})  # these place each word, so they need word boxes
+
+
+def parse_formats(text: str) -> tuple[OutputFormat, ...]:
+    """'json,txt,pdf' -> ('txt', 'pdf'): the files beside the JSON, in a fixed order; ValueError
+    naming the formats there are for anything else."""
+    asked = {name.strip().lower() for name in text.split(",") if name.strip()}
+    unknown = sorted(asked - set(OUTPUT_SUFFIXES) - {"json"})
+    if unknown:
+        raise ValueError(f"--format: unknown {', '.join(unknown)}; choose from json, {', '.join(OUTPUT_SUFFIXES)}")
+    return tuple(name for name in OUTPUT_SUFFIXES if name in asked)  # type: ignore[misc]
+
+
+def output_uri(result_dst: str, fmt: str) -> str:
+    """Where format `fmt` of the image or document whose result is `result_dst` goes: beside
+    it, OUT/<rel>.txt, .hocr, .alto.xml or .pdf."""
+    if not result_dst.endswith(_RESULT_SUFFIX):
+        raise ValueError(f"a result ends in {_RESULT_SUFFIX}: {result_dst!r}")
+    return result_dst[:-len(_RESULT_SUFFIX)] + OUTPUT_SUFFIXES[fmt]
 
 
 def page_result_uri(document_dst: str, number: int) -> str:

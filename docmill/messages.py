@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from docmill.documents import PdfText
+from docmill.documents import OutputFormat, PdfText
 from docmill.options import EngineOptions
 
 TASK_SCHEMA = "docmill.task/v1"
@@ -67,6 +67,7 @@ class OcrTask(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     out_prefix: str = Field(min_length=1)
     pdf_text: PdfText = "ocr"
+    formats: list[OutputFormat] = Field(default_factory=list, description="files beside each JSON result")
     items: list[TaskItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
 
     @field_validator("job")
@@ -96,4 +97,19 @@ class OcrTask(BaseModel):
         return f"{self.job}:{self.seq}"
 
     def to_payload(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        """The message as JSON. Fields added to docmill.task/v1 since its first release are left
+        out while they hold their defaults, so workers from before them (which refuse unknown
+        fields) still take every task that does not use them, through a rolling upgrade."""
+        data = self.model_dump(mode="json", by_alias=True)
+        for name, default in _ADDED_TASK_FIELDS.items():
+            if data.get(name) == default:
+                del data[name]
+        for item in data["items"]:
+            for name in _ADDED_ITEM_FIELDS:
+                if item.get(name) is None:
+                    del item[name]
+        return data
+
+
+_ADDED_TASK_FIELDS: dict[str, Any] = {"pdf_text": "ocr", "formats": []}  # documents in and out
+_ADDED_ITEM_FIELDS = ("pages", "page_count")  # documents split into page ranges

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from docmill.documents import parse_formats
 from docmill.errors import UsageError
 from docmill.jobs import JobNotFound, JobState, JobStore, connect
 from docmill.messages import JOB_ID, MAX_ITEMS_PER_TASK
@@ -44,6 +45,10 @@ def _check_limits(args: argparse.Namespace) -> None:
         raise UsageError("--max-pending must be 1 or more")
     if args.pages_per_task < 1:
         raise UsageError("--pages-per-task must be 1 or more")
+    try:
+        parse_formats(args.format)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _start(args: argparse.Namespace, settings: Settings, store: JobStore) -> tuple[str, JobPlan, JobState]:
@@ -62,7 +67,7 @@ def _start(args: argparse.Namespace, settings: Settings, store: JobStore) -> tup
                        include=",".join(include.patterns), chunk=args.chunk,
                        skip_existing=args.skip_existing, queue=args.queue,
                        options=settings.engine.as_dict(), pages_per_task=args.pages_per_task,
-                       pdf_text=args.pdf_text)
+                       pdf_text=args.pdf_text, formats=list(parse_formats(args.format)))
         store.create(job, plan.in_uri, plan.out_uri, models.uri, models.version)
     except (ModelSetError, StorageError, ValueError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from exc

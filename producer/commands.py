@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from docmill.commandline import Subparsers, lazy
-from docmill.documents import PDF_TEXT_HELP, PDF_TEXT_MODES
+from docmill.documents import FORMATS_HELP, PDF_TEXT_HELP, PDF_TEXT_MODES
 from docmill.inputs import DEFAULT_INCLUDE
 from docmill.messages import MAX_ITEMS_PER_TASK, QUEUE
 
 DEFAULT_CHUNK = 16
-DEFAULT_PAGES_PER_TASK = 8  # bench/distributed.py --pdf: see docs/operating.md
+DEFAULT_PAGES_PER_TASK = 4  # chosen by bench.pages_per_task (docs/documents.md)
 DEFAULT_MAX_PENDING = 10_000
 
 
@@ -30,6 +30,7 @@ def register(sub: Subparsers) -> None:
                    help=f"a PDF or multi-page TIFF is split into tasks of this many pages, so one long "
                    f"document spreads over many workers (default {DEFAULT_PAGES_PER_TASK})")
     p.add_argument("--pdf-text", choices=PDF_TEXT_MODES, default="ocr", help=PDF_TEXT_HELP)
+    p.add_argument("--format", default="json", metavar="FORMATS", help=FORMATS_HELP)
     skip = p.add_mutually_exclusive_group()
     skip.add_argument("--skip-existing", dest="skip_existing", action="store_true", default=True,
                       help="skip images whose result has the same source ETag and model version (default)")

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from docmill.documents import PdfText
+from docmill.documents import OutputFormat, PdfText
 from docmill.inputs import is_document_name
 from docmill.jobs import JobState, JobStore, write_summary
 from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
@@ -54,6 +54,7 @@ class JobPlan:
     options: dict[str, Any] = field(default_factory=dict)
     pages_per_task: int = DEFAULT_PAGES_PER_TASK
     pdf_text: PdfText = "ocr"
+    formats: list[OutputFormat] = field(default_factory=list)
 
     @property
     def models_tag(self) -> str:
@@ -203,7 +204,8 @@ def _enqueue_chunk(job: str, seq: int, chunk: list[ObjectRef], plan: JobPlan, sv
         counts.waited_s += svc.backpressure.wait(waiting)
         counts.waiting_depth = 0
         svc.sender.send(OcrTask(job=job, seq=seq + offset, models=plan.models, options=plan.options,
-                                out_prefix=plan.out_uri, pdf_text=plan.pdf_text, items=task_items))
+                                out_prefix=plan.out_uri, pdf_text=plan.pdf_text, formats=plan.formats,
+                                items=task_items))
     skipped = len(items) - len(todo)
     svc.store.record_enqueued(job, items=len(todo), tasks=len(tasks), skipped=skipped, cursor=chunk[-1].key)
     counts.listed += len(chunk)

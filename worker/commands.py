@@ -4,7 +4,7 @@ Registering them imports neither ONNXRuntime nor Celery."""
 from __future__ import annotations
 
 from docmill.commandline import Subparsers, lazy
-from docmill.documents import PDF_TEXT_HELP, PDF_TEXT_MODES
+from docmill.documents import FORMATS_HELP, PDF_TEXT_HELP, PDF_TEXT_MODES
 
 DEVICES = ["auto", "cpu", "cuda"]
 
@@ -31,6 +31,7 @@ def _add_run(sub: Subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an engine option for this run (repeatable; see docmill config)")
     p.add_argument("--pdf-text", choices=PDF_TEXT_MODES, default="ocr", help=PDF_TEXT_HELP)
+    p.add_argument("--format", default="json", metavar="FORMATS", help=FORMATS_HELP)
     p.add_argument("--visualize", action="store_true", help="write a PNG with boxes and text beside each JSON")
     p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any image or page failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary line on stderr")

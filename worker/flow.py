@@ -15,7 +15,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Union
 
-from docmill.documents import PageSummary, PdfText
+import numpy as np
+
+from docmill.documents import OutputFormat, PageSummary, PdfText
 from docmill.messages import TaskItem
 from docmill.options import EngineOptions
 from docmill.result import ModelsInfo, OcrResult, ResultError
@@ -23,6 +25,7 @@ from docmill.settings import Settings
 from docmill.storage import StorageError
 from worker.batcher import DynamicBatcher
 from worker.budget import PixelBudget, PixelTicket
+from worker.deliverables import DeliverableWriter
 from worker.documents import DocumentPart, DocumentReader, DocumentSpool, is_document_item
 from worker.engine.pipeline import PageLines, page_pixels
 from worker.items import DecodedItem, Loader, load_item
@@ -67,6 +70,7 @@ class RunContext:
     providers: list[str]
     keep_pixels: bool = False  # --visualize draws on the page after the engine is done
     pdf_text: PdfText = "ocr"  # what to do with PDF pages that already have a text layer
+    formats: tuple[OutputFormat, ...] = ()  # files beside each image's result (documents': the caller's)
 
 
 Event = Union[Outcome, DocumentPart]
@@ -83,6 +87,7 @@ class ItemFlow:
         self.budget = budget
         self.load = load
         self.spool = spool or DocumentSpool(settings)
+        self.deliverables = DeliverableWriter(writer, self.spool)
 
     def run(self, items: Iterable[TaskItem], context: RunContext, ahead: int = MAX_ITEMS_AHEAD) -> Iterator[Event]:
         """Each image's and page's outcome, in input order, and after a document item's last
@@ -131,6 +136,8 @@ class ItemFlow:
 
     def _loaded(self, decoded: DecodedItem, context: RunContext, done: Future) -> None:
         self.writer.metrics.observe_stage("decode", decoded.decode_ms / 1000)
+        if not context.formats or decoded.page is not None:
+            decoded.data = None
         if decoded.image is None:
             self._finish(decoded, decoded.error or decoded.given, context, done)
             return
@@ -143,8 +150,15 @@ class ItemFlow:
         if picture is None:  # a page drawn on (--visualize) is held until it is written
             decoded.release()
         result = build_result(decoded, output, context.models, context.providers)
-        writing = self.io.submit(self.writer.write, result, decoded.item.dst, decoded.item.etag, picture)
+        writing = self.io.submit(self._write, result, decoded, picture, context)
         writing.add_done_callback(_guarded(done, lambda f: done.set_result(_outcome(result, decoded, f))))
+
+    def _write(self, result: OcrResult, decoded: DecodedItem, picture: np.ndarray | None, context: RunContext) -> None:
+        """The result, then the image's --format files (an image's, never a page's: those
+        come with their whole document)."""
+        self.writer.write(result, decoded.item.dst, decoded.item.etag, picture)
+        if decoded.data is not None and result.error is None:
+            self.deliverables.image(result, decoded.item.dst, decoded.item.etag, decoded.data, context.formats)
 
 
 @dataclass
@@ -172,6 +186,7 @@ class _Pending:
 
 def _outcome(result: OcrResult, decoded: DecodedItem, writing: Future) -> Outcome:
     decoded.release()
+    decoded.data = None
     error = writing.exception()
     if error is not None and not isinstance(error, StorageError):
         raise error

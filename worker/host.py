@@ -16,6 +16,7 @@ from docmill.settings import Settings
 from worker.batcher import DynamicBatcher
 from worker.engine.pipeline import OcrEngine
 from worker.budget import PixelBudget
+from worker.deliverables import DeliverableWriter
 from worker.documents import DocumentSpool
 from worker.flow import ItemFlow
 from worker.metrics import Metrics
@@ -50,6 +51,7 @@ class WorkerHost:
         self.writer = ResultWriter(settings, self.metrics)
         self.budget = PixelBudget(settings.pixel_budget)
         self.spool = DocumentSpool(settings)  # one local copy per document, whichever task reads it
+        self.deliverables = DeliverableWriter(self.writer, self.spool)
         self._load = with_faults(load_item)
         self._models: dict[str, LoadedModels] = {}
         self._lock = threading.Lock()

@@ -40,6 +40,7 @@ class DecodedItem:
     width: int | None = None  # kept after the pixels are released
     height: int | None = None
     ticket: PixelTicket | None = None  # the page's share of the pixel budget while it is held
+    data: bytes | None = None  # the file as read, kept only while a --format file needs it
     page: DocumentPage | None = None  # which page of a document this is
     given: PageLines | None = None  # lines not for OCR: a PDF page's own text (--pdf-text)
 
@@ -60,7 +61,7 @@ def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | No
     try:
         if data is None:
             data = open_storage(item.src, settings).read_bytes(item.src, max_bytes=settings.max_image_bytes)
-        decoded.size, decoded.sha256 = len(data), hashlib.sha256(data).hexdigest()
+        decoded.size, decoded.sha256, decoded.data = len(data), hashlib.sha256(data).hexdigest(), data
         width, height = image_size(data, settings.max_image_pixels)
         waited = time.perf_counter()
         decoded.ticket = admit(width, height)
@@ -78,4 +79,4 @@ def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | No
     return decoded
 
 
-Loader = Callable[[TaskItem, Settings, Admit], DecodedItem]
+Loader = Callable[..., DecodedItem]  # load_item's signature

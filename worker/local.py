@@ -19,9 +19,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from docmill.documents import PdfText
+from docmill.documents import OutputFormat, PdfText, parse_formats
 from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
 from docmill.inputs import INPUT_SUFFIXES, describe_skipped, is_input_name, suffix_of
 from docmill.messages import TaskItem
@@ -30,10 +30,14 @@ from docmill.options import parse_option_assignments
 from docmill.result import ModelsInfo
 from docmill.settings import Settings
 from docmill.storage import StorageError, is_s3_uri, open_storage, require_writable, result_uri
+from worker.deliverables import DeliverableWriter, options_for
 from worker.documents import DocumentPart, document_result
 from worker.flow import ItemFlow, Outcome, RunContext
 from worker.writer import ResultWriter
 from worker.metrics import Metrics
+
+if TYPE_CHECKING:
+    from worker.engine.pipeline import OcrEngine
 
 IO_THREADS = 4
 
@@ -98,6 +102,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--batch-images must be 1 or more")
     try:
         overrides = parse_option_assignments(args.set)
+        formats = parse_formats(args.format)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     _check_device(args.device or settings.device)
@@ -109,7 +114,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                          f"{' '.join(INPUT_SUFFIXES)}")
     model_set = _model_set(args.models or settings.models, settings)
     summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet,
-                        args.pdf_text)
+                        args.pdf_text, formats)
     _report(summary, args.quiet)
     return EXIT_FAILED if args.fail_on_error and (summary.failed or summary.documents_failed) else EXIT_OK
 
@@ -160,20 +165,28 @@ def _model_set(ref: str, settings: Settings) -> ModelSet:
 
 
 def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: str | None,
-              overrides: dict, batch: int, visualize: bool, quiet: bool, pdf_text: PdfText = "ocr") -> RunSummary:
-    from worker.batcher import DynamicBatcher
-    from worker.budget import PixelBudget
+              overrides: dict, batch: int, visualize: bool, quiet: bool, pdf_text: PdfText = "ocr",
+              formats: tuple[OutputFormat, ...] = ()) -> RunSummary:
     from worker.engine.pipeline import OcrEngine
 
     engine = OcrEngine.load(model_set, settings, device)
-    options = engine.options.merged(overrides)
+    options = options_for(engine.options.merged(overrides), formats)
     try:
         engine.check(options)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    metrics = Metrics()
     context = RunContext(options, ModelsInfo(set=model_set.name, version=model_set.version), engine.providers,
-                         keep_pixels=visualize, pdf_text=pdf_text)
+                         keep_pixels=visualize, pdf_text=pdf_text, formats=formats)
+    return run_on_engine(engine, inputs, context, settings, batch, quiet)
+
+
+def run_on_engine(engine: OcrEngine, inputs: Inputs, context: RunContext, settings: Settings, batch: int,
+                  quiet: bool) -> RunSummary:
+    """The run itself, on an engine already loaded (`docmill run`'s, or the Python API's)."""
+    from worker.batcher import DynamicBatcher
+    from worker.budget import PixelBudget
+
+    metrics = Metrics()
     summary = RunSummary(providers=engine.providers, skipped=inputs.skipped)
     batcher = DynamicBatcher(engine, batch, max_delay_ms=0.0, metrics=metrics)
     started = time.perf_counter()
@@ -184,7 +197,7 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
             flow = ItemFlow(batcher, writer, io, settings, PixelBudget(settings.pixel_budget))
             for event in flow.run(inputs.items, context):
                 if isinstance(event, DocumentPart):
-                    _finish_document(event, writer, context, summary)
+                    _finish_document(event, flow.deliverables, context, summary)
                 else:
                     summary.add(event)
                 if isinstance(event, DocumentPart) or event.result.page is None:
@@ -196,13 +209,16 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
     return summary
 
 
-def _finish_document(part: DocumentPart, writer: ResultWriter, context: RunContext, summary: RunSummary) -> None:
-    """Write a whole document's result; count it, failed when it or any page failed."""
+def _finish_document(part: DocumentPart, deliverables: DeliverableWriter, context: RunContext,
+                     summary: RunSummary) -> None:
+    """Write a whole document's result and its --format files; count it, failed when it or
+    any page failed."""
     result = document_result(part, context.models, context.pdf_text)
     summary.documents += 1
     try:
-        writer.write_document(result, part.item.dst, part.item.etag)
-    except StorageError:  # the writer logged it
+        deliverables.writer.write_document(result, part.item.dst, part.item.etag)
+        deliverables.document(result, part.item, context.formats)
+    except StorageError:  # logged where it happened
         summary.documents_failed += 1
         summary.errors["write_error"] += 1
         return

@@ -16,6 +16,7 @@ from docmill.messages import OcrTask, TaskItem
 from docmill.options import EngineOptions
 from docmill.result import DocumentPage, ModelsInfo, ResultError
 from docmill.storage import StorageError, open_storage
+from worker.deliverables import options_for
 from worker.documents import DocumentPart, DocumentReader, document_result
 from worker.flow import Event, Outcome, RunContext
 from worker.host import LoadedModels, WorkerHost
@@ -32,8 +33,8 @@ def run_task(host: WorkerHost, task: OcrTask, final_try: bool = True) -> dict[st
     counting anything) when storage failed in a way a retry may cure and retries remain."""
     redelivered = host.redelivery.is_redelivery(task)
     loaded = host.models(task.models)
-    context = RunContext(loaded.engine.options.merged(task.options), _models_info(loaded), loaded.engine.providers,
-                         pdf_text=task.pdf_text)
+    context = RunContext(options_for(loaded.engine.options.merged(task.options), task.formats), _models_info(loaded),
+                         loaded.engine.providers, pdf_text=task.pdf_text, formats=tuple(task.formats))
     if redelivered:
         count_task(host.metrics, "redelivered")
         events = [event for item in task.items
@@ -107,9 +108,13 @@ def _record(host: WorkerHost, task: OcrTask, events: list[Event], context: RunCo
                       failed=sum(1 for o in outcomes if o.result.page and o.code),
                       summaries={p.item.dst: {s.index: s.model_dump_json() for s in p.pages}
                                  for p in parts if p.item.pages is not None})
-    finished = host.jobs.record_task(task.job, task.seq, failures, done=done, failed=failed, pages=pages) == 2
+    status, completed = host.jobs.record_task_pages(task.job, task.seq, failures, done=done, failed=failed,
+                                                    pages=pages)
     split = [p for p in parts if p.item.pages is not None]
-    for dst in host.jobs.documents_to_finish(task.job, [p.item.dst for p in split]):
+    if status == 0:  # counted by an earlier delivery, which may have died before writing what it completed
+        completed = host.jobs.documents_to_finish(task.job, [p.item.dst for p in split])
+    finished = status == 2
+    for dst in completed:
         part = next(p for p in split if p.item.dst == dst)
         finished |= _finish_split_document(host, task, part, context) == 2
     if finished:
@@ -122,7 +127,7 @@ def _record(host: WorkerHost, task: OcrTask, events: list[Event], context: RunCo
 def _write_whole_document(host: WorkerHost, part: DocumentPart, context: RunContext) -> str | None:
     """The result of a document this task read whole; its error code when it counts as failed."""
     result = document_result(part, context.models, context.pdf_text)
-    return _write_document(host, result, part)
+    return _write_document(host, result, part, context)
 
 
 def _finish_split_document(host: WorkerHost, task: OcrTask, part: DocumentPart, context: RunContext) -> int:
@@ -130,14 +135,17 @@ def _finish_split_document(host: WorkerHost, task: OcrTask, part: DocumentPart, 
     summaries, then count it (once, whoever else gets here)."""
     summaries = host.jobs.document_pages(task.job, part.item.dst)
     pages = [PageSummary.model_validate_json(summaries[n]) for n in sorted(summaries)]
-    code = _write_document(host, document_result(part, context.models, context.pdf_text, pages), part)
+    code = _write_document(host, document_result(part, context.models, context.pdf_text, pages), part, context)
     return host.jobs.record_document(task.job, part.item.dst, part.item.src, code)
 
 
-def _write_document(host: WorkerHost, result: DocumentResult, part: DocumentPart) -> str | None:
+def _write_document(host: WorkerHost, result: DocumentResult, part: DocumentPart, context: RunContext) -> str | None:
+    """The document result and its --format files; the code the document counts as failed
+    with, None when it is done."""
     try:
         host.writer.write_document(result, part.item.dst, part.item.etag)
-    except StorageError:  # the writer logged it
+        host.deliverables.document(result, part.item, context.formats)
+    except StorageError:  # logged where it happened
         return "write_error"
     if result.error is not None:
         return result.error.code

@@ -46,6 +46,11 @@ class ResultWriter:
             self._with_retries(png_uri, render_png(picture, result.lines), "image/png", metadata)
         self.metrics.observe_stage("write", time.perf_counter() - start)
 
+    def write_output(self, data: bytes, uri: str, content_type: str, result: OcrResult | DocumentResult,
+                     etag: str | None) -> None:
+        """One `--format` file, with its result's storage metadata; raises like write."""
+        self._with_retries(uri, data, content_type, storage_metadata(result, etag))
+
     def write_document(self, result: DocumentResult, dst: str, etag: str | None) -> None:
         """A document result to `dst`, like a page's; raises StorageError the same way."""
         self._with_retries(dst, result.to_json_bytes(), "application/json", storage_metadata(result, etag))

@@ -133,3 +133,20 @@ def test_documents_read_page_by_page_everywhere_an_image_is_read(ocr, tmp_path):
         list(ocr.read_document(encrypted(text_pdf([["x"]]))))
     embedded = list(ocr.read_document(text_pdf([["Digital words"]]), pdf_text="embedded"))
     assert embedded[0].text_from == "embedded" and embedded[0].text == "Digital words"
+
+
+def test_export_gives_the_files_docmill_run_writes(ocr, tmp_path):
+    import subprocess
+
+    from tests.pages import scan, scanned_pdf
+
+    files = ocr.export(scanned_pdf([scan("EXPORT ONE"), scan("EXPORT TWO")], dpi=150), ["pdf", "txt", "hocr"])
+    assert set(files) == {"json", "pdf", "txt", "hocr"}
+    (tmp_path / "out.pdf").write_bytes(files["pdf"])
+    extracted = subprocess.run(["pdftotext", str(tmp_path / "out.pdf"), "-"], capture_output=True, text=True,
+                               check=True).stdout
+    assert "ONE" in extracted and "TWO" in extracted and "TWO" in files["txt"].decode()
+    with pytest.raises(ValueError, match="unknown docx"):
+        ocr.export(b"x", ["docx"])
+    with pytest.raises(ValueError, match="^decode_error"):
+        ocr.export(b"not an image at all", ["txt"])

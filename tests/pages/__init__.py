@@ -46,6 +46,18 @@ def numbered_pdf(pages: int, first: int = 1) -> bytes:
     return bytes(doc.output())
 
 
+def numbered_scan_pdf(pages: int, dpi: int = 150) -> bytes:
+    """Scanned pages (600 x 150 pixels at `dpi`, no text layer), each with its number drawn:
+    'Page 0001', ..."""
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 48)
+    images = []
+    for number in range(1, pages + 1):
+        image = Image.new("L", (600, 150), 255)
+        ImageDraw.Draw(image).text((30, 40), f"Page {number:04d}", fill=0, font=font)
+        images.append(encoded(image, "PNG", dpi=(dpi, dpi)))
+    return img2pdf.convert(images)
+
+
 def pieces_pdf(pieces: Sequence[tuple[float, str]], baseline_pt: float = 100.0) -> bytes:
     """One letter page with each (x in pt, text) piece written separately on one baseline."""
     doc = FPDF(unit="pt", format=LETTER_PT)

@@ -29,10 +29,10 @@ def with_faults(load: Loader, faults: FaultSettings | None = None) -> Loader:
     if not poison:
         return load
 
-    def crashing_load(item: TaskItem, settings: Settings, admit: Admit) -> DecodedItem:
+    def crashing_load(item: TaskItem, settings: Settings, admit: Admit, data: bytes | None = None) -> DecodedItem:
         if poison in item.src:
             log.error("fault injection: dying on %s", item.src)
             os._exit(137)
-        return load(item, settings, admit)
+        return load(item, settings, admit, data)
 
     return crashing_load

@@ -18,6 +18,7 @@ from docmill.result import OcrResult
 
 EXIF_ORIENTATION = 0x0112
 _TURNED_SIDEWAYS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
+MIN_STATED_DPI = 20.0
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ def exif_orientation(im: Image.Image) -> int:
 
 def stated_dpi(im: Image.Image) -> float | None:
     """The horizontal resolution the file states (JFIF, EXIF, PNG pHYs or TIFF tags), None
-    when it states none or a meaningless one (below 1)."""
+    when it states none or one below MIN_STATED_DPI. Pillow reports (1, 1) for a TIFF with
+    no resolution tag, and a page at 1 dpi would be hundreds of inches wide: no scan says so."""
     dpi = im.info.get("dpi")
-    if not dpi or not dpi[0] or float(dpi[0]) < 1:
+    if not dpi or not dpi[0] or float(dpi[0]) < MIN_STATED_DPI:
         return None
     return float(dpi[0])

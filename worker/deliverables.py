@@ -1,0 +1,111 @@
+"""The files `--format` asks for, beside each JSON result: OUT/<rel>.txt, .hocr, .alto.xml and
+.pdf, for each image and for each whole document.
+
+An image's are made from its result and its own bytes as soon as its result is written. A
+document's are assembled once its last page is done, by whoever writes its document result,
+from the page results as stored (so the runner that assembles them need not have read the
+pages itself, and memory stays flat with the document's length) and from the original
+document: a PDF keeps its pages and gains a text layer; a TIFF's frames become image pages.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import PurePosixPath
+
+from docmill.documents import WORD_FORMATS, DocumentResult, OutputFormat, output_uri, page_result_uri
+from docmill.messages import TaskItem
+from docmill.options import EngineOptions
+from docmill.result import OcrResult
+from docmill.storage import StorageError, open_storage
+from worker.documents import DocumentSpool
+from worker.outputs import alto, hocr, searchable_pdf, text
+from worker.outputs.page import OutputPage
+from worker.writer import ResultWriter
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPES = {"txt": "text/plain; charset=utf-8", "hocr": "text/html; charset=utf-8",
+                 "alto": "application/xml", "pdf": "application/pdf"}
+_PAGE_WRITERS: dict[str, Callable[[Sequence[OutputPage]], bytes]] = {"txt": text.text, "hocr": hocr.hocr,
+                                                                     "alto": alto.alto}
+
+
+class DeliverableWriter:
+    """Writes the asked-for formats through the result writer (same retries, same metadata)."""
+
+    def __init__(self, writer: ResultWriter, spool: DocumentSpool):
+        self.writer = writer
+        self.spool = spool
+
+    def image(self, result: OcrResult, dst: str, etag: str | None, data: bytes, formats: Sequence[OutputFormat]) -> None:
+        """An image's formats, from its result and its file. Raises StorageError."""
+        page = OutputPage.of_image(result, data, PurePosixPath(result.source.uri).name)
+        for fmt in formats:
+            made = _made(fmt, lambda: searchable_pdf.pdf_from_images([page]) if fmt == "pdf"
+                         else _PAGE_WRITERS[fmt]([page]))
+            self.writer.write_output(made, output_uri(dst, fmt), CONTENT_TYPES[fmt], result, etag)
+
+    def document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> None:
+        """A whole document's formats, from its stored page results and the original; nothing
+        for a document that could not be read. Raises StorageError."""
+        if not formats or result.error is not None or not result.page_count:
+            return
+        pages = [self._page(item, number, result) for number in range(1, result.page_count + 1)]
+        for fmt in formats:
+            made = _made(fmt, lambda: self._pdf(result, item, pages) if fmt == "pdf" else _PAGE_WRITERS[fmt](pages))
+            self.writer.write_output(made, output_uri(item.dst, fmt), CONTENT_TYPES[fmt], result, item.etag)
+
+    def _page(self, item: TaskItem, number: int, document: DocumentResult) -> OutputPage:
+        uri = page_result_uri(item.dst, number)
+        result = OcrResult.model_validate_json(open_storage(uri, self.writer.settings).read_bytes(uri))
+        width, height = (result.image.width, result.image.height) if result.image else (1, 1)
+        return OutputPage(result, width, height, result.page.dpi if result.page else None,
+                          PurePosixPath(document.source.uri).name)
+
+    def _pdf(self, result: DocumentResult, item: TaskItem, pages: list[OutputPage]) -> bytes:
+        """The original under a text layer: a PDF as it is, a TIFF's frames as image pages."""
+        spooled = self.spool.acquire(item)
+        try:
+            with open(spooled.path, "rb") as f:
+                source = f.read()
+        finally:
+            self.spool.release(item)
+        if result.kind == "pdf":
+            return searchable_pdf.pdf_with_text(source, pages)
+        frames = _tiff_frames(source)
+        return searchable_pdf.pdf_from_images([_with_image(page, frame) for page, frame in zip(pages, frames)])
+
+
+def options_for(options: EngineOptions, formats: Sequence[OutputFormat]) -> EngineOptions:
+    """The engine options a run with these formats needs: word boxes for any that place words."""
+    return options.merged({"word_boxes": True}) if WORD_FORMATS & set(formats) else options
+
+
+def _made(fmt: str, make: Callable[[], bytes]) -> bytes:
+    """A format's bytes; a failure to make them is this item's write_error, never the run's."""
+    try:
+        return make()
+    except Exception as exc:  # noqa: BLE001 - a writer's failure costs this file, reported as such
+        log.error("cannot make the %s file: %s: %s", fmt, type(exc).__name__, exc)
+        raise StorageError(f"cannot make the {fmt} file: {type(exc).__name__}: {exc}"[:500], code="write_error",
+                           permanent=True) from exc
+
+
+def _with_image(page: OutputPage, frame: bytes) -> OutputPage:
+    return OutputPage(page.result, page.width, page.height, page.dpi, page.image_name, frame)
+
+
+def _tiff_frames(data: bytes) -> list[bytes]:
+    """Each frame of a TIFF as a PNG (lossless; the page's DPI comes from its result)."""
+    from PIL import Image, ImageSequence
+
+    frames = []
+    with Image.open(io.BytesIO(data)) as im:
+        for frame in ImageSequence.Iterator(im):
+            buf = io.BytesIO()
+            frame.save(buf, "PNG")
+            frames.append(buf.getvalue())
+    return frames
