@@ -1,11 +1,13 @@
 # docmill: `make run` (install, then OCR the demo pages in-process), `make test` (install,
-# start what the tests need, run them), `make bench` (docmill against RapidOCR, same models).
+# start what the tests need, run them), `make bench` (docmill against RapidOCR, same models,
+# and against OCRmyPDF with Tesseract on a scanned PDF).
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PEER_VENV := .venv-peer
 PEER3_VENV := .venv-peer3
+OCRMYPDF_VENV := .venv-ocrmypdf
 BIN := $(VENV)/bin
 MODELS ?= pp-ocrv6
 SHARED ?= ../shared
@@ -91,10 +93,24 @@ $(PEER3_VENV)/.installed:
 		"onnxruntime==$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')" $(QUIET_PIP)
 	touch $@
 
-bench: models install-local $(PEER_VENV)/.installed $(PEER3_VENV)/.installed
+# OCRmyPDF 17 with Tesseract, the searchable-PDF peer: OCRmyPDF from PyPI in a venv of its own;
+# Tesseract with English, and poppler's pdftotext, from Debian through ensure-tools.sh, called
+# by bench only (make test never installs Tesseract). OCRmyPDF 17 needs no Ghostscript for
+# --output-type pdf: pypdfium2 rasterises the pages and fpdf2 writes the text layer.
+OCRMYPDF_TOOLS := tesseract:tesseract-ocr /usr/share/tesseract-ocr/5/tessdata/eng.traineddata:tesseract-ocr-eng \
+	pdftotext:poppler-utils
+$(OCRMYPDF_VENV)/.installed:
+	test -x $(OCRMYPDF_VENV)/bin/python || $(PYTHON) -m venv $(OCRMYPDF_VENV)
+	$(OCRMYPDF_VENV)/bin/python -m pip install -q ocrmypdf==17.13.0 $(QUIET_PIP)
+	touch $@
+
+bench: models install-local $(PEER_VENV)/.installed $(PEER3_VENV)/.installed $(OCRMYPDF_VENV)/.installed
 	$(BIN)/python -m bench.run_bench --dataset all --repeat 3 --models $(MODELS)
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.documents --models $(MODELS)
 	$(BIN)/python -m bench.distributed --models $(MODELS)
+	scripts/ensure-tools.sh $(OCRMYPDF_TOOLS)
+	$(BIN)/python -m bench.ocrmypdf_peer --models $(MODELS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -3,6 +3,8 @@
 # where NEED is a command or an absolute file path. With none, it is what the tests need:
 # pdftotext (poppler-utils) and the DejaVu Sans font the orientation tests draw pages with.
 # Already present means no apt at all, so `make test` pays nothing once they are there.
+# `make bench` also passes Tesseract for the OCRmyPDF peer (OCRMYPDF_TOOLS in the Makefile:
+# tesseract-ocr, tesseract-ocr-eng); `make test` never asks for them.
 set -euo pipefail
 (( $# )) || set -- pdftotext:poppler-utils /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
 present() { if [[ $1 == /* ]]; then [[ -e $1 ]]; else command -v "$1" >/dev/null 2>&1; fi; }
