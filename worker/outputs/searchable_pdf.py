@@ -37,6 +37,7 @@ from worker.outputs.page import OutputPage, exif_orientation
 from worker.outputs.reading import line_words, reading_corners, text_angle
 
 DEFAULT_DPI = 300.0
+SNAP_DEGREES = 10.0  # a skew this small is drawn straight (see _word)
 POINTS_PER_INCH = 72.0
 Matrix = tuple[float, float, float, float, float, float]  # a PDF matrix [a b c d e f]
 _BASELINE_UP = -DESCENT / (ASCENT - DESCENT)  # the baseline's height in a word's box, as a share
@@ -220,21 +221,38 @@ def _text_layer(page: OutputPage, font: TextFont, font_name: pikepdf.Name, pixel
 def _word(font: TextFont, word: Word, following: Word | None, angle: int) -> str:
     """One word on its box: the text matrix puts the baseline on the box and the font's
     height to the box's, Tz stretches its characters to the box's width; then a space that
-    fills the gap to the `following` word of its line ("" for a box too small for text)."""
-    top_left, top_right, bottom_right, bottom_left = reading_corners(word.box, angle)
-    height = (np.linalg.norm(top_left - bottom_left) + np.linalg.norm(top_right - bottom_right)) / 2
-    width = (np.linalg.norm(top_right - top_left) + np.linalg.norm(bottom_right - bottom_left)) / 2
+    fills the gap to the `following` word of its line ("" for a box too small for text).
+
+    A word within SNAP_DEGREES of running along an axis is drawn along that axis, over the
+    box's extent on it: text extraction (poppler's, and so search) takes slanted glyphs for
+    diagonal text and breaks words apart ("Sa rah"), where a scan's slight skew should read
+    as the straight line it is."""
+    corners = reading_corners(word.box, angle)
+    along, up = _axes(corners)
+    a, u = corners @ along, corners @ up
+    width, height = a.max() - a.min(), u.max() - u.min()
     if height < 1 or width < 1 or not word.text:
         return ""
-    along = (top_right - top_left + bottom_right - bottom_left) / (2 * width)
-    up = (top_left - bottom_left + top_right - bottom_right) / (2 * height)
-    origin = bottom_left + (top_left - bottom_left) * _BASELINE_UP
+    origin = along * a.min() + up * (u.min() + height * _BASELINE_UP)
     text_matrix = _matrix((*(along * height), *(up * height), *origin))
     ops = f"{_stretch(width, len(word.text), height)} Tz {text_matrix} Tm <{font.encode(word.text).hex()}> Tj"
     if following is None:
         return ops
-    gap = float(np.dot(reading_corners(following.box, angle)[0] - top_right, along))
+    gap = float((reading_corners(following.box, angle) @ along).min() - a.max())
     return ops + f" {_stretch(max(gap, 1.0), 1, height)} Tz <{font.encode(' ').hex()}> Tj"
+
+
+def _axes(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors along the text and up from its baseline (in pixels, y down), from a box's
+    reading-ordered corners; snapped to the nearest axis within SNAP_DEGREES."""
+    top_left, top_right, bottom_right, bottom_left = corners
+    along = top_right - top_left + bottom_right - bottom_left
+    along = along / max(float(np.linalg.norm(along)), 1e-9)
+    degrees = np.degrees(np.arctan2(along[1], along[0]))
+    nearest = round(degrees / 90) * 90
+    if abs(degrees - nearest) <= SNAP_DEGREES:
+        along = np.array([np.cos(np.radians(nearest)), np.sin(np.radians(nearest))]).round(12)
+    return along, np.array([along[1], -along[0]])
 
 
 def _stretch(width: float, characters: int, height: float) -> str:

@@ -81,6 +81,20 @@ def test_an_image_pages_words_are_where_pdftotext_finds_them(read, drawn, tmp_pa
         assert image.Filter == pikepdf.Name.FlateDecode and image.read_raw_bytes() in data  # the PNG's own data
 
 
+@pytest.mark.models
+@pytest.mark.slow
+def test_a_slightly_skewed_scans_words_are_found_whole(read, tmp_path):
+    """The demo's page turned by 3 degrees, as a skewed scan is: poppler must find each word
+    whole (not "Sa rah"), on its box."""
+    from demo.pages import PAGES, render
+
+    skewed = next(make() for make in PAGES if make().rotate)
+    image = np.asarray(render(skewed).convert("RGB"))[:, :, ::-1].copy()
+    data = encoded(Image.fromarray(image[:, :, ::-1]), "PNG", dpi=(150, 150))
+    page = OutputPage.of_image(read(image), data, "skewed.png")
+    check_words(written(tmp_path, pdf_from_images([page])), page.result, 150)
+
+
 IMAGES = {
     "jpeg": lambda image: encoded(Image.fromarray(image[:, :, ::-1]), "JPEG", quality=90, dpi=(200, 200)),
     "png with dpi": lambda image: grey_png(image, dpi=(150, 150)),
