@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.results import save_result
 
@@ -49,6 +50,27 @@ def wait_http(url: str, timeout: float = 30) -> None:
                 return
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer")
+
+
+def s3_with_models(env: dict[str, str], preset: str, procs: list[subprocess.Popen]) -> tuple[Any, str]:
+    """moto's S3 server at env's DOCMILL_S3_ENDPOINT_URL (its process appended to `procs`, for
+    the caller to stop), the bench buckets, and `preset` published there: the client and the
+    published set's URI."""
+    import boto3
+
+    s3_url = env["DOCMILL_S3_ENDPOINT_URL"]
+    procs.append(subprocess.Popen([str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                   s3_url.rsplit(":", 1)[1]], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL))
+    wait_http(s3_url)
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
+                      aws_access_key_id="bench", aws_secret_access_key="bench")
+    for bucket in ("bench-models", "bench-in", "bench-out"):
+        s3.create_bucket(Bucket=bucket)
+    subprocess.run([str(BIN / "docmill"), "models", "import", "--preset", preset, "--publish",
+                    "s3://bench-models/sets"], env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return s3, f"s3://bench-models/sets/{preset}"
 
 
 def in_process(images: list[Path], models: str, work: Path) -> float:
@@ -107,24 +129,13 @@ def histogram(metrics_url: str) -> dict[str, int]:
 
 
 def distributed(images: list[Path], args: argparse.Namespace, work: Path) -> dict:
-    import boto3
-
     s3_url, metrics_port, queue = f"http://127.0.0.1:{free_port()}", free_port(), f"bench-{os.getpid()}"
     env = dict(os.environ, DOCMILL_S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="bench",
                AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                DOCMILL_BROKER_URL="redis://127.0.0.1:6379/14")
-    procs = [subprocess.Popen([str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                               s3_url.rsplit(":", 1)[1]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs: list[subprocess.Popen] = []
     try:
-        wait_http(s3_url)
-        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
-                          aws_access_key_id="bench", aws_secret_access_key="bench")
-        for bucket in ("bench-models", "bench-in", "bench-out"):
-            s3.create_bucket(Bucket=bucket)
-        subprocess.run([str(BIN / "docmill"), "models", "import", "--preset", args.models, "--publish",
-                        "s3://bench-models/sets"], env=env, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        models = f"s3://bench-models/sets/{args.models}"
+        s3, models = s3_with_models(env, args.models, procs)
         s3.upload_file(str(images[0]), "bench-in", f"warmup/{images[0].name}")
         for p in images:
             s3.upload_file(str(p), "bench-in", f"main/{p.name}")

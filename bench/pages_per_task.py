@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.distributed import BIN, free_port, wait_http, wait_job
+from bench.distributed import BIN, free_port, s3_with_models, wait_job
 from bench.documents import RENDER_DPI, SROIE, page_sources, pdf_set
 from bench.results import save_result
 
@@ -49,28 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     if not SROIE.is_dir():
         print("bench.pages_per_task: ../shared/data/sroie_sample is absent; nothing to measure")
         return 0
-    import boto3
-
     subprocess.run([str(Path(__file__).resolve().parents[1] / "scripts" / "ensure-redis.sh")], check=True)
     values = [int(v) for v in args.values.split(",")]
     s3_url, queue = f"http://127.0.0.1:{free_port()}", f"bench-ppt-{os.getpid()}"
     env = dict(os.environ, DOCMILL_S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                AWS_DEFAULT_REGION="us-east-1", DOCMILL_BROKER_URL="redis://127.0.0.1:6379/13",
                DOCMILL_INTRA_OP_THREADS="1")
-    procs = [subprocess.Popen([str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                               s3_url.rsplit(":", 1)[1]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs: list[subprocess.Popen] = []
     seconds: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="docmill-ppt-") as tmp:
         work = Path(tmp)
         try:
-            wait_http(s3_url)
-            s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
-                              aws_access_key_id="bench", aws_secret_access_key="bench")
-            for bucket in ("bench-models", "bench-in", "bench-out"):
-                s3.create_bucket(Bucket=bucket)
-            subprocess.run([str(BIN / "docmill"), "models", "import", "--preset", args.models, "--publish",
-                            "s3://bench-models/sets"], env=env, check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            s3, models = s3_with_models(env, args.models, procs)
             pdf_set(page_sources(work), work / "pdf", RENDER_DPI, args.pages)
             s3.upload_file(str(work / "pdf" / "scan.pdf"), "bench-in", "doc/scan.pdf")
             pdf_set(page_sources(work)[:1], work / "warm", RENDER_DPI, 2 * WORKERS * args.concurrency)
@@ -79,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
                                         "--concurrency", str(args.concurrency)],
                                        env=env, stdout=open(work / f"worker{i}.log", "wb"), stderr=subprocess.STDOUT)
                       for i in range(WORKERS)]
-            models = f"s3://bench-models/sets/{args.models}"
             run_once(env, models, "warm/", 1, queue)  # one-page tasks load the models in both workers
             for value in values:
                 seconds[value] = run_once(env, models, "doc/", value, queue)
