@@ -146,8 +146,7 @@ class Ocr:
         from docmill.messages import TaskItem
         from docmill.result import ModelsInfo
         from pages.source import SNIFF_BYTES, sniff_kind
-        from worker.deliverables import options_for
-        from worker.flow import RunContext
+        from worker.flow import RunContext, options_for
         from worker.local import Inputs, run_on_engine
 
         chosen = parse_formats(",".join(formats))

@@ -15,9 +15,8 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
-from docmill.documents import WORD_FORMATS, DocumentResult, OutputFormat, output_uri, page_result_uri
+from docmill.documents import DocumentResult, OutputFormat, output_uri, page_result_uri
 from docmill.messages import TaskItem
-from docmill.options import EngineOptions
 from docmill.result import OcrResult
 from docmill.storage import StorageError, open_storage
 from worker.documents import DocumentSpool
@@ -77,11 +76,6 @@ class DeliverableWriter:
             return searchable_pdf.pdf_with_text(source, pages)
         frames = _tiff_frames(source)
         return searchable_pdf.pdf_from_images([_with_image(page, frame) for page, frame in zip(pages, frames)])
-
-
-def options_for(options: EngineOptions, formats: Sequence[OutputFormat]) -> EngineOptions:
-    """The engine options a run with these formats needs: word boxes for any that place words."""
-    return options.merged({"word_boxes": True}) if WORD_FORMATS & set(formats) else options
 
 
 def _made(fmt: str, make: Callable[[], bytes]) -> bytes:

@@ -10,14 +10,15 @@ engine is done with it. Outcomes come back in input order.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Union
+from functools import cached_property
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from docmill.documents import OutputFormat, PageSummary, PdfText
+from docmill.documents import WORD_FORMATS, OutputFormat, PageSummary, PdfText
 from docmill.messages import TaskItem
 from docmill.options import EngineOptions
 from docmill.result import ModelsInfo, OcrResult, ResultError
@@ -25,12 +26,14 @@ from docmill.settings import Settings
 from docmill.storage import StorageError
 from worker.batcher import DynamicBatcher
 from worker.budget import PixelBudget, PixelTicket
-from worker.deliverables import DeliverableWriter
 from worker.documents import DocumentPart, DocumentReader, DocumentSpool, is_document_item
 from worker.engine.pipeline import PageLines, page_pixels
 from worker.items import DecodedItem, Loader, load_item
 from worker.results import build_result
 from worker.writer import ResultWriter
+
+if TYPE_CHECKING:
+    from worker.deliverables import DeliverableWriter
 
 # Items of one call started ahead of the one whose outcome is due. Not a memory bound (the
 # pixel budget is that): it keeps the bookkeeping of a long run of tiny images finite.
@@ -76,6 +79,12 @@ class RunContext:
 Event = Union[Outcome, DocumentPart]
 
 
+def options_for(options: EngineOptions, formats: Sequence[OutputFormat]) -> EngineOptions:
+    """The engine options a run with these --format files needs: word boxes for any that
+    place words."""
+    return options.merged({"word_boxes": True}) if WORD_FORMATS & set(formats) else options
+
+
 class ItemFlow:
     def __init__(self, batcher: DynamicBatcher, writer: ResultWriter, io: ThreadPoolExecutor,
                  settings: Settings, budget: PixelBudget, load: Loader = load_item,
@@ -87,7 +96,14 @@ class ItemFlow:
         self.budget = budget
         self.load = load
         self.spool = spool or DocumentSpool(settings)
-        self.deliverables = DeliverableWriter(writer, self.spool)
+
+    @cached_property
+    def deliverables(self) -> DeliverableWriter:
+        """The --format writers, imported on first use (pikepdf and the rest cost every run's
+        start-up otherwise)."""
+        from worker.deliverables import DeliverableWriter
+
+        return DeliverableWriter(self.writer, self.spool)
 
     def run(self, items: Iterable[TaskItem], context: RunContext, ahead: int = MAX_ITEMS_AHEAD) -> Iterator[Event]:
         """Each image's and page's outcome, in input order, and after a document item's last

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from docmill.jobs import JobStore
 from docmill.messages import ModelsRef
@@ -16,7 +18,6 @@ from docmill.settings import Settings
 from worker.batcher import DynamicBatcher
 from worker.engine.pipeline import OcrEngine
 from worker.budget import PixelBudget
-from worker.deliverables import DeliverableWriter
 from worker.documents import DocumentSpool
 from worker.flow import ItemFlow
 from worker.metrics import Metrics
@@ -24,6 +25,9 @@ from worker.middleware.faults import with_faults
 from worker.middleware.redelivery import RedeliveryCap
 from worker.items import load_item
 from worker.writer import ResultWriter
+
+if TYPE_CHECKING:
+    from worker.deliverables import DeliverableWriter
 
 IO_THREADS = 8
 
@@ -51,10 +55,16 @@ class WorkerHost:
         self.writer = ResultWriter(settings, self.metrics)
         self.budget = PixelBudget(settings.pixel_budget)
         self.spool = DocumentSpool(settings)  # one local copy per document, whichever task reads it
-        self.deliverables = DeliverableWriter(self.writer, self.spool)
         self._load = with_faults(load_item)
         self._models: dict[str, LoadedModels] = {}
         self._lock = threading.Lock()
+
+    @cached_property
+    def deliverables(self) -> DeliverableWriter:
+        """The --format writers for the documents a task completes, imported on first use."""
+        from worker.deliverables import DeliverableWriter
+
+        return DeliverableWriter(self.writer, self.spool)
 
     def models(self, ref: ModelsRef) -> LoadedModels:
         """The engine for a pinned model version, fetched and verified on first use."""

@@ -30,13 +30,13 @@ from docmill.options import parse_option_assignments
 from docmill.result import ModelsInfo
 from docmill.settings import Settings
 from docmill.storage import StorageError, is_s3_uri, open_storage, require_writable, result_uri
-from worker.deliverables import DeliverableWriter, options_for
 from worker.documents import DocumentPart, document_result
-from worker.flow import ItemFlow, Outcome, RunContext
+from worker.flow import ItemFlow, Outcome, RunContext, options_for
 from worker.writer import ResultWriter
 from worker.metrics import Metrics
 
 if TYPE_CHECKING:
+    from worker.deliverables import DeliverableWriter
     from worker.engine.pipeline import OcrEngine
 
 IO_THREADS = 4

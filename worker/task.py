@@ -16,9 +16,8 @@ from docmill.messages import OcrTask, TaskItem
 from docmill.options import EngineOptions
 from docmill.result import DocumentPage, ModelsInfo, ResultError
 from docmill.storage import StorageError, open_storage
-from worker.deliverables import options_for
 from worker.documents import DocumentPart, DocumentReader, document_result
-from worker.flow import Event, Outcome, RunContext
+from worker.flow import Event, Outcome, RunContext, options_for
 from worker.host import LoadedModels, WorkerHost
 from worker.items import DecodedItem
 from worker.middleware.outcomes import count_items, count_task

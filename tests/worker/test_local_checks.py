@@ -114,3 +114,13 @@ def test_config_shows_effective_engine_values_and_no_test_hooks(monkeypatch, cap
     assert None not in data["engine"].values() and isinstance(data["engine"]["det_limit_side_len"], int)
     assert data["engine_layers"][0] == "PaddleOCR defaults" and "DET_BOX_THRESH" in data["engine_layers"][-1].upper()
     assert not any("fault" in key for key in data)
+
+
+def test_the_output_writers_are_imported_only_when_a_format_asks_for_them():
+    """pikepdf and the writers cost every run's start-up; a run without --format never loads them."""
+    import subprocess
+    import sys
+
+    code = "import sys, worker.local, worker.host; print(sorted(m for m in ('pikepdf', 'worker.deliverables') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
