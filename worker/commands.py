@@ -44,6 +44,8 @@ def _add_worker(sub: Subparsers) -> None:
                        "broker does not answer within DOCMILL_BROKER_WAIT_S.")
     p.add_argument("--concurrency", type=int, default=4, help="tasks in flight at once; their items share "
                    "batches (default 4)")
+    p.add_argument("--processes", type=int, default=1, help="engine processes on this host, each a worker "
+                   "of its own started as a fresh interpreter, never forked (default 1; see docs/operating.md)")
     p.add_argument("--pool", choices=["threads", "prefork", "solo"], default="threads",
                    help="Celery pool (default threads: one engine per process, shared by its tasks)")
     p.add_argument("--device", choices=DEVICES, help="where the models run (default: DOCMILL_DEVICE, auto)")

@@ -1,5 +1,6 @@
 """`docmill worker`: the Celery worker with docmill's defaults (thread pool, so every task of
-the process shares one engine and one dynamic batcher).
+the process shares one engine and one dynamic batcher); with `--processes N`, N of them under
+one supervisor (worker/supervisor.py).
 
 Before Celery starts, the broker must answer within `DOCMILL_BROKER_WAIT_S`: a worker pointed
 at a dead broker says so in one line and exits, instead of retrying in silence.
@@ -11,7 +12,7 @@ import argparse
 import sys
 import time
 
-from docmill.errors import EXIT_FAILED, EXIT_OK
+from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
 from docmill.settings import Settings
 
 BROKER_POLL_S = 1.0
@@ -20,6 +21,8 @@ BROKER_POLL_S = 1.0
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from worker.check import check_broker, run_checks
 
+    if args.processes < 1:
+        raise UsageError("--processes must be 1 or more")
     if args.check:
         return run_checks(settings, args.device or settings.device)
     broker = wait_for_broker(settings, check_broker)
@@ -27,6 +30,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"docmill worker: cannot start: broker {broker.detail} "
               f"(waited {settings.broker_wait_s}s; DOCMILL_BROKER_WAIT_S sets how long)", file=sys.stderr)
         return EXIT_FAILED
+    if args.processes > 1:
+        from worker.supervisor import Supervisor
+
+        return Supervisor(_worker_argv(args), args.processes).run()
     _pull_default_models(settings)
     app = _app(args, settings)
     argv = ["worker", f"--pool={args.pool}", f"--concurrency={args.concurrency}", "-Q", args.queue,
@@ -35,6 +42,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         argv.append(f"--hostname={args.hostname}")
     app.worker_main(argv=argv)
     return EXIT_OK
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The flags a child worker of `--processes` runs with: this command's own."""
+    argv = ["--pool", args.pool, "--concurrency", str(args.concurrency), "--queue", args.queue,
+            "--max-delay-ms", str(args.max_delay_ms), "--redelivery-cap", str(args.redelivery_cap)]
+    for flag, value in (("--device", args.device), ("--metrics-port", args.metrics_port),
+                        ("--max-batch-images", args.max_batch_images), ("--hostname", args.hostname)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
 
 
 def wait_for_broker(settings: Settings, check):  # type: ignore[no-untyped-def]
