@@ -14,7 +14,7 @@ SHARED ?= ../shared
 OUT ?= out
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 
-.PHONY: install install-local install-test models samples run test chaos services stack stack-down bench clean
+.PHONY: install install-local install-test models samples run test chaos services stack stack-down bench bench-gpu clean
 
 # Three installs into the one venv, each with its own stamp (redone when pyproject.toml changes);
 # none uninstalls anything, so e.g. `make run` after `make test` keeps the test install whole.
@@ -111,6 +111,12 @@ bench: models install-local $(PEER_VENV)/.installed $(PEER3_VENV)/.installed $(O
 	$(BIN)/python -m bench.distributed --models $(MODELS)
 	scripts/ensure-tools.sh $(OCRMYPDF_TOOLS)
 	$(BIN)/python -m bench.ocrmypdf_peer --models $(MODELS)
+
+# One prepared GPU benchmark (bench/gpu.py). It installs nothing from a registry: give it a
+# folder of wheels (ARGS="--wheels DIR"), or it uses what is installed. Rehearse it here with
+# make bench-gpu ARGS="--device cpu --quick" (the test suite does).
+bench-gpu:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m bench.gpu $(ARGS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -54,12 +54,12 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 def s3_with_models(env: dict[str, str], preset: str, procs: list[subprocess.Popen]) -> tuple[Any, str]:
     """moto's S3 server at env's DOCMILL_S3_ENDPOINT_URL (its process appended to `procs`, for
-    the caller to stop), the bench buckets, and `preset` published there: the client and the
-    published set's URI."""
+    the caller to stop), the bench buckets, and `preset` published there (from the model cache
+    when it holds the set: nothing is fetched then): the client and the published set's URI."""
     import boto3
 
     s3_url = env["DOCMILL_S3_ENDPOINT_URL"]
-    procs.append(subprocess.Popen([str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p",
+    procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                                    s3_url.rsplit(":", 1)[1]], env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL))
     wait_http(s3_url)
@@ -67,7 +67,7 @@ def s3_with_models(env: dict[str, str], preset: str, procs: list[subprocess.Pope
                       aws_access_key_id="bench", aws_secret_access_key="bench")
     for bucket in ("bench-models", "bench-in", "bench-out"):
         s3.create_bucket(Bucket=bucket)
-    subprocess.run([str(BIN / "docmill"), "models", "import", "--preset", preset, "--publish",
+    subprocess.run([sys.executable, "-m", "docmill.cli", "models", "import", "--preset", preset, "--publish",
                     "s3://bench-models/sets"], env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return s3, f"s3://bench-models/sets/{preset}"

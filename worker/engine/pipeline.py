@@ -144,6 +144,11 @@ class OcrEngine:
         return {"ori": self.ori_session.busy_s if self.ori_session else 0.0, "det": self.det_session.busy_s,
                 "cls": self.cls_session.busy_s if self.cls_session else 0.0, "rec": self.rec_session.busy_s}
 
+    def distinct_shapes(self) -> dict[str, int]:
+        """Distinct input shapes each model has run so far."""
+        sessions = {"ori": self.ori_session, "det": self.det_session, "cls": self.cls_session, "rec": self.rec_session}
+        return {name: session.distinct_shapes if session else 0 for name, session in sessions.items()}
+
     def run_each(self, images: Sequence[np.ndarray],
                  options: EngineOptions | None = None) -> list["PageLines | ResultError"]:
         """Like `run`, but a failure costs only the image that caused it: when the batch

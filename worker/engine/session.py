@@ -34,6 +34,7 @@ class ModelSession:
         self.input_shape: list[Any] = list(session.get_inputs()[0].shape)
         self.output_shape: list[Any] = list(session.get_outputs()[0].shape)
         self._busy_s = 0.0
+        self._shapes: set[tuple[int, ...]] = set()
         self._lock = threading.Lock()
 
     @property
@@ -46,7 +47,15 @@ class ModelSession:
         out = self._session.run(None, {self.input_name: batch}, options)[0]
         with self._lock:
             self._busy_s += time.perf_counter() - start
+            self._shapes.add(batch.shape)
         return out
+
+    @property
+    def distinct_shapes(self) -> int:
+        """How many input shapes the session has run: on a GPU each new one can cost an
+        algorithm search and arena growth, so batching aims to keep it small."""
+        with self._lock:
+            return len(self._shapes)
 
     @property
     def busy_s(self) -> float:

@@ -1,0 +1,33 @@
+"""`make bench-gpu ARGS="--device cpu --quick"`: the prepared GPU benchmark, rehearsed on CPU
+so that it runs end to end (docmill run, the local distributed path with --processes) and
+writes every field the GPU figures need, before a GPU is at hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.gpu import RECEIPTS
+
+pytestmark = [pytest.mark.models, pytest.mark.services, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(not RECEIPTS.is_dir(), reason="../shared is absent")
+def test_the_gpu_bench_rehearses_on_cpu_and_writes_its_fields():
+    done = subprocess.run(["make", "bench-gpu", 'ARGS=--device cpu --quick'], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((REPO / "bench" / "results" / "gpu-rehearsal.json").read_text())
+    for field in ("device", "onnxruntime", "model_set", "images_per_s", "gpu_util_mean", "stages_ms",
+                  "distinct_shapes"):
+        assert field in report, field
+    assert report["device"] == "cpu" and report["images_per_s"] > 0 and report["gpu_util_mean"] is None
+    assert report["distinct_shapes"]["det"] >= 1 and set(report["stages_ms"]) >= {"det", "rec"}
+    distributed = report["runs"]["distributed:receipts"]
+    assert distributed["images"] == report["sets"]["receipts"] and distributed["failed"] == 0
+    assert "written bench/results/gpu-rehearsal.json" in done.stdout  # never taken for GPU figures
