@@ -172,6 +172,10 @@ class ItemFlow:
     def _write(self, result: OcrResult, decoded: DecodedItem, picture: np.ndarray | None, context: RunContext) -> None:
         """The result, then the image's --format files (an image's, never a page's: those
         come with their whole document)."""
+        if picture is not None and decoded.scale != (1.0, 1.0):  # drawn on at the file's own size
+            import cv2
+
+            picture = cv2.resize(picture, (decoded.width, decoded.height), interpolation=cv2.INTER_LINEAR)
         self.writer.write(result, decoded.item.dst, decoded.item.etag, picture)
         if decoded.data is not None and result.error is None:
             self.deliverables.image(result, decoded.item.dst, decoded.item.etag, decoded.data, context.formats)

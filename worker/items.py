@@ -42,6 +42,7 @@ class DecodedItem:
     ticket: PixelTicket | None = None  # the page's share of the pixel budget while it is held
     data: bytes | None = None  # the file as read, kept only while a --format file needs it
     page: DocumentPage | None = None  # which page of a document this is
+    scale: tuple[float, float] = (1.0, 1.0)  # the file's pixels per pixel of `image` (x, y): read reduced
     given: PageLines | None = None  # lines not for OCR: a PDF page's own text (--pdf-text)
 
     def release(self) -> None:
@@ -62,12 +63,18 @@ def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | No
         if data is None:
             data = open_storage(item.src, settings).read_bytes(item.src, max_bytes=settings.max_image_bytes)
         decoded.size, decoded.sha256, decoded.data = len(data), hashlib.sha256(data).hexdigest(), data
-        width, height = image_size(data, settings.max_image_pixels)
+        full = image_size(data, settings.max_image_pixels)
+        width, height = image_size(data, settings.max_image_pixels, reduce=True)
         waited = time.perf_counter()
         decoded.ticket = admit(width, height)
         start += time.perf_counter() - waited  # time spent waiting for the budget is not decoding
-        decoded.image = decode_image(data, settings.max_image_pixels)
+        decoded.image = decode_image(data, settings.max_image_pixels, reduce=True)
         decoded.height, decoded.width = (int(n) for n in decoded.image.shape[:2])
+        if (width, height) != full:  # read at half size: results are given in the file's own pixels
+            read_width, read_height = decoded.width, decoded.height
+            turned = (read_width, read_height) != (width, height)  # EXIF turned it sideways
+            decoded.width, decoded.height = full[::-1] if turned else full
+            decoded.scale = (decoded.width / read_width, decoded.height / read_height)
     except StorageError as exc:
         decoded.error = ResultError(code=exc.code, message=str(exc)[:500])
         decoded.permanent = exc.permanent

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from docmill.result import (ImageInfo, Line, ModelsInfo, OcrResult, PageOrientation, ResultError, SourceInfo,
                             Timings, Word)
 from worker.engine.pipeline import PageLines
@@ -20,9 +22,11 @@ def build_result(
         stages = {k: round(v, 3) for k, v in output.timings_ms.items()}
         timings = Timings(decode=timings.decode, **stages,
                           total=round(timings.decode + sum(stages.values()), 3))
-        lines = [Line(text=l.text, score=l.score, box=l.box, angle=l.angle, angle_score=l.angle_score,
+        fit = _to_file_pixels(decoded)
+        lines = [Line(text=l.text, score=l.score, box=fit(l.box), angle=l.angle, angle_score=l.angle_score,
                       block=l.block,
-                      words=None if l.words is None else [Word(text=w.text, score=w.score, box=w.box) for w in l.words])
+                      words=None if l.words is None else [Word(text=w.text, score=w.score, box=fit(w.box))
+                                                          for w in l.words])
                  for l in output.lines]
         turn = output.orientation
         orientation = PageOrientation(angle=turn.angle, score=round(turn.score, 6)) if turn else None
@@ -32,3 +36,13 @@ def build_result(
     timings = Timings(decode=timings.decode, total=timings.decode)
     return OcrResult(source=source, image=image, models=models, providers=providers,
                      page=decoded.page, timings_ms=timings, error=error)
+
+
+def _to_file_pixels(decoded: DecodedItem) -> Callable[[list[list[int]]], list[list[int]]]:
+    """Boxes from the pixels the engine read to the file's own: the same boxes, unless the page
+    was read at a reduced size (pages.decode's `reduce`)."""
+    sx, sy = decoded.scale
+    if (sx, sy) == (1.0, 1.0) or not decoded.width or not decoded.height:
+        return lambda box: box
+    right, bottom = decoded.width - 1, decoded.height - 1
+    return lambda box: [[min(round(x * sx), right), min(round(y * sy), bottom)] for x, y in box]

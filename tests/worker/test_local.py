@@ -176,3 +176,23 @@ def test_models_from_s3_are_fetched_verified_and_tampering_refused(
     err = capsys.readouterr().err
     assert "cls.onnx" in err and "tampered" in err
     assert not (fetched / "manifest.json").exists()
+
+
+def test_a_600_dpi_scan_read_at_half_size_is_boxed_in_its_own_pixels(tmp_path):
+    """The result of a JPEG read reduced gives the file's size and boxes where the text is in
+    the file, whatever size the engine read it at."""
+    from pages.decode import REDUCE_ABOVE_LONG_SIDE
+
+    page = np.full((1200, REDUCE_ABOVE_LONG_SIDE + 400, 3), 255, np.uint8)
+    cv2.putText(page, "WIDE SCAN 2024", (3000, 700), cv2.FONT_HERSHEY_SIMPLEX, 6, (0, 0, 0), 14, cv2.LINE_AA)
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "wide.jpg"), page)
+    assert main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]) == 0
+    result = json.loads((tmp_path / "out" / "wide.jpg.json").read_text())
+    validate_result(result)
+    assert result["image"] == {"width": REDUCE_ABOVE_LONG_SIDE + 400, "height": 1200}
+    line = next(line for line in result["lines"] if "WIDE" in line["text"])
+    xs, ys = [x for x, _ in line["box"]], [y for _, y in line["box"]]
+    (width, height), _ = cv2.getTextSize("WIDE SCAN 2024", cv2.FONT_HERSHEY_SIMPLEX, 6, 14)
+    assert abs(min(xs) - 3000) < 40 and abs(max(xs) - (3000 + width)) < 40, line["box"]
+    assert abs(min(ys) - (700 - height)) < 40 and abs(max(ys) - 700) < 40, line["box"]
