@@ -37,9 +37,14 @@ _SPACE_GAP = 0.15  # a gap wider than this many line heights is a word break
 def open_pdf(data: bytes | str) -> pdfium.PdfDocument:
     """The document (bytes, or a file path pdfium reads as it needs) with forms ready to draw;
     `encrypted` or `decode_error` (also for no pages)."""
+    source = open(data, "rb") if isinstance(data, str) else data  # noqa: SIM115 - pdfium reads it lazily
     try:
-        pdf = pdfium.PdfDocument(data)
+        # A file object rather than the path: pypdfium2 resolves a path, which breaks on the
+        # /proc/<pid>/fd/N of a spooled copy that has no name left; autoclose ends it with the PDF.
+        pdf = pdfium.PdfDocument(source, autoclose=isinstance(data, str))
     except pdfium.PdfiumError as exc:
+        if source is not data:
+            source.close()
         raise _open_error(exc) from exc
     pdf.init_forms()  # filled-in form fields are page content too
     return pdf

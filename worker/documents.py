@@ -29,7 +29,7 @@ from docmill.documents import DocumentResult, PageSummary, PdfText, page_result_
 from docmill.messages import TaskItem
 from docmill.result import DocumentPage, ModelsInfo, ResultError, SourceInfo
 from docmill.settings import Settings
-from docmill.storage import StorageError, open_storage
+from docmill.storage import StorageError, is_s3_uri, open_storage
 from pages.document import Document, DocumentError, EmbeddedLine, PageInfo, PageLimits
 from pages.source import SNIFF_BYTES, open_document, sniff_kind
 from worker.engine.pipeline import PageLines, TextLine
@@ -51,10 +51,20 @@ class SpooledFile:
     size: int
     sha256: str
     users: int = 0
+    fd: int | None = None  # our copy's descriptor (it has no name: closing it frees it); None: the input itself
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class DocumentSpool:
-    """Local copies of documents, one per (source, ETag), deleted when the last user lets go."""
+    """Local copies of documents, one per (source, ETag), freed when the last user lets go.
+    A copy is unlinked as soon as it is made and reached through /proc/<pid>/fd (the render
+    child opens it there), so a worker killed mid-document leaves no file behind. A local
+    input needs no copy: its own file is read in place (only hashed here). Linux only, like
+    the render child."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -79,7 +89,7 @@ class DocumentSpool:
                 kept = self._files.setdefault(key, spooled)  # another copier may have won a race
                 kept.users += 1
             if kept is not spooled:
-                os.unlink(spooled.path)
+                spooled.close()
             return kept
 
     def release(self, item: TaskItem) -> None:
@@ -91,29 +101,37 @@ class DocumentSpool:
                 return
             del self._files[key]
             self._copying.pop(key, None)
-        os.unlink(spooled.path)
+        spooled.close()
 
     def _copy(self, item: TaskItem) -> SpooledFile:
+        if not is_s3_uri(item.src):
+            hashing = _HashingWriter(None)
+            size = open_storage(item.src, self.settings).read_into(
+                item.src, hashing, max_bytes=self.settings.max_document_bytes)
+            return SpooledFile(os.path.abspath(item.src), size, hashing.sha256.hexdigest())
         fd, path = tempfile.mkstemp(prefix="docmill-doc-")
+        os.unlink(path)
         try:
-            with os.fdopen(fd, "wb") as target:
+            with os.fdopen(os.dup(fd), "wb") as target:
                 hashing = _HashingWriter(target)
                 size = open_storage(item.src, self.settings).read_into(
                     item.src, hashing, max_bytes=self.settings.max_document_bytes)
         except BaseException:
-            os.unlink(path)
+            os.close(fd)
             raise
-        return SpooledFile(path, size, hashing.sha256.hexdigest())
+        return SpooledFile(f"/proc/{os.getpid()}/fd/{fd}", size, hashing.sha256.hexdigest(), fd=fd)
 
 
 class _HashingWriter:
-    def __init__(self, target: object):
+    """Hashes what is written through it, to `target` (None: nowhere)."""
+
+    def __init__(self, target: object | None):
         self.target = target
         self.sha256 = hashlib.sha256()
 
     def write(self, chunk: bytes) -> int:
         self.sha256.update(chunk)
-        return self.target.write(chunk)  # type: ignore[attr-defined]
+        return self.target.write(chunk) if self.target is not None else len(chunk)  # type: ignore[attr-defined]
 
 
 @dataclass
