@@ -10,6 +10,7 @@ one-page TIFF is an image and stays one item too.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from dataclasses import dataclass
 
@@ -42,11 +43,12 @@ def split_document(item: TaskItem, storage: Storage, settings: Settings, pages_p
 def count_pages(item: TaskItem, storage: Storage, settings: Settings) -> int | None:
     """The document's page count, or None when it is no multi-page document or cannot be
     read here (the worker gives that its own result)."""
-    with tempfile.NamedTemporaryFile(prefix="docmill-count-") as copy:
+    with tempfile.TemporaryFile(prefix="docmill-count-") as copy:  # no name: nothing left if killed
         try:
             storage.read_into(item.src, copy, max_bytes=settings.max_document_bytes)
             copy.flush()
-            with open_document(copy.name, PageLimits.from_settings(settings)) as document:
+            path = f"/proc/{os.getpid()}/fd/{copy.fileno()}"
+            with open_document(path, PageLimits.from_settings(settings)) as document:
                 single_image = document.kind == "tiff" and document.page_count == 1
                 return None if single_image else document.page_count
         except (StorageError, DocumentError) as exc:
