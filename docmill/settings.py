@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(0, ge=0)
     cpu_arena: Literal["shrink", "session", "off"] = Field(
         "shrink", description="ONNXRuntime's CPU memory arena: one per session with its unused chunks "
-        "handed back after each run of big items (shrink), ORT's default that keeps each session's high-water "
+        "handed back after every run (shrink), ORT's default that keeps each session's high-water "
         "mark (session), or none (off)")
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     fold_graph: bool = Field(True, description="rewrite PP-LCNet's affine and hard-swish layers into "

@@ -14,18 +14,8 @@ from typing import Any
 import numpy as np
 
 
-# With the shrinking arena, only a run whose items are bigger than this (height x width) hands
-# its unused chunks back: every detector run, and recogniser runs of lines wider than 640
-# pixels at height 48, whose 18,710-class output grows with the line. Those are what grow the
-# arena; shrinking after every run (the small cls and rec runs too) took 8% more wall time on
-# sroie_sample (the page faults of re-mapping freed chunks) for about the same peak RSS
-# (docs/benchmarks.md, "The CPU arena, measured again").
-SHRINK_ABOVE_PIXELS = 48 * 640
-
-
 class ModelSession:
-    """A long-lived session with one input tensor; `run` returns the first output.
-    `run_options` (the arena's shrinkage) apply to runs of items over SHRINK_ABOVE_PIXELS."""
+    """A long-lived session with one input tensor; `run` returns the first output."""
 
     def __init__(self, session: Any, run_options: Any = None):
         self._session = session
@@ -43,8 +33,7 @@ class ModelSession:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        options = self._run_options if batch.shape[-1] * batch.shape[-2] > SHRINK_ABOVE_PIXELS else None
-        out = self._session.run(None, {self.input_name: batch}, options)[0]
+        out = self._session.run(None, {self.input_name: batch}, self._run_options)[0]
         with self._lock:
             self._busy_s += time.perf_counter() - start
             self._shapes.add(batch.shape)
