@@ -81,7 +81,8 @@ def test_a_500_page_pdf_survives_a_killed_worker_in_flat_memory(s3_client, bucke
     wait_finished(store, job, 900, [survivor])
 
     state = store.get(job)
-    assert (state.pages, state.pages_done, state.pages_failed, state.documents_done) == (LONG, LONG, 0, 1)
+    assert (state.pages, state.pages_done, state.pages_failed, state.documents_done) == (LONG, LONG, 0, 1), (
+        state, store.failed_items(job), survivor.tail())
     whole = json.loads(s3_client.get_object(Bucket=buckets["out"], Key="out/five-hundred.pdf.json")["Body"].read())
     validate_document(whole)
     assert [p["index"] for p in whole["pages"] if p["status"] == "ok"] == list(range(1, LONG + 1))
