@@ -101,10 +101,11 @@ class RenderChild:
     def _start(self) -> int:
         """A fresh child with the document open; its page count."""
         ours, theirs = socket.socketpair()
+        inherited, path = _inherited_file(self._source)
         with ours, theirs:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "pages.sandbox", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2)  # stdout stays the caller's
+                pass_fds=(theirs.fileno(), *inherited), stdin=subprocess.DEVNULL, stdout=2)  # stdout stays ours
             self._conn = Connection(ours.detach())
         self._finalizer = weakref.finalize(self, _end, self._proc, self._conn)
         self._wait_ready()
@@ -113,7 +114,7 @@ class RenderChild:
             self._conn.send(("bytes", None))
             self._conn.send_bytes(self._source)
         else:  # a path: pdfium reads the file as it needs it, so the document is never held whole
-            self._conn.send(("path", self._source))
+            self._conn.send(("path", path))
         return self._reply(time.monotonic() + self._limits.render_timeout_s, None)
 
     def _wait_ready(self) -> None:
@@ -159,6 +160,17 @@ class RenderChild:
                                  f"past its {self._limits.render_memory_mb} MB memory limit", index)
         how = f"crashed ({sig.name})" if sig else f"exited ({code})"
         return DocumentError("decode_error", f"{_what(index)}: the renderer {how}", index)
+
+
+def _inherited_file(source: bytes | str) -> tuple[tuple[int, ...], bytes | str]:
+    """A file the caller holds only by descriptor (/proc/<our pid>/fd/N, a spooled copy with no
+    name) is handed to the child as that descriptor, opened there as /proc/self/fd/N: the child
+    then needs no access to another process's /proc entries, which hardened hosts refuse."""
+    prefix = f"/proc/{os.getpid()}/fd/"
+    if isinstance(source, str) and source.startswith(prefix) and source[len(prefix):].isdigit():
+        fd = int(source[len(prefix):])
+        return (fd,), f"/proc/self/fd/{fd}"
+    return (), source
 
 
 def _what(index: int | None) -> str:
