@@ -47,18 +47,21 @@ def parse_formats(text: str) -> tuple[OutputFormat, ...]:
 def output_uri(result_dst: str, fmt: str) -> str:
     """Where format `fmt` of the image or document whose result is `result_dst` goes: beside
     it, OUT/<rel>.txt, .hocr, .alto.xml or .pdf."""
-    if not result_dst.endswith(_RESULT_SUFFIX):
-        raise ValueError(f"a result ends in {_RESULT_SUFFIX}: {result_dst!r}")
-    return result_dst[:-len(_RESULT_SUFFIX)] + OUTPUT_SUFFIXES[fmt]
+    return _rel(result_dst) + OUTPUT_SUFFIXES[fmt]
 
 
 def page_result_uri(document_dst: str, number: int) -> str:
     """Where page `number` (1-based) of the document whose result is `document_dst` goes."""
-    if not document_dst.endswith(_RESULT_SUFFIX):
-        raise ValueError(f"a document result ends in {_RESULT_SUFFIX}: {document_dst!r}")
     if number < 1:
         raise ValueError(f"page numbers start at 1, got {number}")
-    return f"{document_dst[:-len(_RESULT_SUFFIX)]}/page-{number:04d}.json"
+    return f"{_rel(document_dst)}/page-{number:04d}.json"
+
+
+def _rel(result_dst: str) -> str:
+    """OUT/<rel>, from the result's OUT/<rel>.json."""
+    if not result_dst.endswith(_RESULT_SUFFIX):
+        raise ValueError(f"a result ends in {_RESULT_SUFFIX}: {result_dst!r}")
+    return result_dst[:-len(_RESULT_SUFFIX)]
 
 
 class PageSummary(BaseModel):
@@ -72,9 +75,11 @@ class PageSummary(BaseModel):
     error: ResultError | None = None
 
     @classmethod
-    def of(cls, index: int, result: OcrResult, failed_code: str | None = None) -> PageSummary:
-        """The summary of a page's result; `failed_code` overrides when the result itself could
-        not be stored (write_error)."""
+    def of(cls, result: OcrResult, failed_code: str | None = None) -> PageSummary:
+        """The summary of a page's result (it has its `page`); `failed_code` overrides when the
+        result itself could not be stored (write_error)."""
+        assert result.page is not None, "a page summary is of a document's page"
+        index = result.page.index
         if failed_code is not None or result.error is not None:
             error = result.error if failed_code is None or result.error else ResultError(
                 code=failed_code, message="the page result could not be written")  # type: ignore[arg-type]
@@ -103,11 +108,6 @@ class DocumentResult(BaseModel):
         """Canonical bytes, like OcrResult's: the same document result gives the same bytes."""
         data = self.model_dump(mode="json", by_alias=True)
         return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode()
-
-    @property
-    def failed(self) -> bool:
-        """Counted as a failure: unreadable, or any page failed."""
-        return self.error is not None or any(p.status == "failed" for p in self.pages)
 
 
 def validate_document(doc: dict[str, Any]) -> None:

@@ -73,15 +73,20 @@ def decode_image(data: bytes, max_pixels: int, reduce: bool = False) -> np.ndarr
         return _decode(data, max_pixels, reduce)
 
 
-def image_size(data: bytes, max_pixels: int, reduce: bool = False) -> tuple[int, int]:
+def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     """(width, height) from the header alone, before any pixel is decoded: what a page will
-    cost is known before it costs it; with `reduce`, the size decode_image(reduce=True) gives
-    (before EXIF orientation). Raises ImageDecodeError like decode_image."""
+    cost is known before it costs it. Raises ImageDecodeError like decode_image."""
+    return image_sizes(data, max_pixels)[0]
+
+
+def image_sizes(data: bytes, max_pixels: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The file's (width, height) and the size decode_image(reduce=True) gives (both before
+    EXIF orientation), from one read of the header."""
     _require_bytes(data)
     with _coded_errors(), _open(data) as im:
         width, height = _checked_size(im, max_pixels)
-        factor = _reduction(im) if reduce else 1
-        return -(-width // factor), -(-height // factor)
+        factor = _reduction(im)
+        return (width, height), (-(-width // factor), -(-height // factor))
 
 
 def decode_frame(im: Image.Image, max_pixels: int) -> np.ndarray:

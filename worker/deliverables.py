@@ -57,6 +57,18 @@ class DeliverableWriter:
             made = _made(fmt, lambda: self._pdf(result, item, pages) if fmt == "pdf" else _PAGE_WRITERS[fmt](pages))
             self.writer.write_output(made, output_uri(item.dst, fmt), CONTENT_TYPES[fmt], result, item.etag)
 
+    def finish_document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> str | None:
+        """The document result, then its formats; the code the document counts as failed
+        with (`write_error`, its own error, or its first failed page's), None when done."""
+        try:
+            self.writer.write_document(result, item.dst, item.etag)
+            self.document(result, item, formats)
+        except StorageError:  # logged where it happened
+            return "write_error"
+        if result.error is not None:
+            return result.error.code
+        return next((page.error.code for page in result.pages if page.error is not None), None)
+
     def _page(self, item: TaskItem, number: int, document: DocumentResult) -> OutputPage:
         uri = page_result_uri(item.dst, number)
         result = OcrResult.model_validate_json(open_storage(uri, self.writer.settings).read_bytes(uri))

@@ -293,8 +293,8 @@ class DocumentReader:
         assert self.document is not None
         return PageLines(lines=[_text_line(line) for line in self.document.embedded_lines(info.index)])
 
-    def record(self, number: int, summary: PageSummary) -> None:
-        self._summaries[number] = summary
+    def record(self, summary: PageSummary) -> None:
+        self._summaries[summary.index] = summary
 
     def part(self) -> DocumentPart:
         """The item's pages, once all are recorded (or why there are none); closes it."""

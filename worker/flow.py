@@ -49,6 +49,10 @@ class Outcome:
     write_error: StorageError | None = None
     retryable: bool = False  # a storage failure (read or write) that a later try may cure
 
+    def page_summary(self) -> PageSummary:
+        """How its document result lists this page (a document's page only)."""
+        return PageSummary.of(self.result, "write_error" if self.write_error else None)
+
     @property
     def key(self) -> str:
         """What the job's failure list names it by: the source, and the page of a document."""
@@ -195,8 +199,7 @@ class _Pending:
             return self.reader.part()
         outcome: Outcome = self.future.result()
         if self.reader is not None and outcome.result.page is not None:
-            self.reader.record(outcome.result.page.index, PageSummary.of(
-                outcome.result.page.index, outcome.result, "write_error" if outcome.write_error else None))
+            self.reader.record(outcome.page_summary())
         return outcome
 
     def abandon(self) -> None:

@@ -21,7 +21,7 @@ from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 from worker.budget import PixelTicket
 from worker.engine.pipeline import PageLines
-from pages.decode import ImageDecodeError, decode_image, image_size
+from pages.decode import ImageDecodeError, decode_image, image_sizes
 
 # Blocks until a page of this width and height may be decoded; what it returns is held until
 # the engine is done with the page.
@@ -63,8 +63,7 @@ def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | No
         if data is None:
             data = open_storage(item.src, settings).read_bytes(item.src, max_bytes=settings.max_image_bytes)
         decoded.size, decoded.sha256, decoded.data = len(data), hashlib.sha256(data).hexdigest(), data
-        full = image_size(data, settings.max_image_pixels)
-        width, height = image_size(data, settings.max_image_pixels, reduce=True)
+        full, (width, height) = image_sizes(data, settings.max_image_pixels)
         waited = time.perf_counter()
         decoded.ticket = admit(width, height)
         start += time.perf_counter() - waited  # time spent waiting for the budget is not decoding

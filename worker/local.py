@@ -218,17 +218,11 @@ def _finish_document(part: DocumentPart, deliverables: DeliverableWriter, contex
     any page failed."""
     result = document_result(part, context.models, context.pdf_text)
     summary.documents += 1
-    try:
-        deliverables.writer.write_document(result, part.item.dst, part.item.etag)
-        deliverables.document(result, part.item, context.formats)
-    except StorageError:  # logged where it happened
+    code = deliverables.finish_document(result, part.item, context.formats)
+    if code is not None:
         summary.documents_failed += 1
-        summary.errors["write_error"] += 1
-        return
-    if result.failed:
-        summary.documents_failed += 1
-    if result.error is not None:
-        summary.errors[result.error.code] += 1
+    if code == "write_error" or result.error is not None:  # a failed page's code is counted with the page
+        summary.errors[code] += 1
 
 
 class _progress:

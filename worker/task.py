@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from docmill.documents import DocumentResult, PageSummary
+from docmill.documents import PageSummary
 from docmill.jobs import TaskPages, write_summary
 from docmill.messages import OcrTask, TaskItem
 from docmill.options import EngineOptions
@@ -75,7 +75,7 @@ def _give_up(host: WorkerHost, item: TaskItem, error: ResultError, context: RunC
         page = DecodedItem(item=reader.page_item(number),
                            page=DocumentPage(index=number, count=item.page_count or last))
         events.append(outcome := _write_given_up(host, page, error, context))
-        reader.record(number, PageSummary.of(number, outcome.result, outcome.write_error and "write_error"))
+        reader.record(outcome.page_summary())
     reader.numbers = list(range(first, last + 1))
     return events + [reader.part()]
 
@@ -97,19 +97,19 @@ def _record(host: WorkerHost, task: OcrTask, events: list[Event], context: RunCo
     parts = [e for e in events if isinstance(e, DocumentPart)]
     count_items(host.metrics, outcomes)
     failures = {o.key: o.code for o in outcomes if o.code}  # the writer logged write errors
-    whole = [_write_whole_document(host, part, context) for part in parts if part.item.pages is None]
-    failures.update({part.item.src: code for part, code in zip([p for p in parts if p.item.pages is None], whole)
-                     if code})
+    whole_parts = [p for p in parts if p.item.pages is None]
+    split = [p for p in parts if p.item.pages is not None]
+    whole = [host.deliverables.finish_document(document_result(p, context.models, context.pdf_text), p.item,
+                                               context.formats) for p in whole_parts]
+    failures.update({part.item.src: code for part, code in zip(whole_parts, whole) if code})
     images = [o for o in outcomes if o.result.page is None]
     failed = sum(1 for o in images if o.code) + sum(1 for code in whole if code)
     done = len(images) + len(whole) - failed
     pages = TaskPages(done=sum(1 for o in outcomes if o.result.page and not o.code),
                       failed=sum(1 for o in outcomes if o.result.page and o.code),
-                      summaries={p.item.dst: {s.index: s.model_dump_json() for s in p.pages}
-                                 for p in parts if p.item.pages is not None})
+                      summaries={p.item.dst: {s.index: s.model_dump_json() for s in p.pages} for p in split})
     status, completed = host.jobs.record_task_pages(task.job, task.seq, failures, done=done, failed=failed,
                                                     pages=pages)
-    split = [p for p in parts if p.item.pages is not None]
     if status == 0:  # counted by an earlier delivery, which may have died before writing what it completed
         completed = host.jobs.documents_to_finish(task.job, [p.item.dst for p in split])
     finished = status == 2
@@ -123,32 +123,14 @@ def _record(host: WorkerHost, task: OcrTask, events: list[Event], context: RunCo
     return counts | ({"pages": pages.done + pages.failed} if pages.done + pages.failed else {})
 
 
-def _write_whole_document(host: WorkerHost, part: DocumentPart, context: RunContext) -> str | None:
-    """The result of a document this task read whole; its error code when it counts as failed."""
-    result = document_result(part, context.models, context.pdf_text)
-    return _write_document(host, result, part, context)
-
-
 def _finish_split_document(host: WorkerHost, task: OcrTask, part: DocumentPart, context: RunContext) -> int:
     """All pages of a split document are recorded: write its result from every task's page
     summaries, then count it (once, whoever else gets here)."""
     summaries = host.jobs.document_pages(task.job, part.item.dst)
     pages = [PageSummary.model_validate_json(summaries[n]) for n in sorted(summaries)]
-    code = _write_document(host, document_result(part, context.models, context.pdf_text, pages), part, context)
+    code = host.deliverables.finish_document(document_result(part, context.models, context.pdf_text, pages),
+                                             part.item, context.formats)
     return host.jobs.record_document(task.job, part.item.dst, part.item.src, code)
-
-
-def _write_document(host: WorkerHost, result: DocumentResult, part: DocumentPart, context: RunContext) -> str | None:
-    """The document result and its --format files; the code the document counts as failed
-    with, None when it is done."""
-    try:
-        host.writer.write_document(result, part.item.dst, part.item.etag)
-        host.deliverables.document(result, part.item, context.formats)
-    except StorageError:  # logged where it happened
-        return "write_error"
-    if result.error is not None:
-        return result.error.code
-    return next((p.error.code for p in result.pages if p.error is not None), None)
 
 
 def _write_summary(host: WorkerHost, task: OcrTask) -> None:

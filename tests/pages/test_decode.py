@@ -299,13 +299,13 @@ def test_a_jpeg_over_the_long_side_limit_is_decoded_at_half_size_only_when_asked
     """600 dpi scans are read at half size (libjpeg's DCT scaling); nothing else is."""
     import cv2
 
-    from pages.decode import REDUCE_ABOVE_LONG_SIDE, image_size
+    from pages.decode import REDUCE_ABOVE_LONG_SIDE, image_size, image_sizes
 
     wide = np.full((300, REDUCE_ABOVE_LONG_SIDE + 2, 3), 255, np.uint8)
     cv2.putText(wide, "SCAN", (100, 200), cv2.FONT_HERSHEY_SIMPLEX, 5, (0, 0, 0), 10)
     jpeg = cv2.imencode(".jpg", wide)[1].tobytes()
     assert image_size(jpeg, 10**9) == (REDUCE_ABOVE_LONG_SIDE + 2, 300)
-    assert image_size(jpeg, 10**9, reduce=True) == (REDUCE_ABOVE_LONG_SIDE // 2 + 1, 150)
+    assert image_sizes(jpeg, 10**9) == ((REDUCE_ABOVE_LONG_SIDE + 2, 300), (REDUCE_ABOVE_LONG_SIDE // 2 + 1, 150))
     assert decode_image(jpeg, 10**9, reduce=True).shape == (150, REDUCE_ABOVE_LONG_SIDE // 2 + 1, 3)
     assert decode_image(jpeg, 10**9).shape == wide.shape
     png = cv2.imencode(".png", wide)[1].tobytes()
