@@ -13,12 +13,15 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import PurePosixPath
 
 from docmill.documents import DocumentResult, OutputFormat, output_uri, page_result_uri
 from docmill.messages import TaskItem
 from docmill.result import OcrResult
 from docmill.storage import StorageError, open_storage
+from pages.document import PageLimits
+from pages.source import open_document
 from worker.documents import DocumentSpool
 from worker.outputs import alto, hocr, searchable_pdf, text
 from worker.outputs.page import OutputPage
@@ -82,12 +85,20 @@ class DeliverableWriter:
         try:
             with open(spooled.path, "rb") as f:
                 source = f.read()
+            if result.kind == "pdf":
+                texts = _pages_with_text(spooled.path, PageLimits.from_settings(self.writer.settings))
         finally:
             self.spool.release(item)
         if result.kind == "pdf":
-            return searchable_pdf.pdf_with_text(source, pages)
+            return searchable_pdf.pdf_with_text(source, [replace(p, text_layer=p.number in texts) for p in pages])
         frames = _tiff_frames(source)
-        return searchable_pdf.pdf_from_images([_with_image(page, frame) for page, frame in zip(pages, frames)])
+        return searchable_pdf.pdf_from_images([replace(page, image=frame) for page, frame in zip(pages, frames)])
+
+
+def _pages_with_text(path: str, limits: PageLimits) -> set[int]:
+    """The numbers of the PDF's pages that have text of their own (born digital)."""
+    with open_document(path, limits) as document:
+        return {index + 1 for index in range(document.page_count) if document.page_info(index).has_text}
 
 
 def _made(fmt: str, make: Callable[[], bytes]) -> bytes:
@@ -98,10 +109,6 @@ def _made(fmt: str, make: Callable[[], bytes]) -> bytes:
         log.error("cannot make the %s file: %s: %s", fmt, type(exc).__name__, exc)
         raise StorageError(f"cannot make the {fmt} file: {type(exc).__name__}: {exc}"[:500], code="write_error",
                            permanent=True) from exc
-
-
-def _with_image(page: OutputPage, frame: bytes) -> OutputPage:
-    return OutputPage(page.result, page.width, page.height, page.dpi, page.image_name, frame)
 
 
 def _tiff_frames(data: bytes) -> list[bytes]:

@@ -190,3 +190,20 @@ def test_a_page_range_of_a_document_that_changed_gets_error_pages(tmp_path):
         validate_result(result)
         assert result["error"]["code"] == "decode_error" and "changed after it was listed" in result["error"]["message"]
         assert result["page"]["index"] == number and result["page"]["count"] == 4
+
+
+def test_the_searchable_pdf_adds_no_second_text_layer_to_a_born_digital_page(tmp_path):
+    """--pdf-text ocr reads every page, but a page with text of its own keeps only that text in
+    the searchable PDF: found once, not twice; the scanned page gets the OCR layer."""
+    import subprocess
+
+    source = tmp_path / "mixed.pdf"
+    source.write_bytes(mixed_pdf())
+    run([source], tmp_path / "out", "--format", "pdf")
+    searchable = str(tmp_path / "out" / "mixed.pdf.pdf")
+    first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", searchable, "-"], capture_output=True, text=True,
+                           check=True).stdout
+    second = subprocess.run(["pdftotext", "-f", "2", "-l", "2", searchable, "-"], capture_output=True, text=True,
+                            check=True).stdout
+    assert first.split() == ["Digital", "page", "words"]
+    assert "SCANNED" in second

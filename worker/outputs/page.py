@@ -34,7 +34,9 @@ class OutputPage:
     - `image_name`: the file name hOCR and ALTO record for the page (for a page of a document,
       the document's name);
     - `image`: the encoded image file, for an image page of a searchable PDF built from images
-      (None for a PDF page: the original PDF is given to searchable_pdf instead).
+      (None for a PDF page: the original PDF is given to searchable_pdf instead);
+    - `text_layer`: the PDF page already has text of its own (born digital), so the searchable
+      PDF adds none over it: its text would be found twice.
     """
 
     result: OcrResult
@@ -43,6 +45,7 @@ class OutputPage:
     dpi: float | None = None
     image_name: str = ""
     image: bytes | None = None
+    text_layer: bool = False
 
     @property
     def number(self) -> int:

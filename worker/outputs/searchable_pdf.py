@@ -63,14 +63,14 @@ def pdf_from_images(pages: Sequence[OutputPage]) -> bytes:
 
 def pdf_with_text(source: bytes, pages: Sequence[OutputPage]) -> bytes:
     """The PDF `source` with a text layer on each of its pages; `pages` are its pages in
-    order, one each. A page whose text came from the PDF itself (`embedded`), or that has
-    no lines, is left as it is."""
+    order, one each. A page whose text came from the PDF itself (`embedded`), that has text of
+    its own (`text_layer`), or that has no lines, is left as it is."""
     pdf = pikepdf.open(io.BytesIO(source))
     if len(pdf.pages) != len(pages):
         raise ValueError(f"the PDF has {len(pdf.pages)} pages but {len(pages)} page results were given")
     font = TextFont(pdf)
     for pdf_page, page in zip(pdf.pages, pages):
-        if _has_ocr_text(page.result):
+        if _has_ocr_text(page.result) and not page.text_layer:
             pdf_page.contents_add(b"q\n", prepend=True)
             pdf_page.contents_add(b"\nQ\n")
             pdf_page.contents_add(_text_layer(page, font, _font_name(pdf_page, font), _pdf_pixels(pdf_page, page)))
