@@ -121,12 +121,14 @@ class OcrEngine:
         default: settings), with the set's measured defaults and the operator's
         DOCMILL_ENGINE__* overrides on top. Raises DeviceUnavailable for an unusable device."""
         from worker.engine.memory import fix_mmap_threshold
-        from worker.engine.providers import open_session, resolve_providers
+        from worker.engine.providers import CUDA, open_session, resolve_providers
 
         fix_mmap_threshold(settings.malloc_mmap_threshold_kb)
         providers = resolve_providers(device or settings.device)
         stages = [*STAGES, *(["ori"] if model_set.has("ori") else [])]
-        sessions = {stage: open_session(str(model_set.path(stage)), providers, settings) for stage in stages}
+        sessions = {stage: open_session(str(model_set.path(stage)), providers, settings,
+                                        ctc_head=stage == "rec" and CUDA in providers)
+                    for stage in stages}
         options = model_set.manifest.engine_defaults().merged(settings.engine.as_dict())
         log.info("model set %s@%s on %s", model_set.name, model_set.version,
                  ",".join(sessions["det"].providers))

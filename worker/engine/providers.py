@@ -14,7 +14,7 @@ from functools import lru_cache
 import onnxruntime as ort
 
 from docmill.settings import Settings
-from worker.engine.graphfold import folded_model_bytes
+from worker.engine.prepare import prepared_model
 from worker.engine.session import ModelSession
 
 log = logging.getLogger(__name__)
@@ -109,12 +109,11 @@ def provider_config(providers: list[str], settings: Settings) -> list[tuple[str,
     return config
 
 
-def open_session(path: str, providers: list[str], settings: Settings) -> ModelSession:
+def open_session(path: str, providers: list[str], settings: Settings, ctc_head: bool = False) -> ModelSession:
+    """A session on the model at `path`, prepared for running (worker.engine.prepare): folded
+    when `fold_graph` is on, and with `ctc_head` ending in each step's best class."""
     config = provider_config(providers, settings)
-    model: str | bytes = path
-    if settings.fold_graph:
-        model, report = folded_model_bytes(path)
-        log.info("%s: folded %s", path, report.as_dict())
+    model = prepared_model(path, fold=settings.fold_graph, ctc_head=ctc_head)
     session = ort.InferenceSession(model, sess_options=session_options(settings),
                                    providers=[name for name, _ in config],
                                    provider_options=[options for _, options in config])

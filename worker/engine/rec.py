@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from docmill.options import EngineOptions
-from worker.engine.lineimage import line_tensor, resized_width
+from worker.engine.lineimage import line_batch, resized_width
 from worker.engine.session import ModelSession
 
 
@@ -54,14 +54,24 @@ def padded_width(crop: np.ndarray, opts: EngineOptions, fixed_width: int | None)
     return max(base, -(-natural // step) * step)
 
 
-def postprocess(probs: np.ndarray, characters: Sequence[str],
+def best_path(outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each step's best class and its probability, (batch, steps) each: as the engine's CTC
+    head returns them (worker.engine.prepare), or taken here from a plain model's
+    (batch, steps, classes) probabilities."""
+    if len(outputs) == 2:
+        return outputs[0], outputs[1]
+    probs = outputs[0]
+    best = probs.argmax(axis=2)
+    return best, np.take_along_axis(probs, best[..., None], axis=2)[..., 0]  # half the cost of a max pass
+
+
+def postprocess(outputs: Sequence[np.ndarray], characters: Sequence[str],
                 extents: Sequence[float] | None = None) -> list[Recognized]:
-    """Greedy CTC: best class per step, collapse repeats, drop blanks (class 0); the score
-    is the mean probability of the kept steps (0 for an empty line). With `extents` (each
-    row's share of its steps that the crop fills, the rest being padding), each line's words
-    too."""
-    idx = probs.argmax(axis=2)
-    best = probs.max(axis=2)
+    """Greedy CTC over a run's `outputs` (see best_path): best class per step, collapse
+    repeats, drop blanks (class 0); the score is the mean probability of the kept steps (0
+    for an empty line). With `extents` (each row's share of its steps that the crop fills,
+    the rest being padding), each line's words too."""
+    idx, best = best_path(outputs)
     out = []
     for row, (row_idx, row_prob) in enumerate(zip(idx, best)):
         keep = np.ones(len(row_idx), dtype=bool)
@@ -124,9 +134,9 @@ def recognize(
         members.sort(key=lambda i: crops[i].shape[1] / float(crops[i].shape[0]))
         for start in range(0, len(members), opts.rec_batch_size):
             chunk = members[start : start + opts.rec_batch_size]
-            batch = np.stack([line_tensor(crops[i], height, width) for i in chunk])
+            batch = line_batch([crops[i] for i in chunk], height, width)
             extents = [resized_width(crops[i], height, width) / width for i in chunk] if opts.word_boxes else None
-            for i, rec in zip(chunk, postprocess(session.run(batch), characters, extents)):
+            for i, rec in zip(chunk, postprocess(session.run_all(batch), characters, extents)):
                 results[i] = rec
     return results  # type: ignore[return-value]
 

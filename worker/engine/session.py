@@ -15,7 +15,8 @@ import numpy as np
 
 
 class ModelSession:
-    """A long-lived session with one input tensor; `run` returns the first output."""
+    """A long-lived session with one input tensor; `run` returns the first output, `run_all`
+    every output."""
 
     def __init__(self, session: Any, run_options: Any = None):
         self._session = session
@@ -32,8 +33,11 @@ class ModelSession:
         return list(self._session.get_providers())
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.run_all(batch)[0]
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         start = time.perf_counter()
-        out = self._session.run(None, {self.input_name: batch}, self._run_options)[0]
+        out = self._session.run(None, {self.input_name: batch}, self._run_options)
         with self._lock:
             self._busy_s += time.perf_counter() - start
             self._shapes.add(batch.shape)

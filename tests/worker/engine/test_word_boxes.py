@@ -43,10 +43,10 @@ def test_postprocess_places_steps_within_the_crops_share_of_the_tensor():
     steps = [1, 0, 2, 0, 3, 1, 0, 0]  # a - b - _ a - -   on a crop filling half the tensor
     probs = np.zeros((1, len(steps), 4), np.float32)
     probs[0, np.arange(len(steps)), steps] = 1.0
-    out = rec.postprocess(probs, chars, extents=[0.5])[0]
+    out = rec.postprocess([probs], chars, extents=[0.5])[0]
     assert out.text == "ab a" and [w.text for w in out.words] == ["ab", "a"]
     assert out.words[0].left == pytest.approx(0.0) and out.words[0].right == pytest.approx(0.875)
-    assert rec.postprocess(probs, chars)[0].words is None  # not asked: not computed
+    assert rec.postprocess([probs], chars)[0].words is None  # not asked: not computed
 
 
 def _quad_bounds(box: list[list[float]], spans, turned_: bool):  # type: ignore[no-untyped-def]

@@ -1,0 +1,123 @@
+"""Prepared models: the CTC head returns what the host would have taken from the full
+probabilities, the cache is reused, replaced when its source or options change, and never
+required."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from worker.engine import rec
+from worker.engine.prepare import BEST_CLASS, BEST_PROB, add_ctc_head, cached_path, prepared_model, rewrite
+
+RNG = np.random.default_rng(11)
+
+
+def _softmax_model(opset: int, classes: int = 37):  # type: ignore[no-untyped-def]
+    """A stand-in recogniser: (batch, steps, classes) logits in, their softmax out."""
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["probs"], axis=2)], "rec",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "steps", classes])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", "steps", classes])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def _run(model: onnx.ModelProto | bytes, x: np.ndarray) -> list[np.ndarray]:
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18])
+def test_ctc_head_gives_each_steps_best_class_and_probability(opset: int):
+    x = RNG.normal(size=(3, 25, 37)).astype(np.float32) * 4
+    (probs,) = _run(_softmax_model(opset), x)
+    model = _softmax_model(opset)
+    assert add_ctc_head(model)
+    onnx.checker.check_model(model, full_check=True)
+    best_class, best_prob = _run(model, x)
+    assert [o.name for o in model.graph.output] == [BEST_CLASS, BEST_PROB]
+    assert best_class.dtype == np.int64 and best_class.shape == (3, 25)
+    np.testing.assert_array_equal(best_class, probs.argmax(axis=2))
+    np.testing.assert_allclose(best_prob, probs.max(axis=2), rtol=1e-6)
+
+
+def test_rec_reads_the_same_text_from_the_head_as_from_full_probabilities():
+    chars = rec.output_characters(list("abcdefghij"))
+    x = RNG.normal(size=(4, 30, len(chars))).astype(np.float32) * 6
+    plain = _run(_softmax_model(13, len(chars)), x)
+    headed = _softmax_model(13, len(chars))
+    add_ctc_head(headed)
+    with_head = _run(headed, x)
+    assert rec.postprocess(with_head, chars, extents=[1.0] * 4) == rec.postprocess(plain, chars, extents=[1.0] * 4)
+
+
+def test_a_model_without_a_class_axis_is_left_alone():
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "det",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    before = model.SerializeToString()
+    assert not add_ctc_head(model)
+    assert model.SerializeToString() == before
+
+
+def test_prepared_model_is_cached_and_replaced_when_its_source_changes(tmp_path):
+    source = tmp_path / "rec.onnx"
+    onnx.save(_softmax_model(13), source)
+    first = prepared_model(source, fold=True, ctc_head=True)
+    assert isinstance(first, str) and first != str(source)
+    made = os.stat(first).st_mtime_ns
+    assert prepared_model(source, fold=True, ctc_head=True) == first
+    assert os.stat(first).st_mtime_ns == made  # reused, not rewritten
+    assert prepared_model(source, fold=True, ctc_head=False) != first  # other options, other file
+
+    onnx.save(_softmax_model(13, classes=41), source)
+    os.utime(source, ns=(made + 10**9, made + 10**9))
+    second = prepared_model(source, fold=True, ctc_head=True)
+    assert second != first and not os.path.exists(first)  # the stale rewrite is gone
+    (best_class, _) = _run(onnx.load(second), RNG.normal(size=(1, 5, 41)).astype(np.float32))
+    assert best_class.max() < 41
+
+
+def test_nothing_to_rewrite_means_the_file_itself(tmp_path):
+    source = tmp_path / "det.onnx"
+    onnx.save(_softmax_model(13), source)
+    assert prepared_model(source, fold=False, ctc_head=False) == str(source)
+    assert not (tmp_path / ".prepared").exists()
+
+
+def test_an_unwritable_cache_gets_the_rewrite_from_memory(tmp_path):
+    """Where `.prepared` cannot be made (here a file stands in its way, which stops root as
+    well as anyone), the session still gets its rewrite."""
+    source = tmp_path / "rec.onnx"
+    onnx.save(_softmax_model(13), source)
+    (tmp_path / ".prepared").write_text("in the way")
+    model = prepared_model(source, fold=True, ctc_head=True)
+    assert isinstance(model, bytes) and model == rewrite(source, fold=True, ctc_head=True)
+    assert (tmp_path / ".prepared").read_text() == "in the way"
+
+
+@pytest.mark.models
+def test_real_recognisers_head_matches_their_probabilities(engine_for):
+    """On a real rec model (folded or not), the head's classes equal the argmax of the plain
+    model's probabilities wherever the top two are not a near tie."""
+    _, model_set = engine_for("pp-ocrv4-ch")
+    path = model_set.path("rec")
+    x = RNG.uniform(-1, 1, size=(2, 3, 48, 320)).astype(np.float32)
+    plain = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (probs,) = plain.run(None, {plain.get_inputs()[0].name: x})
+    for fold in (False, True):
+        headed = ort.InferenceSession(rewrite(path, fold=fold, ctc_head=True), providers=["CPUExecutionProvider"])
+        best_class, best_prob = headed.run(None, {headed.get_inputs()[0].name: x})
+        top2 = np.sort(probs, axis=2)[..., -2:]
+        clear = (top2[..., 1] - top2[..., 0]) > 1e-3
+        np.testing.assert_array_equal(best_class[clear], probs.argmax(axis=2)[clear])
+        np.testing.assert_allclose(best_prob, probs.max(axis=2), atol=2e-4)
