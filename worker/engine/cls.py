@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from docmill.options import EngineOptions
-from worker.engine.lineimage import line_tensor
+from worker.engine.lineimage import line_batch
 from worker.engine.session import ModelSession
 
 LABELS = (0, 180)
@@ -36,12 +36,6 @@ class Angle:
     rotate: bool
 
 
-def preprocess(crop: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """One crop as a 3 x H x W tensor at the classifier's fixed size."""
-    _, height, width = shape
-    return line_tensor(crop, height, width)
-
-
 def postprocess(probs: np.ndarray) -> list[Angle]:
     """Each row's winning label with its probability (`rotate` is decided per page)."""
     idx = probs.argmax(axis=1)
@@ -54,7 +48,8 @@ def classify(session: ModelSession, crops: Sequence[np.ndarray], opts: EngineOpt
     order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops], kind="stable")
     for start in range(0, len(order), opts.cls_batch_size):
         chunk = order[start : start + opts.cls_batch_size]
-        batch = np.stack([preprocess(crops[i], opts.cls_image_shape) for i in chunk])
+        _, height, width = opts.cls_image_shape
+        batch = line_batch([crops[i] for i in chunk], height, width)
         for i, angle in zip(chunk, postprocess(session.run(batch))):
             results[i] = angle
     return results  # type: ignore[return-value]

@@ -16,6 +16,7 @@ import numpy as np
 
 from docmill.options import EngineOptions
 from worker.engine import geometry
+from worker.engine.pixels import planes_affine
 from worker.engine.session import ModelSession
 
 
@@ -49,10 +50,9 @@ def preprocess(image: np.ndarray, opts: EngineOptions) -> DetInput:
     h, w = image.shape[:2]
     rh, rw = resized_shape(h, w, opts)
     resized = cv2.resize(image, (rw, rh))
-    mean = np.array(opts.det_mean, dtype=np.float32) * 255.0
-    inv_std = 1.0 / (np.array(opts.det_std, dtype=np.float32) * 255.0)
-    norm = (resized.astype(np.float32) - mean) * inv_std
-    return DetInput(np.ascontiguousarray(norm.transpose(2, 0, 1)), (h, w))
+    inv_std = [1.0 / (std * 255.0) for std in opts.det_std]
+    shift = [-mean * 255.0 * scale for mean, scale in zip(opts.det_mean, inv_std)]
+    return DetInput(planes_affine(resized, inv_std, shift), (h, w))
 
 
 def canvas_shape(hw: tuple[int, int], multiple: int) -> tuple[int, int]:

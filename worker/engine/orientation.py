@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from worker.engine import geometry
+from worker.engine.pixels import planes_affine
 from worker.engine.session import ModelSession
 
 LABELS = (0, 90, 180, 270)
@@ -40,8 +41,7 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     size = (max(CROP, int(round(w * scale))), max(CROP, int(round(h * scale))))
     resized = cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4)
     top, left = (resized.shape[0] - CROP) // 2, (resized.shape[1] - CROP) // 2
-    crop = resized[top : top + CROP, left : left + CROP].astype(np.float32) / 255.0
-    return ((crop - MEAN) / STD).transpose(2, 0, 1)
+    return planes_affine(resized[top : top + CROP, left : left + CROP], 1 / (255.0 * STD), -MEAN / STD)
 
 
 def classify(session: ModelSession, images: Sequence[np.ndarray], min_score: float = 0.0) -> list[PageAngle]:

@@ -1,10 +1,13 @@
 """Each stage's pre- and post-processing on inputs with known answers (no models)."""
 
+import cv2
 import numpy as np
 import pytest
 
 from docmill.options import EngineOptions
 from worker.engine import cls, det, rec
+from worker.engine.lineimage import line_batch, line_tensor
+from worker.engine.pixels import planes_affine
 
 
 @pytest.mark.parametrize(
@@ -60,11 +63,30 @@ def test_det_postprocess_drops_low_score_and_tiny_regions():
     assert len(det.postprocess(prob, (200, 200), EngineOptions(det_box_thresh=0.4))) == 1
 
 
-def test_cls_preprocess_keeps_aspect_and_pads_with_zeros():
-    crop = np.full((20, 40, 3), 255, dtype=np.uint8)
-    tensor = cls.preprocess(crop, (3, 48, 192))
-    assert tensor.shape == (3, 48, 192)
-    assert np.allclose(tensor[:, :, :96], 1.0) and np.all(tensor[:, :, 96:] == 0)
+def test_line_batch_keeps_aspect_scales_to_plus_minus_one_and_pads_with_zeros():
+    rng = np.random.default_rng(3)
+    white = np.full((20, 40, 3), 255, dtype=np.uint8)
+    noisy = rng.integers(0, 256, (24, 30, 3), dtype=np.uint8)
+    batch = line_batch([white, noisy], 48, 192)
+    assert batch.shape == (2, 3, 48, 192) and batch.dtype == np.float32
+    assert np.allclose(batch[0, :, :, :96], 1.0) and np.all(batch[0, :, :, 96:] == 0)
+    expected = cv2.resize(noisy, (60, 48)).astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+    np.testing.assert_allclose(batch[1, :, :, :60], expected, atol=1e-6)
+    assert np.all(batch[1, :, :, 60:] == 0)
+    np.testing.assert_array_equal(batch[1], line_tensor(noisy, 48, 192))
+
+
+def test_planes_affine_is_the_per_channel_normalisation_into_any_plane_view():
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (31, 17, 3), dtype=np.uint8)
+    scale, shift = [0.5, 2.0, -1.0], [1.0, -3.0, 0.25]
+    expected = pixels.astype(np.float32).transpose(2, 0, 1) * np.array(scale, np.float32)[:, None, None]
+    expected += np.array(shift, np.float32)[:, None, None]
+    np.testing.assert_allclose(planes_affine(pixels, scale, shift), expected, rtol=1e-6)
+    canvas = np.zeros((3, 40, 30), np.float32)
+    planes_affine(pixels, scale, shift, out=canvas[:, 2:33, 5:22])
+    np.testing.assert_allclose(canvas[:, 2:33, 5:22], expected, rtol=1e-6)
+    assert canvas.sum() == pytest.approx(expected.sum(), rel=1e-5)  # nothing outside the view
 
 
 def test_cls_postprocess_reports_each_crops_own_verdict():
@@ -107,7 +129,7 @@ def test_rec_ctc_collapses_repeats_and_drops_blanks():
     for t, k in enumerate(steps):
         probs[0, t, k] = 0.9 if k else 0.99
     probs[0, 0, 1] = 0.5
-    out = rec.postprocess(probs, chars)[0]
+    out = rec.postprocess([probs], chars)[0]
     assert out.text == "aab "
     assert out.score == pytest.approx(np.mean([0.5, 0.9, 0.9, 0.9]))
 
@@ -115,7 +137,7 @@ def test_rec_ctc_collapses_repeats_and_drops_blanks():
 def test_rec_empty_line_scores_zero():
     probs = np.zeros((1, 5, 4), dtype=np.float32)
     probs[0, :, 0] = 1.0
-    out = rec.postprocess(probs, rec.output_characters(["a", "b"]))[0]
+    out = rec.postprocess([probs], rec.output_characters(["a", "b"]))[0]
     assert out.text == "" and out.score == 0.0
 
 
