@@ -1,0 +1,77 @@
+"""Host CPU outside inference: what docmill itself costs per image, start-up included.
+
+The GPU issue's measure: `docmill run` with one ONNXRuntime thread, the child's whole CPU
+time (user + system, from its rusage) minus the seconds spent inside session runs (its JSON
+summary's `session_s`), divided by the images it read. On a GPU host this is the work that
+must keep up with the GPU, so it is the figure to cut. Each model set is run `--repeat`
+times and the lowest is kept (the machine's noise only ever adds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.results import save_result
+from bench.run_bench import DOCMILL_BIN
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DEFAULT_IMAGES = SHARED / "data" / "sroie_sample" / "images"
+
+
+def _child_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(models: str, images: Path) -> dict:
+    """One `docmill run` of `images` on `models` with one ORT thread: its CPU, session time,
+    and their difference per image (ms)."""
+    env = {**os.environ, "DOCMILL_INTRA_OP_THREADS": "1", "DOCMILL_INTER_OP_THREADS": "1"}
+    with tempfile.TemporaryDirectory(prefix="docmill-hostcpu-") as out:
+        before, start = _child_cpu_s(), time.perf_counter()
+        proc = subprocess.run([str(DOCMILL_BIN), "run", str(images), "--out", out,
+                               "--models", models, "--device", "cpu", "--quiet"],
+                              env=env, capture_output=True, text=True, check=False)
+        wall, cpu = time.perf_counter() - start, _child_cpu_s() - before
+    if proc.returncode != 0:
+        raise SystemExit(f"docmill run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    summary = json.loads(proc.stdout)
+    count = summary["images"] + summary["pages"]
+    session = sum(summary["session_s"].values())
+    return {"models": models, "images": count, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+            "session_s": round(session, 3), "session_by_model_s": summary["session_s"],
+            "host_ms_per_image": round((cpu - session) * 1000 / count, 1),
+            "stage_s": summary["stage_s"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="pp-ocrv6,pp-ocrv4-ch", help="comma-separated model sets")
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args(argv)
+    if not args.images.is_dir():
+        raise SystemExit(f"no images at {args.images}: give --images a folder")
+    rows = []
+    for models in args.models.split(","):
+        runs = [measure(models, args.images) for _ in range(args.repeat)]
+        best = min(runs, key=lambda run: run["host_ms_per_image"])
+        best["runs_host_ms_per_image"] = [run["host_ms_per_image"] for run in runs]
+        rows.append(best)
+        print(f"{models:14s} {best['images']} images  host CPU outside inference "
+              f"{best['host_ms_per_image']:.1f} ms/image (runs {best['runs_host_ms_per_image']}); "
+              f"cpu {best['cpu_s']} s, session {best['session_s']} s", flush=True)
+    path = save_result("host_cpu", {"images": str(args.images), "rows": rows})
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
