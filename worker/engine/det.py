@@ -61,11 +61,15 @@ def canvas_shape(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
 
 
 def run(session: ModelSession, inputs: Sequence[DetInput], canvas: tuple[int, int]) -> list[np.ndarray]:
-    """One batched session run; returns each input's probability map cropped to its size."""
-    batch = np.zeros((len(inputs), 3, *canvas), dtype=np.float32)
-    for i, item in enumerate(inputs):
-        h, w = item.hw
-        batch[i, :, :h, :w] = item.tensor
+    """One batched session run; returns each input's probability map cropped to its size.
+    A lone input that fills its canvas runs as it is, without a padded copy."""
+    if len(inputs) == 1 and inputs[0].hw == canvas:
+        batch = inputs[0].tensor[None]
+    else:
+        batch = np.zeros((len(inputs), 3, *canvas), dtype=np.float32)
+        for i, item in enumerate(inputs):
+            h, w = item.hw
+            batch[i, :, :h, :w] = item.tensor
     out = session.run(batch)
     return [out[i, 0, : item.hw[0], : item.hw[1]] for i, item in enumerate(inputs)]
 

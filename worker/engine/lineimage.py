@@ -9,10 +9,6 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from worker.engine.pixels import planes_affine
-
-_SCALE, _SHIFT = (1 / 127.5,) * 3, (-1.0,) * 3
-
 
 def resized_width(crop: np.ndarray, height: int, width: int) -> int:
     """How many of the tensor's `width` columns the crop fills: its width at `height`, aspect
@@ -21,19 +17,25 @@ def resized_width(crop: np.ndarray, height: int, width: int) -> int:
     return min(width, int(math.ceil(height * ratio)))
 
 
-def line_tensor(crop: np.ndarray, height: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
-    """3 x height x width float32; crops wider than `width` at this height are squeezed.
-    `out`, zeros of that shape (a batch's row), receives it in place."""
-    resized_w = resized_width(crop, height, width)
-    resized = cv2.resize(crop, (resized_w, height))
-    tensor = np.zeros((3, height, width), dtype=np.float32) if out is None else out
-    planes_affine(resized, _SCALE, _SHIFT, out=tensor[:, :, :resized_w])
-    return tensor
+def line_tensor(crop: np.ndarray, height: int, width: int) -> np.ndarray:
+    """3 x height x width float32; crops wider than `width` at this height are squeezed."""
+    return line_batch([crop], height, width)[0]
 
 
 def line_batch(crops: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
-    """The crops' tensors stacked, N x 3 x height x width, each written in place."""
-    batch = np.zeros((len(crops), 3, height, width), dtype=np.float32)
-    for crop, row in zip(crops, batch):
-        line_tensor(crop, height, width, out=row)
+    """The crops' tensors stacked, N x 3 x height x width. The resized crops are laid on one
+    byte canvas and scaled into the float batch in one pass, then each row's padding is
+    zeroed: per crop, numpy's or OpenCV's three calls cost more than the arithmetic (123
+    against 73 us a crop, batches of 6 lines)."""
+    canvas = np.zeros((len(crops), height, width, 3), dtype=np.uint8)
+    filled = []
+    for row, crop in zip(canvas, crops):
+        resized_w = resized_width(crop, height, width)
+        row[:, :resized_w] = cv2.resize(crop, (resized_w, height))
+        filled.append(resized_w)
+    batch = np.empty((len(crops), 3, height, width), dtype=np.float32)
+    np.multiply(canvas.transpose(0, 3, 1, 2), np.float32(1 / 127.5), out=batch, dtype=np.float32)
+    batch -= 1.0
+    for row, resized_w in zip(batch, filled):
+        row[:, :, resized_w:] = 0.0
     return batch

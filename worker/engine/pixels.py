@@ -40,15 +40,13 @@ def _as_uint8(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported pixel type {image.dtype}; use uint8, uint16 or float in 0..1")
 
 
-def planes_affine(pixels: np.ndarray, scale: Sequence[float], shift: Sequence[float],
-                  out: np.ndarray | None = None) -> np.ndarray:
+def planes_affine(pixels: np.ndarray, scale: Sequence[float], shift: Sequence[float]) -> np.ndarray:
     """3 x H x W float32 planes of an HxWx3 uint8 image, `pixels[..., c] * scale[c] + shift[c]`:
-    how every model here normalises its input. OpenCV does each plane in one pass, straight
+    how det and page orientation normalise a page (line crops go through
+    lineimage.line_batch, a batch at a time). OpenCV does each plane in one pass, straight
     from the interleaved bytes into the plane; numpy's astype, subtract, multiply and
-    transpose took 7x as long on a receipt's det input (30 against 4.3 ms). `out` (3 x H x W
-    float32, each plane's rows unit-strided) receives the planes in place."""
-    if out is None:
-        out = np.empty((3, *pixels.shape[:2]), np.float32)
+    transpose took 7x as long on a receipt's det input (30 against 4.3 ms)."""
+    out = np.empty((3, *pixels.shape[:2]), np.float32)
     for c in range(3):
         channel = pixels[:, :, c]
         cv2.addWeighted(channel, float(scale[c]), channel, 0.0, float(shift[c]), dst=out[c], dtype=cv2.CV_32F)

@@ -76,17 +76,14 @@ def test_line_batch_keeps_aspect_scales_to_plus_minus_one_and_pads_with_zeros():
     np.testing.assert_array_equal(batch[1], line_tensor(noisy, 48, 192))
 
 
-def test_planes_affine_is_the_per_channel_normalisation_into_any_plane_view():
+def test_planes_affine_is_the_per_channel_normalisation():
     rng = np.random.default_rng(4)
     pixels = rng.integers(0, 256, (31, 17, 3), dtype=np.uint8)
     scale, shift = [0.5, 2.0, -1.0], [1.0, -3.0, 0.25]
     expected = pixels.astype(np.float32).transpose(2, 0, 1) * np.array(scale, np.float32)[:, None, None]
     expected += np.array(shift, np.float32)[:, None, None]
     np.testing.assert_allclose(planes_affine(pixels, scale, shift), expected, rtol=1e-6)
-    canvas = np.zeros((3, 40, 30), np.float32)
-    planes_affine(pixels, scale, shift, out=canvas[:, 2:33, 5:22])
-    np.testing.assert_allclose(canvas[:, 2:33, 5:22], expected, rtol=1e-6)
-    assert canvas.sum() == pytest.approx(expected.sum(), rel=1e-5)  # nothing outside the view
+    np.testing.assert_allclose(planes_affine(pixels[3:20, 2:9], scale, shift), expected[:, 3:20, 2:9], rtol=1e-6)
 
 
 def test_cls_postprocess_reports_each_crops_own_verdict():
