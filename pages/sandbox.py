@@ -31,20 +31,18 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Any
 
-from pages import pdf
 from pages.document import DocumentError, PageInfo, PageLimits
 
 _START_TIMEOUT_S = 30.0  # an interpreter's imports under load; the document has no part in it
 _PARENT_CHECK_S = 1.0
 _MEMORY_SIGNALS = frozenset({signal.SIGABRT, signal.SIGKILL})  # pdfium's bad_alloc; the OOM killer
 
-_QUERIES: dict[str, Callable[[Any, int, PageLimits], Any]] = {
-    "info": pdf.page_info, "lines": pdf.embedded_lines}
+# pages.pdf (pypdfium2) is imported by the child alone: the parent only talks to it.
+_QUERIES = {"info": "page_info", "lines": "embedded_lines"}
 
 
 class RenderChild:
@@ -196,6 +194,8 @@ def _serve(conn: Connection) -> None:
     how, path = conn.recv()
     data = conn.recv_bytes() if how == "bytes" else path
     _limit_address_space(limits.render_memory_mb)
+    from pages import pdf
+
     try:
         document = pdf.open_pdf(data)
     except DocumentError as exc:
@@ -219,7 +219,9 @@ def _answer(conn: Connection, document: Any, limits: PageLimits, op: str, index:
             reduction.send_handle(conn, page_file, os.getppid())
             os.close(page_file)
         else:
-            conn.send(("ok", _QUERIES[op](document, index, limits)))
+            from pages import pdf
+
+            conn.send(("ok", getattr(pdf, _QUERIES[op])(document, index, limits)))
     except DocumentError as exc:
         conn.send(("error", exc))
     except MemoryError:
@@ -240,6 +242,8 @@ def _render_to_file(document: Any, index: int, limits: PageLimits) -> tuple[Page
             if exc.errno == errno.ENOMEM:  # past the address-space limit
                 raise MemoryError(f"{size} bytes for the page bitmap") from exc
             raise
+
+    from pages import pdf
 
     try:
         info, mapped = pdf.render(document, index, limits, allocate)

@@ -16,8 +16,6 @@ from typing import Literal
 import numpy as np
 
 from pages.document import Document, DocumentError, EmbeddedLine, Page, PageInfo, PageLimits
-from pages.sandbox import RenderChild
-from pages.tiff import TiffDocument
 
 Kind = Literal["pdf", "tiff", "image"]
 
@@ -47,6 +45,8 @@ def open_document(data: bytes | str, limits: PageLimits = PageLimits()) -> Docum
     if kind == "pdf":
         return PdfDocument(data, limits)
     if kind == "tiff":
+        from pages.tiff import TiffDocument  # Pillow, loaded only for TIFFs
+
         return TiffDocument(data, limits)
     raise DocumentError("decode_error", "not a PDF or TIFF document" if head else "empty input (0 bytes)")
 
@@ -62,6 +62,8 @@ class PdfDocument(Document):
     kind = "pdf"
 
     def __init__(self, data: bytes | str, limits: PageLimits) -> None:
+        from pages.sandbox import RenderChild  # loaded only for PDFs
+
         self._child = RenderChild(data, limits)
         self.page_count = self._child.page_count
 
