@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     fold_graph: bool = Field(True, description="rewrite PP-LCNet's affine and hard-swish layers into "
                              "their convolutions before ONNXRuntime loads a model (exact; files untouched)")
     batch_images: int = Field(8, ge=1, le=256, description="images per engine batch")
+    engine_streams: int = Field(0, ge=0, le=8, description="engine batches run at once per process, so one "
+                                "batch's host work overlaps another's inference; 0 = by device (1 on CPU, "
+                                "2 on CUDA)")
     pixel_budget_mp: float = Field(96.0, gt=0, le=10_000, description="megapixels of pages one process "
                                    "holds at once, each page counted with what detection holds for it; "
                                    "a bigger page runs alone")

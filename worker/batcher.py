@@ -5,6 +5,12 @@ oldest image has waited `max_delay_ms`, whichever comes first. The worker waits 
 other tasks' images; `docmill run` uses a zero delay (a batch is whatever is queued when the
 engine is free). Each image gets its own future, and a batch that breaks the engine is
 retried image by image (OcrEngine.run_each), so one image's failure is its outcome alone.
+
+With `streams` above 1, that many engine calls run at once, each on the next batch: while
+one batch is inside a model, another's host work (det pre- and post-processing, crops, CTC
+decoding, which release the GIL in OpenCV and numpy) goes on, so a GPU is fed without gaps.
+On CPU the concurrent runs only fight over the cores (rec 15.6 s with ORT's 2 threads
+against 17.9 s as 2 runs of 1 thread, docs/benchmarks.md), so one stream is the CPU default.
 """
 
 from __future__ import annotations
@@ -33,18 +39,30 @@ class _Pending:
     queued_at: float = field(default_factory=time.monotonic)
 
 
+GPU_STREAMS = 2
+
+
+def streams_for(engine: OcrEngine, configured: int) -> int:
+    """Engine calls to run at once: the setting, or by device when it is 0 (auto)."""
+    return configured or (GPU_STREAMS if engine.on_gpu else 1)
+
+
 class DynamicBatcher:
     """One per engine; `submit` is thread-safe and returns a Future of the image's output
     (PageLines, or a ResultError when the engine failed on it)."""
 
-    def __init__(self, engine: OcrEngine, max_batch_images: int, max_delay_ms: float, metrics: Metrics):
+    def __init__(self, engine: OcrEngine, max_batch_images: int, max_delay_ms: float, metrics: Metrics,
+                 streams: int = 1):
         self.engine = engine
         self.max_batch = max_batch_images
         self.max_delay = max_delay_ms / 1000.0
         self.metrics = metrics
         self._queue: "queue.Queue[_Pending | None]" = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="docmill-batcher", daemon=True)
-        self._thread.start()
+        self._collecting = threading.Lock()  # one stream gathers a batch at a time
+        self._threads = [threading.Thread(target=self._loop, name=f"docmill-batcher-{i}", daemon=True)
+                         for i in range(streams)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, image: np.ndarray, options: EngineOptions) -> Future:
         pending = _Pending(image, options)
@@ -53,12 +71,18 @@ class DynamicBatcher:
 
     def close(self) -> None:
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
     def _collect(self) -> list[_Pending] | None:
         """Block for the first image, then gather until full or the first image's deadline."""
+        with self._collecting:
+            return self._gather()
+
+    def _gather(self) -> list[_Pending] | None:
         first = self._queue.get()
         if first is None:
+            self._queue.put(None)  # the other streams stop on it too
             return None
         batch = [first]
         deadline = first.queued_at + self.max_delay

@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from worker.batcher import DynamicBatcher
+from docmill.options import EngineOptions
+from worker.batcher import DynamicBatcher, streams_for
+from worker.engine.pipeline import PageLines
 from worker.metrics import Metrics
 
-pytestmark = [pytest.mark.models, pytest.mark.slow]
 
 
+@pytest.mark.models
+@pytest.mark.slow
 def test_batches_close_on_size_then_on_delay(engine_for, sample_pages):
     engine, _ = engine_for("pp-ocrv4-ch")
     images, _ = sample_pages
@@ -31,6 +35,8 @@ def test_batches_close_on_size_then_on_delay(engine_for, sample_pages):
         assert [l.text for l in got.lines] == [l.text for l in want.lines]
 
 
+@pytest.mark.models
+@pytest.mark.slow
 def test_lone_item_waits_at_most_the_delay(engine_for, sample_pages):
     engine, _ = engine_for("pp-ocrv4-ch")
     tiny = np.full((64, 64, 3), 255, dtype=np.uint8)
@@ -45,6 +51,8 @@ def test_lone_item_waits_at_most_the_delay(engine_for, sample_pages):
     assert metrics.histogram() == {1: 1}
 
 
+@pytest.mark.models
+@pytest.mark.slow
 def test_broken_item_fails_alone(engine_for, sample_pages):
     engine, _ = engine_for("pp-ocrv4-ch")
     images, _ = sample_pages
@@ -56,3 +64,38 @@ def test_broken_item_fails_alone(engine_for, sample_pages):
         assert good.result(timeout=60).lines
     finally:
         batcher.close()
+
+
+class _MeetingEngine:
+    """An engine whose every call waits until `parties` calls are inside it at once, so a
+    batcher that runs its batches one after another breaks the meeting."""
+
+    on_gpu = False
+
+    def __init__(self, parties: int):
+        self.meeting = threading.Barrier(parties, timeout=5)
+
+    def run_each(self, images, options):  # type: ignore[no-untyped-def]
+        self.meeting.wait()
+        return [PageLines() for _ in images]
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_streams_run_that_many_batches_at_once(streams: int):
+    engine = _MeetingEngine(parties=2)
+    batcher = DynamicBatcher(engine, max_batch_images=1, max_delay_ms=0, metrics=Metrics(),  # type: ignore[arg-type]
+                             streams=streams)
+    try:
+        futures = [batcher.submit(np.zeros((8, 8, 3), np.uint8), EngineOptions()) for _ in range(4)]
+        done = [f.exception(timeout=30) is None for f in futures]
+    finally:
+        batcher.close()
+    assert all(done) if streams == 2 else not any(done)
+    assert not any(thread.is_alive() for thread in batcher._threads)
+
+
+def test_streams_follow_the_device_unless_set():
+    cpu, gpu = _MeetingEngine(1), _MeetingEngine(1)
+    gpu.on_gpu = True
+    assert streams_for(cpu, 0) == 1 and streams_for(gpu, 0) == 2  # type: ignore[arg-type]
+    assert streams_for(cpu, 3) == 3 and streams_for(gpu, 1) == 1  # type: ignore[arg-type]

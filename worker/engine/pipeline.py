@@ -140,6 +140,12 @@ class OcrEngine:
         """The execution providers the sessions really run on, in priority order."""
         return self.det_session.providers
 
+    @property
+    def on_gpu(self) -> bool:
+        from worker.engine.providers import CUDA
+
+        return CUDA in self.providers
+
     def session_seconds(self) -> dict[str, float]:
         """Seconds spent inside each model's session runs so far (the rest of a stage's
         wall time is docmill's own pre- and post-processing)."""
