@@ -42,6 +42,7 @@ class EngineOptions(BaseModel):
     reading_order: Literal["columns", "rows"] = "columns"  # XY-cut columns and blocks, or PaddleOCR's rows
     rec_image_shape: tuple[int, int, int] = (3, 48, 320)
     rec_batch_size: int = Field(6, ge=1, le=1024)
+    rec_batch_width: int = Field(0, ge=0)  # >0: a rec batch holds crops up to this many columns in all
     rec_width_multiple: int = Field(32, ge=8, le=1024)
     drop_score: float = Field(0.5, ge=0, le=1)
     word_boxes: bool = False  # each line's words with their boxes (Line.words), from rec's character positions
@@ -53,6 +54,20 @@ class EngineOptions(BaseModel):
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return EngineOptions.model_validate(data)
+
+
+# What suits a device better than a set's defaults, which were measured on CPU. On CUDA:
+# - batches far larger than the CPU's 6 crops, by columns for rec (tens of wide lines or
+#   hundreds of narrow ones per run), so each run is worth its launch and copy costs;
+# - det pages padded to 256-pixel canvases, so a run of pages meets a handful of input
+#   shapes (each new shape can cost a cuDNN algorithm search and arena growth). Boxes may
+#   move by a pixel near a page's right and bottom edges, where the padding is.
+# No option here changes a crop's rec width, so lines read the same in any batch. These are
+# starting points, not yet measured on a GPU: `make bench-gpu` reports what they give.
+DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cuda": {"det_batch_size": 8, "det_canvas_multiple": 256, "cls_batch_size": 128,
+             "rec_batch_size": 256, "rec_batch_width": 32768},
+}
 
 
 def parse_option_assignments(pairs: list[str]) -> dict[str, Any]:

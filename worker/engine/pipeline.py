@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from docmill.options import EngineOptions
+from docmill.options import DEVICE_DEFAULTS, EngineOptions
 from docmill.result import ResultError
 from worker.engine import cls, det, geometry, layout, orientation, rec
 from worker.engine.pixels import as_bgr
@@ -118,8 +118,8 @@ class OcrEngine:
     @classmethod
     def load(cls, model_set: "ModelSet", settings: "Settings", device: str | None = None) -> "OcrEngine":
         """Three sessions on the providers that really load for `device` (auto, cpu, cuda;
-        default: settings), with the set's measured defaults and the operator's
-        DOCMILL_ENGINE__* overrides on top. Raises DeviceUnavailable for an unusable device."""
+        default: settings), with the set's measured defaults, the device's (DEVICE_DEFAULTS)
+        and the operator's DOCMILL_ENGINE__* overrides on top. Raises DeviceUnavailable for an unusable device."""
         from worker.engine.memory import fix_mmap_threshold
         from worker.engine.providers import CUDA, open_session, resolve_providers
 
@@ -129,7 +129,9 @@ class OcrEngine:
         sessions = {stage: open_session(str(model_set.path(stage)), providers, settings,
                                         ctc_head=stage == "rec" and CUDA in providers)
                     for stage in stages}
-        options = model_set.manifest.engine_defaults().merged(settings.engine.as_dict())
+        device_kind = "cuda" if CUDA in providers else "cpu"
+        options = (model_set.manifest.engine_defaults().merged(DEVICE_DEFAULTS.get(device_kind))
+                   .merged(settings.engine.as_dict()))
         log.info("model set %s@%s on %s", model_set.name, model_set.version,
                  ",".join(sessions["det"].providers))
         return cls(sessions["det"], sessions["cls"], sessions["rec"], model_set.characters, options,

@@ -119,11 +119,19 @@ def _half_pitch(runs: list[list[int]], centres: np.ndarray) -> float:
     return float(np.median(steps)) / 2 if steps else 1.0
 
 
+def batch_count(width: int, opts: EngineOptions) -> int:
+    """Crops of this padded width per run: `rec_batch_size`, or with `rec_batch_width` as many
+    as fit in that many columns (at least one, at most `rec_batch_size`)."""
+    if not opts.rec_batch_width:
+        return opts.rec_batch_size
+    return max(1, min(opts.rec_batch_size, opts.rec_batch_width // width))
+
+
 def recognize(
     session: ModelSession, crops: Sequence[np.ndarray], characters: Sequence[str], opts: EngineOptions
 ) -> list[Recognized]:
     """Recognise every crop: group by padded width, sort by aspect ratio inside a group,
-    run batches of rec_batch_size, map results back to input order."""
+    run batches (batch_count), map results back to input order."""
     _, height, _ = opts.rec_image_shape
     fixed = session.input_shape[3] if isinstance(session.input_shape[3], int) else None
     groups: dict[int, list[int]] = defaultdict(list)
@@ -132,8 +140,9 @@ def recognize(
     results: list[Recognized | None] = [None] * len(crops)
     for width, members in sorted(groups.items()):
         members.sort(key=lambda i: crops[i].shape[1] / float(crops[i].shape[0]))
-        for start in range(0, len(members), opts.rec_batch_size):
-            chunk = members[start : start + opts.rec_batch_size]
+        per_run = batch_count(width, opts)
+        for start in range(0, len(members), per_run):
+            chunk = members[start : start + per_run]
             batch = line_batch([crops[i] for i in chunk], height, width)
             extents = [resized_width(crops[i], height, width) / width for i in chunk] if opts.word_boxes else None
             for i, rec in zip(chunk, postprocess(session.run_all(batch), characters, extents)):

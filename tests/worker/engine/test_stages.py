@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from docmill.options import EngineOptions
+from docmill.options import DEVICE_DEFAULTS, EngineOptions
 from worker.engine import cls, det, rec
 from worker.engine.lineimage import line_batch, line_tensor
 from worker.engine.pixels import planes_affine
@@ -143,3 +143,30 @@ def test_rec_padded_width_depends_on_the_crop_alone(crop_w, expected):
     crop = np.zeros((48, crop_w, 3), dtype=np.uint8)
     assert rec.padded_width(crop, EngineOptions(), fixed_width=None) == expected
     assert rec.padded_width(crop, EngineOptions(), fixed_width=256) == 256
+
+
+def test_rec_batch_count_by_columns_is_capped_and_never_empty():
+    assert rec.batch_count(320, EngineOptions(rec_batch_size=6)) == 6
+    by_width = EngineOptions(rec_batch_size=256, rec_batch_width=32768)
+    assert rec.batch_count(96, by_width) == 256  # 341 fit: capped at the batch size
+    assert rec.batch_count(320, by_width) == 102
+    assert rec.batch_count(65536, by_width) == 1
+
+
+def test_every_device_default_is_a_valid_option():
+    for device, options in DEVICE_DEFAULTS.items():
+        merged = EngineOptions().merged(options)
+        assert {key: getattr(merged, key) for key in options} == options, device
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_the_cuda_batching_reads_every_line_as_the_cpu_defaults_do(engine_for, sample_pages):
+    """Bigger batches and det canvases (the CUDA defaults, run here on CPU) leave every
+    line's text as it is."""
+    engine, _ = engine_for("pp-ocrv6")
+    images, _ = sample_pages
+    pages = list(images.values())
+    cuda_like = engine.options.merged(DEVICE_DEFAULTS["cuda"])
+    for cpu, cuda in zip(engine.run(pages), engine.run(pages, cuda_like)):
+        assert [line.text for line in cuda.lines] == [line.text for line in cpu.lines]
