@@ -50,4 +50,5 @@ def test_provider_options_follow_settings():
     assert config["TensorrtExecutionProvider"]["trt_engine_cache_path"].endswith("tensorrt")
     assert config["CUDAExecutionProvider"]["cudnn_conv_algo_search"] == "EXHAUSTIVE"
     assert config["CUDAExecutionProvider"]["gpu_mem_limit"] == str(2048 * 1024 * 1024)
+    assert config["CUDAExecutionProvider"]["arena_extend_strategy"] == "kSameAsRequested"
     assert provider_config(["CPUExecutionProvider"], settings) == [("CPUExecutionProvider", {})]

@@ -91,7 +91,9 @@ TENSORRT = "TensorrtExecutionProvider"
 def provider_config(providers: list[str], settings: Settings) -> list[tuple[str, dict[str, str]]]:
     """Each provider with its options. CUDA: the cuDNN algorithm search (HEURISTIC by
     default: EXHAUSTIVE benchmarks every new input shape, which det and rec change all the
-    time), an optional arena cap, and the copy stream shared with compute. TensorRT, when
+    time), an arena that grows by what a run asks for rather than doubling (ORT's advice
+    for inputs whose shapes vary, so a new shape does not reserve twice its need), an
+    optional arena cap, and the copy stream shared with compute. TensorRT, when
     asked for and CUDA works, goes first with its engines cached under the cache dir."""
     config: list[tuple[str, dict[str, str]]] = []
     if CUDA in providers and settings.tensorrt:
@@ -102,7 +104,7 @@ def provider_config(providers: list[str], settings: Settings) -> list[tuple[str,
         options: dict[str, str] = {}
         if name == CUDA:
             options = {"cudnn_conv_algo_search": settings.cuda_conv_algo_search,
-                       "do_copy_in_default_stream": "True"}
+                       "arena_extend_strategy": "kSameAsRequested", "do_copy_in_default_stream": "True"}
             if settings.gpu_mem_limit_mb:
                 options["gpu_mem_limit"] = str(settings.gpu_mem_limit_mb * 1024 * 1024)
         config.append((name, options))
