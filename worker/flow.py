@@ -161,7 +161,10 @@ class ItemFlow:
         if decoded.image is None:
             self._finish(decoded, decoded.error or decoded.given, context, done)
             return
-        running = self.batcher.submit(decoded.image, context.options)
+        image = decoded.image
+        if not context.keep_pixels:  # the engine frees the page once its lines are cut out
+            decoded.image = None
+        running = self.batcher.submit(image, context.options)
         running.add_done_callback(_guarded(done, lambda f: self._finish(decoded, f.result(), context, done)))
 
     def _finish(self, decoded: DecodedItem, output: PageLines | ResultError | None, context: RunContext,

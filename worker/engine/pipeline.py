@@ -12,7 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -63,6 +63,25 @@ class _Crop:
     page: int
     box: np.ndarray
     image: np.ndarray
+
+
+@dataclass
+class _Located:
+    """A batch after orientation, detection and cropping: all that reading its lines needs
+    (each page's turn and sizes, the line crops), and none of the pages' own pixels."""
+
+    pages: list[PageLines]
+    turns: list[orientation.PageAngle]
+    original_hw: list[tuple[int, int]]
+    upright_hw: list[tuple[int, int]]
+    crops: list[_Crop]
+
+    def page(self, index: int) -> "_Located":
+        """One page's part alone, its crops renumbered as page 0, its lines not yet read."""
+        crops = [_Crop(0, crop.box, crop.image) for crop in self.crops if crop.page == index]
+        fresh = PageLines(timings_ms=dict(self.pages[index].timings_ms))
+        return _Located([fresh], [self.turns[index]], [self.original_hw[index]],
+                        [self.upright_hw[index]], crops)
 
 
 # What detection holds per pixel of its input, in decoded page pixels (3 bytes each): about
@@ -159,19 +178,31 @@ class OcrEngine:
         sessions = {"ori": self.ori_session, "det": self.det_session, "cls": self.cls_session, "rec": self.rec_session}
         return {name: session.distinct_shapes if session else 0 for name, session in sessions.items()}
 
-    def run_each(self, images: Sequence[np.ndarray],
+    def run_each(self, images: list[np.ndarray],
                  options: EngineOptions | None = None) -> list["PageLines | ResultError"]:
         """Like `run`, but a failure costs only the image that caused it: when the batch
         fails as a whole, each image is run alone, and one that still fails gets an
-        `engine_error` in its place."""
-        try:
-            return list(self.run(images, options))
-        except Exception:  # noqa: BLE001 - isolate the culprit below
-            return [self._run_alone(image, options) for image in images]
+        `engine_error` in its place.
 
-    def _run_alone(self, image: np.ndarray, options: EngineOptions | None) -> "PageLines | ResultError":
+        It takes `images` over: the list is emptied once the pages are located (oriented,
+        detected and their lines cut out), so that, where the caller kept no other
+        reference, full-resolution pages are freed before recognition, the longest part."""
+        opts = options or self.options
         try:
-            return self.run([image], options)[0]
+            located = self._locate(images, opts)
+        except Exception:  # noqa: BLE001 - isolate the culprit below
+            return [self._alone(lambda image=image: self.run([image], opts)[0]) for image in images]
+        images.clear()
+        try:
+            return list(self._read(located, opts))
+        except Exception:  # noqa: BLE001 - read each page's lines alone
+            return [self._alone(lambda page=page: self._read(located.page(page), opts)[0])
+                    for page in range(len(located.pages))]
+
+    @staticmethod
+    def _alone(work: Callable[[], PageLines]) -> "PageLines | ResultError":
+        try:
+            return work()
         except Exception as exc:  # noqa: BLE001 - one image's failure becomes its result
             log.exception("engine failed on one image")
             return ResultError(code="engine_error", message=f"{type(exc).__name__}: {exc}"[:500])
@@ -183,6 +214,10 @@ class OcrEngine:
         Unlike PaddleOCR, a line's text is stripped of the spaces CTC reads in a box's margin
         (dilated boxes often gain one), and lines left empty are dropped."""
         opts = options or self.options
+        return self._read(self._locate(images, opts), opts)
+
+    def _locate(self, images: Sequence[np.ndarray], opts: EngineOptions) -> "_Located":
+        """Turn each page upright, find its lines and cut them out."""
         originals = [as_bgr(image) for image in images]
         pages = [PageLines() for _ in originals]
         turns = self._orient(originals, opts, pages)
@@ -190,6 +225,12 @@ class OcrEngine:
         boxes = self._detect(uprights, opts, pages)
         crops = [_Crop(page, box, geometry.crop_quad(image, box))
                  for page, image in enumerate(uprights) for box in boxes[page]]
+        return _Located(pages, turns, [image.shape[:2] for image in originals],
+                        [image.shape[:2] for image in uprights], crops)
+
+    def _read(self, located: "_Located", opts: EngineOptions) -> list[PageLines]:
+        """Classify and recognise the located lines, and assemble each page in reading order."""
+        pages, turns, crops = located.pages, located.turns, located.crops
         by_page: dict[int, list[int]] = defaultdict(list)  # page -> its crops' indices
         for i, crop in enumerate(crops):
             by_page[crop.page].append(i)
@@ -197,8 +238,9 @@ class OcrEngine:
         images_up = cls.apply([c.image for c in crops], angles) if angles else [c.image for c in crops]
         texts = self._timed(pages, "rec", [c.page for c in crops],
                             lambda: rec.recognize(self.rec_session, images_up, self.characters, opts))
-        for page, (members, blocks) in self._reading_order(crops, by_page, uprights, upside_down, opts).items():
-            height, width = originals[page].shape[:2]
+        for page, (members, blocks) in self._reading_order(crops, by_page, located.upright_hw, upside_down,
+                                                          opts).items():
+            height, width = located.original_hw[page]
             for i, block in zip(members, blocks):
                 text, angle = texts[i], angles[i] if angles else None
                 if text.score < opts.drop_score or not text.text.strip():
@@ -206,7 +248,7 @@ class OcrEngine:
                 words = None
                 if text.words is not None:
                     words = _word_boxes(crops[i].box, text.words, bool(angle and angle.rotate), turns[page].angle,
-                                        uprights[page].shape[:2], (height, width))
+                                        located.upright_hw[page], (height, width))
                 pages[page].lines.append(TextLine(
                     text=text.text.strip(), score=round(text.score, 6),
                     box=orientation.to_original(crops[i].box, turns[page].angle, width, height).astype(int).tolist(),
@@ -232,14 +274,14 @@ class OcrEngine:
                            lambda: orientation.classify(self.ori_session, images, opts.ori_min_score))
 
     @staticmethod
-    def _reading_order(crops: list[_Crop], by_page: dict[int, list[int]], uprights: list[np.ndarray],
+    def _reading_order(crops: list[_Crop], by_page: dict[int, list[int]], upright_hw: list[tuple[int, int]],
                        upside_down: set[int], opts: EngineOptions) -> dict[int, tuple[list[int], list[int]]]:
         """Per page, its crops' indices in reading order and their blocks: by column and
         block (or PaddleOCR's rows), from the far corner on a page the classifier found
         upside down, whose lines then read in the order they stand on the turned page."""
         out = {}
         for page, idxs in by_page.items():
-            height, width = uprights[page].shape[:2]
+            height, width = upright_hw[page]
             boxes = [orientation.to_original(crops[i].box, 180, width, height) if page in upside_down
                      else crops[i].box for i in idxs]
             if opts.reading_order == "rows":

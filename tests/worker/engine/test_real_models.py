@@ -119,3 +119,60 @@ def test_sroie_accuracy_beats_the_peer_figures(engine_for, shared_dir):
     assert metrics["missing"] == 0
     assert metrics["word_f1"] >= 0.658 + 0.05
     assert metrics["cer_nospace"] <= 0.033
+
+
+class _Page(np.ndarray):
+    """A page array that can be watched with a weak reference (plain arrays cannot)."""
+
+
+class _WatchingRec:
+    """The real rec session, noting at each run whether the watched pages were still alive,
+    and failing its first `failures` runs."""
+
+    def __init__(self, session, pages, failures: int = 0):  # type: ignore[no-untyped-def]
+        import weakref
+
+        self._session, self._failures = session, failures
+        self._pages = [weakref.ref(page) for page in pages]
+        self.alive_at_runs: list[int] = []
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self._session, name)
+
+    def run_all(self, batch):  # type: ignore[no-untyped-def]
+        self.alive_at_runs.append(sum(ref() is not None for ref in self._pages))
+        if self._failures:
+            self._failures -= 1
+            raise RuntimeError("rec failed on this batch")
+        return self._session.run_all(batch)
+
+
+def _engine_with_rec(engine, rec_session):  # type: ignore[no-untyped-def]
+    from worker.engine.pipeline import OcrEngine
+
+    return OcrEngine(engine.det_session, engine.cls_session, rec_session, engine.characters[1:-1],
+                     engine.options, engine.ori_session)
+
+
+def test_run_each_frees_the_pages_before_reading_their_lines(engine_for, sample_pages):
+    engine, _ = engine_for("pp-ocrv6")
+    images, _ = sample_pages
+    pages = [images[name].copy().view(_Page) for name in ("letter.png", "rotated.jpg")]
+    expected = [[line.text for line in page.lines] for page in engine.run(pages)]
+    watching = _WatchingRec(engine.rec_session, pages)
+    batch = list(pages)
+    del pages
+    outputs = _engine_with_rec(engine, watching).run_each(batch)
+    assert batch == [] and watching.alive_at_runs and set(watching.alive_at_runs) == {0}
+    assert [[line.text for line in page.lines] for page in outputs] == expected
+
+
+def test_a_failed_read_is_retried_page_by_page_from_the_cut_lines(engine_for, sample_pages):
+    engine, _ = engine_for("pp-ocrv6")
+    images, _ = sample_pages
+    pages = [images["letter.png"], images["rotated.jpg"]]
+    expected = [[line.text for line in page.lines] for page in engine.run(pages)]
+    watching = _WatchingRec(engine.rec_session, [], failures=1)
+    outputs = _engine_with_rec(engine, watching).run_each(list(pages))
+    assert [[line.text for line in page.lines] for page in outputs] == expected
+    assert len(watching.alive_at_runs) > 1  # the failed run, then each page's own
