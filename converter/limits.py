@@ -9,4 +9,4 @@ DEFAULT_OPSET = 11  # what the seed documents ask for; paddle2onnx raises it whe
 # (converter/parity.py says why these two figures).
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_REAL_TOLERANCE = 1e-3
-DEFAULT_MAX_CER = 0.002  # int8 text against fp32 text, the speed issue's accuracy tolerance
+DEFAULT_MAX_CER = 0.002  # int8 or fp16 text against fp32 text, the speed issue's accuracy tolerance

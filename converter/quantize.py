@@ -6,66 +6,23 @@ conv-heavy models down. Calibration inputs come from running the fp32 set itself
 built-in demo pages: det gets whole pages, cls and rec get the line crops the fp32 detector
 finds, at the widths the engine really feeds them.
 
-The gate compares the int8 set's text with the fp32 set's on a sample (the demo pages and,
-with --gate-images, a folder of the user's own): the character error rate of int8 against
-fp32 must stay within `max_cer` (0.002, the accuracy tolerance of the speed issue), or the
-int8 set is refused and nothing is published.
+The int8 set then passes the accuracy gate (converter/gate.py) on CPU, the device it is
+made for: its text against the fp32 set's, within `max_cer`, or it is refused and nothing is
+published.
 """
 
 from __future__ import annotations
 
 import contextlib
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
-from demo.pages import truth, write_samples
-from demo.scoring import edit_distance
-from docmill.inputs import is_image_name
 from docmill.modelset import STAGES, ModelSet, SourceProvenance, sha256_file
 from docmill.settings import Settings
 
-from converter.limits import DEFAULT_MAX_CER
-
-
-
-@dataclass(frozen=True)
-class GateReport:
-    pages: int
-    chars: int
-    edits: int
-    max_cer: float
-    fp32_seconds: float
-    int8_seconds: float
-
-    @property
-    def cer(self) -> float:
-        return self.edits / self.chars if self.chars else 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.cer <= self.max_cer
-
-    def line(self) -> str:
-        speed = self.fp32_seconds / self.int8_seconds if self.int8_seconds else 0.0
-        verdict = "passed" if self.passed else "FAILED"
-        return (f"int8 gate {verdict}: CER against fp32 {self.cer:.4f} (limit {self.max_cer}) on "
-                f"{self.pages} pages, {speed:.2f}x the fp32 speed")
-
-
-def demo_pages() -> list[np.ndarray]:
-    with tempfile.TemporaryDirectory() as tmp:
-        write_samples(Path(tmp))
-        return [cv2.imread(str(Path(tmp) / name)) for name in truth()]
-
-
-def folder_images(folder: Path) -> list[np.ndarray]:
-    paths = sorted(p for p in folder.rglob("*") if is_image_name(p.name))
-    return [img for img in (cv2.imread(str(p)) for p in paths) if img is not None]
+from converter.gate import demo_pages
 
 
 def calibration_inputs(model_set: ModelSet, settings: Settings, pages: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
@@ -129,22 +86,3 @@ def quantize_set(model_set: ModelSet, settings: Settings, out_root: Path, scratc
         provenance["ori"] = model_set.manifest.models["ori"].source
     return build_model_set(f"{model_set.name}-int8", paths["det"], paths["cls"], paths["rec"],
                            model_set.characters, provenance, model_set.manifest.defaults, out_root, ori=ori)
-
-
-def accuracy_gate(fp32: ModelSet, int8: ModelSet, settings: Settings, extra_images: Path | None,
-                  max_cer: float = DEFAULT_MAX_CER) -> GateReport:
-    """Character error rate of the int8 set's text against the fp32 set's, page by page."""
-    import time
-
-    from worker.engine.pipeline import OcrEngine
-
-    pages = demo_pages() + (folder_images(extra_images) if extra_images else [])
-    texts, seconds = {}, {}
-    for label, model_set in (("fp32", fp32), ("int8", int8)):
-        engine = OcrEngine.load(model_set, settings, "cpu")
-        start = time.perf_counter()
-        texts[label] = ["".join(line.text for line in page.lines) for page in engine.run(pages)]
-        seconds[label] = time.perf_counter() - start
-    chars = sum(len(t) for t in texts["fp32"])
-    edits = sum(edit_distance(a, b) for a, b in zip(texts["fp32"], texts["int8"]))
-    return GateReport(len(pages), chars, edits, max_cer, seconds["fp32"], seconds["int8"])

@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from converter.quantize import GateReport, quantize_model
+from converter.gate import GateReport
+from converter.quantize import quantize_model
 from tests.converter.conftest import make_rec
 
 
@@ -31,7 +32,9 @@ def test_quantize_model_writes_a_loadable_int8_qdq_model(tmp_path):
 
 
 def test_gate_passes_only_within_the_cer_limit():
-    within = GateReport(pages=5, chars=1000, edits=2, max_cer=0.002, fp32_seconds=2.0, int8_seconds=1.0)
-    beyond = GateReport(pages=5, chars=1000, edits=3, max_cer=0.002, fp32_seconds=2.0, int8_seconds=1.0)
+    within = GateReport(variant="int8", device="cpu", pages=5, chars=1000, edits=2, max_cer=0.002,
+                        fp32_seconds=2.0, variant_seconds=1.0)
+    beyond = GateReport(variant="int8", device="cpu", pages=5, chars=1000, edits=3, max_cer=0.002,
+                        fp32_seconds=2.0, variant_seconds=1.0)
     assert within.passed and not beyond.passed
-    assert "FAILED" in beyond.line() and "2.00x" in beyond.line()
+    assert "FAILED" in beyond.line() and "2.00x" in beyond.line() and beyond.line().startswith("int8 gate")
