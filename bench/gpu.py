@@ -6,13 +6,17 @@ test suite does), so it cannot rot before a GPU is at hand.
                         [--images 2000] [--processes 2] [--models SET] [--fp16-models SET]
 
 1. Set-up: with `--wheels DIR`, installs every wheel there (onnxruntime-gpu, celery, redis,
-   boto3, pydantic, shapely, pyclipper, moto, ...) into `.gpu-deps/` with pip's --no-index, and
+   boto3, pydantic, shapely, pyclipper, moto, onnxconverter-common for the FP16 copy, ...) into `.gpu-deps/` with pip's --no-index, and
    puts it first on the path; otherwise uses what is installed. A redis-server comes from PATH
    or `--redis-server` (for example one unpacked with `dpkg -x`). The model sets come from the
    model cache (carry `~/.cache/docmill/models` and point DOCMILL_CACHE_DIR at it): nothing is
    fetched.
 2. `docmill run` on the SROIE sample receipts repeated to `--images`, and on PaddleOCR's
-   document pages, with `--models` and, when given, `--fp16-models`.
+   document pages, with `--models` and its FP16 copy: `--fp16-models` when given, else one
+   built here from `--models` by `docmill models fp16`'s own function, accuracy gate
+   included (on CUDA, against `--models` on CUDA); a copy that fails the gate is recorded and
+   not run. With `--device cpu` the copy is built but neither gated nor run: ONNXRuntime's CPU
+   provider computes these models in float32 (converter/fp16.py), so the JSON says so instead.
 3. The distributed path on this machine: its own Redis, the S3 test server, a published model
    set, `docmill worker --processes N`, a producer job over the receipts.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -34,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +174,40 @@ def distributed(folder: Path, models: str, processes: int, env: dict[str, str], 
             **gpu.figures()}
 
 
+def fp16_variant(args: argparse.Namespace, work: Path) -> tuple[str | None, dict[str, Any]]:
+    """The FP16 set to run beside `--models` (None: none to run) and what the JSON records
+    about it. Built in a child process: the gate's CUDA context would otherwise stay in this
+    one and count in every later run's GPU memory."""
+    if args.fp16_models:
+        return args.fp16_models, {"built": False}
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(build_fp16, args.models, args.device, work).result()
+
+
+def build_fp16(models: str, device: str, work: Path) -> tuple[str | None, dict[str, Any]]:
+    """`<models>-fp16` under `work`, through `docmill models fp16`'s own function, gate
+    included, on CUDA; on CPU built but neither gated nor run (converter/fp16.py says why)."""
+    from converter.fp16 import NEEDS_CUDA, GateFailed, build_fp16_set, convert_set, gated_fp16_set
+    from converter.presets import ensure_model_set
+    from docmill.modelset import ModelSet
+    from docmill.settings import Settings
+
+    settings = Settings(device=device)
+    fp32 = ModelSet.load(ensure_model_set(models, settings))
+    started = time.perf_counter()
+    if device == "cpu":
+        folder = build_fp16_set(fp32, convert_set(fp32, work / "fp16-scratch"), work / "fp16")
+        return None, {"built": True, "set": f"{folder.parent.name}@{folder.name}", "gate": None,
+                      "build_s": round(time.perf_counter() - started, 1), "not_run": NEEDS_CUDA}
+    try:
+        folder, report = gated_fp16_set(fp32, settings, work / "fp16", work / "fp16-scratch", "cuda",
+                                        progress=lambda message: print(f"  {message}", file=sys.stderr))
+    except GateFailed as exc:
+        return None, {"built": True, "gate": exc.report.as_dict(), "not_run": str(exc)}
+    return str(folder), {"built": True, "set": f"{folder.parent.name}@{folder.name}", "gate": report.as_dict(),
+                         "build_s": round(time.perf_counter() - started, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
@@ -177,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=2000)
     p.add_argument("--processes", type=int, default=2, help="docmill worker --processes, distributed run")
     p.add_argument("--models", default="pp-ocrv6")
-    p.add_argument("--fp16-models", help="the same set in FP16 (a folder or preset), run beside it")
+    p.add_argument("--fp16-models", help="the same set in FP16 (a folder or preset), run beside it; "
+                   "default: built from --models here and gated (`docmill models fp16`)")
     args = p.parse_args(argv)
     if not RECEIPTS.is_dir():
         print(f"bench.gpu: {RECEIPTS} not found; nothing to measure (skipped)")
@@ -191,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="docmill-gpu-") as tmp:
         work = Path(tmp)
         sets = {"receipts": receipts_set(work / "receipts", count), "pages": pages_set(work / "pages", args.quick)}
+        fp16_models, fp16 = fp16_variant(args, work)
         runs: dict[str, Any] = {}
-        for label, models in (("default", args.models), ("fp16", args.fp16_models)):
+        for label, models in (("default", args.models), ("fp16", fp16_models)):
             if models is None:
                 continue
             for name in sets:
@@ -201,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         runs["distributed:receipts"] = distributed(work / "receipts", args.models, 1 if args.quick else args.processes,
                                                    env, args.redis_server, work)
     report = {"schema": "docmill.bench.gpu/v1", "device": args.device, "quick": args.quick,
-              "onnxruntime": _onnxruntime_version(env), "model_set": args.models, "fp16_model_set": args.fp16_models,
+              "onnxruntime": _onnxruntime_version(env), "model_set": args.models,
+              "fp16_model_set": args.fp16_models or fp16.get("set"), "fp16": fp16,
               "sets": sets, "setup_s": round(setup_s, 1), "runs": runs,
               "images_per_s": runs["default:receipts"]["images_per_s"],
               "gpu_util_mean": runs["default:receipts"]["gpu_util_mean"],

@@ -1,4 +1,4 @@
-"""The converter's subcommands: `docmill models` (import, list) and `docmill convert`.
+"""The converter's subcommands: `docmill models` (import, list, fp16) and `docmill convert`.
 Registering them imports no onnx or Paddle; each command loads its module when it runs."""
 
 from __future__ import annotations
@@ -27,6 +27,16 @@ def _add_models(sub: Subparsers) -> None:
     imp.set_defaults(handler=lazy("converter.models_cli", "cmd_import"))
     lst = msub.add_parser("list", help="show the cached model sets")
     lst.set_defaults(handler=lazy("converter.models_cli", "cmd_list"))
+    fp16 = msub.add_parser("fp16", help="build an FP16 copy of a set (<set>-fp16) for GPUs, kept only if it "
+                           "reads the same", description="Convert each model to float16 (numerically sensitive "
+                           "ops stay float32), build <set>-fp16 beside SET and keep it only if its text matches "
+                           "SET's within --max-cer on a device that computes float16 (a CUDA GPU).")
+    fp16.add_argument("set", metavar="SET", help="a cached set name (name@version), a set folder, an s3:// set "
+                      "or a preset")
+    _add_gate_flags(fp16, "largest CER of fp16 text against fp32 text")
+    fp16.add_argument("--publish", metavar="DEST", help="publish to DEST/<set>-fp16/<version>/ (a folder or "
+                      "s3://bucket/prefix)")
+    fp16.set_defaults(handler=lazy("converter.models_cli", "cmd_fp16"))
 
 
 def _add_convert(sub: Subparsers) -> None:
@@ -47,10 +57,7 @@ def _add_convert(sub: Subparsers) -> None:
     p.add_argument("--dry-run", action="store_true", help="convert and check, publish nothing")
     p.add_argument("--quantize", choices=["int8"], help="also build a static int8 copy (<set>-int8), "
                    "published only if its text matches the fp32 set's within --max-cer")
-    p.add_argument("--gate-images", metavar="DIR", help="--quantize: your own images for the accuracy gate "
-                   "(the built-in demo pages are always used)")
-    p.add_argument("--max-cer", type=float, default=DEFAULT_MAX_CER,
-                   help=f"--quantize: largest CER of int8 text against fp32 text (default {DEFAULT_MAX_CER:g})")
+    _add_gate_flags(p, "--quantize: largest CER of int8 text against fp32 text", "--quantize: ")
     msub = p.add_subparsers(dest="convert_command", metavar="ACTION")
     one = msub.add_parser("model", help="convert any one Paddle model to ONNX with the same checks")
     one.add_argument("--paddle", help="Paddle inference model folder (legacy or PIR)")
@@ -73,6 +80,13 @@ def _add_set_flags(p, preset: str, sources: str, dictionary: str) -> None:  # ty
     p.add_argument("--name", help="set name for a custom set (letters, digits, '.', '_', '-')")
     p.add_argument("--publish", metavar="DEST", help="publish to DEST/<set>/<version>/ (a folder or "
                    "s3://bucket/prefix)")
+
+
+def _add_gate_flags(p, max_cer: str, prefix: str = "") -> None:  # type: ignore[no-untyped-def]
+    """The accuracy gate's flags (convert --quantize, models fp16)."""
+    p.add_argument("--gate-images", metavar="DIR", help=f"{prefix}your own images for the accuracy gate "
+                   "(the built-in demo pages are always used)")
+    p.add_argument("--max-cer", type=float, default=DEFAULT_MAX_CER, help=f"{max_cer} (default {DEFAULT_MAX_CER:g})")
 
 
 def _add_conversion_flags(p) -> None:  # type: ignore[no-untyped-def]

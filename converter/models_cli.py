@@ -1,4 +1,4 @@
-"""`docmill models import` and `docmill models list`.
+"""`docmill models import`, `docmill models list` and `docmill models fp16`.
 
 Progress goes to stderr; stdout carries only the result (the set's folder, or the table), so
 scripts can use `dir=$(docmill models import --preset pp-ocrv4-ch)`.
@@ -7,7 +7,9 @@ scripts can use `dir=$(docmill models import --preset pp-ocrv4-ch)`.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
@@ -17,7 +19,7 @@ from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 
 from converter.modelset_build import SetRecipe, Source, check_set_name, import_set, stderr_progress
-from converter.presets import PRESETS, cached_preset
+from converter.presets import PRESETS, cached_preset, ensure_model_set
 from converter.sources import SourceError
 
 R = TypeVar("R")
@@ -84,6 +86,42 @@ def publish_set(folder: Path, dest: str, settings: Settings) -> None:
     model_set = ModelSet.load(folder)
     target = publish(folder, model_set.manifest, dest, storage, stderr_progress)
     stderr_progress(f"{model_set.name}: published to {target}/")
+
+
+def cmd_fp16(args: argparse.Namespace, settings: Settings) -> int:
+    """Build `<set>-fp16` beside SET, gated against SET where float16 is really computed,
+    optionally publish it, and print its folder. Without such a device: one line, exit 2,
+    before any work (an ungated set is never built where `--models` could name it)."""
+    from converter.fp16 import Fp16Unavailable, GateFailed, gate_device, gated_fp16_set, require_converter
+
+    gate_images = _gate_images(args.gate_images)
+    if not (math.isfinite(args.max_cer) and 0 <= args.max_cer < 1):
+        raise UsageError(f"--max-cer {args.max_cer}: give a character error rate from 0 to 1, e.g. 0.002")
+    try:
+        require_converter()
+        device = gate_device()
+    except Fp16Unavailable as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        fp32_folder = ensure_model_set(args.set, settings)
+        with tempfile.TemporaryDirectory(prefix="docmill-fp16-") as scratch:
+            folder, _ = gated_fp16_set(ModelSet.load(fp32_folder), settings, fp32_folder.parent.parent,
+                                       Path(scratch), device, gate_images, args.max_cer, stderr_progress)
+        if args.publish:
+            publish_set(folder, args.publish, settings)
+    except (SourceError, ModelSetError, StorageError, GateFailed) as exc:
+        print(f"docmill: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(folder)
+    return 0
+
+
+def _gate_images(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    if not Path(value).is_dir():
+        raise UsageError(f"--gate-images {value}: not a folder")
+    return Path(value)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:

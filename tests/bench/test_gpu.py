@@ -31,3 +31,6 @@ def test_the_gpu_bench_rehearses_on_cpu_and_writes_its_fields():
     distributed = report["runs"]["distributed:receipts"]
     assert distributed["images"] == report["sets"]["receipts"] and distributed["failed"] == 0
     assert "written bench/results/gpu-rehearsal.json" in done.stdout  # never taken for GPU figures
+    fp16 = report["fp16"]  # built from --models, but on CPU neither gated nor run
+    assert fp16["built"] and fp16["set"].startswith("pp-ocrv6-fp16@") and fp16["gate"] is None
+    assert "needs a CUDA GPU" in fp16["not_run"] and not any(run.startswith("fp16:") for run in report["runs"])
