@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 from docmill.modelset import (DICT_FILE, MANIFEST_FILE, OPTIONAL_STAGES, STAGES, DictEntry, Manifest, ModelEntry,
@@ -235,7 +234,7 @@ def _manifest(name: str, checked: dict[str, _CheckedModel], dictionary: list[str
     hashes = {m.file: m.sha256 for m in models.values()} | {DICT_FILE: dict_entry.sha256}
     return Manifest(name=name, version=content_version(hashes, defaults), models=models,
                     dictionary=dict_entry, defaults=defaults,
-                    tools={"docmill": installed_version("docmill"), "onnx": onnx.__version__,
+                    tools={"docmill": installed_version("docmill"), "onnx": installed_version("onnx"),
                            "onnxruntime": ort.__version__})
 
 
