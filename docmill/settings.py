@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     device: Device = "auto"
     intra_op_threads: int = Field(0, ge=0, description="ONNXRuntime intra-op threads; 0 = ORT default")
     inter_op_threads: int = Field(0, ge=0)
+    ort_spinning: bool = Field(False, description="let ONNXRuntime's idle intra-op threads spin between runs "
+                               "(its default); off, they sleep and leave the cores to decoding and "
+                               "post-processing")
     cpu_arena: Literal["shrink", "session", "off"] = Field(
         "shrink", description="ONNXRuntime's CPU memory arena: one per session with its unused chunks "
         "handed back after every run (shrink), ORT's default that keeps each session's high-water "

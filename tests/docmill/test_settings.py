@@ -52,3 +52,13 @@ def test_provider_options_follow_settings():
     assert config["CUDAExecutionProvider"]["gpu_mem_limit"] == str(2048 * 1024 * 1024)
     assert config["CUDAExecutionProvider"]["arena_extend_strategy"] == "kSameAsRequested"
     assert provider_config(["CPUExecutionProvider"], settings) == [("CPUExecutionProvider", {})]
+
+
+def test_ort_threads_sleep_between_runs_unless_asked_to_spin():
+    from worker.engine.providers import session_options
+
+    def spinning(settings: Settings) -> str:
+        return session_options(settings).get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning(Settings()) == "0"
+    assert spinning(Settings(ort_spinning=True)) == "1"
