@@ -175,11 +175,17 @@ def test_a_failed_gate_keeps_nothing_and_a_passed_one_builds_the_set(tiny_set, t
     assert weight.data_type == TensorProto.FLOAT16
 
 
-def test_the_cli_prints_the_gated_folder_and_publishes_it(tiny_set, tmp_path, monkeypatch, capsys):
+def _fp16_cli(tiny_set, tmp_path, monkeypatch, edits: int) -> int:  # type: ignore[no-untyped-def]
+    """`docmill models fp16 --publish` on the tiny set, as on a CUDA host, with a gate that
+    counts `edits` character edits."""
     monkeypatch.setenv("DOCMILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(fp16, "gate_device", lambda: "cuda")
-    monkeypatch.setattr(fp16, "accuracy_gate", lambda *args: _report(0))
-    assert main(["models", "fp16", str(tiny_set.path("det").parent), "--publish", str(tmp_path / "pub")]) == 0
+    monkeypatch.setattr(fp16, "accuracy_gate", lambda *args: _report(edits))
+    return main(["models", "fp16", str(tiny_set.path("det").parent), "--publish", str(tmp_path / "pub")])
+
+
+def test_the_cli_prints_the_gated_folder_and_publishes_it(tiny_set, tmp_path, monkeypatch, capsys):
+    assert _fp16_cli(tiny_set, tmp_path, monkeypatch, edits=0) == 0
     out, err = capsys.readouterr()
     folder = Path(out.strip())
     assert folder.parent == tmp_path / "sets" / "tiny-fp16" and "fp16 gate passed" in err
@@ -188,10 +194,7 @@ def test_the_cli_prints_the_gated_folder_and_publishes_it(tiny_set, tmp_path, mo
 
 
 def test_the_cli_refuses_a_failed_set_in_one_line(tiny_set, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("DOCMILL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(fp16, "gate_device", lambda: "cuda")
-    monkeypatch.setattr(fp16, "accuracy_gate", lambda *args: _report(50))
-    assert main(["models", "fp16", str(tiny_set.path("det").parent), "--publish", str(tmp_path / "pub")]) == 1
+    assert _fp16_cli(tiny_set, tmp_path, monkeypatch, edits=50) == 1
     out, err = capsys.readouterr()
     assert out == "" and "tiny-fp16 refused: fp16 gate FAILED" in err.splitlines()[-1]
     assert not (tmp_path / "pub").exists() and not (tmp_path / "sets" / "tiny-fp16").exists()
