@@ -88,6 +88,10 @@ class Manifest(BaseModel):
         """PaddleOCR defaults with this set's measured defaults on top."""
         return EngineOptions().merged(self.defaults)
 
+    def files(self) -> list[tuple[str, str]]:
+        """Each file of the set but the manifest itself, with its sha256."""
+        return [*((m.file, m.sha256) for m in self.models.values()), (self.dictionary.file, self.dictionary.sha256)]
+
     def to_json_bytes(self) -> bytes:
         data = self.model_dump(mode="json", by_alias=True)
         return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode()
@@ -140,6 +144,11 @@ class ModelSet:
 
     def path(self, stage: str) -> Path:
         return self.root / self.manifest.models[stage].file
+
+    def files(self) -> list[Path]:
+        """The set's own files, manifest included; not what a runner caches beside them
+        (the engine's prepared models, worker.engine.prepare)."""
+        return [*(self.root / name for name, _ in self.manifest.files()), self.root / MANIFEST_FILE]
 
     def has(self, stage: str) -> bool:
         return stage in self.manifest.models
@@ -240,8 +249,7 @@ def publish(src: Path, manifest: Manifest, dest: str, storage: "Storage",
     if published:
         progress(f"{manifest.name}: {manifest.version} already published")
     else:
-        files = [(m.file, m.sha256) for m in manifest.models.values()]
-        for file, sha256 in [*files, (manifest.dictionary.file, manifest.dictionary.sha256)]:
+        for file, sha256 in manifest.files():
             progress(f"{manifest.name}: uploading {file}")
             storage.write_bytes(join_uri(target, file), (src / file).read_bytes(),
                                 _CONTENT_TYPES[Path(file).suffix], {"sha256": sha256})

@@ -42,7 +42,7 @@ def stack(engine_for, s3_endpoint, s3_client, redis_url, tmp_path):
     queue = f"q-{suffix}"
     env = dict(os.environ, DOCMILL_BROKER_URL=redis_url, DOCMILL_S3_ENDPOINT_URL=s3_endpoint,
                DOCMILL_CACHE_DIR=str(tmp_path / "cache"))
-    for path in model_set.root.iterdir():
+    for path in model_set.files():
         s3_client.put_object(Bucket=buckets["models"], Key=f"sets/{model_set.name}/{model_set.version}/{path.name}",
                              Body=path.read_bytes())
     s3_client.put_object(Bucket=buckets["models"], Key=f"sets/{model_set.name}/LATEST", Body=model_set.version.encode())

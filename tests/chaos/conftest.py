@@ -225,7 +225,7 @@ class Published:
     bucket: str
     uri: str
     version: str
-    root: Path
+    files: list[Path]  # the set's own files, as uploaded
 
 
 def publish_model_set(s3_client: Any, preset: str = "pp-ocrv4-ch") -> Published:
@@ -236,11 +236,11 @@ def publish_model_set(s3_client: Any, preset: str = "pp-ocrv4-ch") -> Published:
     model_set = ModelSet.load(ensure_model_set(preset, Settings(device="cpu")))
     bucket = f"models-{uuid.uuid4().hex[:8]}"
     s3_client.create_bucket(Bucket=bucket)
-    for path in model_set.root.iterdir():
+    for path in model_set.files():
         s3_client.put_object(Bucket=bucket, Key=f"sets/{model_set.name}/{model_set.version}/{path.name}",
                              Body=path.read_bytes())
     s3_client.put_object(Bucket=bucket, Key=f"sets/{model_set.name}/LATEST", Body=model_set.version.encode())
-    return Published(bucket, f"s3://{bucket}/sets/{model_set.name}", model_set.version, model_set.root)
+    return Published(bucket, f"s3://{bucket}/sets/{model_set.name}", model_set.version, model_set.files())
 
 
 def small_page(n: int) -> bytes:

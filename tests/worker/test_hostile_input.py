@@ -197,7 +197,7 @@ def test_a_tampered_model_set_is_refused(rig):
     published, client = rig["published"], rig["client"]
     bucket, version = f"tampered-{uuid.uuid4().hex[:6]}", "feedfacefeedface"
     client.create_bucket(Bucket=bucket)
-    for path in published.root.iterdir():
+    for path in published.files:
         body = path.read_bytes()
         if path.name == "rec.onnx":
             body = body[:-1] + bytes([body[-1] ^ 0xFF])

@@ -151,7 +151,7 @@ def test_models_from_s3_are_fetched_verified_and_tampering_refused(
         engine_for, s3_client, s3_bucket, s3_endpoint, monkeypatch, tmp_path, sample_pages, capsys):
     _, model_set = engine_for("pp-ocrv4-en")
     prefix = f"sets/{model_set.name}"
-    for path in sorted(p for p in model_set.root.iterdir() if p.is_file()):  # not .prepared/, a local cache
+    for path in model_set.files():
         s3_client.put_object(Bucket=s3_bucket, Key=f"{prefix}/{model_set.version}/{path.name}",
                              Body=path.read_bytes())
     s3_client.put_object(Bucket=s3_bucket, Key=f"{prefix}/LATEST", Body=model_set.version.encode())

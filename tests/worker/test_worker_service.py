@@ -31,7 +31,7 @@ def published_models(engine_for, s3_endpoint):
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     bucket = f"models-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
-    for path in model_set.root.iterdir():
+    for path in model_set.files():
         client.put_object(Bucket=bucket, Key=f"sets/{model_set.name}/{model_set.version}/{path.name}",
                           Body=path.read_bytes())
     return ModelsRef(uri=f"s3://{bucket}/sets/{model_set.name}/{model_set.version}", version=model_set.version)
