@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from worker.engine import rec
-from worker.engine.prepare import BEST_CLASS, BEST_PROB, add_ctc_head, cached_path, prepared_model, rewrite
+from worker.engine.prepare import BEST_CLASS, BEST_PROB, add_ctc_head, prepared_model, rewrite
 
 RNG = np.random.default_rng(11)
 
