@@ -10,10 +10,11 @@ Two rewrites, both exact:
   ONNXRuntime's ArgMax alone 7.5 ms, so CPU sessions keep the plain output.
 
 Rewriting costs about 0.4 s of CPU at every process start (onnx load, fold, serialise), so
-the result is cached beside the model, as `.prepared/<stem>.<key>.onnx` in the model set's
-folder: it goes when the set goes. The key covers the source file (size, mtime), the
-rewrites asked for and the rewriting code itself, so an edited model or a changed rewrite
-never meets a stale file; writing a new one removes the model's older ones. It is written to
+the result is cached beside the model, as `.prepared/<stem>.<rewrites>.<key>.onnx` in the
+model set's folder: it goes when the set goes. The key covers the source file (size, mtime)
+and the rewriting code itself, so an edited model or a changed rewrite never meets a stale
+file; writing a new one removes the older ones of the same rewrites (a CPU and a CUDA
+process sharing the set keep theirs apart). It is written to
 a temporary name and renamed, so a concurrent process (a GPU worker starts several) never
 reads half a file. Where the folder is read-only, the rewrite is used from memory.
 """
@@ -42,11 +43,16 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
+def _rewrites(fold: bool, ctc_head: bool) -> str:
+    return ("folded" if fold else "plain") + ("-ctc" if ctc_head else "")
+
+
 def cached_path(path: Path, fold: bool, ctc_head: bool) -> Path:
     """Where one rewrite of one model file by one version of this code is kept."""
     stat = path.stat()
-    text = f"{stat.st_size}|{stat.st_mtime_ns}|fold={fold}|ctc={ctc_head}|{_code_digest()}"
-    return path.parent / PREPARED_DIR / f"{path.stem}.{hashlib.sha256(text.encode()).hexdigest()[:KEY_CHARS]}.onnx"
+    text = f"{stat.st_size}|{stat.st_mtime_ns}|{_code_digest()}"
+    key = hashlib.sha256(text.encode()).hexdigest()[:KEY_CHARS]
+    return path.parent / PREPARED_DIR / f"{path.stem}.{_rewrites(fold, ctc_head)}.{key}.onnx"
 
 
 def prepared_model(path: str | Path, *, fold: bool, ctc_head: bool) -> str | bytes:
@@ -65,7 +71,7 @@ def prepared_model(path: str | Path, *, fold: bool, ctc_head: bool) -> str | byt
     except OSError as exc:
         log.info("%s: cannot cache the prepared model (%s); using it from memory", cached, exc)
         return data
-    for stale in cached.parent.glob(f"{source.stem}.{'?' * KEY_CHARS}.onnx"):
+    for stale in cached.parent.glob(f"{source.stem}.{_rewrites(fold, ctc_head)}.{'?' * KEY_CHARS}.onnx"):
         if stale != cached:
             stale.unlink(missing_ok=True)
     return str(cached)
