@@ -14,19 +14,20 @@ the result is cached beside the model, as `.prepared/<stem>.<rewrites>.<key>.onn
 model set's folder: it goes when the set goes. The key covers the source file (size, mtime)
 and the rewriting code itself, so an edited model or a changed rewrite never meets a stale
 file; writing a new one removes the older ones of the same rewrites (a CPU and a CUDA
-process sharing the set keep theirs apart). It is written to
-a temporary name and renamed, so a concurrent process (a GPU worker starts several) never
-reads half a file. Where the folder is read-only, the rewrite is used from memory.
+process sharing the set keep theirs apart). It is written as every local result is
+(LocalStorage: a temporary name, then a rename), so a concurrent process (a GPU worker starts
+several) never reads half a file. Where the folder is read-only, the rewrite is used from
+memory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
+
+from docmill.storage import LocalStorage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ def prepared_model(path: str | Path, *, fold: bool, ctc_head: bool) -> str | byt
         return str(cached)
     data = rewrite(source, fold=fold, ctc_head=ctc_head)
     try:
-        _write_atomically(cached, data)
-    except OSError as exc:
+        LocalStorage().write_bytes(str(cached), data, "application/octet-stream")
+    except StorageError as exc:
         log.info("%s: cannot cache the prepared model (%s); using it from memory", cached, exc)
         return data
     for stale in cached.parent.glob(f"{source.stem}.{_rewrites(fold, ctc_head)}.{'?' * KEY_CHARS}.onnx"):
@@ -117,15 +118,3 @@ def add_ctc_head(model) -> bool:  # type: ignore[no-untyped-def]  # onnx.ModelPr
                          helper.make_tensor_value_info(BEST_PROB, TensorProto.FLOAT, steps)])
     return True
 
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".prepare-", suffix=".tmp")
-    os.fchmod(fd, 0o644)  # readable like the model beside it, by whichever user runs a worker
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
