@@ -7,6 +7,7 @@ without importing each other.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
@@ -14,6 +15,23 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 if TYPE_CHECKING:  # the render child imports this module and stays without numpy
     import numpy as np
+
+def descriptor_path(fd: int) -> str:
+    """The path open_document reads a file by when this process holds it only by descriptor
+    (an unlinked copy, so a killed process leaves nothing behind)."""
+    return f"{_own_descriptors()}{fd}"
+
+
+def held_descriptor(path: str) -> int | None:
+    """The descriptor a descriptor_path names (the render child is handed it), else None."""
+    prefix = _own_descriptors()
+    rest = path[len(prefix):] if path.startswith(prefix) else ""
+    return int(rest) if rest.isdigit() else None
+
+
+def _own_descriptors() -> str:
+    return f"/proc/{os.getpid()}/fd/"  # asked each time: a forked worker has a pid of its own
+
 
 DocumentErrorCode = Literal["decode_error", "too_large", "encrypted", "render_timeout", "render_memory"]
 

@@ -35,7 +35,7 @@ from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Any
 
-from pages.document import DocumentError, PageInfo, PageLimits
+from pages.document import DocumentError, PageInfo, PageLimits, held_descriptor
 
 _START_TIMEOUT_S = 30.0  # an interpreter's imports under load; the document has no part in it
 _PARENT_CHECK_S = 1.0
@@ -164,11 +164,8 @@ def _inherited_file(source: bytes | str) -> tuple[tuple[int, ...], bytes | str]:
     """A file the caller holds only by descriptor (/proc/<our pid>/fd/N, a spooled copy with no
     name) is handed to the child as that descriptor, opened there as /proc/self/fd/N: the child
     then needs no access to another process's /proc entries, which hardened hosts refuse."""
-    prefix = f"/proc/{os.getpid()}/fd/"
-    if isinstance(source, str) and source.startswith(prefix) and source[len(prefix):].isdigit():
-        fd = int(source[len(prefix):])
-        return (fd,), f"/proc/self/fd/{fd}"
-    return (), source
+    fd = held_descriptor(source) if isinstance(source, str) else None
+    return ((), source) if fd is None else ((fd,), f"/proc/self/fd/{fd}")
 
 
 def _what(index: int | None) -> str:

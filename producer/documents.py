@@ -10,14 +10,13 @@ one-page TIFF is an image and stays one item too.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from dataclasses import dataclass
 
 from docmill.messages import TaskItem
 from docmill.settings import Settings
 from docmill.storage import Storage, StorageError
-from pages.document import DocumentError, PageLimits
+from pages.document import DocumentError, PageLimits, descriptor_path
 from pages.source import open_document
 
 log = logging.getLogger(__name__)
@@ -47,8 +46,7 @@ def count_pages(item: TaskItem, storage: Storage, settings: Settings) -> int | N
         try:
             storage.read_into(item.src, copy, max_bytes=settings.max_document_bytes)
             copy.flush()
-            path = f"/proc/{os.getpid()}/fd/{copy.fileno()}"
-            with open_document(path, PageLimits.from_settings(settings)) as document:
+            with open_document(descriptor_path(copy.fileno()), PageLimits.from_settings(settings)) as document:
                 single_image = document.kind == "tiff" and document.page_count == 1
                 return None if single_image else document.page_count
         except (StorageError, DocumentError) as exc:

@@ -30,7 +30,7 @@ from docmill.messages import TaskItem
 from docmill.result import DocumentPage, ModelsInfo, ResultError, SourceInfo
 from docmill.settings import Settings
 from docmill.storage import StorageError, is_s3_uri, open_storage
-from pages.document import Document, DocumentError, EmbeddedLine, PageInfo, PageLimits
+from pages.document import Document, DocumentError, EmbeddedLine, PageInfo, PageLimits, descriptor_path
 from pages.source import SNIFF_BYTES, open_document, sniff_kind
 from worker.engine.pipeline import PageLines, TextLine
 from worker.items import Admit, DecodedItem
@@ -119,7 +119,7 @@ class DocumentSpool:
         except BaseException:
             os.close(fd)
             raise
-        return SpooledFile(f"/proc/{os.getpid()}/fd/{fd}", size, hashing.sha256.hexdigest(), fd=fd)
+        return SpooledFile(descriptor_path(fd), size, hashing.sha256.hexdigest(), fd=fd)
 
 
 class _HashingWriter:
