@@ -52,7 +52,8 @@ class DynamicBatcher:
     (PageLines, or a ResultError when the engine failed on it)."""
 
     def __init__(self, engine: OcrEngine, max_batch_images: int, max_delay_ms: float, metrics: Metrics,
-                 streams: int = 1):
+                 streams: int = 0):
+        """`streams`: engine calls at once, 0 for the device's default (streams_for)."""
         self.engine = engine
         self.max_batch = max_batch_images
         self.max_delay = max_delay_ms / 1000.0
@@ -60,7 +61,7 @@ class DynamicBatcher:
         self._queue: "queue.Queue[_Pending | None]" = queue.Queue()
         self._collecting = threading.Lock()  # one stream gathers a batch at a time
         self._threads = [threading.Thread(target=self._loop, name=f"docmill-batcher-{i}", daemon=True)
-                         for i in range(streams)]
+                         for i in range(streams_for(engine, streams))]
         for thread in self._threads:
             thread.start()
 

@@ -15,7 +15,7 @@ from docmill.jobs import JobStore
 from docmill.messages import ModelsRef
 from docmill.modelset import ModelSet, ModelSetError, locate
 from docmill.settings import Settings
-from worker.batcher import DynamicBatcher, streams_for
+from worker.batcher import DynamicBatcher
 from worker.engine.pipeline import OcrEngine
 from worker.budget import PixelBudget
 from worker.documents import DocumentSpool
@@ -75,7 +75,7 @@ class WorkerHost:
                     raise ModelSetError(f"{ref.uri} holds version {model_set.version}, task wants {ref.version}")
                 engine = OcrEngine.load(model_set, self.settings, self.device)
                 batcher = DynamicBatcher(engine, self.max_batch_images, self.max_delay_ms, self.metrics,
-                                         streams_for(engine, self.settings.engine_streams))
+                                         self.settings.engine_streams)
                 flow = ItemFlow(batcher, self.writer, self.io, self.settings, self.budget, self._load, self.spool)
                 self.metrics.set_model_set(model_set.name, model_set.version)
                 self._models[ref.version] = LoadedModels(model_set, engine, batcher, flow)

@@ -185,13 +185,13 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
 def run_on_engine(engine: OcrEngine, inputs: Inputs, context: RunContext, settings: Settings, batch: int,
                   quiet: bool) -> RunSummary:
     """The run itself, on an engine already loaded (`docmill run`'s, or the Python API's)."""
-    from worker.batcher import DynamicBatcher, streams_for
+    from worker.batcher import DynamicBatcher
     from worker.budget import PixelBudget
 
     metrics = Metrics()
     summary = RunSummary(providers=engine.providers, skipped=inputs.skipped)
     batcher = DynamicBatcher(engine, batch, max_delay_ms=0.0, metrics=metrics,
-                             streams=streams_for(engine, settings.engine_streams))
+                             streams=settings.engine_streams)
     started = time.perf_counter()
     try:
         with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="docmill-io") as io, \

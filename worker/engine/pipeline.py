@@ -145,11 +145,11 @@ class OcrEngine:
         fix_mmap_threshold(settings.malloc_mmap_threshold_kb)
         providers = resolve_providers(device or settings.device)
         stages = [*STAGES, *(["ori"] if model_set.has("ori") else [])]
+        on_gpu = CUDA in providers
         sessions = {stage: open_session(str(model_set.path(stage)), providers, settings,
-                                        ctc_head=stage == "rec" and CUDA in providers)
+                                        ctc_head=stage == "rec" and on_gpu)
                     for stage in stages}
-        device_kind = "cuda" if CUDA in providers else "cpu"
-        options = (model_set.manifest.engine_defaults().merged(DEVICE_DEFAULTS.get(device_kind))
+        options = (model_set.manifest.engine_defaults().merged(DEVICE_DEFAULTS.get("cuda" if on_gpu else "cpu"))
                    .merged(settings.engine.as_dict()))
         log.info("model set %s@%s on %s", model_set.name, model_set.version,
                  ",".join(sessions["det"].providers))
