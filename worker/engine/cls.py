@@ -46,9 +46,9 @@ def classify(session: ModelSession, crops: Sequence[np.ndarray], opts: EngineOpt
     """The classifier's own verdict on every crop, batching crops of similar aspect ratio."""
     results: list[Angle | None] = [None] * len(crops)
     order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops], kind="stable")
+    _, height, width = opts.cls_image_shape
     for start in range(0, len(order), opts.cls_batch_size):
         chunk = order[start : start + opts.cls_batch_size]
-        _, height, width = opts.cls_image_shape
         batch = line_batch([crops[i] for i in chunk], height, width)
         for i, angle in zip(chunk, postprocess(session.run(batch))):
             results[i] = angle
