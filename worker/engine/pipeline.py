@@ -19,6 +19,7 @@ import numpy as np
 from docmill.options import DEVICE_DEFAULTS, EngineOptions
 from docmill.result import ResultError
 from worker.engine import cls, det, geometry, layout, orientation, rec
+from worker.engine.memory import fix_mmap_threshold, trim_heap
 from worker.engine.pixels import as_bgr
 from worker.engine.session import ModelSession
 
@@ -139,7 +140,6 @@ class OcrEngine:
         """Three sessions on the providers that really load for `device` (auto, cpu, cuda;
         default: settings), with the set's measured defaults, the device's (DEVICE_DEFAULTS)
         and the operator's DOCMILL_ENGINE__* overrides on top. Raises DeviceUnavailable for an unusable device."""
-        from worker.engine.memory import fix_mmap_threshold
         from worker.engine.providers import CUDA, open_session, resolve_providers
 
         fix_mmap_threshold(settings.malloc_mmap_threshold_kb)
@@ -186,13 +186,21 @@ class OcrEngine:
 
         It takes `images` over: the list is emptied once the pages are located (oriented,
         detected and their lines cut out), so that, where the caller kept no other
-        reference, full-resolution pages are freed before recognition, the longest part."""
+        reference, full-resolution pages are freed before recognition, the longest part.
+        Once the batch's crops are gone too, the heap's free pages go back to the system
+        (memory.trim_heap), so a mix of pages does not leave the process holding them."""
         opts = options or self.options
         try:
             located = self._locate(images, opts)
         except Exception:  # noqa: BLE001 - isolate the culprit below
             return [self._alone(lambda image=image: self.run([image], opts)[0]) for image in images]
         images.clear()
+        pages = self._read_each(located, opts)
+        del located
+        trim_heap()
+        return pages
+
+    def _read_each(self, located: "_Located", opts: EngineOptions) -> list["PageLines | ResultError"]:
         try:
             return list(self._read(located, opts))
         except Exception:  # noqa: BLE001 - read each page's lines alone
@@ -293,25 +301,32 @@ class OcrEngine:
         return out
 
     def _detect(self, images: Sequence[np.ndarray], opts: EngineOptions, pages: list[PageLines]) -> list[list[np.ndarray]]:
-        """Boxes per image. Inputs are grouped by canvas so each group runs as one batch."""
+        """Boxes per image. Images are grouped by the canvas their det input will need, so
+        each group runs in batches; an input is made just before its batch runs and dropped
+        after it, so a batch of pages never holds more than one det batch of inputs (at
+        det's 1280 px, 14 MB a page)."""
         boxes: list[list[np.ndarray]] = [[] for _ in images]
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        inputs = []
         for i, image in enumerate(images):
-            start = time.perf_counter()
-            inputs.append(det.preprocess(image, opts))
-            pages[i].timings_ms["det"] += (time.perf_counter() - start) * 1000
-            groups[det.canvas_shape(inputs[i].hw, opts.det_canvas_multiple)].append(i)
+            hw = det.resized_shape(*image.shape[:2], opts)
+            groups[det.canvas_shape(hw, opts.det_canvas_multiple)].append(i)
         for canvas, members in groups.items():
             for start_idx in range(0, len(members), opts.det_batch_size):
                 chunk = members[start_idx : start_idx + opts.det_batch_size]
-                probs = self._timed(pages, "det", chunk,
-                                    lambda: det.run(self.det_session, [inputs[i] for i in chunk], canvas))
-                for i, prob in zip(chunk, probs):
+                inputs = [self._det_input(images[i], opts, pages[i]) for i in chunk]
+                probs = self._timed(pages, "det", chunk, lambda: det.run(self.det_session, inputs, canvas))
+                for i, item, prob in zip(chunk, inputs, probs):
                     start = time.perf_counter()
-                    boxes[i] = det.postprocess(prob, inputs[i].src_hw, opts)
+                    boxes[i] = det.postprocess(prob, item.src_hw, opts)
                     pages[i].timings_ms["det"] += (time.perf_counter() - start) * 1000
         return boxes
+
+    @staticmethod
+    def _det_input(image: np.ndarray, opts: EngineOptions, page: PageLines) -> det.DetInput:
+        start = time.perf_counter()
+        item = det.preprocess(image, opts)
+        page.timings_ms["det"] += (time.perf_counter() - start) * 1000
+        return item
 
     def _classify(self, crops: list[_Crop], by_page: dict[int, list[int]], opts: EngineOptions,
                   pages: list[PageLines]) -> tuple[list[cls.Angle] | None, set[int]]:

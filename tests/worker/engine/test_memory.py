@@ -60,3 +60,28 @@ def test_a_shrinking_arena_hands_a_big_run_back_and_a_session_arena_keeps_it(are
     session.run(None, {"x": small}, run_options(settings))
     grown = _rss_mb() - before
     assert (grown > 200) is keeps_mb, f"{arena}: RSS grew by {grown:.0f} MB after the big run"
+
+
+def _fragment_heap(mb: int) -> list[bytes]:
+    """Fill `mb` MB of the heap with 4 KiB blocks (below the mmap threshold), then free all
+    but every 64th: the survivors pin the freed space inside the heap, so it cannot shrink
+    from its top. Returns the survivors (keep them alive)."""
+    blocks = [bytes(4096) for _ in range(mb * 256)]
+    survivors = blocks[::64]
+    del blocks
+    return survivors
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm") or platform.libc_ver()[0] != "glibc",
+                    reason="reads RSS from /proc; malloc_trim is glibc's")
+def test_trimming_hands_the_free_pages_inside_the_heap_back():
+    from worker.engine.memory import trim_heap
+
+    fix_mmap_threshold(128)
+    before = _rss_mb()
+    survivors = _fragment_heap(200)
+    held = _rss_mb()
+    assert held - before > 150  # glibc kept the freed blocks: the survivors pin them
+    assert trim_heap() is True
+    assert held - _rss_mb() > 150
+    assert len(survivors) == 200 * 256 // 64

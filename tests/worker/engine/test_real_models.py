@@ -176,3 +176,19 @@ def test_a_failed_read_is_retried_page_by_page_from_the_cut_lines(engine_for, sa
     outputs = _engine_with_rec(engine, watching).run_each(list(pages))
     assert [[line.text for line in page.lines] for page in outputs] == expected
     assert len(watching.alive_at_runs) > 1  # the failed run, then each page's own
+
+
+@pytest.mark.parametrize("batch, expected", [(1, ["input", "run", "input", "run"]), (2, ["input", "input", "run"])])
+def test_det_inputs_are_made_one_det_batch_at_a_time(engine_for, sample_pages, monkeypatch, batch, expected):
+    """A batch of pages never holds more det inputs than one det run takes (at 1280 px, 14
+    MB a page)."""
+    engine, _ = engine_for("pp-ocrv6")
+    images, _ = sample_pages
+    events: list[str] = []
+    make, run = det.preprocess, det.run
+    monkeypatch.setattr(det, "preprocess", lambda *a: events.append("input") or make(*a))
+    monkeypatch.setattr(det, "run", lambda *a: events.append("run") or run(*a))
+    page = images["letter.png"]
+    outputs = engine.run([page, page.copy()], engine.options.merged({"det_batch_size": batch}))
+    assert events == expected
+    assert [line.text for line in outputs[0].lines] == [line.text for line in outputs[1].lines]
