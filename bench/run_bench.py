@@ -150,7 +150,8 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run
 @dataclass(frozen=True)
 class Side:
     """One contender: `kind` (docmill, rapidocr, rapidocr3), the model set it runs, if any,
-    and settings of docmill's own to try (`docmill:SET@DOCMILL_X=1`: env for that side)."""
+    and settings of docmill's own to try (`docmill:SET@DOCMILL_X=1`: env for that side; glibc's
+    `MALLOC_*` tunables too)."""
 
     kind: str
     models: Models | None = None
@@ -184,7 +185,7 @@ def parse_sides(text: str) -> list[Side]:
         kind, _, set_ref = head.partition(":")
         env = tuple(tuple(a.split("=", 1)) for a in assignments)
         if kind not in ("docmill", "rapidocr", NEWEST_PEER) or (kind == NEWEST_PEER) != (not set_ref) \
-                or any(len(pair) != 2 or not pair[0].startswith("DOCMILL_") for pair in env) \
+                or any(len(pair) != 2 or not pair[0].startswith(("DOCMILL_", "MALLOC_")) for pair in env) \
                 or (env and kind != "docmill"):
             raise SystemExit(f"bench: side {spec!r}: use docmill:SET[@DOCMILL_X=V...], rapidocr:SET "
                              f"or {NEWEST_PEER}")

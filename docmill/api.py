@@ -224,7 +224,7 @@ class Ocr:
         for plan in planned:
             cost = page_pixels(*plan.size, self.options) if plan.size else 0
             arrays = sum(1 for made, _ in batch if isinstance(made, np.ndarray))
-            if arrays and (arrays == self.batch_size or held + cost > self.settings.pixel_budget):
+            if arrays and (arrays == self.batch_size or held + cost > self.settings.pixel_budget(self._engine.on_gpu)):
                 yield from self._run(batch)
                 batch, held = [], 0
             batch.append((plan.make(), plan.fields))

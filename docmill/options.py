@@ -64,7 +64,11 @@ class EngineOptions(BaseModel):
 #   move by a pixel near a page's right and bottom edges, where the padding is.
 # No option here changes a crop's rec width, so lines read the same in any batch. These are
 # starting points, not yet measured on a GPU: `make bench-gpu` reports what they give.
+# On CPU, det runs one page at a time: ORT's threads fill the cores on one page already, and
+# a batch of pages would hold each one's det working memory at once (the bench's mixed set:
+# 428 against 474 MB with the CPU pixel budget, at the same images/s; docs/benchmarks.md).
 DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cpu": {"det_batch_size": 1},
     "cuda": {"det_batch_size": 8, "det_canvas_multiple": 256, "cls_batch_size": 128,
              "rec_batch_size": 256, "rec_batch_width": 32768},
 }

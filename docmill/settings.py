@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from docmill.options import EngineOptions
 
 DEFAULT_MODEL_SET = "pp-ocrv6"
+CPU_PIXEL_BUDGET_MP, GPU_PIXEL_BUDGET_MP = 12.0, 96.0  # the pixel budget by device (Settings.pixel_budget)
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -68,9 +69,9 @@ class Settings(BaseSettings):
     engine_streams: int = Field(0, ge=0, le=8, description="engine batches run at once per process, so one "
                                 "batch's host work overlaps another's inference; 0 = by device (1 on CPU, "
                                 "2 on CUDA)")
-    pixel_budget_mp: float = Field(96.0, gt=0, le=10_000, description="megapixels of pages one process "
+    pixel_budget_mp: float = Field(0, ge=0, le=10_000, description="megapixels of pages one process "
                                    "holds at once, each page counted with what detection holds for it; "
-                                   "a bigger page runs alone")
+                                   "a bigger page runs alone; 0 = by device (12 on CPU, 96 on CUDA)")
     cuda_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape")
     gpu_mem_limit_mb: int | None = Field(None, ge=256, description="cap on the CUDA arena per session")
@@ -129,9 +130,13 @@ class Settings(BaseSettings):
             raise ValueError(f"engine.{err['loc'][0]}: {err['msg']}") from None
         return self
 
-    @property
-    def pixel_budget(self) -> int:
-        return round(self.pixel_budget_mp * 1_000_000)
+    def pixel_budget(self, on_gpu: bool) -> int:
+        """The budget in pixels: the setting, or by device when it is 0. On CPU a receipt
+        (41 MP counted) already runs alone at 12, and ORT's threads keep the cores busy
+        without a second page in flight: on the bench's mixed set, 428 against 474 MB at the
+        same images/s (docs/benchmarks.md). A GPU is fed batches of pages, so it keeps 96."""
+        megapixels = self.pixel_budget_mp or (GPU_PIXEL_BUDGET_MP if on_gpu else CPU_PIXEL_BUDGET_MP)
+        return round(megapixels * 1_000_000)
 
     @property
     def model_cache(self) -> Path:

@@ -53,7 +53,7 @@ class WorkerHost:
         self.metrics = metrics or Metrics()
         self.io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="docmill-io")
         self.writer = ResultWriter(settings, self.metrics)
-        self.budget = PixelBudget(settings.pixel_budget)
+        self._budget: PixelBudget | None = None  # made with the first engine: its size is by device
         self.spool = DocumentSpool(settings)  # one local copy per document, whichever task reads it
         self._load = with_faults(load_item)
         self._models: dict[str, LoadedModels] = {}
@@ -76,10 +76,18 @@ class WorkerHost:
                 engine = OcrEngine.load(model_set, self.settings, self.device)
                 batcher = DynamicBatcher(engine, self.max_batch_images, self.max_delay_ms, self.metrics,
                                          self.settings.engine_streams)
-                flow = ItemFlow(batcher, self.writer, self.io, self.settings, self.budget, self._load, self.spool)
+                flow = ItemFlow(batcher, self.writer, self.io, self.settings, self._shared_budget(engine),
+                                self._load, self.spool)
                 self.metrics.set_model_set(model_set.name, model_set.version)
                 self._models[ref.version] = LoadedModels(model_set, engine, batcher, flow)
             return self._models[ref.version]
+
+    def _shared_budget(self, engine: OcrEngine) -> PixelBudget:
+        """The one budget every task and model set of this process shares, sized for the
+        device its engines run on (all of them run on `self.device`)."""
+        if self._budget is None:
+            self._budget = PixelBudget(self.settings.pixel_budget(engine.on_gpu))
+        return self._budget
 
     def close(self) -> None:
         for loaded in self._models.values():

@@ -62,3 +62,13 @@ def test_ort_threads_sleep_between_runs_unless_asked_to_spin():
 
     assert spinning(Settings()) == "0"
     assert spinning(Settings(ort_spinning=True)) == "1"
+
+
+def test_the_pixel_budget_is_by_device_unless_set():
+    from docmill.settings import CPU_PIXEL_BUDGET_MP, GPU_PIXEL_BUDGET_MP, Settings
+
+    auto = Settings()
+    assert auto.pixel_budget(on_gpu=False) == CPU_PIXEL_BUDGET_MP * 1_000_000
+    assert auto.pixel_budget(on_gpu=True) == GPU_PIXEL_BUDGET_MP * 1_000_000 > auto.pixel_budget(on_gpu=False)
+    fixed = Settings(pixel_budget_mp=30)
+    assert fixed.pixel_budget(on_gpu=False) == fixed.pixel_budget(on_gpu=True) == 30_000_000
