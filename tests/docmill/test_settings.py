@@ -64,6 +64,13 @@ def test_ort_threads_sleep_between_runs_unless_asked_to_spin():
     assert spinning(Settings(ort_spinning=True)) == "1"
 
 
+def test_memory_patterns_are_off_on_cpu_only():
+    from worker.engine.providers import session_options
+
+    assert session_options(Settings()).enable_mem_pattern is False
+    assert session_options(Settings(), on_gpu=True).enable_mem_pattern is True
+
+
 def test_the_pixel_budget_is_by_device_unless_set():
     from docmill.settings import CPU_PIXEL_BUDGET_MP, GPU_PIXEL_BUDGET_MP, Settings
 
