@@ -220,11 +220,11 @@ class Ocr:
         from worker.engine.pipeline import page_pixels
 
         batch: list[tuple[np.ndarray | OcrPage, dict[str, Any]]] = []
-        held = 0
+        held, budget = 0, self.settings.pixel_budget(self._engine.on_gpu)
         for plan in planned:
             cost = page_pixels(*plan.size, self.options) if plan.size else 0
             arrays = sum(1 for made, _ in batch if isinstance(made, np.ndarray))
-            if arrays and (arrays == self.batch_size or held + cost > self.settings.pixel_budget(self._engine.on_gpu)):
+            if arrays and (arrays == self.batch_size or held + cost > budget):
                 yield from self._run(batch)
                 batch, held = [], 0
             batch.append((plan.make(), plan.fields))

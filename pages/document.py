@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 if TYPE_CHECKING:  # the render child imports this module and stays without numpy
     import numpy as np
 
+
 def descriptor_path(fd: int) -> str:
     """The path open_document reads a file by when this process holds it only by descriptor
     (an unlinked copy, so a killed process leaves nothing behind)."""

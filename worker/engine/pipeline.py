@@ -313,20 +313,12 @@ class OcrEngine:
         for canvas, members in groups.items():
             for start_idx in range(0, len(members), opts.det_batch_size):
                 chunk = members[start_idx : start_idx + opts.det_batch_size]
-                inputs = [self._det_input(images[i], opts, pages[i]) for i in chunk]
+                inputs = [self._timed(pages, "det", [i], lambda i=i: det.preprocess(images[i], opts)) for i in chunk]
                 probs = self._timed(pages, "det", chunk, lambda: det.run(self.det_session, inputs, canvas))
                 for i, item, prob in zip(chunk, inputs, probs):
-                    start = time.perf_counter()
-                    boxes[i] = det.postprocess(prob, item.src_hw, opts)
-                    pages[i].timings_ms["det"] += (time.perf_counter() - start) * 1000
+                    boxes[i] = self._timed(pages, "det", [i],
+                                           lambda item=item, prob=prob: det.postprocess(prob, item.src_hw, opts))
         return boxes
-
-    @staticmethod
-    def _det_input(image: np.ndarray, opts: EngineOptions, page: PageLines) -> det.DetInput:
-        start = time.perf_counter()
-        item = det.preprocess(image, opts)
-        page.timings_ms["det"] += (time.perf_counter() - start) * 1000
-        return item
 
     def _classify(self, crops: list[_Crop], by_page: dict[int, list[int]], opts: EngineOptions,
                   pages: list[PageLines]) -> tuple[list[cls.Angle] | None, set[int]]:
