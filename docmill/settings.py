@@ -58,10 +58,11 @@ class Settings(BaseSettings):
     ort_spinning: bool = Field(False, description="let ONNXRuntime's idle intra-op threads spin between runs "
                                "(its default); off, they sleep and leave the cores to decoding and "
                                "post-processing")
-    cpu_arena: Literal["shrink", "session", "off"] = Field(
-        "shrink", description="ONNXRuntime's CPU memory arena: one per session with its unused chunks "
-        "handed back after every run (shrink), ORT's default that keeps each session's high-water "
-        "mark (session), or none (off)")
+    cpu_arena: Literal["shared", "shrink", "session", "off"] = Field(
+        "shared", description="ONNXRuntime's CPU memory arena: one for all of the process's sessions, "
+        "kept between runs (shared); one per session with its unused chunks handed back after every "
+        "run (shrink); one per session that keeps its high-water mark (session, ORT's default); or "
+        "none (off)")
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     fold_graph: bool = Field(True, description="rewrite PP-LCNet's affine and hard-swish layers into "
                              "their convolutions before ONNXRuntime loads a model (exact; files untouched)")
