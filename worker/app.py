@@ -30,11 +30,18 @@ log = logging.getLogger(__name__)
 def transport_options(settings: Settings) -> dict:
     """kombu's Redis transport. A killed worker's unacked tasks go back on the queue when
     some worker's sweep finds them older than the visibility timeout; kombu sweeps only
-    every 10th tick by default (100 s), so sweep every tick of `restore_interval_s`. The
-    socket timeouts turn a Redis that vanished mid-command into an error kombu retries,
+    every 10th tick by default (100 s), so sweep every tick of `restore_interval_s`.
+
+    A sweep holds a Redis lock that kombu lets expire after 300 s, so a worker killed
+    mid-sweep stops every other worker's sweeps for five minutes. The lock now expires
+    after one sweep interval: a sweep restores ten tasks at most, each in a WATCH
+    transaction, so two overlapping sweeps never restore one task twice.
+
+    The socket timeouts turn a Redis that vanished mid-command into an error kombu retries,
     never a read that blocks forever."""
     return {"visibility_timeout": settings.visibility_timeout_s,
             "unacked_restore_interval": settings.restore_interval_s, "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": settings.restore_interval_s,
             "socket_timeout": 30, "socket_connect_timeout": 10, "retry_on_timeout": True}
 
 
