@@ -342,6 +342,25 @@ redis.call('DEL', KEYS[2])
 return restored
 """
 
+_ORPHANS = _NOW + """
+local restored, i = {}, 2
+while i <= #ARGV do
+  local tag, payload, queues = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local delivered, recorded = redis.call('ZSCORE', KEYS[2], tag), false
+  for k = 3, #KEYS do
+    if redis.call('SISMEMBER', KEYS[k], tag) == 1 then recorded = true end
+  end
+  if delivered and tonumber(delivered) <= now - tonumber(ARGV[1]) and not recorded
+      and redis.call('HDEL', KEYS[1], tag) == 1 then
+    redis.call('ZREM', KEYS[2], tag)
+    for q = i + 3, i + 2 + queues do redis.call('RPUSH', ARGV[q], payload) end
+    restored[#restored + 1] = tag
+  end
+  i = i + 3 + queues
+end
+return restored
+"""
+
 
 class WorkerRegistry:
     """Live workers and the kombu delivery tags they hold, so a dead worker's tasks go back
@@ -366,6 +385,7 @@ class WorkerRegistry:
         self._beat = client.register_script(_BEAT)
         self._lapsed = client.register_script(_LAPSED)
         self._recover = client.register_script(_RECOVER)
+        self._orphans = client.register_script(_ORPHANS)
 
     @staticmethod
     def tags_key(worker: str) -> str:
@@ -401,6 +421,27 @@ class WorkerRegistry:
         keys = [self.WORKERS, self.tags_key(worker), self.kombu.unacked_key, self.kombu.unacked_index_key]
         restored = self._recover(keys=keys, args=args)
         return None if restored is None else list(restored)
+
+    def recover_orphans(self, min_age_s: float) -> list[str]:
+        """Put back on their queues the unacked messages delivered over `min_age_s` ago that
+        no registered worker has recorded; the tags re-queued. kombu records a delivery in
+        `unacked` before the worker's `task_received` records the tag, so a worker killed
+        between the two leaves a task no lapsed worker holds; without this it would wait
+        for the visibility timeout. A live worker records a tag within a beat of taking it,
+        so `min_age_s` (the lapse, several beats) spares every task in a live worker's hands.
+        One script re-checks age, records and `unacked` per tag, so a tag recorded or
+        restored meanwhile is left alone."""
+        now = self.r.time()
+        old = self.r.zrangebyscore(self.kombu.unacked_index_key, "-inf", now[0] + now[1] / 1e6 - min_age_s)
+        if not old:
+            return []
+        args: list[Any] = [min_age_s]
+        for tag, entry in zip(old, self.r.hmget(self.kombu.unacked_key, old)):
+            if entry:
+                args += self._restore_args(tag, entry)
+        workers = self.r.zrange(self.WORKERS, 0, -1)
+        keys = [self.kombu.unacked_key, self.kombu.unacked_index_key, *map(self.tags_key, workers)]
+        return list(self._orphans(keys=keys, args=args))
 
     def _restore_args(self, tag: str, entry: str) -> list[Any]:
         """`tag, message, n, queue...` for the script: the message marked redelivered, for each

@@ -132,3 +132,18 @@ def test_two_workers_racing_restore_each_tag_once(redis_url, registry, channel):
     restored = [tag for result in results if result for tag in result]
     assert sorted(restored) == sorted(tags)
     assert registry.r.llen(queue) == len(tags)
+
+
+def test_unrecorded_old_deliveries_go_back_once_and_recorded_or_young_ones_stay(registry, channel):
+    """A worker killed after kombu recorded a delivery but before the worker recorded its tag."""
+    chan, queue = channel
+    tags = take(chan, queue, 3)
+    live = worker()
+    registry.beat(live, [tags[0]])  # tags[1:]: taken by a worker that died before recording them
+    assert not set(tags) & set(registry.recover_orphans(60))  # younger than the lapse: left alone
+    restored = registry.recover_orphans(0)
+    assert set(tags[1:]) <= set(restored) and tags[0] not in restored
+    assert sorted(m["properties"]["delivery_tag"] for m in queued(registry, queue)) == sorted(tags[1:])
+    assert registry.r.hexists("unacked", tags[0]) and not registry.r.hexists("unacked", tags[1])
+    assert not set(tags) & set(registry.recover_orphans(0))  # nothing is restored twice
+    assert sorted(chan.basic_get(queue, no_ack=True).payload["n"] for _ in tags[1:]) == [1, 2]

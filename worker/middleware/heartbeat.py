@@ -72,7 +72,8 @@ class Heartbeat:
         self.registry.leave(self.worker)
 
     def tick(self) -> None:
-        """Beat, then re-queue what every lapsed worker held."""
+        """Beat, then re-queue what every lapsed worker held, and what a worker killed before
+        it could record a task left behind."""
         self.registry.beat(self.worker, held_tags())
         lost_after_s = self.settings.worker_lost_after_s
         for lost in self.registry.lapsed(lost_after_s):
@@ -80,8 +81,16 @@ class Heartbeat:
             if tags is not None:
                 log.warning("worker %s silent for over %ss: re-queued the %d tasks it held", lost,
                             lost_after_s, len(tags))
-                if self.metrics:
-                    self.metrics.count("tasks", "recovered", len(tags))
+                self._count(len(tags))
+        orphans = self.registry.recover_orphans(lost_after_s)
+        if orphans:
+            log.warning("re-queued %d tasks unacked for over %ss that no worker had recorded", len(orphans),
+                        lost_after_s)
+            self._count(len(orphans))
+
+    def _count(self, recovered: int) -> None:
+        if self.metrics:
+            self.metrics.count("tasks", "recovered", recovered)
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_s):
