@@ -324,39 +324,44 @@ end
 
 _LAPSED = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))"
 
-_RECOVER = _NOW + """
+# Both scripts take `tag, payload, n, queue...` groups (WorkerRegistry._restore_args) and move
+# a tag only while it is still in kombu's `unacked`, as kombu's QoS.restore_by_tag would.
+_RESTORE = """
+local function restore(unacked, index, i)
+  local tag, payload, queues = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if redis.call('HDEL', unacked, tag) == 0 then return false end
+  redis.call('ZREM', index, tag)
+  for q = i + 3, i + 2 + queues do redis.call('RPUSH', ARGV[q], payload) end
+  return true
+end
+"""
+
+_RECOVER = _NOW + _RESTORE + """
 local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not beat or tonumber(beat) > now - tonumber(ARGV[2]) then return false end
 local restored, i = {}, 3
 while i <= #ARGV do
-  local tag, payload, queues = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  if redis.call('HDEL', KEYS[3], tag) == 1 then
-    redis.call('ZREM', KEYS[4], tag)
-    for q = i + 3, i + 2 + queues do redis.call('RPUSH', ARGV[q], payload) end
-    restored[#restored + 1] = tag
-  end
-  i = i + 3 + queues
+  if restore(KEYS[3], KEYS[4], i) then restored[#restored + 1] = ARGV[i] end
+  i = i + 3 + tonumber(ARGV[i + 2])
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 return restored
 """
 
-_ORPHANS = _NOW + """
+_ORPHANS = _NOW + _RESTORE + """
 local restored, i = {}, 2
 while i <= #ARGV do
-  local tag, payload, queues = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local delivered, recorded = redis.call('ZSCORE', KEYS[2], tag), false
+  local tag, recorded = ARGV[i], false
   for k = 3, #KEYS do
     if redis.call('SISMEMBER', KEYS[k], tag) == 1 then recorded = true end
   end
+  local delivered = redis.call('ZSCORE', KEYS[2], tag)
   if delivered and tonumber(delivered) <= now - tonumber(ARGV[1]) and not recorded
-      and redis.call('HDEL', KEYS[1], tag) == 1 then
-    redis.call('ZREM', KEYS[2], tag)
-    for q = i + 3, i + 2 + queues do redis.call('RPUSH', ARGV[q], payload) end
+      and restore(KEYS[1], KEYS[2], i) then
     restored[#restored + 1] = tag
   end
-  i = i + 3 + queues
+  i = i + 3 + tonumber(ARGV[i + 2])
 end
 return restored
 """
