@@ -435,7 +435,8 @@ class WorkerRegistry:
         for the visibility timeout. A live worker records a tag within a beat of taking it,
         so `min_age_s` (the lapse, several beats) spares every task in a live worker's hands.
         One script re-checks age, records and `unacked` per tag, so a tag recorded or
-        restored meanwhile is left alone."""
+        restored meanwhile is left alone. kombu stamps a delivery with the worker host's
+        clock, so hosts' clocks must agree with Redis's to well within `min_age_s`."""
         now = self.r.time()
         old = self.r.zrangebyscore(self.kombu.unacked_index_key, "-inf", now[0] + now[1] / 1e6 - min_age_s)
         if not old:
