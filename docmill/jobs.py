@@ -441,12 +441,16 @@ class WorkerRegistry:
         old = self.r.zrangebyscore(self.kombu.unacked_index_key, "-inf", now[0] + now[1] / 1e6 - min_age_s)
         if not old:
             return []
+        tag_sets = [self.tags_key(worker) for worker in self.r.zrange(self.WORKERS, 0, -1)]
+        recorded = self.r.sunion(tag_sets) if tag_sets else set()
+        orphans = [tag for tag in old if tag not in recorded]  # long tasks in live hands: no payload read
+        if not orphans:
+            return []
         args: list[Any] = [min_age_s]
-        for tag, entry in zip(old, self.r.hmget(self.kombu.unacked_key, old)):
+        for tag, entry in zip(orphans, self.r.hmget(self.kombu.unacked_key, orphans)):
             if entry:
                 args += self._restore_args(tag, entry)
-        workers = self.r.zrange(self.WORKERS, 0, -1)
-        keys = [self.kombu.unacked_key, self.kombu.unacked_index_key, *map(self.tags_key, workers)]
+        keys = [self.kombu.unacked_key, self.kombu.unacked_index_key, *tag_sets]
         return list(self._orphans(keys=keys, args=args))
 
     def _restore_args(self, tag: str, entry: str) -> list[Any]:
