@@ -96,9 +96,9 @@ def test_trimming_hands_the_free_pages_inside_the_heap_back():
 
 _TWO_SESSIONS = """
 import os, sys
+from pathlib import Path
 import numpy as np
 import onnxruntime as ort
-from onnx import TensorProto, helper
 from docmill.settings import Settings
 from worker.engine.memory import fix_mmap_threshold
 from worker.engine.providers import CPU, run_options, session_options
@@ -106,15 +106,10 @@ from worker.engine.providers import CPU, run_options, session_options
 def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-graph = helper.make_graph(
-    [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("ReduceMean", ["r"], ["y"], keepdims=0)],
-    "two-step", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1024, 1024])],
-    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])])
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-model.ir_version = 8
+model = Path(sys.argv[2]).read_bytes()
 settings = Settings(cpu_arena=sys.argv[1], graph_optimization="disable")
 fix_mmap_threshold(settings.malloc_mmap_threshold_kb)
-first, second = (ort.InferenceSession(model.SerializeToString(), sess_options=session_options(settings),
+first, second = (ort.InferenceSession(model, sess_options=session_options(settings),
                                       providers=[CPU]) for _ in range(2))
 big = np.ones((64, 1024, 1024), np.float32)  # 256 MB in, as much again for the relu between
 for _ in range(2):  # ORT's arena settles at its second run of a shape
@@ -128,11 +123,13 @@ print(after_first, rss_mb())
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm") or platform.libc_ver()[0] != "glibc",
                     reason="reads RSS from /proc, with glibc's mmap threshold fixed")
 @pytest.mark.parametrize("arena, second_adds_mb", [("shared", False), ("session", True)])
-def test_a_shared_arena_serves_the_second_session_from_what_the_first_left(arena, second_adds_mb):
+def test_a_shared_arena_serves_the_second_session_from_what_the_first_left(arena, second_adds_mb, tmp_path):
     """det, cls and rec take turns; with one arena the second model's run reuses the first's
     memory instead of holding its own. In a fresh process: the arena is registered once per
     process, and this one's may already be big."""
-    out = subprocess.run([sys.executable, "-c", _TWO_SESSIONS, arena], capture_output=True, text=True,
+    model = tmp_path / "two-step.onnx"
+    model.write_bytes(_two_step_model())
+    out = subprocess.run([sys.executable, "-c", _TWO_SESSIONS, arena, str(model)], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[3]).stdout.split()
     after_first, after_second = (float(value) for value in out)
     grown = after_second - after_first
