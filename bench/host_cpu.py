@@ -1,6 +1,7 @@
 """Host CPU outside inference: what docmill itself costs per image, start-up included.
 
-The GPU issue's measure: `docmill run` with one ONNXRuntime thread, the child's whole CPU
+The GPU issue's measure: `docmill run` with one ONNXRuntime thread and one engine stream
+(two streams' runs would wait for each other's cores inside their timed runs), the child's whole CPU
 time (user + system, from its rusage) minus the seconds spent inside session runs (its JSON
 summary's `session_s`), divided by the images it read. On a GPU host this is the work that
 must keep up with the GPU, so it is the figure to cut. Each model set is run `--repeat`
@@ -31,9 +32,10 @@ def _child_cpu_s() -> float:
 
 
 def measure(models: str, images: Path) -> dict:
-    """One `docmill run` of `images` on `models` with one ORT thread: its CPU, session time,
+    """One `docmill run` of `images` on `models` with one ORT thread and stream: its CPU, session time,
     and their difference per image (ms)."""
-    env = {**os.environ, "DOCMILL_INTRA_OP_THREADS": "1", "DOCMILL_INTER_OP_THREADS": "1"}
+    env = {**os.environ, "DOCMILL_INTRA_OP_THREADS": "1", "DOCMILL_INTER_OP_THREADS": "1",
+           "DOCMILL_ENGINE_STREAMS": "1"}
     with tempfile.TemporaryDirectory(prefix="docmill-hostcpu-") as out:
         before, start = _child_cpu_s(), time.perf_counter()
         proc = subprocess.run([str(DOCMILL_BIN), "run", str(images), "--out", out,

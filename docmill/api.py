@@ -220,7 +220,7 @@ class Ocr:
         from worker.engine.pipeline import page_pixels
 
         batch: list[tuple[np.ndarray | OcrPage, dict[str, Any]]] = []
-        held, budget = 0, self.settings.pixel_budget(self._engine.on_gpu)
+        held, budget = 0, self.settings.pixel_budget()
         for plan in planned:
             cost = page_pixels(*plan.size, self.options) if plan.size else 0
             arrays = sum(1 for made, _ in batch if isinstance(made, np.ndarray))

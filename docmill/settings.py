@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from docmill.options import EngineOptions
 
 DEFAULT_MODEL_SET = "pp-ocrv6"
-CPU_PIXEL_BUDGET_MP, GPU_PIXEL_BUDGET_MP = 12.0, 96.0  # the pixel budget by device (Settings.pixel_budget)
+DEFAULT_PIXEL_BUDGET_MP = 96.0  # Settings.pixel_budget when pixel_budget_mp is 0
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -68,11 +68,11 @@ class Settings(BaseSettings):
                              "their convolutions before ONNXRuntime loads a model (exact; files untouched)")
     batch_images: int = Field(8, ge=1, le=256, description="images per engine batch")
     engine_streams: int = Field(0, ge=0, le=8, description="engine batches run at once per process, so one "
-                                "batch's host work overlaps another's inference; 0 = by device (1 on CPU, "
-                                "2 on CUDA)")
+                                "batch's host work overlaps another's inference; 0 = the engine's "
+                                "default (2: on CPU each run then takes its share of the cores)")
     pixel_budget_mp: float = Field(0, ge=0, le=10_000, description="megapixels of pages one process "
                                    "holds at once, each page counted with what detection holds for it; "
-                                   "a bigger page runs alone; 0 = by device (12 on CPU, 96 on CUDA)")
+                                   "a bigger page runs alone; 0 = 96")
     cuda_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape")
     gpu_mem_limit_mb: int | None = Field(None, ge=256, description="cap on the CUDA arena per session")
@@ -131,12 +131,11 @@ class Settings(BaseSettings):
             raise ValueError(f"engine.{err['loc'][0]}: {err['msg']}") from None
         return self
 
-    def pixel_budget(self, on_gpu: bool) -> int:
-        """The budget in pixels: the setting, or by device when it is 0. On CPU a receipt
-        (41 MP counted) already runs alone at 12, and ORT's threads keep the cores busy
-        without a second page in flight: on the bench's mixed set, 428 against 474 MB at the
-        same images/s (docs/benchmarks.md). A GPU is fed batches of pages, so it keeps 96."""
-        megapixels = self.pixel_budget_mp or (GPU_PIXEL_BUDGET_MP if on_gpu else CPU_PIXEL_BUDGET_MP)
+    def pixel_budget(self) -> int:
+        """The budget in pixels: the setting, or 96 MP when it is 0. That lets two receipts
+        (41 MP counted each) in at once, one per engine stream, while a 35 MP scan (90)
+        runs alone, on every core; a GPU is fed batches of pages within the same bound."""
+        megapixels = self.pixel_budget_mp or DEFAULT_PIXEL_BUDGET_MP
         return round(megapixels * 1_000_000)
 
     @property

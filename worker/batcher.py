@@ -6,11 +6,11 @@ other tasks' images; `docmill run` uses a zero delay (a batch is whatever is que
 engine is free). Each image gets its own future, and a batch that breaks the engine is
 retried image by image (OcrEngine.run_each), so one image's failure is its outcome alone.
 
-With `streams` above 1, that many engine calls run at once, each on the next batch: while
-one batch is inside a model, another's host work (det pre- and post-processing, crops, CTC
-decoding, which release the GIL in OpenCV and numpy) goes on, so a GPU is fed without gaps.
-On CPU the concurrent runs only fight over the cores (rec 15.6 s with ORT's 2 threads
-against 17.9 s as 2 runs of 1 thread, docs/benchmarks.md), so one stream is the CPU default.
+With `streams` above 1 (the engine's own count by default), that many engine calls run at
+once, each on the next batch: while one batch is inside a model, another's host work (det
+pre- and post-processing, crops, CTC decoding, which release the GIL in OpenCV and numpy)
+goes on, so a GPU is fed without gaps and a CPU's cores are shared by narrow sessions
+(worker.engine.session).
 """
 
 from __future__ import annotations
@@ -39,12 +39,9 @@ class _Pending:
     queued_at: float = field(default_factory=time.monotonic)
 
 
-GPU_STREAMS = 2
-
-
 def streams_for(engine: OcrEngine, configured: int) -> int:
-    """Engine calls to run at once: the setting, or by device when it is 0 (auto)."""
-    return configured or (GPU_STREAMS if engine.on_gpu else 1)
+    """Engine calls to run at once: the setting, or the engine's own count when it is 0."""
+    return configured or engine.streams
 
 
 class DynamicBatcher:
@@ -53,7 +50,7 @@ class DynamicBatcher:
 
     def __init__(self, engine: OcrEngine, max_batch_images: int, max_delay_ms: float, metrics: Metrics,
                  streams: int = 0):
-        """`streams`: engine calls at once, 0 for the device's default (streams_for)."""
+        """`streams`: engine calls at once, 0 for the engine's (streams_for)."""
         self.engine = engine
         self.max_batch = max_batch_images
         self.max_delay = max_delay_ms / 1000.0

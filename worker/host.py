@@ -76,17 +76,16 @@ class WorkerHost:
                 engine = OcrEngine.load(model_set, self.settings, self.device)
                 batcher = DynamicBatcher(engine, self.max_batch_images, self.max_delay_ms, self.metrics,
                                          self.settings.engine_streams)
-                flow = ItemFlow(batcher, self.writer, self.io, self.settings, self._shared_budget(engine),
+                flow = ItemFlow(batcher, self.writer, self.io, self.settings, self._shared_budget(),
                                 self._load, self.spool)
                 self.metrics.set_model_set(model_set.name, model_set.version)
                 self._models[ref.version] = LoadedModels(model_set, engine, batcher, flow)
             return self._models[ref.version]
 
-    def _shared_budget(self, engine: OcrEngine) -> PixelBudget:
-        """The one budget every task and model set of this process shares, sized for the
-        device its engines run on (all of them run on `self.device`)."""
+    def _shared_budget(self) -> PixelBudget:
+        """The one budget every task and model set of this process shares."""
         if self._budget is None:
-            self._budget = PixelBudget(self.settings.pixel_budget(engine.on_gpu))
+            self._budget = PixelBudget(self.settings.pixel_budget())
         return self._budget
 
     def close(self) -> None:

@@ -197,7 +197,7 @@ def run_on_engine(engine: OcrEngine, inputs: Inputs, context: RunContext, settin
         with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="docmill-io") as io, \
                 _progress(len(inputs.items), quiet) as advance:
             writer = ResultWriter(settings, metrics)
-            flow = ItemFlow(batcher, writer, io, settings, PixelBudget(settings.pixel_budget(engine.on_gpu)))
+            flow = ItemFlow(batcher, writer, io, settings, PixelBudget(settings.pixel_budget()))
             for event in flow.run(inputs.items, context):
                 if isinstance(event, DocumentPart):
                     _finish_document(event, flow.deliverables, context, summary)

@@ -94,7 +94,7 @@ def test_read_many_batches_stay_within_the_pixel_budget(sample_pages, tmp_path):
         page_pixels(a.shape[1], a.shape[0], options) for a in arrays)) or real_run(arrays, options)
     pages = list(ocr.read_many(paths))
     assert len(pages) == len(paths) and len(batches) > 1
-    assert max(batches) <= ocr.settings.pixel_budget(on_gpu=False)
+    assert max(batches) <= ocr.settings.pixel_budget()
 
 
 def test_options_apply_and_bad_ones_fail_at_construction(letter):

@@ -71,11 +71,8 @@ def test_memory_patterns_are_off_on_cpu_only():
     assert session_options(Settings(), on_gpu=True).enable_mem_pattern is True
 
 
-def test_the_pixel_budget_is_by_device_unless_set():
-    from docmill.settings import CPU_PIXEL_BUDGET_MP, GPU_PIXEL_BUDGET_MP, Settings
+def test_the_pixel_budget_is_the_default_unless_set():
+    from docmill.settings import DEFAULT_PIXEL_BUDGET_MP, Settings
 
-    auto = Settings()
-    assert auto.pixel_budget(on_gpu=False) == CPU_PIXEL_BUDGET_MP * 1_000_000
-    assert auto.pixel_budget(on_gpu=True) == GPU_PIXEL_BUDGET_MP * 1_000_000 > auto.pixel_budget(on_gpu=False)
-    fixed = Settings(pixel_budget_mp=30)
-    assert fixed.pixel_budget(on_gpu=False) == fixed.pixel_budget(on_gpu=True) == 30_000_000
+    assert Settings().pixel_budget() == DEFAULT_PIXEL_BUDGET_MP * 1_000_000
+    assert Settings(pixel_budget_mp=30).pixel_budget() == 30_000_000

@@ -70,9 +70,8 @@ class _MeetingEngine:
     """An engine whose every call waits until `parties` calls are inside it at once, so a
     batcher that runs its batches one after another breaks the meeting."""
 
-    on_gpu = False
-
-    def __init__(self, parties: int):
+    def __init__(self, parties: int, streams: int = 1):
+        self.streams = streams
         self.meeting = threading.Barrier(parties, timeout=5)
 
     def run_each(self, images, options):  # type: ignore[no-untyped-def]
@@ -94,8 +93,7 @@ def test_streams_run_that_many_batches_at_once(streams: int):
     assert not any(thread.is_alive() for thread in batcher._threads)
 
 
-def test_streams_follow_the_device_unless_set():
-    cpu, gpu = _MeetingEngine(1), _MeetingEngine(1)
-    gpu.on_gpu = True
-    assert streams_for(cpu, 0) == 1 and streams_for(gpu, 0) == 2  # type: ignore[arg-type]
-    assert streams_for(cpu, 3) == 3 and streams_for(gpu, 1) == 1  # type: ignore[arg-type]
+def test_streams_follow_the_engine_unless_set():
+    one, two = _MeetingEngine(1, streams=1), _MeetingEngine(1, streams=2)
+    assert streams_for(one, 0) == 1 and streams_for(two, 0) == 2  # type: ignore[arg-type]
+    assert streams_for(one, 3) == 3 and streams_for(two, 1) == 1  # type: ignore[arg-type]

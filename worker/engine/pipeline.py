@@ -21,7 +21,7 @@ from docmill.result import ResultError
 from worker.engine import cls, det, geometry, layout, orientation, rec
 from worker.engine.memory import fix_mmap_threshold, trim_heap
 from worker.engine.pixels import as_bgr
-from worker.engine.session import ModelSession
+from worker.engine.session import EngineCalls, ModelSession
 
 if TYPE_CHECKING:
     from docmill.modelset import ModelSet
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STAGES = ("det", "cls", "rec")
+# Engine calls run at once per process (Settings.engine_streams when set): while one is inside
+# a model, another's host work goes on, so a GPU is fed without gaps; on CPU the two share
+# the cores through narrow sessions (worker.engine.session).
+DEFAULT_STREAMS = 2
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ class OcrEngine:
         dictionary: Sequence[str],
         options: EngineOptions,
         ori_session: ModelSession | None = None,
+        streams: int = 1,
+        calls: EngineCalls | None = None,
     ):
         self.det_session = det_session
         self.cls_session = cls_session
@@ -134,27 +140,35 @@ class OcrEngine:
         self.ori_session = ori_session
         self.characters = rec.output_characters(dictionary)
         self.options = options
+        self.streams = streams
+        self._calls = calls or EngineCalls()
 
     @classmethod
     def load(cls, model_set: "ModelSet", settings: "Settings", device: str | None = None) -> "OcrEngine":
         """Three sessions on the providers that really load for `device` (auto, cpu, cuda;
         default: settings), with the set's measured defaults, the device's (DEVICE_DEFAULTS)
-        and the operator's DOCMILL_ENGINE__* overrides on top. Raises DeviceUnavailable for an unusable device."""
-        from worker.engine.providers import CUDA, open_session, resolve_providers
+        and the operator's DOCMILL_ENGINE__* overrides on top. Raises DeviceUnavailable for an unusable device.
+        On CPU with more than one stream, cls, rec and ori also get narrow twin sessions, and
+        det runs one page at a time on every core (worker.engine.session)."""
+        from worker.engine.providers import CUDA, narrow_threads, open_session, resolve_providers
 
         fix_mmap_threshold(settings.malloc_mmap_threshold_kb)
         providers = resolve_providers(device or settings.device)
         stages = [*STAGES, *(["ori"] if model_set.has("ori") else [])]
         on_gpu = CUDA in providers
+        streams, calls = settings.engine_streams or DEFAULT_STREAMS, EngineCalls()
+        narrow = None if on_gpu else narrow_threads(settings, streams)
         sessions = {stage: open_session(str(model_set.path(stage)), providers, settings,
-                                        ctc_head=stage == "rec" and on_gpu)
+                                        ctc_head=stage == "rec" and on_gpu, calls=calls,
+                                        narrow=None if stage == "det" else narrow,
+                                        exclusive=stage == "det" and narrow is not None)
                     for stage in stages}
         options = (model_set.manifest.engine_defaults().merged(DEVICE_DEFAULTS.get("cuda" if on_gpu else "cpu"))
                    .merged(settings.engine.as_dict()))
         log.info("model set %s@%s on %s", model_set.name, model_set.version,
                  ",".join(sessions["det"].providers))
         return cls(sessions["det"], sessions["cls"], sessions["rec"], model_set.characters, options,
-                   sessions.get("ori"))
+                   sessions.get("ori"), streams, calls)
 
     @property
     def providers(self) -> list[str]:
@@ -190,13 +204,15 @@ class OcrEngine:
         Once the batch's crops are gone too, the heap's free pages go back to the system
         (memory.trim_heap), so a mix of pages does not leave the process holding them."""
         opts = options or self.options
-        try:
-            located = self._locate(images, opts)
-        except Exception:  # noqa: BLE001 - isolate the culprit below
-            return [self._alone(lambda image=image: self.run([image], opts)[0]) for image in images]
-        images.clear()
-        pages = self._read_each(located, opts)
-        del located
+        with self._calls.call():
+            try:
+                located = self._locate(images, opts)
+            except Exception:  # noqa: BLE001 - isolate the culprit below
+                return [self._alone(lambda image=image: self._read(self._locate([image], opts), opts)[0])
+                        for image in images]
+            images.clear()
+            pages = self._read_each(located, opts)
+            del located
         trim_heap()
         return pages
 
@@ -222,7 +238,8 @@ class OcrEngine:
         Unlike PaddleOCR, a line's text is stripped of the spaces CTC reads in a box's margin
         (dilated boxes often gain one), and lines left empty are dropped."""
         opts = options or self.options
-        return self._read(self._locate(images, opts), opts)
+        with self._calls.call():
+            return self._read(self._locate(images, opts), opts)
 
     def _locate(self, images: Sequence[np.ndarray], opts: EngineOptions) -> "_Located":
         """Turn each page upright, find its lines and cut them out."""

@@ -9,13 +9,15 @@ that actually load.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import onnxruntime as ort
 
 from docmill.settings import Settings
 from worker.engine.prepare import prepared_model
-from worker.engine.session import ModelSession
+from worker.engine.session import EngineCalls, ModelSession
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def resolve_providers(device: str) -> list[str]:
     return [CPU]
 
 
-def session_options(settings: Settings, on_gpu: bool = False) -> ort.SessionOptions:
+def session_options(settings: Settings, on_gpu: bool = False, threads: int | None = None) -> ort.SessionOptions:
     """Threads, graph optimisation and the CPU arena from settings. ORT's intra-op threads
     spin while idle by default; docmill's own decoding and post-processing run between and
     beside session runs, and spinning threads took their cores: on the 20 receipts (2 CPUs),
@@ -85,14 +87,16 @@ def session_options(settings: Settings, on_gpu: bool = False) -> ort.SessionOpti
     then lays out every later run of that shape in one block: PP-OCRv6's det on a 1280 x 896
     page (a 35 MP scan's input) held 185 MB at the first run and 207 MB at every run after,
     while without patterns it held 181 MB, then 185, at the same speed. So a run of big pages
-    no longer costs more than the first of them."""
+    no longer costs more than the first of them.
+
+    `threads` overrides the intra-op threads (a narrow twin's, see narrow_threads)."""
     opts = ort.SessionOptions()
     opts.enable_mem_pattern = on_gpu
     spin = "1" if settings.ort_spinning else "0"
     opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
     opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
     opts.graph_optimization_level = _GRAPH_LEVELS[settings.graph_optimization]
-    opts.intra_op_num_threads = settings.intra_op_threads
+    opts.intra_op_num_threads = settings.intra_op_threads if threads is None else threads
     opts.inter_op_num_threads = settings.inter_op_threads
     opts.enable_cpu_mem_arena = settings.cpu_arena != "off"
     if settings.cpu_arena == "shared":
@@ -144,17 +148,41 @@ def provider_config(providers: list[str], settings: Settings) -> list[tuple[str,
     return config
 
 
-def open_session(path: str, providers: list[str], settings: Settings, ctc_head: bool = False) -> ModelSession:
+def narrow_threads(settings: Settings, streams: int) -> int | None:
+    """Intra-op threads of a narrow twin session (worker.engine.session) when `streams`
+    engine streams share this host's cores: each stream's share, or None where a twin would
+    have no fewer threads than the wide session."""
+    cores = settings.intra_op_threads or len(os.sched_getaffinity(0))
+    share = max(1, cores // max(streams, 1))
+    return share if streams > 1 and share < cores else None
+
+
+def open_session(path: str, providers: list[str], settings: Settings, ctc_head: bool = False,
+                 narrow: int | None = None, calls: EngineCalls | None = None,
+                 exclusive: bool = False) -> ModelSession:
     """A session on the model at `path`, prepared for running (worker.engine.prepare): folded
-    when `fold_graph` is on, and with `ctc_head` ending in each step's best class."""
+    when `fold_graph` is on, and with `ctc_head` ending in each step's best class. With
+    `narrow` threads (CPU only), a twin session with that many, for runs while `calls` is
+    crowded: built on a thread of its own, so that the first pages run on the wide session
+    meanwhile instead of waiting for it. `exclusive`: one run at a time (ModelSession)."""
     config = provider_config(providers, settings)
     model = prepared_model(path, fold=settings.fold_graph, ctc_head=ctc_head)
-    session = ort.InferenceSession(model, sess_options=session_options(settings, on_gpu=CUDA in providers),
-                                   providers=[name for name, _ in config],
-                                   provider_options=[options for _, options in config])
-    if CUDA in providers and CUDA not in session.get_providers():
+    on_gpu = CUDA in providers
+
+    def create(threads: int | None = None) -> ort.InferenceSession:
+        return ort.InferenceSession(model, sess_options=session_options(settings, on_gpu=on_gpu, threads=threads),
+                                    providers=[name for name, _ in config],
+                                    provider_options=[options for _, options in config])
+
+    session = create()
+    if on_gpu and CUDA not in session.get_providers():
         raise DeviceUnavailable(f"{path}: the CUDA provider did not load for this model; use --device cpu")
-    return ModelSession(session, run_options(settings))
+    twin = _TWIN_BUILDER.submit(create, narrow) if narrow and not on_gpu else None
+    return ModelSession(session, run_options(settings), twin, calls, exclusive)
+
+
+# Narrow twins are built one at a time behind the wide sessions (open_session).
+_TWIN_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docmill-twin")
 
 
 def run_options(settings: Settings) -> ort.RunOptions | None:

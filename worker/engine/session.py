@@ -3,23 +3,64 @@
 Sessions are created (providers, threads, graph optimisation) by worker.engine.providers
 when the engine loads a model set. ONNXRuntime's InferenceSession.run is thread-safe, so one
 ModelSession serves every thread of a process.
+
+On CPU, with more than one engine stream, cls, rec and ori have two ORT sessions: a wide
+one with all the threads, for a run that has the cores to itself, and a narrow one with the
+cores' share of one stream, for a run beside another stream's work (EngineCalls says which).
+Two narrow runs at once keep the cores busier than one wide run: ORT's threads wait on each
+other at every operator, and docmill's host work runs between a stream's runs. det is
+exclusive instead: one run at a time, on every core. Two det runs at once held two pages'
+detection memory, and the bench's mix of pages peaked at 1.22-1.26 times the big page alone
+instead of 1.08 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from concurrent.futures import Future
+from contextlib import contextmanager, nullcontext
+from typing import Any, Iterator
 
 import numpy as np
 
 
+class EngineCalls:
+    """How many engine calls of one process are running now: with more than one, each
+    session run takes the narrow session, so concurrent runs share the cores instead of
+    each asking for all of them."""
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        with self._lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    @property
+    def crowded(self) -> bool:
+        return self._running > 1
+
+
 class ModelSession:
     """A long-lived session with one input tensor; `run` returns the first output, `run_all`
-    every output."""
+    every output. With a `narrow` twin (a future, while it is being built), runs made while
+    `calls` is crowded go to the twin once it is ready. An `exclusive` session runs one
+    batch at a time, whatever the number of threads calling it."""
 
-    def __init__(self, session: Any, run_options: Any = None):
+    def __init__(self, session: Any, run_options: Any = None, narrow: "Future[Any] | None" = None,
+                 calls: EngineCalls | None = None, exclusive: bool = False):
         self._session = session
+        self._exclusive = threading.Lock() if exclusive else None
+        self._narrow = narrow
+        self._calls = calls
         self._run_options = run_options
         self.input_name: str = session.get_inputs()[0].name
         self.input_shape: list[Any] = list(session.get_inputs()[0].shape)
@@ -36,12 +77,21 @@ class ModelSession:
         return self.run_all(batch)[0]
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
-        start = time.perf_counter()
-        out = self._session.run(None, {self.input_name: batch}, self._run_options)
+        session = self._twin() if self._calls is not None and self._calls.crowded else self._session
+        with self._exclusive or nullcontext():
+            start = time.perf_counter()
+            out = session.run(None, {self.input_name: batch}, self._run_options)
+            elapsed = time.perf_counter() - start
         with self._lock:
-            self._busy_s += time.perf_counter() - start
+            self._busy_s += elapsed
             self._shapes.add(batch.shape)
         return out
+
+    def _twin(self) -> Any:
+        """The narrow twin when it is built, else the wide session."""
+        if self._narrow is None or not self._narrow.done():
+            return self._session
+        return self._narrow.result()
 
     @property
     def distinct_shapes(self) -> int:

@@ -1,0 +1,149 @@
+"""ModelSession's narrow twin: runs go to it only while engine calls crowd each other, and only
+once it is built; the engine's pages read the same whichever session ran them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from docmill.settings import Settings
+from worker.engine.providers import narrow_threads
+from worker.engine.session import EngineCalls, ModelSession
+
+
+def _adds(value: float) -> ort.InferenceSession:
+    """A real session whose output says which one ran: x + value."""
+    const = helper.make_tensor("c", TensorProto.FLOAT, [1], [value])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"])], "adds",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])], [const])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def _built(session: ort.InferenceSession) -> Future:
+    future: Future = Future()
+    future.set_result(session)
+    return future
+
+
+def _which(session: ModelSession) -> float:
+    return float(session.run(np.zeros(1, np.float32))[0])
+
+
+def test_runs_take_the_twin_only_while_calls_crowd():
+    calls = EngineCalls()
+    session = ModelSession(_adds(0.0), narrow=_built(_adds(1.0)), calls=calls)
+    assert _which(session) == 0.0
+    with calls.call():
+        assert _which(session) == 0.0  # one call alone keeps every thread
+        with calls.call():
+            assert _which(session) == 1.0
+        assert _which(session) == 0.0
+    assert not calls.crowded
+
+
+def test_a_twin_still_being_built_leaves_runs_on_the_wide_session():
+    calls, building = EngineCalls(), Future()
+    session = ModelSession(_adds(0.0), narrow=building, calls=calls)
+    with calls.call(), calls.call():
+        assert _which(session) == 0.0
+        building.set_result(_adds(1.0))
+        assert _which(session) == 1.0
+
+
+def test_crowding_is_counted_across_threads():
+    calls, inside, release = EngineCalls(), threading.Barrier(2), threading.Event()
+
+    def other_call() -> None:
+        with calls.call():
+            inside.wait()
+            release.wait(5)
+
+    thread = threading.Thread(target=other_call)
+    thread.start()
+    with calls.call():
+        inside.wait()
+        assert calls.crowded
+        release.set()
+    thread.join()
+    assert not calls.crowded
+
+
+class _Overlaps:
+    """An ORT session stand-in that records how many runs were inside it at once (the real
+    session under test is ModelSession's lock, not ORT)."""
+
+    def __init__(self) -> None:
+        self.inside, self.most = 0, 0
+        self._count = threading.Lock()
+
+    def get_inputs(self):  # type: ignore[no-untyped-def]
+        return _adds(0.0).get_inputs()
+
+    get_outputs = get_inputs
+
+    def run(self, names, feed, options):  # type: ignore[no-untyped-def]
+        with self._count:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        time.sleep(0.05)
+        with self._count:
+            self.inside -= 1
+        return [feed["x"]]
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_an_exclusive_session_runs_one_batch_at_a_time(exclusive: bool):
+    inner = _Overlaps()
+    session = ModelSession(inner, exclusive=exclusive)
+    threads = [threading.Thread(target=session.run, args=(np.zeros(1, np.float32),)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (inner.most == 1) == exclusive
+    assert 4 * 0.05 * 0.9 <= session.busy_s < 4 * 0.05 * 2  # each run's own time: waits for the lock add 0.3 s
+
+
+@pytest.mark.parametrize(("intra", "streams", "expected"),
+                         [(8, 2, 4), (2, 2, 1), (3, 2, 1), (8, 1, None), (1, 2, None)])
+def test_narrow_threads_are_each_streams_share_of_the_cores(intra: int, streams: int, expected: int | None):
+    assert narrow_threads(Settings(intra_op_threads=intra), streams) == expected
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_pages_read_the_same_on_narrow_sessions(engine_for, sample_pages):
+    """Two engine calls at once (so every run takes a narrow twin) read each page as one call
+    alone does on the wide sessions."""
+    from converter.presets import ensure_model_set
+    from docmill.modelset import ModelSet
+    from worker.engine.pipeline import OcrEngine
+
+    settings = Settings(device="cpu", intra_op_threads=2, engine_streams=2)
+    engine = OcrEngine.load(ModelSet.load(ensure_model_set("pp-ocrv4-ch", settings)), settings)
+    images, _ = sample_pages
+    pages = list(images.values())[:4]
+    alone = [[line.text for line in page.lines] for page in engine.run(pages)]
+    engine.rec_session._narrow.result(timeout=60)  # every twin is built once rec's (the last) is
+    together: list = [None, None]
+    meet = threading.Barrier(2)
+
+    def read(half: int) -> None:
+        meet.wait()
+        together[half] = engine.run_each(pages[half * 2 : half * 2 + 2])
+
+    threads = [threading.Thread(target=read, args=(half,)) for half in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [[line.text for line in page.lines] for half in together for page in half] == alone
