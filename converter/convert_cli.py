@@ -131,21 +131,17 @@ def _quantized(folder: Path, out_root: Path, scratch: Path, settings: Settings,
                args: argparse.Namespace) -> Path:
     """The int8 copy, built and gated before anything is published; a failed gate stops
     the whole command, so a set that reads differently never ships."""
-    from converter.gate import accuracy_gate
-    from converter.quantize import quantize_set
+    from converter.quantize import GateFailed, gated_int8_set
 
     fp32 = ModelSet.load(folder)
-    stderr_progress(f"{fp32.name}: quantizing to int8 (static, calibrated on the demo pages)")
     try:
-        int8_folder = quantize_set(fp32, settings, out_root, scratch / "int8")
+        return gated_int8_set(fp32, settings, out_root, scratch / "int8",
+                              extra_images=Path(args.gate_images) if args.gate_images else None,
+                              max_cer=args.max_cer, progress=stderr_progress)
+    except GateFailed as exc:
+        raise ConversionFailed(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - ORT's quantiser raises bare Exceptions
         raise ConversionFailed(f"{fp32.name}: int8 quantization failed: {str(exc).splitlines()[0]}") from exc
-    report = accuracy_gate(fp32, ModelSet.load(int8_folder), "int8", settings,
-                           Path(args.gate_images) if args.gate_images else None, args.max_cer, "cpu")
-    stderr_progress(f"{fp32.name}: {report.line()}")
-    if not report.passed:
-        raise ConversionFailed(f"{fp32.name}-int8 refused: {report.line()}; nothing published")
-    return int8_folder
 
 
 def _prepare(recipe: ConvertRecipe, stage: str, downloads: Path, scratch: Path,

@@ -14,19 +14,27 @@ published.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
 from docmill.modelset import STAGES, ModelSet, SourceProvenance, sha256_file
 from docmill.settings import Settings
 
-from converter.gate import demo_pages
+from converter.gate import accuracy_gate, demo_pages
+from converter.limits import DEFAULT_MAX_CER
 
 
-def calibration_inputs(model_set: ModelSet, settings: Settings, pages: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """Real inputs for each model, as the engine builds them from these pages."""
+# Per-channel QDQ needs DequantizeLinear's `axis`, which came with opset 13; older models
+# (PP-OCRv6's det is opset 11) are converted up first.
+QDQ_MIN_OPSET = 13
+
+
+def calibration_inputs(model_set: ModelSet, settings: Settings, pages: list[np.ndarray],
+                       stages: tuple[str, ...] = STAGES) -> dict[str, list[np.ndarray]]:
+    """Real inputs for each of `stages`, as the engine builds them from these pages."""
     from worker.engine import det, geometry, rec
     from worker.engine.lineimage import line_tensor
     from worker.engine.pipeline import OcrEngine
@@ -37,6 +45,8 @@ def calibration_inputs(model_set: ModelSet, settings: Settings, pages: list[np.n
     for page in pages:
         item = det.preprocess(page, opts)
         inputs["det"].append(item.tensor[None])
+        if stages == ("det",):
+            continue
         prob = det.run(engine.det_session, [item], item.hw)[0]
         for box in det.postprocess(prob, item.src_hw, opts)[:24]:
             crop = geometry.crop_quad(page, box)
@@ -58,31 +68,87 @@ def quantize_model(src: Path, dst: Path, samples: list[np.ndarray], input_name: 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
+    upgraded = dst.with_suffix(".opset.onnx")
     prepared = dst.with_suffix(".pre.onnx")
     with contextlib.chdir(dst.parent):  # the quantiser leaves temporary files in the cwd
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quant_pre_process(str(_at_least_opset(src, upgraded)), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     prepared.unlink()
+    upgraded.unlink(missing_ok=True)
 
 
-def quantize_set(model_set: ModelSet, settings: Settings, out_root: Path, scratch: Path) -> Path:
-    """Build `<set>-int8` beside the fp32 set: same dictionary and defaults, each model
-    quantised with calibration inputs from the fp32 set's own run on the demo pages."""
-    from converter.modelset_build import build_model_set
+def _at_least_opset(src: Path, scratch: Path) -> Path:
+    """`src` itself when its opset allows per-channel QDQ, else a copy converted up, at `scratch`."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(src))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset >= QDQ_MIN_OPSET:
+        return src
+    onnx.save(version_converter.convert_version(model, QDQ_MIN_OPSET), str(scratch))
+    return scratch
+
+
+@dataclass(frozen=True)
+class Int8Models:
+    """A set's model files with `stages` quantised, and where each file came from."""
+
+    fp32: ModelSet
+    name: str
+    paths: dict[str, Path]
+    provenance: dict[str, SourceProvenance]
+
+    def build(self, out_root: Path) -> Path:
+        """The set under `out_root`, the fp32 set's dictionary and defaults carried over."""
+        from converter.modelset_build import build_model_set
+
+        ori = self.fp32.path("ori") if self.fp32.has("ori") else None
+        return build_model_set(self.name, self.paths["det"], self.paths["cls"], self.paths["rec"],
+                               self.fp32.characters, self.provenance, self.fp32.manifest.defaults, out_root,
+                               ori=ori)
+
+
+def quantize_models(model_set: ModelSet, settings: Settings, scratch: Path, stages: tuple[str, ...] = STAGES,
+                    name: str | None = None) -> Int8Models:
+    """`stages` quantised into `scratch` with calibration inputs from the fp32 set's own run on
+    the demo pages; every other model (ori included) carried over as it is. The set is named
+    `name`, by default `<set>-int8`."""
     from converter.onnx_info import read_onnx_info
 
-    inputs = calibration_inputs(model_set, settings, demo_pages())
+    inputs = calibration_inputs(model_set, settings, demo_pages(), stages)
     scratch.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for stage in STAGES:
+    carried = [*STAGES, *(["ori"] if model_set.has("ori") else [])]
+    paths = {stage: model_set.path(stage) for stage in carried}
+    provenance = {stage: model_set.manifest.models[stage].source for stage in carried}
+    for stage in stages:
         paths[stage] = scratch / f"{stage}.int8.onnx"
-        name = read_onnx_info(model_set.path(stage)).inputs[0].name
-        quantize_model(model_set.path(stage), paths[stage], inputs[stage], name)
-    provenance = {stage: SourceProvenance(uri=f"int8:{model_set.name}@{model_set.version}/{stage}.onnx",
-                                          sha256=sha256_file(model_set.path(stage))) for stage in STAGES}
-    ori = model_set.path("ori") if model_set.has("ori") else None  # carried over as it is
-    if ori is not None:
-        provenance["ori"] = model_set.manifest.models["ori"].source
-    return build_model_set(f"{model_set.name}-int8", paths["det"], paths["cls"], paths["rec"],
-                           model_set.characters, provenance, model_set.manifest.defaults, out_root, ori=ori)
+        quantize_model(model_set.path(stage), paths[stage], inputs[stage],
+                       read_onnx_info(model_set.path(stage)).inputs[0].name)
+        provenance[stage] = SourceProvenance(uri=f"int8:{model_set.name}@{model_set.version}/{stage}.onnx",
+                                             sha256=sha256_file(model_set.path(stage)))
+    if model_set.manifest.dictionary.source is not None:
+        provenance["dict"] = model_set.manifest.dictionary.source
+    return Int8Models(model_set, name or f"{model_set.name}-int8", paths, provenance)
+
+
+class GateFailed(Exception):
+    """An int8 copy read differently from its fp32 set; nothing was built where --models finds it."""
+
+
+def gated_int8_set(model_set: ModelSet, settings: Settings, out_root: Path, scratch: Path,
+                   stages: tuple[str, ...] = STAGES, name: str | None = None, extra_images: Path | None = None,
+                   max_cer: float = DEFAULT_MAX_CER, progress: Callable[[str], None] = lambda message: None) -> Path:
+    """Quantise, build the copy in `scratch`, gate it on CPU against the fp32 set, and only
+    when it passes build it under `out_root` (the same files, so the same version): a copy
+    that reads differently never reaches a folder `--models` can name. Raises GateFailed, or
+    what ORT's quantiser raises."""
+    progress(f"{model_set.name}: quantizing {', '.join(stages)} to int8 (static, calibrated on the demo pages)")
+    models = quantize_models(model_set, settings, scratch / "int8", stages, name)
+    staged = ModelSet.load(models.build(scratch / "staged"))
+    report = accuracy_gate(model_set, staged, "int8", settings, extra_images, max_cer, "cpu")
+    progress(f"{model_set.name}: {report.line()}")
+    if not report.passed:
+        raise GateFailed(f"{staged.name} refused: {report.line()}; nothing published")
+    return models.build(out_root)
