@@ -31,6 +31,7 @@ from typing import Any
 from bench.results import save_result
 from bench.run_bench import (DOCMILL_BIN, NEWEST_PEER, PEER3_PYTHON, REPO, SHARED, V6_SET, Run, _checked,
                              measure, resolve_models)
+from docmill.settings import DEFAULT_MODEL_SET
 
 SROIE = SHARED / "data" / "sroie_sample" / "images"
 RENDER_DPI = 150
@@ -119,7 +120,7 @@ def agreement(ours: list[list[str]], theirs: list[list[str]]) -> dict[str, float
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=V6_SET)
+    p.add_argument("--models", default=DEFAULT_MODEL_SET)
     p.add_argument("--long-pages", type=int, default=100)
     p.add_argument("--no-peer", action="store_true", help="leave RapidOCR 3.10.0 out")
     args = p.parse_args(argv)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.results import save_result
 from bench.run_bench import DOCMILL_BIN
+from docmill.settings import DEFAULT_MODEL_SET
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_IMAGES = SHARED / "data" / "sroie_sample" / "images"
@@ -55,7 +56,7 @@ def measure(models: str, images: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="pp-ocrv6,pp-ocrv4-ch", help="comma-separated model sets")
+    parser.add_argument("--models", default=f"{DEFAULT_MODEL_SET},pp-ocrv4-ch", help="comma-separated model sets")
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args(argv)

@@ -33,13 +33,14 @@ from typing import Any
 from bench.results import save_result
 from bench.run_bench import (NEWEST_PEER, REPO, SHARED, V6_SET, Run, Side, _checked, list_images, measure,
                              missing_tools, parse_sides, side_folder)
+from docmill.settings import DEFAULT_MODEL_SET
 
 SROIE = SHARED / "data" / "sroie_sample" / "images"
 DOCS = SHARED / "data" / "paddleocr" / "doc"
 BIG = ("424.jpg", "426.jpg")
 EXTRA_BIG_COPIES = 3
 SEED = 17
-DEFAULT_SIDES = f"docmill:{V6_SET},{NEWEST_PEER},docmill:pp-ocrv4-ch,rapidocr:pp-ocrv4-ch"
+DEFAULT_SIDES = f"docmill:{DEFAULT_MODEL_SET},{NEWEST_PEER},docmill:pp-ocrv4-ch,rapidocr:pp-ocrv4-ch"
 
 
 def big_set(folder: Path, copies: int) -> Path:
@@ -87,7 +88,7 @@ def peer_of(side: Side, labels: list[str]) -> str | None:
     ships), RapidOCR 1.4.4 on the same files otherwise."""
     if side.kind != "docmill" or side.models is None:
         return None
-    peer = NEWEST_PEER if side.models.name == V6_SET else f"rapidocr:{side.models.name}"
+    peer = NEWEST_PEER if side.models.name.startswith(V6_SET) else f"rapidocr:{side.models.name}"
     return peer if peer in labels else None
 
 

@@ -49,6 +49,7 @@ from typing import Any
 from bench.documents import RENDER_DPI, SROIE, page_sources, pdf_set
 from bench.results import save_result
 from bench.run_bench import DOCMILL_BIN, REPO, SCORER, SHARED, V6_SET, Run, _checked, measure, resolve_models
+from docmill.settings import DEFAULT_MODEL_SET
 
 OCRMYPDF_BIN = REPO / ".venv-ocrmypdf" / "bin" / "ocrmypdf"
 LABELS = SHARED / "data" / "sroie_sample" / "labels.jsonl"
@@ -269,7 +270,7 @@ def versions() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=V6_SET, help="docmill's model set (default: the default set, pp-ocrv6)")
+    p.add_argument("--models", default=DEFAULT_MODEL_SET, help="docmill's model set (default: the default set)")
     p.add_argument("--pages", type=int, default=None, help="only this many pages (a smoke run)")
     p.add_argument("--sides", default=",".join(SIDES))
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="OCRmyPDF's --jobs (default: CPU count)")

@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.pages import Pages, demo_pages, load_engine, sroie_pages
 from bench.results import save_result
+from docmill.settings import DEFAULT_MODEL_SET
 
 TURNS = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
@@ -61,7 +62,7 @@ def measure(engine, images: list[np.ndarray], truths: list[list[str]], angle: in
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="pp-ocrv6")
+    ap.add_argument("--models", default=DEFAULT_MODEL_SET)
     args = ap.parse_args()
     engine = load_engine(args.models)
     rows, summary = [], {}

@@ -24,6 +24,7 @@ from pathlib import Path
 from bench.distributed import BIN, free_port, s3_with_models, wait_job
 from bench.documents import RENDER_DPI, SROIE, page_sources, pdf_set
 from bench.results import save_result
+from docmill.settings import DEFAULT_MODEL_SET
 
 WORKERS = 2
 
@@ -41,7 +42,7 @@ def run_once(env: dict[str, str], models: str, key: str, pages_per_task: int, qu
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="pp-ocrv6")
+    p.add_argument("--models", default=DEFAULT_MODEL_SET)
     p.add_argument("--values", default="1,2,4,8,16,32")
     p.add_argument("--pages", type=int, default=96)
     p.add_argument("--concurrency", type=int, default=4, help="task slots per worker")

@@ -46,6 +46,7 @@ from fpdf import FPDF
 from PIL import Image
 
 from bench.results import save_result
+from docmill.settings import DEFAULT_MODEL_SET
 from docmill.settings import Settings
 from pages import pdf
 from pages.document import PageLimits
@@ -212,7 +213,7 @@ def main() -> int:
     ap.add_argument("--dpis", default="72,100,150,200,300")
     ap.add_argument("--upright", action="store_true",
                     help="page orientation and line cls off (the pages are upright): DPI's effect on det and rec")
-    ap.add_argument("--models", default="pp-ocrv6")
+    ap.add_argument("--models", default=DEFAULT_MODEL_SET)
     ap.add_argument("--no-ocr", action="store_true", help="render figures only, no engine")
     ap.add_argument("--throughput-dpi", type=float, default=PageLimits().dpi)
     args = ap.parse_args()

@@ -18,6 +18,7 @@ import sys
 
 from bench.pages import demo_pages, load_engine, sroie_pages
 from bench.results import save_result
+from docmill.settings import DEFAULT_MODEL_SET
 
 
 def datasets() -> dict[str, tuple[list, list[list[str]], bool]]:
@@ -31,7 +32,7 @@ def datasets() -> dict[str, tuple[list, list[list[str]], bool]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="pp-ocrv6")
+    ap.add_argument("--models", default=DEFAULT_MODEL_SET)
     args = ap.parse_args()
     from demo.scoring import compare_lines
 

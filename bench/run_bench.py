@@ -45,6 +45,7 @@ from typing import Any
 
 from bench.results import save_result
 from docmill.inputs import is_image_name
+from docmill.settings import DEFAULT_MODEL_SET
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -381,7 +382,7 @@ def bench_dataset(ds: Dataset, sides: list[Side], repeat: int, device: str, work
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", choices=["sroie", "paddleocr", "all"], default="sroie")
-    p.add_argument("--models", default=V6_SET, help="docmill's default model set (name or folder)")
+    p.add_argument("--models", default=DEFAULT_MODEL_SET, help="docmill's default model set (name or folder)")
     p.add_argument("--repeat", type=int, default=2, help="rounds, alternating the side order")
     p.add_argument("--sides", help="comma-separated docmill:SET, rapidocr:SET, rapidocr3 "
                    "(default: see the module docstring)")

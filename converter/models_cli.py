@@ -18,8 +18,8 @@ from docmill.modelset import LATEST_FILE, MANIFEST_FILE, STAGES, Manifest, Model
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 
-from converter.modelset_build import SetRecipe, Source, check_set_name, import_set, stderr_progress
-from converter.presets import PRESETS, cached_preset, ensure_model_set
+from converter.modelset_build import SetRecipe, Source, check_set_name, stderr_progress
+from converter.presets import PRESETS, cached_preset, ensure_model_set, import_preset
 from converter.sources import SourceError
 
 R = TypeVar("R")
@@ -74,7 +74,7 @@ def _import(recipe: SetRecipe, settings: Settings, force: bool) -> Path:
     if cached is not None and not force:
         stderr_progress(f"{recipe.name}: already cached (--force rebuilds it)")
         return cached
-    return import_set(recipe, settings)
+    return import_preset(recipe, settings)
 
 
 def publish_set(folder: Path, dest: str, settings: Settings) -> None:

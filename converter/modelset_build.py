@@ -88,7 +88,7 @@ def import_set(recipe: SetRecipe, settings: Settings, progress: Progress = stder
     """Fetch the recipe's sources (cached under cache_dir/downloads), build the set into the
     model cache and return its version folder."""
     downloads = settings.cache_dir / "downloads"
-    with _import_lock(settings.cache_dir), \
+    with import_lock(settings.cache_dir), \
             tempfile.TemporaryDirectory(prefix=".scratch-", dir=settings.cache_dir) as scratch:
         fetched: dict[str, FetchedSource] = {}
         for stage in recipe.pins():
@@ -110,7 +110,7 @@ def import_set(recipe: SetRecipe, settings: Settings, progress: Progress = stder
 
 
 @contextmanager
-def _import_lock(cache_dir: Path) -> Iterator[None]:
+def import_lock(cache_dir: Path) -> Iterator[None]:
     """Workers started together all import a missing preset on first use; one import at a
     time per cache keeps them from downloading and publishing the same files at once."""
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,8 @@
 # Base, BuildKit, build secrets and the PyPI mirror: as in worker.Dockerfile.
 #   DOCKER_BUILDKIT=1 docker build -f docker/converter.Dockerfile -t docmill-converter \
 #       [--build-arg BASE_IMAGE=docmill-base:bookworm] [--secret id=ca,src=...] .
-# `--build-arg BAKE_MODELS=pp-ocrv6` imports that preset into the image's model cache, so
-# `docmill models import --preset pp-ocrv6 --publish s3://models/sets` (the compose and
+# `--build-arg BAKE_MODELS=pp-ocrv6-int8det` imports that preset into the image's model cache, so
+# `docmill models import --preset pp-ocrv6-int8det --publish s3://models/sets` (the compose and
 # Kubernetes model job) publishes it with no registry in reach.
 ARG BASE_IMAGE=debian:12.11-slim
 

@@ -15,13 +15,13 @@
 # PyPI, or the mirror in --build-arg PIP_INDEX_URL. A site CA bundle and a netrc for the
 # mirror can come in as build secrets. They are mounted only while pip runs, never stored:
 #   DOCKER_BUILDKIT=1 docker build -f docker/worker.Dockerfile -t docmill-worker \
-#       [--build-arg BASE_IMAGE=docmill-base:bookworm] [--build-arg BAKE_MODELS=pp-ocrv6] \
+#       [--build-arg BASE_IMAGE=docmill-base:bookworm] [--build-arg BAKE_MODELS=pp-ocrv6-int8det] \
 #       [--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt] [--secret id=netrc,src=$HOME/.netrc] .
 #
 # No model set is baked in: the worker pulls the set each task pins from S3 into
 # DOCMILL_CACHE_DIR on first use, verified against its manifest. `--build-arg
-# BAKE_MODELS=pp-ocrv6` bakes that preset into /opt/docmill/models, for sites that produce
-# with `--models /opt/docmill/models/pp-ocrv6` and keep models off S3.
+# BAKE_MODELS=pp-ocrv6-int8det` bakes that preset into /opt/docmill/models, for sites that produce
+# with `--models /opt/docmill/models/pp-ocrv6-int8det` and keep models off S3.
 ARG BASE_IMAGE=debian:12.11-slim
 
 FROM ${BASE_IMAGE} AS python

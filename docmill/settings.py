@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docmill.options import EngineOptions
 
-DEFAULT_MODEL_SET = "pp-ocrv6"
+DEFAULT_MODEL_SET = "pp-ocrv6-int8det"
 DEFAULT_PIXEL_BUDGET_MP = 96.0  # Settings.pixel_budget when pixel_budget_mp is 0
 
 Device = Literal["auto", "cpu", "cuda"]

@@ -14,7 +14,7 @@ from converter.presets import PP_OCRV4_CH, PRESETS, cached_preset, ensure_model_
 from converter.sources import parse_source
 from docmill.modelset import ModelSet, ModelSetError, SourceProvenance, parse_dictionary
 from docmill.options import EngineOptions
-from docmill.settings import Settings
+from docmill.settings import DEFAULT_MODEL_SET, Settings
 
 from .conftest import SHARED, TINY_DICT
 
@@ -22,8 +22,9 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def test_every_preset_file_is_pinned_and_comes_from_a_registry() -> None:
-    assert list(PRESETS) == ["pp-ocrv4-ch", "pp-ocrv4-en", "pp-ocrv5", "pp-ocrv6"]
-    assert PRESETS["pp-ocrv6"].ori is not None  # the default set carries page orientation
+    assert list(PRESETS) == ["pp-ocrv4-ch", "pp-ocrv4-en", "pp-ocrv5", "pp-ocrv6", "pp-ocrv6-int8det"]
+    assert PRESETS[DEFAULT_MODEL_SET].ori is not None  # the default set carries page orientation
+    assert PRESETS["pp-ocrv6-int8det"].pins() == PRESETS["pp-ocrv6"].pins()  # made from its files
     for name, preset in PRESETS.items():
         assert preset.name == name
         sources = [preset.det, preset.cls, preset.rec] + [s for s in (preset.dictionary, preset.ori) if s]
@@ -87,7 +88,8 @@ def test_folders_and_cached_names_resolve_and_unknown_refs_list_the_presets(tiny
 
 # --- with the registries ------------------------------------------------------------------------
 
-EXPECTED_ENTRIES = {"pp-ocrv4-ch": 6623, "pp-ocrv4-en": 95, "pp-ocrv5": 18383, "pp-ocrv6": 18708}
+EXPECTED_ENTRIES = {"pp-ocrv4-ch": 6623, "pp-ocrv4-en": 95, "pp-ocrv5": 18383, "pp-ocrv6": 18708,
+                    "pp-ocrv6-int8det": 18708}
 
 
 @pytest.mark.models
