@@ -5,7 +5,7 @@ air-gapped site would: a Debian mirror and PyPI (or a PyPI mirror), no other reg
    is started when no engine answers.
 2. Base. `docmill-base:bookworm` is bootstrapped once (`debootstrap --variant=minbase
    bookworm`, then `docker import`) and kept as that image tag; --rebuild-base redoes it.
-3. Images. worker, producer and converter (BAKE_MODELS=pp-ocrv6), then the stand-ins of
+3. Images. worker, producer and converter (BAKE_MODELS=pp-ocrv6-int8det), then the stand-ins of
    docker/test/services.Dockerfile (Redis, moto's S3 server, Prometheus), all on that base,
    with BuildKit and no frontend image. The host's CA bundle reaches pip as a build secret.
    In the worker image, the CUDA provider's libraries must all resolve but the driver's.
@@ -46,7 +46,7 @@ PROJECT = "docmill-dt"
 BASE_TAG = "docmill-base:bookworm"
 TAG = "dev"
 LABEL = "org.docmill.deploy-test=1"  # on the images built here: what a rebuild untags is pruned
-DEFAULT_SET = "pp-ocrv6"
+DEFAULT_SET = "pp-ocrv6-int8det"
 DOCMILL_IMAGES = ("producer", "worker", "converter")
 TEST_IMAGES = ("redis", "s3", "prometheus")
 UID = "10001"
