@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from docmill.modelset import STAGES, ModelSet, SourceProvenance, sha256_file
+from docmill.modelset import STAGES, ModelSet, ModelSetError, SourceProvenance, sha256_file
 from docmill.settings import Settings
 
 from converter.gate import accuracy_gate, demo_pages
@@ -133,8 +133,9 @@ def quantize_models(model_set: ModelSet, settings: Settings, scratch: Path, stag
     return Int8Models(model_set, name or f"{model_set.name}-int8", paths, provenance)
 
 
-class GateFailed(Exception):
-    """An int8 copy read differently from its fp32 set; nothing was built where --models finds it."""
+class GateFailed(ModelSetError):
+    """An int8 copy read differently from its fp32 set; nothing was built where --models finds
+    it. A ModelSetError, so a command that resolves the set says so in one line."""
 
 
 def gated_int8_set(model_set: ModelSet, settings: Settings, out_root: Path, scratch: Path,
