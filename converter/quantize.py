@@ -145,11 +145,12 @@ def gated_int8_set(model_set: ModelSet, settings: Settings, out_root: Path, scra
     when it passes build it under `out_root` (the same files, so the same version): a copy
     that reads differently never reaches a folder `--models` can name. Raises GateFailed, or
     what ORT's quantiser raises."""
-    progress(f"{model_set.name}: quantizing {', '.join(stages)} to int8 (static, calibrated on the demo pages)")
     models = quantize_models(model_set, settings, scratch / "int8", stages, name)
+    progress(f"{models.name}: {model_set.name}'s {', '.join(stages)} quantized to int8 (static, calibrated "
+             "on the demo pages)")
     staged = ModelSet.load(models.build(scratch / "staged"))
     report = accuracy_gate(model_set, staged, "int8", settings, extra_images, max_cer, "cpu")
-    progress(f"{model_set.name}: {report.line()}")
+    progress(f"{models.name}: {report.line()}")
     if not report.passed:
         raise GateFailed(f"{staged.name} refused: {report.line()}; nothing published")
     return models.build(out_root)
