@@ -46,8 +46,7 @@ from fpdf import FPDF
 from PIL import Image
 
 from bench.results import save_result
-from docmill.settings import DEFAULT_MODEL_SET
-from docmill.settings import Settings
+from docmill.settings import DEFAULT_MODEL_SET, Settings
 from pages import pdf
 from pages.document import PageLimits
 from pages.source import open_document

@@ -140,8 +140,6 @@ def _quantized(folder: Path, out_root: Path, scratch: Path, settings: Settings,
                               max_cer=args.max_cer, progress=stderr_progress)
     except GateFailed as exc:
         raise ConversionFailed(str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 - ORT's quantiser raises bare Exceptions
-        raise ConversionFailed(f"{fp32.name}: int8 quantization failed: {str(exc).splitlines()[0]}") from exc
 
 
 def _prepare(recipe: ConvertRecipe, stage: str, downloads: Path, scratch: Path,

@@ -105,7 +105,6 @@ PP_OCRV6 = SetRecipe(
 )
 
 
-
 @dataclass(frozen=True)
 class Int8Recipe(SetRecipe):
     """A preset made from another's pinned files with `int8_stages` statically quantised on
@@ -163,13 +162,8 @@ def import_preset(preset: SetRecipe, settings: Settings, progress: Progress = st
     fp32 = ModelSet.load(ensure_model_set(preset.base, settings, progress))
     with import_lock(settings.cache_dir), \
             tempfile.TemporaryDirectory(prefix=".scratch-", dir=settings.cache_dir) as scratch:
-        try:
-            return gated_int8_set(fp32, settings, settings.model_cache, Path(scratch), preset.int8_stages,
-                                  preset.name, progress=progress)
-        except ModelSetError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - ORT's quantiser raises bare Exceptions
-            raise ModelSetError(f"{preset.name}: int8 quantization failed: {str(exc).splitlines()[0]}") from exc
+        return gated_int8_set(fp32, settings, settings.model_cache, Path(scratch), preset.int8_stages,
+                              preset.name, progress=progress)
 
 
 def ensure_model_set(ref: str, settings: Settings, progress: Progress = stderr_progress) -> Path:

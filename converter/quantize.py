@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from docmill.modelset import STAGES, ModelSet, ModelSetError, SourceProvenance, sha256_file
+from docmill.modelset import STAGES, ModelSet, ModelSetError, SourceProvenance
 from docmill.settings import Settings
 
 from converter.gate import accuracy_gate, demo_pages
@@ -45,8 +45,8 @@ def calibration_inputs(model_set: ModelSet, settings: Settings, pages: list[np.n
     for page in pages:
         item = det.preprocess(page, opts)
         inputs["det"].append(item.tensor[None])
-        if stages == ("det",):
-            continue
+        if not {"cls", "rec"} & set(stages):
+            continue  # no crops to calibrate
         prob = det.run(engine.det_session, [item], item.hw)[0]
         for box in det.postprocess(prob, item.src_hw, opts)[:24]:
             crop = geometry.crop_quad(page, box)
@@ -127,15 +127,16 @@ def quantize_models(model_set: ModelSet, settings: Settings, scratch: Path, stag
         quantize_model(model_set.path(stage), paths[stage], inputs[stage],
                        read_onnx_info(model_set.path(stage)).inputs[0].name)
         provenance[stage] = SourceProvenance(uri=f"int8:{model_set.name}@{model_set.version}/{stage}.onnx",
-                                             sha256=sha256_file(model_set.path(stage)))
+                                             sha256=model_set.manifest.models[stage].sha256)
     if model_set.manifest.dictionary.source is not None:
         provenance["dict"] = model_set.manifest.dictionary.source
     return Int8Models(model_set, name or f"{model_set.name}-int8", paths, provenance)
 
 
 class GateFailed(ModelSetError):
-    """An int8 copy read differently from its fp32 set; nothing was built where --models finds
-    it. A ModelSetError, so a command that resolves the set says so in one line."""
+    """An int8 copy read differently from its fp32 set, or could not be made; nothing was built
+    where --models finds it. A ModelSetError, so a command that resolves the set says so in
+    one line."""
 
 
 def gated_int8_set(model_set: ModelSet, settings: Settings, out_root: Path, scratch: Path,
@@ -143,9 +144,12 @@ def gated_int8_set(model_set: ModelSet, settings: Settings, out_root: Path, scra
                    max_cer: float = DEFAULT_MAX_CER, progress: Callable[[str], None] = lambda message: None) -> Path:
     """Quantise, build the copy in `scratch`, gate it on CPU against the fp32 set, and only
     when it passes build it under `out_root` (the same files, so the same version): a copy
-    that reads differently never reaches a folder `--models` can name. Raises GateFailed, or
-    what ORT's quantiser raises."""
-    models = quantize_models(model_set, settings, scratch / "int8", stages, name)
+    that reads differently never reaches a folder `--models` can name. Raises GateFailed, also
+    for whatever ORT's quantiser raises."""
+    try:
+        models = quantize_models(model_set, settings, scratch / "int8", stages, name)
+    except Exception as exc:  # noqa: BLE001 - ORT's quantiser raises bare Exceptions
+        raise GateFailed(f"{model_set.name}: int8 quantization failed: {str(exc).splitlines()[0]}") from exc
     progress(f"{models.name}: {model_set.name}'s {', '.join(stages)} quantized to int8 (static, calibrated "
              "on the demo pages)")
     staged = ModelSet.load(models.build(scratch / "staged"))
