@@ -3,7 +3,7 @@ package registry. Rehearse it anywhere with `make bench-gpu ARGS="--device cpu -
 test suite does), so it cannot rot before a GPU is at hand.
 
     python -m bench.gpu [--device cuda|cpu] [--quick] [--wheels DIR] [--redis-server PATH]
-                        [--images 2000] [--processes 2] [--models SET] [--fp16-models SET]
+                        [--images 2000] [--processes 2,4,8] [--models SET] [--fp16-models SET]
 
 1. Set-up: with `--wheels DIR`, installs every wheel there (onnxruntime-gpu, celery, redis,
    boto3, pydantic, shapely, pyclipper, moto, onnxconverter-common for the FP16 copy, ...) into `.gpu-deps/` with pip's --no-index, and
@@ -14,11 +14,16 @@ test suite does), so it cannot rot before a GPU is at hand.
 2. `docmill run` on the SROIE sample receipts repeated to `--images`, and on PaddleOCR's
    document pages, with `--models` and its FP16 copy: `--fp16-models` when given, else one
    built here from `--models` by `docmill models fp16`'s own function, accuracy gate
-   included (on CUDA, against `--models` on CUDA); a copy that fails the gate is recorded and
-   not run. With `--device cpu` the copy is built but neither gated nor run: ONNXRuntime's CPU
+   included (on CUDA, against `--models` on CUDA, on the demo pages and the 20 receipts); a
+   copy that fails the gate is recorded and not run. With `--device cpu` the copy is built but neither gated nor run: ONNXRuntime's CPU
    provider computes these models in float32 (converter/fp16.py), so the JSON says so instead.
 3. The distributed path on this machine: its own Redis, the S3 test server, a published model
-   set, `docmill worker --processes N`, a producer job over the receipts.
+   set, and for each N of `--processes`, a fresh `docmill worker --processes N` and a producer
+   job over the receipts.
+
+The runs go in order of what matters most (the default set's receipts, the distributed runs,
+then FP16 and the pages), and the JSON is written after each, so a run cut short keeps what it
+measured.
 
 Each run reports images/s, GPU busy % and GPU memory (nvidia-smi sampled every 200 ms; null
 without one), per-stage ms per image, the distinct input shapes each model met, and peak host
@@ -39,18 +44,33 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.distributed import free_port, s3_with_models, wait_job
+from bench.distributed import free_port, s3_with_models
 from bench.results import save_result
-from bench.run_bench import REPO, SHARED, measure
 
+# Only the standard library and bench's own stdlib-only modules above: docmill and its
+# dependencies are imported after `--wheels` has installed them (see `measure`).
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 RECEIPTS = SHARED / "data" / "sroie_sample" / "images"
 PAGES = SHARED / "data" / "paddleocr" / "doc"
 DEPS = REPO / ".gpu-deps"
 QUICK_IMAGES = 6
+SWEEP_IMAGES = 400
+# `--sweep`: the CUDA choices that DEVICE_DEFAULTS and Settings make, each against the defaults
+# on the same receipts in the same run (label, environment, docmill run arguments).
+SWEEP: tuple[tuple[str, dict[str, str], tuple[str, ...]], ...] = (
+    ("defaults", {}, ()),
+    ("cudnn=EXHAUSTIVE", {"DOCMILL_CUDA_CONV_ALGO_SEARCH": "EXHAUSTIVE"}, ()),
+    ("streams=4", {"DOCMILL_ENGINE_STREAMS": "4"}, ()),
+    ("det_batch=1", {}, ("--set", "det_batch_size=1")),
+    ("cudnn=DEFAULT", {"DOCMILL_CUDA_CONV_ALGO_SEARCH": "DEFAULT"}, ()),
+    ("streams=1", {"DOCMILL_ENGINE_STREAMS": "1"}, ()),
+    ("det_batch=32", {}, ("--set", "det_batch_size=32")),
+)
 TIME_LIMIT_S = 8 * 60
 
 
@@ -101,10 +121,48 @@ def install_wheels(wheels: Path) -> float:
     return time.perf_counter() - started
 
 
+def cuda_library_dirs() -> list[str]:
+    """The lib folders of the NVIDIA runtime wheels on this Python's path (nvidia-cublas,
+    nvidia-cudnn-cu13, ...). onnxruntime-gpu finds CUDA and cuDNN through the loader's path,
+    and an image whose CUDA came as wheels has them nowhere else."""
+    found: set[str] = set()
+    for entry in map(Path, sys.path):
+        nvidia = entry / "nvidia"
+        if nvidia.is_dir():
+            found.update(str(lib.parent) for lib in nvidia.glob("**/lib/lib*.so*"))
+    return sorted(found)
+
+
+CUDA_CHECK = """
+import onnxruntime as ort
+from onnx import TensorProto, helper
+graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 8
+session = ort.InferenceSession(model.SerializeToString(), providers=["CUDAExecutionProvider"])
+print(ort.__version__, ort.__file__, session.get_providers())
+raise SystemExit(0 if "CUDAExecutionProvider" in session.get_providers() else 1)
+"""
+
+
+def check_cuda() -> None:
+    """Before any run: CUDA loads in a child with this environment, or the bench stops with
+    ONNXRuntime's own words on why (a missing library, usually), not a minute later."""
+    done = subprocess.run([sys.executable, "-c", CUDA_CHECK], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench.gpu: the CUDA provider does not load here:\n{done.stdout}{done.stderr[-3000:]}\n"
+                         f"LD_LIBRARY_PATH={os.environ.get('LD_LIBRARY_PATH')}")
+    print(f"  CUDA loads: {done.stdout.strip()}", file=sys.stderr)
+
+
 def child_env(device: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ, DOCMILL_DEVICE=device, **(extra or {}))
     if DEPS.is_dir():
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DEPS), str(REPO), env.get("PYTHONPATH")]))
+    if device == "cuda":
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [*cuda_library_dirs(), env.get("LD_LIBRARY_PATH")]))
     return env
 
 
@@ -125,10 +183,15 @@ def pages_set(folder: Path, quick: bool) -> int:
     return len(list(folder.iterdir()))
 
 
-def docmill_run(folder: Path, out: Path, models: str, env: dict[str, str]) -> dict[str, Any]:
+def docmill_run(folder: Path, out: Path, models: str, env: dict[str, str] | None = None,
+                args: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`docmill run` in one process. host_cpu_ms: its CPU outside session runs, per image (the
+    work that must keep up with the GPU; on CUDA a run's launches count inside it)."""
+    from bench.run_bench import measure
+
     with GpuSampler() as gpu:
         run = measure([sys.executable, "-m", "docmill.cli", "run", str(folder), "--out", str(out), "--models",
-                       models, "--quiet"], REPO, env)
+                       models, "--quiet", *args], REPO, env)
     if run.rc != 0:
         raise SystemExit(f"bench.gpu: docmill run exited {run.rc}: {run.stderr.strip().splitlines()[-1:]}")
     summary = json.loads(run.stdout.strip().splitlines()[-1])
@@ -138,13 +201,16 @@ def docmill_run(folder: Path, out: Path, models: str, env: dict[str, str]) -> di
             "stages_ms": {k: round(v / images * 1000, 2) for k, v in summary["stage_s"].items()},
             "session_ms": {k: round(v / images * 1000, 2) for k, v in summary["session_s"].items()},
             "distinct_shapes": summary["distinct_shapes"], "host_rss_mb": round(run.maxrss_kib / 1024, 1),
+            "host_cpu_ms": round((run.cpu_s - sum(summary["session_s"].values())) / images * 1000, 1),
             "failed": summary["failed"], **gpu.figures()}
 
 
-def distributed(folder: Path, models: str, processes: int, env: dict[str, str], redis_bin: str,
-                work: Path) -> dict[str, Any]:
-    """Producer -> Redis -> `docmill worker --processes N` -> S3 on this machine."""
-    redis_port, s3_port, queue = free_port(), free_port(), f"gpu-{os.getpid()}"
+def distributed(folder: Path, models: str, process_counts: list[int], env: dict[str, str], redis_bin: str,
+                work: Path) -> dict[str, dict[str, Any]]:
+    """Producer -> Redis -> `docmill worker --processes N` -> S3 on this machine, once for each N
+    in `process_counts` (one Redis, S3 server and upload for all): how many engine processes a
+    GPU wants is chosen by measurement."""
+    redis_port, s3_port = free_port(), free_port()
     env = dict(env, DOCMILL_BROKER_URL=f"redis://127.0.0.1:{redis_port}/0",
                DOCMILL_S3_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}", AWS_ACCESS_KEY_ID="bench",
                AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
@@ -152,26 +218,63 @@ def distributed(folder: Path, models: str, processes: int, env: dict[str, str], 
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         s3, published = s3_with_models(env, models, procs)
-        for path in sorted(folder.iterdir()):
-            s3.upload_file(str(path.resolve()), "bench-in", f"receipts/{path.name}")
-        procs.append(subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue,
-                                       "--processes", str(processes)], env=env,
-                                      stdout=open(work / "worker.log", "wb"), stderr=subprocess.STDOUT))
-        started = time.perf_counter()
-        with GpuSampler() as gpu:
-            job = subprocess.run([sys.executable, "-m", "docmill.cli", "produce", "s3://bench-in/receipts/", "--out",
-                                  "s3://bench-out/receipts/", "--models", published, "--queue", queue, "--force"],
-                                 env=env, check=True, text=True, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL).stdout.strip().splitlines()[-1]
-            state = wait_job(env, job)
-        seconds = time.perf_counter() - started
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda path: s3.upload_file(str(path.resolve()), "bench-in", f"receipts/{path.name}"),
+                          sorted(folder.iterdir())))
+        return {f"distributed:receipts:p{count}": worker_run(env, published, count, work) for count in process_counts}
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
-    return {"images": state["done"] + state["failed"], "failed": state["failed"], "processes": processes,
-            "seconds": round(seconds, 2), "images_per_s": round((state["done"] + state["failed"]) / seconds, 2),
+
+
+def worker_run(env: dict[str, str], published: str, processes: int, work: Path) -> dict[str, Any]:
+    """One job over the uploaded receipts, on a fresh `docmill worker --processes N`.
+    `images_per_s` is the steady rate, from the tenth of the job done to its end, so that the
+    processes' start-up (CUDA, sessions, first shapes) is not spread over a short run;
+    `images_per_s_with_startup` is the whole job's, start-up included."""
+    from docmill.jobs import JobStore, connect
+
+    queue = f"gpu-{os.getpid()}-p{processes}"
+    worker = subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue, "--processes",
+                               str(processes)], env=env, stdout=open(work / f"worker-p{processes}.log", "wb"),
+                              stderr=subprocess.STDOUT)
+    store = JobStore(connect(env["DOCMILL_BROKER_URL"]))
+    try:
+        started = time.perf_counter()
+        with GpuSampler() as gpu:
+            produced = subprocess.run([sys.executable, "-m", "docmill.cli", "produce", "s3://bench-in/receipts/",
+                                       "--out", f"s3://bench-out/receipts-p{processes}/", "--models", published,
+                                       "--queue", queue, "--force"], env=env, text=True, capture_output=True)
+            if produced.returncode != 0:
+                raise SystemExit(f"bench.gpu: docmill produce exited {produced.returncode}: {produced.stderr.strip()}")
+            job = produced.stdout.strip().splitlines()[-1]
+            progress = job_progress(store, job, started)
+        seconds = time.perf_counter() - started
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=120)
+    state = store.get(job)
+    images = state.done + state.failed
+    tenth = next((at, done) for at, done in progress if done >= images / 10)
+    steady = (images - tenth[1]) / (seconds - tenth[0]) if tenth[1] < images else images / seconds  # one chunk: no tenth
+    return {"images": images, "failed": state.failed, "processes": processes, "seconds": round(seconds, 2),
+            "images_per_s": round(steady, 2),
+            "images_per_s_with_startup": round(images / seconds, 2), "first_tenth_s": round(tenth[0], 2),
             **gpu.figures()}
+
+
+def job_progress(store: Any, job: str, started: float, timeout: float = 1800) -> list[tuple[float, int]]:
+    """(seconds since `started`, items finished) every 50 ms until the job finishes."""
+    samples: list[tuple[float, int]] = []
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        state = store.get(job)
+        samples.append((time.perf_counter() - started, state.done + state.failed))
+        if state.finished:
+            return samples
+        time.sleep(0.05)
+    raise RuntimeError(f"job {job} did not finish in {timeout} s")
 
 
 def fp16_variant(args: argparse.Namespace, work: Path) -> tuple[str | None, dict[str, Any]]:
@@ -200,7 +303,7 @@ def build_fp16(models: str, device: str, work: Path) -> tuple[str | None, dict[s
         return None, {"built": True, "set": f"{folder.parent.name}@{folder.name}", "gate": None,
                       "build_s": round(time.perf_counter() - started, 1), "not_run": NEEDS_CUDA}
     try:
-        folder, report = gated_fp16_set(fp32, settings, work / "fp16", work / "fp16-scratch", "cuda",
+        folder, report = gated_fp16_set(fp32, settings, work / "fp16", work / "fp16-scratch", "cuda", RECEIPTS,
                                         progress=lambda message: print(f"  {message}", file=sys.stderr))
     except GateFailed as exc:
         return None, {"built": True, "gate": exc.report.as_dict(), "not_run": str(exc)}
@@ -215,10 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wheels", type=Path, help="install these wheels offline first (.gpu-deps/)")
     p.add_argument("--redis-server", default=shutil.which("redis-server") or "redis-server")
     p.add_argument("--images", type=int, default=2000)
-    p.add_argument("--processes", type=int, default=2, help="docmill worker --processes, distributed run")
+    p.add_argument("--processes", type=process_counts, default=[2, 4, 8],
+                   help="docmill worker --processes, one distributed run each (comma-separated)")
     p.add_argument("--models", default="pp-ocrv6")
     p.add_argument("--fp16-models", help="the same set in FP16 (a folder or preset), run beside it; "
                    "default: built from --models here and gated (`docmill models fp16`)")
+    p.add_argument("--sweep", action="store_true", help=f"last, on {SWEEP_IMAGES} receipts: each CUDA choice "
+                   "(cuDNN search, streams, det batch) against the defaults")
     args = p.parse_args(argv)
     if not RECEIPTS.is_dir():
         print(f"bench.gpu: {RECEIPTS} not found; nothing to measure (skipped)")
@@ -227,31 +333,46 @@ def main(argv: list[str] | None = None) -> int:
     setup_s = install_wheels(args.wheels) if args.wheels else 0.0
     if DEPS.is_dir():
         sys.path.insert(0, str(DEPS))  # boto3 and redis for this process too
-    env = child_env(args.device)
+    os.environ.update(child_env(args.device))  # the FP16 gate's child too: CUDA's libraries load at start
+    if args.device == "cuda":
+        check_cuda()
     count = QUICK_IMAGES if args.quick else args.images
+    report: dict[str, Any] = {"schema": "docmill.bench.gpu/v1", "device": args.device, "quick": args.quick,
+                              "onnxruntime": _onnxruntime_version(), "model_set": args.models,
+                              "setup_s": round(setup_s, 1), "runs": {}}
+    name = "gpu" if args.device == "cuda" and not args.quick else "gpu-rehearsal"
     with tempfile.TemporaryDirectory(prefix="docmill-gpu-") as tmp:
         work = Path(tmp)
-        sets = {"receipts": receipts_set(work / "receipts", count), "pages": pages_set(work / "pages", args.quick)}
-        fp16_models, fp16 = fp16_variant(args, work)
-        runs: dict[str, Any] = {}
-        for label, models in (("default", args.models), ("fp16", fp16_models)):
-            if models is None:
-                continue
-            for name in sets:
-                runs[f"{label}:{name}"] = docmill_run(work / name, work / "out" / label / name, models, env)
-                print(f"  {label} {name}: {runs[f'{label}:{name}']['images_per_s']} images/s", file=sys.stderr)
-        runs["distributed:receipts"] = distributed(work / "receipts", args.models, 1 if args.quick else args.processes,
-                                                   env, args.redis_server, work)
-    report = {"schema": "docmill.bench.gpu/v1", "device": args.device, "quick": args.quick,
-              "onnxruntime": _onnxruntime_version(env), "model_set": args.models,
-              "fp16_model_set": args.fp16_models or fp16.get("set"), "fp16": fp16,
-              "sets": sets, "setup_s": round(setup_s, 1), "runs": runs,
-              "images_per_s": runs["default:receipts"]["images_per_s"],
-              "gpu_util_mean": runs["default:receipts"]["gpu_util_mean"],
-              "stages_ms": runs["default:receipts"]["stages_ms"],
-              "distinct_shapes": runs["default:receipts"]["distinct_shapes"],
-              "total_s": round(time.perf_counter() - started, 1)}
-    name = "gpu" if args.device == "cuda" and not args.quick else "gpu-rehearsal"
+        report["sets"] = sets = {"receipts": receipts_set(work / "receipts", count),
+                                 "pages": pages_set(work / "pages", args.quick)}
+        runs = report["runs"]
+        runs["default:receipts"] = docmill_run(work / "receipts", work / "out" / "default" / "receipts", args.models)
+        print(f"  default receipts: {runs['default:receipts']['images_per_s']} images/s", file=sys.stderr)
+        report.update(headline(runs["default:receipts"]))
+        save_result(name, report)  # what is measured so far survives a run cut short
+        runs.update(distributed(work / "receipts", args.models, [1] if args.quick else args.processes,
+                                dict(os.environ), args.redis_server, work))
+        for key in (key for key in runs if key.startswith("distributed:")):
+            print(f"  {key}: {runs[key]['images_per_s']} images/s", file=sys.stderr)
+        report["best_run"] = max(runs, key=lambda key: runs[key]["images_per_s"])
+        report["best_images_per_s"] = runs[report["best_run"]]["images_per_s"]
+        save_result(name, report)
+        fp16_models, report["fp16"] = fp16_variant(args, work)
+        report["fp16_model_set"] = args.fp16_models or report["fp16"].get("set")
+        for label, models, sub in (("default", args.models, "pages"), ("fp16", fp16_models, "receipts"),
+                                   ("fp16", fp16_models, "pages")):
+            if models is not None:
+                runs[f"{label}:{sub}"] = docmill_run(work / sub, work / "out" / label / sub, models)
+                print(f"  {label} {sub}: {runs[f'{label}:{sub}']['images_per_s']} images/s", file=sys.stderr)
+                save_result(name, report)
+        if args.sweep:
+            receipts_set(work / "sweep", min(SWEEP_IMAGES, count))
+            for label, extra_env, extra_args in SWEEP:
+                runs[f"sweep:{label}"] = docmill_run(work / "sweep", work / "out" / "sweep" / label, args.models,
+                                                     extra_env, extra_args)
+                print(f"  sweep {label}: {runs[f'sweep:{label}']['images_per_s']} images/s", file=sys.stderr)
+                save_result(name, report)
+    report["total_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps({k: report[k] for k in ("device", "images_per_s", "gpu_util_mean", "distinct_shapes",
                                              "total_s")}))
     print(f"written {save_result(name, report).relative_to(REPO)}")
@@ -260,8 +381,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _onnxruntime_version(env: dict[str, str]) -> str:
-    return subprocess.run([sys.executable, "-c", "import onnxruntime; print(onnxruntime.__version__)"], env=env,
+def process_counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("give one or more process counts, e.g. 2,4,8")
+    return counts
+
+
+def headline(run: dict[str, Any]) -> dict[str, Any]:
+    """The top-level fields the issue names, from the default set's `docmill run` on the receipts."""
+    return {key: run[key] for key in ("images_per_s", "gpu_util_mean", "stages_ms", "distinct_shapes")}
+
+
+def _onnxruntime_version() -> str:
+    return subprocess.run([sys.executable, "-c", "import onnxruntime; print(onnxruntime.__version__)"],
                           capture_output=True, text=True, check=True).stdout.strip()
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+import docmill
 from docmill.modelset import (DICT_FILE, MANIFEST_FILE, OPTIONAL_STAGES, STAGES, DictEntry, Manifest, ModelEntry,
                               ModelSet, ModelSetError, SourceProvenance, content_version,
                               parse_dictionary, publish, sha256_bytes, sha256_file)
@@ -234,7 +235,7 @@ def _manifest(name: str, checked: dict[str, _CheckedModel], dictionary: list[str
     hashes = {m.file: m.sha256 for m in models.values()} | {DICT_FILE: dict_entry.sha256}
     return Manifest(name=name, version=content_version(hashes, defaults), models=models,
                     dictionary=dict_entry, defaults=defaults,
-                    tools={"docmill": installed_version("docmill"), "onnx": installed_version("onnx"),
+                    tools={"docmill": docmill.__version__, "onnx": installed_version("onnx"),
                            "onnxruntime": ort.__version__})
 
 

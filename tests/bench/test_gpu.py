@@ -28,7 +28,7 @@ def test_the_gpu_bench_rehearses_on_cpu_and_writes_its_fields():
         assert field in report, field
     assert report["device"] == "cpu" and report["images_per_s"] > 0 and report["gpu_util_mean"] is None
     assert report["distinct_shapes"]["det"] >= 1 and set(report["stages_ms"]) >= {"det", "rec"}
-    distributed = report["runs"]["distributed:receipts"]
+    distributed = report["runs"]["distributed:receipts:p1"]
     assert distributed["images"] == report["sets"]["receipts"] and distributed["failed"] == 0
     assert "written bench/results/gpu-rehearsal.json" in done.stdout  # never taken for GPU figures
     fp16 = report["fp16"]  # built from --models, but on CPU neither gated nor run
