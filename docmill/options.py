@@ -44,6 +44,7 @@ class EngineOptions(BaseModel):
     rec_batch_size: int = Field(6, ge=1, le=1024)
     rec_batch_width: int = Field(0, ge=0)  # >0: a rec batch holds crops up to this many columns in all
     rec_width_multiple: int = Field(32, ge=8, le=1024)
+    batch_buckets: bool = False  # each model run padded to a power-of-two batch: few input shapes on a GPU
     drop_score: float = Field(0.5, ge=0, le=1)
     word_boxes: bool = False  # each line's words with their boxes (Line.words), from rec's character positions
 
@@ -59,18 +60,20 @@ class EngineOptions(BaseModel):
 # What suits a device better than a set's defaults, which were measured on CPU. On CUDA:
 # - batches far larger than the CPU's 6 crops, by columns for rec (tens of wide lines or
 #   hundreds of narrow ones per run), so each run is worth its launch and copy costs;
-# - det pages padded to 256-pixel canvases, so a run of pages meets a handful of input
-#   shapes (each new shape can cost a cuDNN algorithm search and arena growth). Boxes may
-#   move by a pixel near a page's right and bottom edges, where the padding is.
-# No option here changes a crop's rec width, so lines read the same in any batch. These are
-# starting points, not yet measured on a GPU: `make bench-gpu` reports what they give.
+# - few input shapes, since each new one costs a cuDNN plan and arena growth. Without them
+#   PP-OCRv6's rec met 109 distinct shapes on the 20 SROIE receipts on an H200 and its runs
+#   took 50 of the 55 session seconds (docs/benchmarks.md, "First GPU run"). So every run's
+#   batch is padded to a power of two (batch_buckets), det pages to 128-pixel canvases and
+#   rec crops to 64-pixel widths. Chosen on 200 receipts (the engine's CUDA path run on CPU):
+#   69 shapes in all against 174, at the same word F1 (0.909 against 0.910 on the receipts);
+#   256-pixel canvases cost 0.007 F1, 128-pixel widths 0.005.
 # On CPU, det runs one page at a time: ORT's threads fill the cores on one page already, and
 # a batch of pages would hold each one's det working memory at once (the bench's mixed set:
 # 428 against 474 MB with the CPU pixel budget, at the same images/s; docs/benchmarks.md).
 DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
     "cpu": {"det_batch_size": 1},
-    "cuda": {"det_batch_size": 8, "det_canvas_multiple": 256, "cls_batch_size": 128,
-             "rec_batch_size": 256, "rec_batch_width": 32768},
+    "cuda": {"det_batch_size": 8, "det_canvas_multiple": 128, "cls_batch_size": 128, "rec_batch_size": 256,
+             "rec_batch_width": 32768, "rec_width_multiple": 64, "batch_buckets": True},
 }
 
 

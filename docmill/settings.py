@@ -74,7 +74,8 @@ class Settings(BaseSettings):
                                    "holds at once, each page counted with what detection holds for it; "
                                    "a bigger page runs alone; 0 = 96")
     cuda_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
-        "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape")
+        "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape, "
+                                 "DEFAULT is cuDNN's fallback mode (PP-OCRv6 rec: 0.6 receipts/s on an H200)")
     gpu_mem_limit_mb: int | None = Field(None, ge=256, description="cap on the CUDA arena per session")
     tensorrt: bool = Field(False, description="put the TensorRT provider first (engines cached on disk)")
     malloc_mmap_threshold_kb: int = Field(128, ge=0, le=32768, description="fix glibc's mmap threshold so "

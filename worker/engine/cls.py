@@ -50,7 +50,7 @@ def classify(session: ModelSession, crops: Sequence[np.ndarray], opts: EngineOpt
     for start in range(0, len(order), opts.cls_batch_size):
         chunk = order[start : start + opts.cls_batch_size]
         batch = line_batch([crops[i] for i in chunk], height, width)
-        for i, angle in zip(chunk, postprocess(session.run(batch))):
+        for i, angle in zip(chunk, postprocess(session.run(batch, opts.batch_buckets))):
             results[i] = angle
     return results  # type: ignore[return-value]
 

@@ -60,9 +60,11 @@ def canvas_shape(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
     return tuple(-(-side // multiple) * multiple for side in hw)  # type: ignore[return-value]
 
 
-def run(session: ModelSession, inputs: Sequence[DetInput], canvas: tuple[int, int]) -> list[np.ndarray]:
+def run(session: ModelSession, inputs: Sequence[DetInput], canvas: tuple[int, int],
+        bucketed: bool = False) -> list[np.ndarray]:
     """One batched session run; returns each input's probability map cropped to its size.
-    A lone input that fills its canvas runs as it is, without a padded copy."""
+    A lone input that fills its canvas runs as it is, without a padded copy. `bucketed`:
+    the batch is padded to a power of two (ModelSession.run_all)."""
     if len(inputs) == 1 and inputs[0].hw == canvas:
         batch = inputs[0].tensor[None]
     else:
@@ -70,7 +72,7 @@ def run(session: ModelSession, inputs: Sequence[DetInput], canvas: tuple[int, in
         for i, item in enumerate(inputs):
             h, w = item.hw
             batch[i, :, :h, :w] = item.tensor
-    out = session.run(batch)
+    out = session.run(batch, bucketed)
     return [out[i, 0, : item.hw[0], : item.hw[1]] for i, item in enumerate(inputs)]
 
 

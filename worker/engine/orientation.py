@@ -44,14 +44,15 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     return planes_affine(resized[top : top + CROP, left : left + CROP], 1 / (255.0 * STD), -MEAN / STD)
 
 
-def classify(session: ModelSession, images: Sequence[np.ndarray], min_score: float = 0.0) -> list[PageAngle]:
+def classify(session: ModelSession, images: Sequence[np.ndarray], min_score: float = 0.0,
+             bucketed: bool = False) -> list[PageAngle]:
     """Each page's angle and the model's probability for it. A turn the model is less than
     `min_score` sure of is not made: the page reads as it stands (angle 0, with the model's
     probability for that). Upright pages of a few long lines can score 0.54 for 180, while
     every real turn of the shared receipts and demo pages scored 0.735 or more."""
     if not images:
         return []
-    probs = session.run(np.stack([preprocess(image) for image in images]))
+    probs = session.run(np.stack([preprocess(image) for image in images]), bucketed)
     return [_decided(row, min_score) for row in probs]
 
 

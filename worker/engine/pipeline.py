@@ -296,7 +296,8 @@ class OcrEngine:
             return [orientation.PageAngle(0, 1.0)] * len(images)
         self.check(opts)
         return self._timed(pages, "ori", list(range(len(images))),
-                           lambda: orientation.classify(self.ori_session, images, opts.ori_min_score))
+                           lambda: orientation.classify(self.ori_session, images, opts.ori_min_score,
+                                                        opts.batch_buckets))
 
     @staticmethod
     def _reading_order(crops: list[_Crop], by_page: dict[int, list[int]], upright_hw: list[tuple[int, int]],
@@ -331,7 +332,8 @@ class OcrEngine:
             for start_idx in range(0, len(members), opts.det_batch_size):
                 chunk = members[start_idx : start_idx + opts.det_batch_size]
                 inputs = [self._timed(pages, "det", [i], lambda i=i: det.preprocess(images[i], opts)) for i in chunk]
-                probs = self._timed(pages, "det", chunk, lambda: det.run(self.det_session, inputs, canvas))
+                probs = self._timed(pages, "det", chunk,
+                                    lambda: det.run(self.det_session, inputs, canvas, opts.batch_buckets))
                 for i, item, prob in zip(chunk, inputs, probs):
                     boxes[i] = self._timed(pages, "det", [i],
                                            lambda item=item, prob=prob: det.postprocess(prob, item.src_hw, opts))

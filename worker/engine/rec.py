@@ -121,10 +121,11 @@ def _half_pitch(runs: list[list[int]], centres: np.ndarray) -> float:
 
 def batch_count(width: int, opts: EngineOptions) -> int:
     """Crops of this padded width per run: `rec_batch_size`, or with `rec_batch_width` as many
-    as fit in that many columns (at least one, at most `rec_batch_size`)."""
-    if not opts.rec_batch_width:
-        return opts.rec_batch_size
-    return max(1, min(opts.rec_batch_size, opts.rec_batch_width // width))
+    as fit in that many columns (at least one, at most `rec_batch_size`); with `batch_buckets`,
+    rounded down to a power of two, so that only a width's last run is padded."""
+    count = opts.rec_batch_size if not opts.rec_batch_width else max(1, min(opts.rec_batch_size,
+                                                                           opts.rec_batch_width // width))
+    return 1 << (count.bit_length() - 1) if opts.batch_buckets else count  # full runs fill their bucket
 
 
 def recognize(
@@ -145,7 +146,7 @@ def recognize(
             chunk = members[start : start + per_run]
             batch = line_batch([crops[i] for i in chunk], height, width)
             extents = [resized_width(crops[i], height, width) / width for i in chunk] if opts.word_boxes else None
-            for i, rec in zip(chunk, postprocess(session.run_all(batch), characters, extents)):
+            for i, rec in zip(chunk, postprocess(session.run_all(batch, opts.batch_buckets), characters, extents)):
                 results[i] = rec
     return results  # type: ignore[return-value]
 

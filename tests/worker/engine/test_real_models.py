@@ -139,12 +139,12 @@ class _WatchingRec:
     def __getattr__(self, name):  # type: ignore[no-untyped-def]
         return getattr(self._session, name)
 
-    def run_all(self, batch):  # type: ignore[no-untyped-def]
+    def run_all(self, batch, bucketed=False):  # type: ignore[no-untyped-def]
         self.alive_at_runs.append(sum(ref() is not None for ref in self._pages))
         if self._failures:
             self._failures -= 1
             raise RuntimeError("rec failed on this batch")
-        return self._session.run_all(batch)
+        return self._session.run_all(batch, bucketed)
 
 
 def _engine_with_rec(engine, rec_session):  # type: ignore[no-untyped-def]

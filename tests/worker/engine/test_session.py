@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 
 from docmill.settings import Settings
 from worker.engine.providers import narrow_threads
-from worker.engine.session import EngineCalls, ModelSession
+from worker.engine.session import EngineCalls, ModelSession, batch_bucket
 
 
 def _adds(value: float) -> ort.InferenceSession:
@@ -147,3 +147,30 @@ def test_pages_read_the_same_on_narrow_sessions(engine_for, sample_pages):
     for thread in threads:
         thread.join()
     assert [[line.text for line in page.lines] for half in together for page in half] == alone
+
+
+@pytest.mark.parametrize(("count", "bucket"), [(1, 1), (2, 2), (3, 4), (5, 8), (8, 8), (9, 16), (100, 128)])
+def test_batch_buckets_are_the_next_power_of_two(count: int, bucket: int):
+    assert batch_bucket(count) == bucket
+
+
+def test_a_bucketed_run_pads_the_batch_and_gives_back_only_its_own_items():
+    session = ModelSession(_adds(1.0))
+    batch = np.arange(5, dtype=np.float32)
+    out = session.run(batch, bucketed=True)
+    assert out.tolist() == (batch + 1).tolist()
+    assert session.run(batch[:3], bucketed=True).tolist() == [1.0, 2.0, 3.0]
+    assert session.distinct_shapes == 2  # 5 and 3 items ran as 8 and 4
+    session.run(batch[:4])
+    session.run(batch[:6], bucketed=True)
+    assert session.distinct_shapes == 2  # 4 as it is, 6 as 8: shapes already met
+
+
+def test_full_rec_runs_fill_their_bucket_so_only_a_widths_last_run_is_padded():
+    from docmill.options import EngineOptions
+    from worker.engine.rec import batch_count
+
+    cuda = EngineOptions(rec_batch_size=256, rec_batch_width=32768, batch_buckets=True)
+    assert batch_count(320, cuda) == 64  # 102 fit: the bucket below
+    assert batch_count(20000, cuda) == 1
+    assert batch_count(320, cuda.merged({"batch_buckets": False})) == 102
