@@ -60,6 +60,8 @@ PAGES = SHARED / "data" / "paddleocr" / "doc"
 DEPS = REPO / ".gpu-deps"
 QUICK_IMAGES = 6
 SWEEP_IMAGES = 400
+RUN_CAP_S = 120  # one docmill run at most, so that one slow configuration leaves time for the rest
+DIST_CAP_S = 90
 # `--sweep`: the CUDA choices that DEVICE_DEFAULTS and Settings make, each against the defaults
 # on the same receipts in the same run (label, environment, docmill run arguments).
 SWEEP: tuple[tuple[str, dict[str, str], tuple[str, ...]], ...] = (
@@ -183,15 +185,20 @@ def pages_set(folder: Path, quick: bool) -> int:
     return len(list(folder.iterdir()))
 
 
-def docmill_run(folder: Path, out: Path, models: str, env: dict[str, str] | None = None,
+def docmill_run(folder: Path, out: Path, models: str, timeout: float, env: dict[str, str] | None = None,
                 args: tuple[str, ...] = ()) -> dict[str, Any]:
     """`docmill run` in one process. host_cpu_ms: its CPU outside session runs, per image (the
-    work that must keep up with the GPU; on CUDA a run's launches count inside it)."""
+    work that must keep up with the GPU; on CUDA a run's launches count inside it). A run still
+    going after `timeout` seconds is killed and reported by the results it had written."""
     from bench.run_bench import measure
 
     with GpuSampler() as gpu:
         run = measure([sys.executable, "-m", "docmill.cli", "run", str(folder), "--out", str(out), "--models",
-                       models, "--quiet", *args], REPO, env)
+                       models, "--quiet", *args], REPO, env, timeout)
+    if run.timed_out:
+        written = sum(1 for _ in out.rglob("*.json")) if out.is_dir() else 0
+        return {"timed_out": True, "wall_s": round(run.wall_s, 2), "images": written,
+                "images_per_s": round(written / run.wall_s, 2), **gpu.figures()}
     if run.rc != 0:
         raise SystemExit(f"bench.gpu: docmill run exited {run.rc}: {run.stderr.strip().splitlines()[-1:]}")
     summary = json.loads(run.stdout.strip().splitlines()[-1])
@@ -205,8 +212,21 @@ def docmill_run(folder: Path, out: Path, models: str, env: dict[str, str] | None
             "failed": summary["failed"], **gpu.figures()}
 
 
+class Budget:
+    """The bench's 8 minutes, shared out: each run may take what is left, less a reserve for
+    the runs after it, and at most its own cap, so that a slow run is cut short and reported
+    rather than eating the time of everything after it."""
+
+    def __init__(self, total_s: float, reserve_s: float = 20.0):
+        self.deadline = time.perf_counter() + total_s
+        self.reserve_s = reserve_s
+
+    def for_run(self, cap_s: float) -> float:
+        return max(5.0, min(cap_s, self.deadline - time.perf_counter() - self.reserve_s))
+
+
 def distributed(folder: Path, models: str, process_counts: list[int], env: dict[str, str], redis_bin: str,
-                work: Path) -> dict[str, dict[str, Any]]:
+                work: Path, budget: Budget) -> dict[str, dict[str, Any]]:
     """Producer -> Redis -> `docmill worker --processes N` -> S3 on this machine, once for each N
     in `process_counts` (one Redis, S3 server and upload for all): how many engine processes a
     GPU wants is chosen by measurement."""
@@ -221,24 +241,26 @@ def distributed(folder: Path, models: str, process_counts: list[int], env: dict[
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(lambda path: s3.upload_file(str(path.resolve()), "bench-in", f"receipts/{path.name}"),
                           sorted(folder.iterdir())))
-        return {f"distributed:receipts:p{count}": worker_run(env, published, count, work) for count in process_counts}
+        return {f"distributed:receipts:p{count}": worker_run(env, published, count, work, budget.for_run(DIST_CAP_S))
+                for count in process_counts}
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
 
 
-def worker_run(env: dict[str, str], published: str, processes: int, work: Path) -> dict[str, Any]:
+def worker_run(env: dict[str, str], published: str, processes: int, work: Path, timeout: float) -> dict[str, Any]:
     """One job over the uploaded receipts, on a fresh `docmill worker --processes N`.
     `images_per_s` is the steady rate, from the tenth of the job done to its end, so that the
     processes' start-up (CUDA, sessions, first shapes) is not spread over a short run;
-    `images_per_s_with_startup` is the whole job's, start-up included."""
+    `images_per_s_with_startup` is the whole job's, start-up included. A job not finished
+    after `timeout` seconds is reported by what it had done (`timed_out`)."""
     from docmill.jobs import JobStore, connect
 
     queue = f"gpu-{os.getpid()}-p{processes}"
     worker = subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue, "--processes",
                                str(processes)], env=env, stdout=open(work / f"worker-p{processes}.log", "wb"),
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT, start_new_session=True)
     store = JobStore(connect(env["DOCMILL_BROKER_URL"]))
     try:
         started = time.perf_counter()
@@ -249,32 +271,41 @@ def worker_run(env: dict[str, str], published: str, processes: int, work: Path) 
             if produced.returncode != 0:
                 raise SystemExit(f"bench.gpu: docmill produce exited {produced.returncode}: {produced.stderr.strip()}")
             job = produced.stdout.strip().splitlines()[-1]
-            progress = job_progress(store, job, started)
+            progress, finished = job_progress(store, job, started, timeout)
         seconds = time.perf_counter() - started
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=120)
-    state = store.get(job)
-    images = state.done + state.failed
-    tenth = next((at, done) for at, done in progress if done >= images / 10)
+        stop_group(worker)
+    images = progress[-1][1]
+    tenth = next(((at, done) for at, done in progress if done >= max(images, 1) / 10), (seconds, images))
     steady = (images - tenth[1]) / (seconds - tenth[0]) if tenth[1] < images else images / seconds  # one chunk: no tenth
-    return {"images": images, "failed": state.failed, "processes": processes, "seconds": round(seconds, 2),
-            "images_per_s": round(steady, 2),
-            "images_per_s_with_startup": round(images / seconds, 2), "first_tenth_s": round(tenth[0], 2),
-            **gpu.figures()}
+    return {"images": images, "failed": store.get(job).failed, "processes": processes, "seconds": round(seconds, 2),
+            "timed_out": not finished,
+            "images_per_s": round(steady, 2), "images_per_s_with_startup": round(images / seconds, 2),
+            "first_tenth_s": round(tenth[0], 2), **gpu.figures()}
 
 
-def job_progress(store: Any, job: str, started: float, timeout: float = 1800) -> list[tuple[float, int]]:
-    """(seconds since `started`, items finished) every 50 ms until the job finishes."""
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM (a warm shutdown), then after 30 s SIGKILL to the whole process group."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def job_progress(store: Any, job: str, started: float, timeout: float) -> tuple[list[tuple[float, int]], bool]:
+    """(seconds since `started`, items finished) every 50 ms until the job finishes or
+    `timeout` passes, and whether it finished."""
     samples: list[tuple[float, int]] = []
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         state = store.get(job)
         samples.append((time.perf_counter() - started, state.done + state.failed))
         if state.finished:
-            return samples
+            return samples, True
         time.sleep(0.05)
-    raise RuntimeError(f"job {job} did not finish in {timeout} s")
+    return samples, False
 
 
 def fp16_variant(args: argparse.Namespace, work: Path) -> tuple[str | None, dict[str, Any]]:
@@ -329,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     if not RECEIPTS.is_dir():
         print(f"bench.gpu: {RECEIPTS} not found; nothing to measure (skipped)")
         return 0
-    started = time.perf_counter()
+    started, budget = time.perf_counter(), Budget(TIME_LIMIT_S)
     setup_s = install_wheels(args.wheels) if args.wheels else 0.0
     if DEPS.is_dir():
         sys.path.insert(0, str(DEPS))  # boto3 and redis for this process too
@@ -346,12 +377,13 @@ def main(argv: list[str] | None = None) -> int:
         report["sets"] = sets = {"receipts": receipts_set(work / "receipts", count),
                                  "pages": pages_set(work / "pages", args.quick)}
         runs = report["runs"]
-        runs["default:receipts"] = docmill_run(work / "receipts", work / "out" / "default" / "receipts", args.models)
+        runs["default:receipts"] = docmill_run(work / "receipts", work / "out" / "default" / "receipts", args.models,
+                                               budget.for_run(RUN_CAP_S))
         print(f"  default receipts: {runs['default:receipts']['images_per_s']} images/s", file=sys.stderr)
         report.update(headline(runs["default:receipts"]))
         save_result(name, report)  # what is measured so far survives a run cut short
         runs.update(distributed(work / "receipts", args.models, [1] if args.quick else args.processes,
-                                dict(os.environ), args.redis_server, work))
+                                dict(os.environ), args.redis_server, work, budget))
         for key in (key for key in runs if key.startswith("distributed:")):
             print(f"  {key}: {runs[key]['images_per_s']} images/s", file=sys.stderr)
         report["best_run"] = max(runs, key=lambda key: runs[key]["images_per_s"])
@@ -362,14 +394,15 @@ def main(argv: list[str] | None = None) -> int:
         for label, models, sub in (("default", args.models, "pages"), ("fp16", fp16_models, "receipts"),
                                    ("fp16", fp16_models, "pages")):
             if models is not None:
-                runs[f"{label}:{sub}"] = docmill_run(work / sub, work / "out" / label / sub, models)
+                runs[f"{label}:{sub}"] = docmill_run(work / sub, work / "out" / label / sub, models,
+                                                     budget.for_run(RUN_CAP_S))
                 print(f"  {label} {sub}: {runs[f'{label}:{sub}']['images_per_s']} images/s", file=sys.stderr)
                 save_result(name, report)
         if args.sweep:
             receipts_set(work / "sweep", min(SWEEP_IMAGES, count))
             for label, extra_env, extra_args in SWEEP:
                 runs[f"sweep:{label}"] = docmill_run(work / "sweep", work / "out" / "sweep" / label, args.models,
-                                                     extra_env, extra_args)
+                                                     budget.for_run(RUN_CAP_S / 2), extra_env, extra_args)
                 print(f"  sweep {label}: {runs[f'sweep:{label}']['images_per_s']} images/s", file=sys.stderr)
                 save_result(name, report)
     report["total_s"] = round(time.perf_counter() - started, 1)
@@ -390,7 +423,7 @@ def process_counts(text: str) -> list[int]:
 
 def headline(run: dict[str, Any]) -> dict[str, Any]:
     """The top-level fields the issue names, from the default set's `docmill run` on the receipts."""
-    return {key: run[key] for key in ("images_per_s", "gpu_util_mean", "stages_ms", "distinct_shapes")}
+    return {key: run.get(key) for key in ("images_per_s", "gpu_util_mean", "stages_ms", "distinct_shapes")}
 
 
 def _onnxruntime_version() -> str:

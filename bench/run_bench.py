@@ -28,16 +28,19 @@ Rounds alternate the order of the sides; the figures are medians over rounds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +113,7 @@ class Run:
     rc: int
     stdout: str
     stderr: str
+    timed_out: bool = False
 
 
 @dataclass
@@ -133,19 +137,31 @@ def resolve_models(ref: str) -> Models:
     return Models(mset.name, mset.version, mset.root, {s: mset.path(s) for s in ("det", "cls", "rec")})
 
 
-def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
-    """Run a child to completion; os.wait4 gives its own peak RSS, unmixed with other children."""
+def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float | None = None) -> Run:
+    """Run a child to completion; os.wait4 gives its own peak RSS, unmixed with other children.
+    After `timeout` seconds the child's whole process group is killed (`Run.timed_out`)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})})
+                                env={**os.environ, **(env or {})}, start_new_session=timeout is not None)
+        killer = threading.Timer(timeout, _kill_group, (proc.pid,)) if timeout else None
+        if killer:
+            killer.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        timed_out = killer is not None and killer.finished.is_set()
+        if killer:
+            killer.cancel()
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode,
-                   out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+                   out.read().decode(errors="replace"), err.read().decode(errors="replace"), timed_out)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 @dataclass(frozen=True)
