@@ -207,7 +207,7 @@ def docmill_run(folder: Path, out: Path, models: str, timeout: float, env: dict[
             "engine_images_per_s": summary["images_per_s"], "providers": summary["providers"],
             "stages_ms": {k: round(v / images * 1000, 2) for k, v in summary["stage_s"].items()},
             "session_ms": {k: round(v / images * 1000, 2) for k, v in summary["session_s"].items()},
-            "distinct_shapes": summary["distinct_shapes"], "host_rss_mb": round(run.maxrss_kib / 1024, 1),
+            "new_shape_s": summary["new_shape_s"], "distinct_shapes": summary["distinct_shapes"], "host_rss_mb": round(run.maxrss_kib / 1024, 1),
             "host_cpu_ms": round((run.cpu_s - sum(summary["session_s"].values())) / images * 1000, 1),
             "failed": summary["failed"], **gpu.figures()}
 

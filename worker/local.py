@@ -69,6 +69,7 @@ class RunSummary:
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("decode", "ori", "det", "cls", "rec"),
                                                                           0.0))
     session_s: dict[str, float] = field(default_factory=dict)
+    new_shape_s: dict[str, float] = field(default_factory=dict)
     distinct_shapes: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
@@ -94,6 +95,7 @@ class RunSummary:
                 "errors": dict(self.errors), "skipped": dict(self.skipped), "providers": self.providers,
                 "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
                 "session_s": {k: round(v, 3) for k, v in self.session_s.items()},
+                "new_shape_s": {k: round(v, 3) for k, v in self.new_shape_s.items()},
                 "distinct_shapes": self.distinct_shapes}
 
 
@@ -209,6 +211,7 @@ def run_on_engine(engine: OcrEngine, inputs: Inputs, context: RunContext, settin
         batcher.close()
     summary.seconds = time.perf_counter() - started
     summary.session_s = engine.session_seconds()
+    summary.new_shape_s = engine.new_shape_seconds()
     summary.distinct_shapes = engine.distinct_shapes()
     return summary
 

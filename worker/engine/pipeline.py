@@ -12,7 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -22,6 +22,8 @@ from worker.engine import cls, det, geometry, layout, orientation, rec
 from worker.engine.memory import fix_mmap_threshold, trim_heap
 from worker.engine.pixels import as_bgr
 from worker.engine.session import EngineCalls, ModelSession
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from docmill.modelset import ModelSet
@@ -184,13 +186,19 @@ class OcrEngine:
     def session_seconds(self) -> dict[str, float]:
         """Seconds spent inside each model's session runs so far (the rest of a stage's
         wall time is docmill's own pre- and post-processing)."""
-        return {"ori": self.ori_session.busy_s if self.ori_session else 0.0, "det": self.det_session.busy_s,
-                "cls": self.cls_session.busy_s if self.cls_session else 0.0, "rec": self.rec_session.busy_s}
+        return self._per_model(lambda session: session.busy_s, 0.0)
+
+    def new_shape_seconds(self) -> dict[str, float]:
+        """Of those, the seconds of each model's first run of every input shape."""
+        return self._per_model(lambda session: session.new_shape_s, 0.0)
 
     def distinct_shapes(self) -> dict[str, int]:
         """Distinct input shapes each model has run so far."""
+        return self._per_model(lambda session: session.distinct_shapes, 0)
+
+    def _per_model(self, read: Callable[[ModelSession], T], absent: T) -> dict[str, T]:
         sessions = {"ori": self.ori_session, "det": self.det_session, "cls": self.cls_session, "rec": self.rec_session}
-        return {name: session.distinct_shapes if session else 0 for name, session in sessions.items()}
+        return {name: read(session) if session else absent for name, session in sessions.items()}
 
     def run_each(self, images: list[np.ndarray],
                  options: EngineOptions | None = None) -> list["PageLines | ResultError"]:

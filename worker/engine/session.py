@@ -74,6 +74,7 @@ class ModelSession:
         self.input_shape: list[Any] = list(session.get_inputs()[0].shape)
         self.output_shape: list[Any] = list(session.get_outputs()[0].shape)
         self._busy_s = 0.0
+        self._new_shape_s = 0.0
         self._shapes: set[tuple[int, ...]] = set()
         self._lock = threading.Lock()
 
@@ -102,7 +103,9 @@ class ModelSession:
             elapsed = time.perf_counter() - start
         with self._lock:
             self._busy_s += elapsed
-            self._shapes.add(batch.shape)
+            if batch.shape not in self._shapes:
+                self._shapes.add(batch.shape)
+                self._new_shape_s += elapsed
         return out
 
     def _twin(self) -> Any:
@@ -117,6 +120,14 @@ class ModelSession:
         algorithm search and arena growth, so batching aims to keep it small."""
         with self._lock:
             return len(self._shapes)
+
+    @property
+    def new_shape_s(self) -> float:
+        """Seconds of busy_s spent in the first run of each shape: on CUDA a new shape's run
+        carries its cuDNN plan and arena growth, so this against busy_s says whether shapes
+        or the kernels themselves cost the time."""
+        with self._lock:
+            return self._new_shape_s
 
     @property
     def busy_s(self) -> float:

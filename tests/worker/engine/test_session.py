@@ -174,3 +174,14 @@ def test_full_rec_runs_fill_their_bucket_so_only_a_widths_last_run_is_padded():
     assert batch_count(320, cuda) == 64  # 102 fit: the bucket below
     assert batch_count(20000, cuda) == 1
     assert batch_count(320, cuda.merged({"batch_buckets": False})) == 102
+
+
+def test_the_first_run_of_each_shape_is_counted_apart():
+    session = ModelSession(_adds(1.0))
+    session.run(np.zeros(4, np.float32))
+    first = session.new_shape_s
+    assert 0 < first == session.busy_s
+    session.run(np.zeros(4, np.float32))
+    assert session.new_shape_s == first < session.busy_s  # a shape met before is not new
+    session.run(np.zeros(5, np.float32))
+    assert session.new_shape_s > first
