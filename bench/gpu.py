@@ -3,7 +3,7 @@ package registry. Rehearse it anywhere with `make bench-gpu ARGS="--device cpu -
 test suite does), so it cannot rot before a GPU is at hand.
 
     python -m bench.gpu [--device cuda|cpu] [--quick] [--wheels DIR] [--redis-server PATH]
-                        [--images 2000] [--processes 2,4,8] [--models SET] [--fp16-models SET]
+                        [--images 2000] [--processes 4,8,16] [--models SET] [--fp16-models SET]
 
 1. Set-up: with `--wheels DIR`, installs every wheel there (onnxruntime-gpu, celery, redis,
    boto3, pydantic, shapely, pyclipper, moto, onnxconverter-common for the FP16 copy, ...) into `.gpu-deps/` with pip's --no-index, and
@@ -46,7 +46,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench.distributed import free_port, s3_with_models
 from bench.results import save_result
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wheels", type=Path, help="install these wheels offline first (.gpu-deps/)")
     p.add_argument("--redis-server", default=shutil.which("redis-server") or "redis-server")
     p.add_argument("--images", type=int, default=2000)
-    p.add_argument("--processes", type=process_counts, default=[2, 4, 8],
+    p.add_argument("--processes", type=process_counts, default=[4, 8, 16],
                    help="docmill worker --processes, one distributed run each (comma-separated)")
     p.add_argument("--models", default="pp-ocrv6")
     p.add_argument("--fp16-models", help="the same set in FP16 (a folder or preset), run beside it; "
@@ -367,44 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(child_env(args.device))  # the FP16 gate's child too: CUDA's libraries load at start
     if args.device == "cuda":
         check_cuda()
-    count = QUICK_IMAGES if args.quick else args.images
     report: dict[str, Any] = {"schema": "docmill.bench.gpu/v1", "device": args.device, "quick": args.quick,
                               "onnxruntime": _onnxruntime_version(), "model_set": args.models,
                               "setup_s": round(setup_s, 1), "runs": {}}
     name = "gpu" if args.device == "cuda" and not args.quick else "gpu-rehearsal"
     with tempfile.TemporaryDirectory(prefix="docmill-gpu-") as tmp:
-        work = Path(tmp)
-        report["sets"] = sets = {"receipts": receipts_set(work / "receipts", count),
-                                 "pages": pages_set(work / "pages", args.quick)}
-        runs = report["runs"]
-        runs["default:receipts"] = docmill_run(work / "receipts", work / "out" / "default" / "receipts", args.models,
-                                               budget.for_run(RUN_CAP_S))
-        print(f"  default receipts: {runs['default:receipts']['images_per_s']} images/s", file=sys.stderr)
-        report.update(headline(runs["default:receipts"]))
-        save_result(name, report)  # what is measured so far survives a run cut short
-        runs.update(distributed(work / "receipts", args.models, [1] if args.quick else args.processes,
-                                dict(os.environ), args.redis_server, work, budget))
-        for key in (key for key in runs if key.startswith("distributed:")):
-            print(f"  {key}: {runs[key]['images_per_s']} images/s", file=sys.stderr)
-        report["best_run"] = max(runs, key=lambda key: runs[key]["images_per_s"])
-        report["best_images_per_s"] = runs[report["best_run"]]["images_per_s"]
-        save_result(name, report)
-        fp16_models, report["fp16"] = fp16_variant(args, work)
-        report["fp16_model_set"] = args.fp16_models or report["fp16"].get("set")
-        for label, models, sub in (("default", args.models, "pages"), ("fp16", fp16_models, "receipts"),
-                                   ("fp16", fp16_models, "pages")):
-            if models is not None:
-                runs[f"{label}:{sub}"] = docmill_run(work / sub, work / "out" / label / sub, models,
-                                                     budget.for_run(RUN_CAP_S))
-                print(f"  {label} {sub}: {runs[f'{label}:{sub}']['images_per_s']} images/s", file=sys.stderr)
-                save_result(name, report)
-        if args.sweep:
-            receipts_set(work / "sweep", min(SWEEP_IMAGES, count))
-            for label, extra_env, extra_args in SWEEP:
-                runs[f"sweep:{label}"] = docmill_run(work / "sweep", work / "out" / "sweep" / label, args.models,
-                                                     budget.for_run(RUN_CAP_S / 2), extra_env, extra_args)
-                print(f"  sweep {label}: {runs[f'sweep:{label}']['images_per_s']} images/s", file=sys.stderr)
-                save_result(name, report)
+        measure_all(args, Path(tmp), report, budget, lambda: save_result(name, report))
     report["total_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps({k: report[k] for k in ("device", "images_per_s", "gpu_util_mean", "distinct_shapes",
                                              "total_s")}))
@@ -412,6 +380,43 @@ def main(argv: list[str] | None = None) -> int:
     if report["total_s"] > TIME_LIMIT_S:
         print(f"bench.gpu: took {report['total_s']} s, over the {TIME_LIMIT_S} s it must fit in", file=sys.stderr)
     return 0
+
+
+def measure_all(args: argparse.Namespace, work: Path, report: dict[str, Any], budget: Budget,
+                save: Callable[[], Path]) -> None:
+    """Every run into report["runs"], most important first, saving after each: the default
+    set on the receipts (one process, then the distributed runs), its FP16 copy, the pages,
+    and with --sweep each CUDA choice."""
+    count = QUICK_IMAGES if args.quick else args.images
+    report["sets"] = {"receipts": receipts_set(work / "receipts", count), "pages": pages_set(work / "pages", args.quick)}
+    runs = report["runs"]
+
+    def run(key: str, folder: str, models: str, cap_s: float, env: dict[str, str] | None = None,
+            extra: tuple[str, ...] = ()) -> None:
+        runs[key] = docmill_run(work / folder, work / "out" / key.replace(":", "-"), models, budget.for_run(cap_s),
+                                env, extra)
+        print(f"  {key}: {runs[key]['images_per_s']} images/s", file=sys.stderr)
+        save()
+
+    run("default:receipts", "receipts", args.models, RUN_CAP_S)
+    report.update(headline(runs["default:receipts"]))
+    for key, row in distributed(work / "receipts", args.models, [1] if args.quick else args.processes,
+                                dict(os.environ), args.redis_server, work, budget).items():
+        runs[key] = row
+        print(f"  {key}: {row['images_per_s']} images/s", file=sys.stderr)
+    report["best_run"] = max(runs, key=lambda key: runs[key]["images_per_s"])
+    report["best_images_per_s"] = runs[report["best_run"]]["images_per_s"]
+    save()
+    fp16_models, report["fp16"] = fp16_variant(args, work)
+    report["fp16_model_set"] = args.fp16_models or report["fp16"].get("set")
+    run("default:pages", "pages", args.models, RUN_CAP_S)
+    if fp16_models is not None:
+        run("fp16:receipts", "receipts", fp16_models, RUN_CAP_S)
+        run("fp16:pages", "pages", fp16_models, RUN_CAP_S)
+    if args.sweep:
+        receipts_set(work / "sweep", min(SWEEP_IMAGES, count))
+        for label, extra_env, extra_args in SWEEP:
+            run(f"sweep:{label}", "sweep", args.models, RUN_CAP_S / 2, extra_env, extra_args)
 
 
 def process_counts(text: str) -> list[int]:
