@@ -308,6 +308,50 @@ def job_progress(store: Any, job: str, started: float, timeout: float) -> tuple[
     return samples, False
 
 
+# Input shapes the session probe times: det pages and rec line batches as the CUDA defaults form
+# them (128 px canvases, 64 px widths, power-of-two batches).
+PROBE_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
+    "det": ((1, 3, 960, 640), (8, 3, 960, 640), (1, 3, 1024, 1024), (8, 3, 1024, 768)),
+    "rec": ((1, 3, 48, 320), (64, 3, 48, 320), (128, 3, 48, 512), (16, 3, 48, 1280), (4, 3, 48, 2048)),
+}
+QUICK_PROBE_SHAPES = {"det": ((1, 3, 256, 256),), "rec": ((1, 3, 48, 320), (8, 3, 48, 384))}
+
+
+def session_probe(models: str, device: str, quick: bool) -> dict[str, Any]:
+    """Each model session alone on fixed input shapes: the first run of a shape (its cuDNN plan
+    and arena growth included) against the median of the next three. Run first, in a child
+    of its own, so that it answers whether shapes or kernels cost the time even when the
+    whole-engine runs after it are cut short."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_time_shapes, models, device, QUICK_PROBE_SHAPES if quick else PROBE_SHAPES).result()
+
+
+def _time_shapes(models: str, device: str, shapes: dict[str, tuple[tuple[int, ...], ...]]) -> dict[str, Any]:
+    import numpy as np
+
+    from converter.presets import ensure_model_set
+    from docmill.modelset import ModelSet
+    from docmill.settings import Settings
+    from worker.engine.providers import open_session, resolve_providers
+
+    settings = Settings(device=device)
+    model_set = ModelSet.load(ensure_model_set(models, settings))
+    providers = resolve_providers(device)
+    rows: dict[str, Any] = {}
+    for stage, stage_shapes in shapes.items():
+        session = open_session(str(model_set.path(stage)), providers, settings, ctc_head=stage == "rec")
+        for shape in stage_shapes:
+            batch = np.random.default_rng(0).random(shape, dtype=np.float32)
+            times = []
+            for _ in range(4):
+                started = time.perf_counter()
+                session.run_all(batch)
+                times.append(time.perf_counter() - started)
+            rows[f"{stage}:{'x'.join(map(str, shape))}"] = {"first_ms": round(times[0] * 1000, 1),
+                                                           "steady_ms": round(sorted(times[1:])[1] * 1000, 2)}
+    return {"providers": providers, "shapes": rows}
+
+
 def fp16_variant(args: argparse.Namespace, work: Path) -> tuple[str | None, dict[str, Any]]:
     """The FP16 set to run beside `--models` (None: none to run) and what the JSON records
     about it. Built in a child process: the gate's CUDA context would otherwise stay in this
@@ -384,9 +428,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure_all(args: argparse.Namespace, work: Path, report: dict[str, Any], budget: Budget,
                 save: Callable[[], Path]) -> None:
-    """Every run into report["runs"], most important first, saving after each: the default
-    set on the receipts (one process, then the distributed runs), its FP16 copy, the pages,
-    and with --sweep each CUDA choice."""
+    """Every run into report["runs"], most important first, saving after each: the sessions
+    alone on fixed shapes, the default set on the receipts (one process, then the distributed
+    runs), the pages, its FP16 copy, and with --sweep each CUDA choice."""
     count = QUICK_IMAGES if args.quick else args.images
     report["sets"] = {"receipts": receipts_set(work / "receipts", count), "pages": pages_set(work / "pages", args.quick)}
     runs = report["runs"]
@@ -398,6 +442,8 @@ def measure_all(args: argparse.Namespace, work: Path, report: dict[str, Any], bu
         print(f"  {key}: {runs[key]['images_per_s']} images/s", file=sys.stderr)
         save()
 
+    report["session_probe"] = session_probe(args.models, args.device, args.quick)
+    save()
     run("default:receipts", "receipts", args.models, RUN_CAP_S)
     report.update(headline(runs["default:receipts"]))
     for key, row in distributed(work / "receipts", args.models, [1] if args.quick else args.processes,
