@@ -63,15 +63,17 @@ SWEEP_IMAGES = 400
 RUN_CAP_S = 120  # one docmill run at most, so that one slow configuration leaves time for the rest
 DIST_CAP_S = 90
 # `--sweep`: the CUDA choices that DEVICE_DEFAULTS and Settings make, each against the defaults
-# on the same receipts in the same run (label, environment, docmill run arguments).
+# on the same receipts in the same run (label, environment, docmill run arguments). cuDNN's
+# DEFAULT search is left out: it is its fallback mode, 0.6 receipts/s on the H200
+# (bench/results/gpu-probe.json).
 SWEEP: tuple[tuple[str, dict[str, str], tuple[str, ...]], ...] = (
     ("defaults", {}, ()),
+    ("buckets=off", {}, ("--set", "batch_buckets=false")),
     ("cudnn=EXHAUSTIVE", {"DOCMILL_CUDA_CONV_ALGO_SEARCH": "EXHAUSTIVE"}, ()),
     ("streams=4", {"DOCMILL_ENGINE_STREAMS": "4"}, ()),
+    ("rec_width=128", {}, ("--set", "rec_width_multiple=128")),
     ("det_batch=1", {}, ("--set", "det_batch_size=1")),
-    ("cudnn=DEFAULT", {"DOCMILL_CUDA_CONV_ALGO_SEARCH": "DEFAULT"}, ()),
     ("streams=1", {"DOCMILL_ENGINE_STREAMS": "1"}, ()),
-    ("det_batch=32", {}, ("--set", "det_batch_size=32")),
 )
 TIME_LIMIT_S = 8 * 60
 
@@ -399,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fp16-models", help="the same set in FP16 (a folder or preset), run beside it; "
                    "default: built from --models here and gated (`docmill models fp16`)")
     p.add_argument("--sweep", action="store_true", help=f"last, on {SWEEP_IMAGES} receipts: each CUDA choice "
-                   "(cuDNN search, streams, det batch) against the defaults")
+                   "(batch buckets, cuDNN search, streams, rec widths, det batch) against the defaults")
     args = p.parse_args(argv)
     if not RECEIPTS.is_dir():
         print(f"bench.gpu: {RECEIPTS} not found; nothing to measure (skipped)")
