@@ -62,11 +62,11 @@ class EngineOptions(BaseModel):
 #   hundreds of narrow ones per run), so each run is worth its launch and copy costs;
 # - few input shapes, since each new one costs a cuDNN plan and arena growth. Without them
 #   PP-OCRv6's rec met 109 distinct shapes on the 20 SROIE receipts on an H200 and its runs
-#   took 50 of the 55 session seconds (docs/benchmarks.md, "First GPU run"). So every run's
+#   took 50 of the 57 session seconds (docs/benchmarks.md, "First GPU run"). So every run's
 #   batch is padded to a power of two (batch_buckets), det pages to 128-pixel canvases and
 #   rec crops to 64-pixel widths. Chosen on 200 receipts (the engine's CUDA path run on CPU):
-#   69 shapes in all against 174, at the same word F1 (0.909 against 0.910 on the receipts);
-#   256-pixel canvases cost 0.007 F1, 128-pixel widths 0.005.
+#   69 shapes in all against 174 (on 1,000 receipts: 80), at the same word F1 (0.909 against
+#   0.910 on the receipts); 256-pixel canvases cost 0.007 F1, 128-pixel widths 0.005.
 # On CPU, det runs one page at a time: ORT's threads fill the cores on one page already, and
 # a batch of pages would hold each one's det working memory at once (the bench's mixed set:
 # 428 against 474 MB with the CPU pixel budget, at the same images/s; docs/benchmarks.md).
