@@ -1,0 +1,30 @@
+"""`docmill run` through the engine's CUDA branches, on CPU: the CUDA provider's name is
+patched to the CPU provider's before the engine loads, so the sessions run on CPU while every
+on-GPU choice applies (DEVICE_DEFAULTS["cuda"], batch buckets, the CTC head in rec's graph, no
+narrow twins). What the CUDA defaults do to input shapes and to text can be measured without
+a GPU; their speed cannot.
+
+    python -m bench.cuda_path run IMAGES --out OUT --models pp-ocrv6 --device cpu --quiet \\
+        [--set batch_buckets=false ...]
+
+The JSON summary's `distinct_shapes` and `new_shape_s` are the figures; score the results
+with ../shared/bench/score.py for word F1 (docs/benchmarks.md, "First GPU run").
+"""
+
+from __future__ import annotations
+
+import sys
+
+import worker.engine.providers as providers
+
+
+def main(argv: list[str]) -> int:
+    providers.CUDA = providers.CPU
+    providers.provider_config = lambda names, settings: [(name, {}) for name in names]
+    from docmill.cli import main as docmill_main
+
+    return docmill_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
