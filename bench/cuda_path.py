@@ -13,18 +13,19 @@ with ../shared/bench/score.py for word F1 (docs/benchmarks.md, "First GPU run").
 
 from __future__ import annotations
 
+import runpy
 import sys
 
 import worker.engine.providers as providers
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> None:
+    """Patch, then run docmill's entry point as `python -m docmill.cli` would (it exits)."""
     providers.CUDA = providers.CPU
     providers.provider_config = lambda names, settings: [(name, {}) for name in names]
-    from docmill.cli import main as docmill_main
-
-    return docmill_main(argv)
+    sys.argv = ["docmill", *argv]
+    runpy.run_module("docmill.cli", run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main(sys.argv[1:])
