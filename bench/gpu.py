@@ -321,9 +321,12 @@ QUICK_PROBE_SHAPES = {"det": ((1, 3, 256, 256),), "rec": ((1, 3, 48, 320), (8, 3
 
 def session_probe(models: str, device: str, quick: bool) -> dict[str, Any]:
     """Each model session alone on fixed input shapes: the first run of a shape (its cuDNN plan
-    and arena growth included) against the median of the next three. Run first, in a child
-    of its own, so that it answers whether shapes or kernels cost the time even when the
-    whole-engine runs after it are cut short."""
+    and arena growth included) against the median of the next three; then the same shapes,
+    all seen before, run in turn (`alternating`). onnxruntime since 1.20 keeps one cuDNN plan
+    per Conv node, for the last shape it ran, so shapes taken in turn may pay a plan at every
+    run (onnxruntime issue 23006): that total against the same runs' steady times says so.
+    Run first, in a child of its own, so that it answers even when the whole-engine runs
+    after it are cut short."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_time_shapes, models, device, QUICK_PROBE_SHAPES if quick else PROBE_SHAPES).result()
 
@@ -342,16 +345,23 @@ def _time_shapes(models: str, device: str, shapes: dict[str, tuple[tuple[int, ..
     rows: dict[str, Any] = {}
     for stage, stage_shapes in shapes.items():
         session = open_session(str(model_set.path(stage)), providers, settings, ctc_head=stage == "rec")
-        for shape in stage_shapes:
-            batch = np.random.default_rng(0).random(shape, dtype=np.float32)
-            times = []
-            for _ in range(4):
-                started = time.perf_counter()
-                session.run_all(batch)
-                times.append(time.perf_counter() - started)
+        batches = [np.random.default_rng(0).random(shape, dtype=np.float32) for shape in stage_shapes]
+        for shape, batch in zip(stage_shapes, batches):
+            times = [_timed_run(session, batch) for _ in range(4)]
             rows[f"{stage}:{'x'.join(map(str, shape))}"] = {"first_ms": round(times[0] * 1000, 1),
                                                            "steady_ms": round(sorted(times[1:])[1] * 1000, 2)}
+        cycled = [_timed_run(session, batch) for _ in range(2) for batch in batches]
+        rows[f"{stage}:alternating"] = {"runs": len(cycled), "total_ms": round(sum(cycled) * 1000, 1),
+                                        "same_shapes_steady_total_ms": round(2 * sum(
+                                            rows[f"{stage}:{'x'.join(map(str, shape))}"]["steady_ms"]
+                                            for shape in stage_shapes), 1)}
     return {"providers": providers, "shapes": rows}
+
+
+def _timed_run(session: Any, batch: Any) -> float:
+    started = time.perf_counter()
+    session.run_all(batch)
+    return time.perf_counter() - started
 
 
 def fp16_variant(args: argparse.Namespace, work: Path) -> tuple[str | None, dict[str, Any]]:
