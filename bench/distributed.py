@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.paths import REPO, SROIE_IMAGES
 from bench.results import save_result
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".venv" / "bin"
-SROIE = ROOT.parent / "shared" / "data" / "sroie_sample" / "images"
+BIN = REPO / ".venv" / "bin"
+SROIE = SROIE_IMAGES
 
 
 def free_port() -> int:
@@ -102,13 +102,24 @@ def wait_job(env: dict[str, str], job: str, timeout: float = 1800) -> dict:
     from docmill.jobs import JobStore, connect
 
     store = JobStore(connect(env["DOCMILL_BROKER_URL"]))
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    if not job_progress(store, job, time.perf_counter(), timeout, every_s=0.1)[1]:
+        raise RuntimeError(f"job {job} did not finish")
+    return store.get(job).model_dump()
+
+
+def job_progress(store: Any, job: str, started: float, timeout: float,
+                 every_s: float = 0.05) -> tuple[list[tuple[float, int]], bool]:
+    """(seconds since `started`, items finished) every `every_s` until the job finishes or
+    `timeout` passes, and whether it finished."""
+    samples: list[tuple[float, int]] = []
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
         state = store.get(job)
+        samples.append((time.perf_counter() - started, state.done + state.failed))
         if state.finished:
-            return state.model_dump()
-        time.sleep(0.1)
-    raise RuntimeError(f"job {job} did not finish")
+            return samples, True
+        time.sleep(every_s)
+    return samples, False
 
 
 def histogram(metrics_url: str) -> dict[str, int]:
@@ -169,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if not SROIE.is_dir():
         print("bench.distributed: ../shared/data/sroie_sample is absent; nothing to measure")
         return 0
-    subprocess.run([str(ROOT / "scripts" / "ensure-redis.sh")], check=True)
+    subprocess.run([str(REPO / "scripts" / "ensure-redis.sh")], check=True)
     images = sorted(SROIE.glob("*.jpg"))
     with tempfile.TemporaryDirectory(prefix="docmill-dist-") as tmp:
         inproc = in_process(images, args.models, Path(tmp))

@@ -28,12 +28,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.paths import SROIE_IMAGES
 from bench.results import save_result
-from bench.run_bench import (DOCMILL_BIN, NEWEST_PEER, PEER3_PYTHON, REPO, SHARED, V6_SET, Run, _checked,
-                             measure, resolve_models)
+from bench.run_bench import DOCMILL_BIN, NEWEST_PEER, PEER3_PYTHON, REPO, Run, _checked, measure, resolve_models
 from docmill.settings import DEFAULT_MODEL_SET
 
-SROIE = SHARED / "data" / "sroie_sample" / "images"
+SROIE = SROIE_IMAGES
 RENDER_DPI = 150
 SCAN_DPI = 300
 BIG = ("424.jpg", "426.jpg")

@@ -48,14 +48,13 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.distributed import free_port, s3_with_models
+from bench.distributed import free_port, job_progress, s3_with_models
+from bench.paths import REPO, SHARED, SROIE_IMAGES
 from bench.results import save_result
 
 # Only the standard library and bench's own stdlib-only modules above: docmill and its
 # dependencies are imported after `--wheels` has installed them (see `measure`).
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-RECEIPTS = SHARED / "data" / "sroie_sample" / "images"
+RECEIPTS = SROIE_IMAGES
 PAGES = SHARED / "data" / "paddleocr" / "doc"
 DEPS = REPO / ".gpu-deps"
 QUICK_IMAGES = 6
@@ -137,24 +136,20 @@ def cuda_library_dirs() -> list[str]:
     return sorted(found)
 
 
+# ORT's own logging stays on here: when CUDA does not load, its reason is the output.
 CUDA_CHECK = """
 import onnxruntime as ort
-from onnx import TensorProto, helper
-graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-model.ir_version = 8
-session = ort.InferenceSession(model.SerializeToString(), providers=["CUDAExecutionProvider"])
+from worker.engine.providers import CUDA, probe_model
+session = ort.InferenceSession(probe_model(), providers=[CUDA])
 print(ort.__version__, ort.__file__, session.get_providers())
-raise SystemExit(0 if "CUDAExecutionProvider" in session.get_providers() else 1)
+raise SystemExit(0 if CUDA in session.get_providers() else 1)
 """
 
 
 def check_cuda() -> None:
     """Before any run: CUDA loads in a child with this environment, or the bench stops with
     ONNXRuntime's own words on why (a missing library, usually), not a minute later."""
-    done = subprocess.run([sys.executable, "-c", CUDA_CHECK], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", CUDA_CHECK], cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bench.gpu: the CUDA provider does not load here:\n{done.stdout}{done.stderr[-3000:]}\n"
                          f"LD_LIBRARY_PATH={os.environ.get('LD_LIBRARY_PATH')}")
@@ -209,7 +204,8 @@ def docmill_run(folder: Path, out: Path, models: str, timeout: float, env: dict[
             "engine_images_per_s": summary["images_per_s"], "providers": summary["providers"],
             "stages_ms": {k: round(v / images * 1000, 2) for k, v in summary["stage_s"].items()},
             "session_ms": {k: round(v / images * 1000, 2) for k, v in summary["session_s"].items()},
-            "new_shape_s": summary["new_shape_s"], "distinct_shapes": summary["distinct_shapes"], "host_rss_mb": round(run.maxrss_kib / 1024, 1),
+            "new_shape_s": summary["new_shape_s"], "distinct_shapes": summary["distinct_shapes"],
+            "host_rss_mb": round(run.maxrss_kib / 1024, 1),
             "host_cpu_ms": round((run.cpu_s - sum(summary["session_s"].values())) / images * 1000, 1),
             "failed": summary["failed"], **gpu.figures()}
 
@@ -296,20 +292,6 @@ def stop_group(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def job_progress(store: Any, job: str, started: float, timeout: float) -> tuple[list[tuple[float, int]], bool]:
-    """(seconds since `started`, items finished) every 50 ms until the job finishes or
-    `timeout` passes, and whether it finished."""
-    samples: list[tuple[float, int]] = []
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        state = store.get(job)
-        samples.append((time.perf_counter() - started, state.done + state.failed))
-        if state.finished:
-            return samples, True
-        time.sleep(0.05)
-    return samples, False
-
-
 # Input shapes the session probe times: det pages and rec line batches as the CUDA defaults form
 # them (128 px canvases, 64 px widths, power-of-two batches).
 PROBE_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -346,15 +328,15 @@ def _time_shapes(models: str, device: str, shapes: dict[str, tuple[tuple[int, ..
     for stage, stage_shapes in shapes.items():
         session = open_session(str(model_set.path(stage)), providers, settings, ctc_head=stage == "rec")
         batches = [np.random.default_rng(0).random(shape, dtype=np.float32) for shape in stage_shapes]
+        steady_ms = []
         for shape, batch in zip(stage_shapes, batches):
             times = [_timed_run(session, batch) for _ in range(4)]
+            steady_ms.append(round(sorted(times[1:])[1] * 1000, 2))
             rows[f"{stage}:{'x'.join(map(str, shape))}"] = {"first_ms": round(times[0] * 1000, 1),
-                                                           "steady_ms": round(sorted(times[1:])[1] * 1000, 2)}
+                                                           "steady_ms": steady_ms[-1]}
         cycled = [_timed_run(session, batch) for _ in range(2) for batch in batches]
         rows[f"{stage}:alternating"] = {"runs": len(cycled), "total_ms": round(sum(cycled) * 1000, 1),
-                                        "same_shapes_steady_total_ms": round(2 * sum(
-                                            rows[f"{stage}:{'x'.join(map(str, shape))}"]["steady_ms"]
-                                            for shape in stage_shapes), 1)}
+                                        "same_shapes_steady_total_ms": round(2 * sum(steady_ms), 1)}
     return {"providers": providers, "shapes": rows}
 
 

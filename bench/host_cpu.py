@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.paths import SROIE_IMAGES
 from bench.results import save_result
 from bench.run_bench import DOCMILL_BIN
 from docmill.settings import DEFAULT_MODEL_SET
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DEFAULT_IMAGES = SHARED / "data" / "sroie_sample" / "images"
+DEFAULT_IMAGES = SROIE_IMAGES
 
 
 def _child_cpu_s() -> float:

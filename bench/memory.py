@@ -30,12 +30,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.paths import SROIE_IMAGES
 from bench.results import save_result
 from bench.run_bench import (NEWEST_PEER, REPO, SHARED, V6_SET, Run, Side, _checked, list_images, measure,
                              missing_tools, parse_sides, side_folder)
 from docmill.settings import DEFAULT_MODEL_SET
 
-SROIE = SHARED / "data" / "sroie_sample" / "images"
+SROIE = SROIE_IMAGES
 DOCS = SHARED / "data" / "paddleocr" / "doc"
 BIG = ("424.jpg", "426.jpg")
 EXTRA_BIG_COPIES = 3

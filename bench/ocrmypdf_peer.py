@@ -47,12 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.documents import RENDER_DPI, SROIE, page_sources, pdf_set
+from bench.paths import SROIE_LABELS
 from bench.results import save_result
-from bench.run_bench import DOCMILL_BIN, REPO, SCORER, SHARED, V6_SET, Run, _checked, measure, resolve_models
+from bench.run_bench import DOCMILL_BIN, REPO, SCORER, Run, _checked, measure, resolve_models
 from docmill.settings import DEFAULT_MODEL_SET
 
 OCRMYPDF_BIN = REPO / ".venv-ocrmypdf" / "bin" / "ocrmypdf"
-LABELS = SHARED / "data" / "sroie_sample" / "labels.jsonl"
+LABELS = SROIE_LABELS
 SETUP = "make .venv-ocrmypdf/.installed and scripts/ensure-tools.sh with Tesseract (see the Makefile)"
 PAGE_BREAK = "\f"
 SIDES = ("docmill", "ocrmypdf")

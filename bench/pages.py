@@ -11,8 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SROIE_LABELS = SHARED / "data" / "sroie_sample" / "labels.jsonl"
+from bench.paths import SROIE_LABELS
 
 Pages = tuple[list[np.ndarray], list[list[str]]]  # images, and each one's lines in reading order
 

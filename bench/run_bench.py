@@ -46,12 +46,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.paths import REPO, SHARED, SROIE_IMAGES, SROIE_LABELS
 from bench.results import save_result
 from docmill.inputs import is_image_name
 from docmill.settings import DEFAULT_MODEL_SET
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 SCORER = SHARED / "bench" / "score.py"
 DOCMILL_BIN = REPO / ".venv" / "bin" / "docmill"
 PEER_PYTHON = REPO / ".venv-peer" / "bin" / "python"
@@ -87,8 +86,7 @@ class Dataset:
 def datasets() -> dict[str, Dataset]:
     data = SHARED / "data"
     return {
-        "sroie": Dataset("sroie", data / "sroie_sample" / "images", "images",
-                         labels=data / "sroie_sample" / "labels.jsonl"),
+        "sroie": Dataset("sroie", SROIE_IMAGES, "images", labels=SROIE_LABELS),
         "paddleocr": Dataset("paddleocr", data / "paddleocr" / "doc", "doc",
                              ground_truth=data / "paddleocr" / "ground_truth.json",
                              checked=("doc/imgs_en/img_12.jpg",), parts=("imgs", "imgs_en")),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from bench.paths import SHARED, SROIE_LABELS
 
 DEFAULT_GRID = {
     "det_limit_type": ["max", "min"],
@@ -91,7 +91,7 @@ def main() -> int:
     settings = Settings(device="cpu")
     model_set = ModelSet.load(ensure_model_set(args.models, settings))
     engine = OcrEngine.load(model_set, settings)
-    labels = SHARED / "data" / "sroie_sample" / "labels.jsonl"
+    labels = SROIE_LABELS
     images = sroie_images(labels)
     grid = json.loads(Path(args.grid).read_text()) if args.grid else DEFAULT_GRID
     scorer = load_scorer()

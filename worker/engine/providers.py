@@ -36,11 +36,8 @@ class DeviceUnavailable(Exception):
     """The device asked for cannot be used here; the message is one line of advice."""
 
 
-@lru_cache(maxsize=1)
-def cuda_works() -> bool:
-    """True when a session with the CUDA provider really runs on this machine."""
-    if CUDA not in ort.get_available_providers():
-        return False
+def probe_model() -> bytes:
+    """A one-node model (Identity on one float): loading it on a provider tests the provider."""
     from onnx import TensorProto, helper
 
     node = helper.make_node("Identity", ["x"], ["y"])
@@ -51,11 +48,19 @@ def cuda_works() -> bool:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
+    return model.SerializeToString()
+
+
+@lru_cache(maxsize=1)
+def cuda_works() -> bool:
+    """True when a session with the CUDA provider really runs on this machine."""
+    if CUDA not in ort.get_available_providers():
+        return False
     opts = ort.SessionOptions()
     opts.log_severity_level = _SILENT
     ort.set_default_logger_severity(_SILENT)
     try:
-        session = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=[CUDA])
+        session = ort.InferenceSession(probe_model(), sess_options=opts, providers=[CUDA])
         return CUDA in session.get_providers()
     except Exception:  # noqa: BLE001 - any failure to load CUDA means "not here"
         return False

@@ -89,11 +89,12 @@ class ModelSession:
         """The session's outputs for `batch`. `bucketed`: the batch runs padded with zero
         items to `batch_bucket` of its size, and the outputs are cut back to it."""
         count = len(batch)
-        if bucketed and batch_bucket(count) != count:
-            padded = np.zeros((batch_bucket(count), *batch.shape[1:]), dtype=batch.dtype)
-            padded[:count] = batch
-            return [out[:count] for out in self._run(padded)]
-        return self._run(batch)
+        size = batch_bucket(count) if bucketed else count
+        if size == count:
+            return self._run(batch)
+        padded = np.zeros((size, *batch.shape[1:]), dtype=batch.dtype)
+        padded[:count] = batch
+        return [out[:count] for out in self._run(padded)]
 
     def _run(self, batch: np.ndarray) -> list[np.ndarray]:
         session = self._twin() if self._calls is not None and self._calls.crowded else self._session
