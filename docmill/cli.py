@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from pydantic import ValidationError
@@ -32,7 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# numpy's OpenBLAS starts a thread per core when numpy is first imported, and each spins a
+# while: 0.15 s of CPU at every start on 2 cores, more on a GPU host's many. docmill's only
+# BLAS calls are on 3 x 3 matrices, so it takes one thread, unless the operator says otherwise.
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault(*BLAS_THREADS)  # before the commands' modules import numpy
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()
