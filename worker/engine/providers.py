@@ -16,6 +16,7 @@ from functools import lru_cache
 import onnxruntime as ort
 
 from docmill.settings import Settings
+from worker.engine import optimized
 from worker.engine.prepare import prepared_model
 from worker.engine.session import EngineCalls, ModelSession
 
@@ -175,9 +176,9 @@ def open_session(path: str, providers: list[str], settings: Settings, ctc_head: 
     on_gpu = CUDA in providers
 
     def create(threads: int | None = None) -> ort.InferenceSession:
-        return ort.InferenceSession(model, sess_options=session_options(settings, on_gpu=on_gpu, threads=threads),
-                                    providers=[name for name, _ in config],
-                                    provider_options=[options for _, options in config])
+        return optimized.open_session(model, session_options(settings, on_gpu=on_gpu, threads=threads),
+                                      [name for name, _ in config], [options for _, options in config],
+                                      save=not on_gpu)
 
     session = create()
     if on_gpu and CUDA not in session.get_providers():
