@@ -314,8 +314,6 @@ def session_probe(models: str, device: str, quick: bool) -> dict[str, Any]:
 
 
 def _time_shapes(models: str, device: str, shapes: dict[str, tuple[tuple[int, ...], ...]]) -> dict[str, Any]:
-    import numpy as np
-
     from converter.presets import ensure_model_set
     from docmill.modelset import ModelSet
     from docmill.settings import Settings
@@ -327,7 +325,7 @@ def _time_shapes(models: str, device: str, shapes: dict[str, tuple[tuple[int, ..
     rows: dict[str, Any] = {}
     for stage, stage_shapes in shapes.items():
         session = open_session(str(model_set.path(stage)), providers, settings, ctc_head=stage == "rec")
-        batches = [np.random.default_rng(0).random(shape, dtype=np.float32) for shape in stage_shapes]
+        batches = [_pixels(shape) for shape in stage_shapes]
         steady_ms = []
         for shape, batch in zip(stage_shapes, batches):
             times = [_timed_run(session, batch) for _ in range(4)]
@@ -338,6 +336,17 @@ def _time_shapes(models: str, device: str, shapes: dict[str, tuple[tuple[int, ..
         rows[f"{stage}:alternating"] = {"runs": len(cycled), "total_ms": round(sum(cycled) * 1000, 1),
                                         "same_shapes_steady_total_ms": round(2 * sum(steady_ms), 1)}
     return {"providers": providers, "shapes": rows}
+
+
+def _pixels(shape: tuple[int, int, int, int]) -> Any:
+    """Random pixels for a model input of NCHW `shape`, as the engine feeds its sessions."""
+    import numpy as np
+
+    from worker.engine.pixels import pixel_batch
+
+    count, _, height, width = shape
+    items = np.random.default_rng(0).integers(0, 256, (count, height, width, 3), np.uint8)
+    return pixel_batch(list(items), (height, width), [1 / 255] * 3, [0.0] * 3)
 
 
 def _timed_run(session: Any, batch: Any) -> float:

@@ -44,10 +44,10 @@ def calibration_inputs(model_set: ModelSet, settings: Settings, pages: list[np.n
     inputs: dict[str, list[np.ndarray]] = {stage: [] for stage in STAGES}
     for page in pages:
         item = det.preprocess(page, opts)
-        inputs["det"].append(item.tensor[None])
+        inputs["det"].append(det.batch([item], item.hw, opts).normalized())
         if not {"cls", "rec"} & set(stages):
             continue  # no crops to calibrate
-        prob = det.run(engine.det_session, [item], item.hw)[0]
+        prob = det.run(engine.det_session, [item], item.hw, opts)[0]
         for box in det.postprocess(prob, item.src_hw, opts)[:24]:
             crop = geometry.crop_quad(page, box)
             _, cls_h, cls_w = opts.cls_image_shape

@@ -16,20 +16,20 @@ import numpy as np
 
 from docmill.options import EngineOptions
 from worker.engine import geometry
-from worker.engine.pixels import planes_affine
+from worker.engine.pixels import PixelBatch, mean_std_affine, pixel_batch
 from worker.engine.session import ModelSession
 
 
 @dataclass(frozen=True)
 class DetInput:
-    """One image resized and normalised for the detector, with what maps it back."""
+    """One image resized for the detector (HxWx3 uint8), with what maps it back."""
 
-    tensor: np.ndarray  # 3 x h x w float32
+    pixels: np.ndarray
     src_hw: tuple[int, int]
 
     @property
     def hw(self) -> tuple[int, int]:
-        return self.tensor.shape[1], self.tensor.shape[2]
+        return self.pixels.shape[0], self.pixels.shape[1]
 
 
 def resized_shape(h: int, w: int, opts: EngineOptions) -> tuple[int, int]:
@@ -46,13 +46,16 @@ def resized_shape(h: int, w: int, opts: EngineOptions) -> tuple[int, int]:
 
 
 def preprocess(image: np.ndarray, opts: EngineOptions) -> DetInput:
-    """Resize (bilinear), scale to [0, 1], subtract mean and divide by std per BGR channel."""
+    """Resize (bilinear); the model scales to [0, 1], subtracts the mean and divides by the
+    std per BGR channel (batch)."""
     h, w = image.shape[:2]
     rh, rw = resized_shape(h, w, opts)
-    resized = cv2.resize(image, (rw, rh))
-    inv_std = [1.0 / (std * 255.0) for std in opts.det_std]
-    shift = [-mean * 255.0 * scale for mean, scale in zip(opts.det_mean, inv_std)]
-    return DetInput(planes_affine(resized, inv_std, shift), (h, w))
+    return DetInput(cv2.resize(image, (rw, rh)), (h, w))
+
+
+def batch(inputs: Sequence[DetInput], canvas: tuple[int, int], opts: EngineOptions) -> PixelBatch:
+    """The inputs laid on one canvas, with det's normalisation."""
+    return pixel_batch([item.pixels for item in inputs], canvas, *mean_std_affine(opts.det_mean, opts.det_std))
 
 
 def canvas_shape(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
@@ -60,19 +63,12 @@ def canvas_shape(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
     return tuple(-(-side // multiple) * multiple for side in hw)  # type: ignore[return-value]
 
 
-def run(session: ModelSession, inputs: Sequence[DetInput], canvas: tuple[int, int],
+def run(session: ModelSession, inputs: Sequence[DetInput], canvas: tuple[int, int], opts: EngineOptions,
         bucketed: bool = False) -> list[np.ndarray]:
     """One batched session run; returns each input's probability map cropped to its size.
     A lone input that fills its canvas runs as it is, without a padded copy. `bucketed`:
     the batch is padded to a power of two (ModelSession.run_all)."""
-    if len(inputs) == 1 and inputs[0].hw == canvas:
-        batch = inputs[0].tensor[None]
-    else:
-        batch = np.zeros((len(inputs), 3, *canvas), dtype=np.float32)
-        for i, item in enumerate(inputs):
-            h, w = item.hw
-            batch[i, :, :h, :w] = item.tensor
-    out = session.run(batch, bucketed)
+    out = session.run(batch(inputs, canvas, opts), bucketed)
     return [out[i, 0, : item.hw[0], : item.hw[1]] for i, item in enumerate(inputs)]
 
 

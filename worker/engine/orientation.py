@@ -17,13 +17,12 @@ import cv2
 import numpy as np
 
 from worker.engine import geometry
-from worker.engine.pixels import planes_affine
+from worker.engine.pixels import mean_std_affine, pixel_batch
 from worker.engine.session import ModelSession
 
 LABELS = (0, 90, 180, 270)
 RESIZE_SHORT, CROP = 256, 224
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # cv2.rotate codes that undo a clockwise turn by the label's angle.
 _UNDO = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
@@ -35,13 +34,14 @@ class PageAngle:
 
 
 def preprocess(image: np.ndarray) -> np.ndarray:
-    """3 x 224 x 224 float32: short side to 256 (Lanczos), centre crop, ImageNet normalisation."""
+    """224 x 224 x 3 uint8: short side to 256 (Lanczos), centre crop (the model applies
+    ImageNet's normalisation, classify)."""
     h, w = image.shape[:2]
     scale = RESIZE_SHORT / min(h, w)
     size = (max(CROP, int(round(w * scale))), max(CROP, int(round(h * scale))))
     resized = cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4)
     top, left = (resized.shape[0] - CROP) // 2, (resized.shape[1] - CROP) // 2
-    return planes_affine(resized[top : top + CROP, left : left + CROP], 1 / (255.0 * STD), -MEAN / STD)
+    return resized[top : top + CROP, left : left + CROP]
 
 
 def classify(session: ModelSession, images: Sequence[np.ndarray], min_score: float = 0.0,
@@ -52,7 +52,8 @@ def classify(session: ModelSession, images: Sequence[np.ndarray], min_score: flo
     every real turn of the shared receipts and demo pages scored 0.735 or more."""
     if not images:
         return []
-    probs = session.run(np.stack([preprocess(image) for image in images]), bucketed)
+    batch = pixel_batch([preprocess(image) for image in images], (CROP, CROP), *mean_std_affine(MEAN, STD))
+    probs = session.run(batch, bucketed)
     return [_decided(row, min_score) for row in probs]
 
 

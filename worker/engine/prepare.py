@@ -1,6 +1,9 @@
 """What the engine loads in place of a model file: the graph rewritten for running, cached.
 
-Two rewrites, both exact:
+Three rewrites, all exact:
+- pixel input (always, for the engine): the model takes a batch's bytes (uint8 NHWC), each
+  item's valid extent and the per-channel scale and shift, and normalises in the graph
+  what the host used to (worker.engine.pixels.PixelBatch says why);
 - graph folding (`graphfold`, when `fold_graph` is on);
 - for rec on a GPU, a CTC head: ArgMax and ReduceMax over the class axis after the softmax,
   so a run returns each step's best class and its probability instead of every class's.
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PREPARED_DIR, KEY_CHARS = ".prepared", 24
 BEST_CLASS, BEST_PROB = "docmill_ctc_best_class", "docmill_ctc_best_prob"
+PIXEL_MIN_OPSET = 9  # Where, which zeroes the padding
 _CODE = (Path(__file__), Path(__file__).with_name("graphfold.py"))
 
 
@@ -44,41 +48,41 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def _rewrites(fold: bool, ctc_head: bool) -> str:
-    return ("folded" if fold else "plain") + ("-ctc" if ctc_head else "")
+def _rewrites(fold: bool, ctc_head: bool, pixels: bool) -> str:
+    return ("folded" if fold else "plain") + ("-ctc" if ctc_head else "") + ("-pixels" if pixels else "")
 
 
-def cached_path(path: Path, fold: bool, ctc_head: bool) -> Path:
+def cached_path(path: Path, fold: bool, ctc_head: bool, pixels: bool = False) -> Path:
     """Where one rewrite of one model file by one version of this code is kept."""
     stat = path.stat()
     text = f"{stat.st_size}|{stat.st_mtime_ns}|{_code_digest()}"
     key = hashlib.sha256(text.encode()).hexdigest()[:KEY_CHARS]
-    return path.parent / PREPARED_DIR / f"{path.stem}.{_rewrites(fold, ctc_head)}.{key}.onnx"
+    return path.parent / PREPARED_DIR / f"{path.stem}.{_rewrites(fold, ctc_head, pixels)}.{key}.onnx"
 
 
-def prepared_model(path: str | Path, *, fold: bool, ctc_head: bool) -> str | bytes:
+def prepared_model(path: str | Path, *, fold: bool, ctc_head: bool, pixels: bool = False) -> str | bytes:
     """What to hand to onnxruntime.InferenceSession for the model at `path`: the file itself
     when nothing is rewritten, else the cached rewrite's path (made on first use), or its
     bytes when it cannot be cached."""
     source = Path(path)
-    if not (fold or ctc_head):
+    if not (fold or ctc_head or pixels):
         return str(source)
-    cached = cached_path(source, fold, ctc_head)
+    cached = cached_path(source, fold, ctc_head, pixels)
     if cached.is_file():
         return str(cached)
-    data = rewrite(source, fold=fold, ctc_head=ctc_head)
+    data = rewrite(source, fold=fold, ctc_head=ctc_head, pixels=pixels)
     try:
         LocalStorage().write_bytes(str(cached), data, "application/octet-stream")
     except StorageError as exc:
         log.info("%s: cannot cache the prepared model (%s); using it from memory", cached, exc)
         return data
-    for stale in cached.parent.glob(f"{source.stem}.{_rewrites(fold, ctc_head)}.{'?' * KEY_CHARS}.onnx"):
+    for stale in cached.parent.glob(f"{source.stem}.{_rewrites(fold, ctc_head, pixels)}.{'?' * KEY_CHARS}.onnx"):
         if stale != cached:
             stale.unlink(missing_ok=True)
     return str(cached)
 
 
-def rewrite(path: Path, *, fold: bool, ctc_head: bool) -> bytes:
+def rewrite(path: Path, *, fold: bool, ctc_head: bool, pixels: bool = False) -> bytes:
     """The model at `path` with the rewrites asked for, serialised."""
     import onnx
 
@@ -89,7 +93,60 @@ def rewrite(path: Path, *, fold: bool, ctc_head: bool) -> bytes:
         log.info("%s: folded %s", path, fold_model(model).as_dict())
     if ctc_head:
         add_ctc_head(model)
+    if pixels:
+        add_pixel_input(model)
     return model.SerializeToString()
+
+
+def add_pixel_input(model) -> None:  # type: ignore[no-untyped-def]  # onnx.ModelProto, imported lazily
+    """Replace the model's N x 3 x H x W float input with PixelBatch's inputs (PIXEL_INPUTS):
+    uint8 pixels N x H x W x 3, which of each item's rows (N x H) and columns (N x W) hold
+    it, and the per-channel scale and shift (1 x 3 x 1 x 1). The graph casts, transposes,
+    scales and shifts the pixels, and zeroes every position outside an item, as the host
+    did with a zero-padded float batch. Raises ValueError for a model older than opset 9 or
+    without one 4-D image input."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from worker.engine.pixels import PIXEL_INPUTS
+
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < PIXEL_MIN_OPSET:
+        raise ValueError(f"model opset {opset}: docmill needs opset {PIXEL_MIN_OPSET} or newer; reconvert it")
+    image = graph.input[0]
+    tensor = image.type.tensor_type
+    dims = [d.dim_param or (d.dim_value or None) for d in tensor.shape.dim]
+    if len(graph.input) != 1 or len(dims) != 4:
+        raise ValueError(f"{image.name}: expected one N x 3 x H x W image input")
+    pixels, rows, cols, scale, shift = PIXEL_INPUTS
+    consts = {"docmill_zero": np.array(0, np.float32), "docmill_row_shape": np.array([0, 1, -1, 1], np.int64),
+              "docmill_col_shape": np.array([0, 1, 1, -1], np.int64)}
+    graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in consts.items())
+    normalised = image.name if tensor.elem_type == TensorProto.FLOAT else "docmill_normalised"
+    node = helper.make_node
+    nodes = [
+        node("Cast", [pixels], ["docmill_float"], to=TensorProto.FLOAT),
+        node("Transpose", ["docmill_float"], ["docmill_planes"], perm=[0, 3, 1, 2]),
+        node("Mul", ["docmill_planes", scale], ["docmill_scaled"]),
+        node("Add", ["docmill_scaled", shift], ["docmill_affine"]),
+        node("Reshape", [rows, "docmill_row_shape"], ["docmill_in_rows"]),
+        node("Reshape", [cols, "docmill_col_shape"], ["docmill_in_cols"]),
+        node("And", ["docmill_in_rows", "docmill_in_cols"], ["docmill_inside"]),
+        node("Where", ["docmill_inside", "docmill_affine", "docmill_zero"], [normalised]),
+    ]
+    if normalised != image.name:
+        nodes.append(node("Cast", [normalised], [image.name], to=tensor.elem_type))
+    old = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + old)
+    del graph.input[:]
+    graph.input.extend([
+        helper.make_tensor_value_info(pixels, TensorProto.UINT8, [dims[0], dims[2], dims[3], 3]),
+        helper.make_tensor_value_info(rows, TensorProto.BOOL, [dims[0], dims[2]]),
+        helper.make_tensor_value_info(cols, TensorProto.BOOL, [dims[0], dims[3]]),
+        helper.make_tensor_value_info(scale, TensorProto.FLOAT, [1, 3, 1, 1]),
+        helper.make_tensor_value_info(shift, TensorProto.FLOAT, [1, 3, 1, 1])])
 
 
 def add_ctc_head(model) -> bool:  # type: ignore[no-untyped-def]  # onnx.ModelProto, imported lazily

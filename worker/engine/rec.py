@@ -134,7 +134,7 @@ def recognize(
     """Recognise every crop: group by padded width, sort by aspect ratio inside a group,
     run batches (batch_count), map results back to input order."""
     _, height, _ = opts.rec_image_shape
-    fixed = session.input_shape[3] if isinstance(session.input_shape[3], int) else None
+    fixed = session.input_width
     groups: dict[int, list[int]] = defaultdict(list)
     for i, crop in enumerate(crops):
         groups[padded_width(crop, opts, fixed)].append(i)

@@ -24,6 +24,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from worker.engine.pixels import PIXEL_INPUTS, PixelBatch
+
 
 class EngineCalls:
     """How many engine calls of one process are running now: with more than one, each
@@ -58,8 +60,8 @@ def batch_bucket(count: int) -> int:
 
 
 class ModelSession:
-    """A long-lived session with one input tensor; `run` returns the first output, `run_all`
-    every output. With a `narrow` twin (a future, while it is being built), runs made while
+    """A long-lived session taking a PixelBatch (the engine's prepared models) or one input
+    tensor; `run` returns the first output, `run_all` every output. With a `narrow` twin (a future, while it is being built), runs made while
     `calls` is crowded go to the twin once it is ready. An `exclusive` session runs one
     batch at a time, whatever the number of threads calling it."""
 
@@ -72,6 +74,7 @@ class ModelSession:
         self._run_options = run_options
         self.input_name: str = session.get_inputs()[0].name
         self.input_shape: list[Any] = list(session.get_inputs()[0].shape)
+        self.takes_pixels = self.input_name == PIXEL_INPUTS[0]
         self.output_shape: list[Any] = list(session.get_outputs()[0].shape)
         self._busy_s = 0.0
         self._new_shape_s = 0.0
@@ -82,25 +85,34 @@ class ModelSession:
     def providers(self) -> list[str]:
         return list(self._session.get_providers())
 
-    def run(self, batch: np.ndarray, bucketed: bool = False) -> np.ndarray:
+    @property
+    def input_width(self) -> int | None:
+        """The width the model fixes for its input, or None where it takes any."""
+        width = self.input_shape[2 if self.takes_pixels else 3]
+        return width if isinstance(width, int) else None
+
+    def run(self, batch: "np.ndarray | PixelBatch", bucketed: bool = False) -> np.ndarray:
         return self.run_all(batch, bucketed)[0]
 
-    def run_all(self, batch: np.ndarray, bucketed: bool = False) -> list[np.ndarray]:
+    def run_all(self, batch: "np.ndarray | PixelBatch", bucketed: bool = False) -> list[np.ndarray]:
         """The session's outputs for `batch`. `bucketed`: the batch runs padded with zero
         items to `batch_bucket` of its size, and the outputs are cut back to it."""
         count = len(batch)
         size = batch_bucket(count) if bucketed else count
         if size == count:
             return self._run(batch)
+        if isinstance(batch, PixelBatch):
+            return [out[:count] for out in self._run(batch.padded(size))]
         padded = np.zeros((size, *batch.shape[1:]), dtype=batch.dtype)
         padded[:count] = batch
         return [out[:count] for out in self._run(padded)]
 
-    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+    def _run(self, batch: "np.ndarray | PixelBatch") -> list[np.ndarray]:
         session = self._twin() if self._calls is not None and self._calls.crowded else self._session
+        feed = batch.feed() if isinstance(batch, PixelBatch) else {self.input_name: batch}
         with self._exclusive or nullcontext():
             start = time.perf_counter()
-            out = session.run(None, {self.input_name: batch}, self._run_options)
+            out = session.run(None, feed, self._run_options)
             elapsed = time.perf_counter() - start
         with self._lock:
             self._busy_s += elapsed

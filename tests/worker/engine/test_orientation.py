@@ -25,8 +25,8 @@ def test_a_box_found_upright_maps_back_onto_the_same_pixels(angle):
 
 def test_preprocess_is_the_models_input_for_any_page_shape():
     for shape in ((3508, 2480, 3), (100, 900, 3), (224, 224, 3)):
-        tensor = orientation.preprocess(np.full(shape, 255, np.uint8))
-        assert tensor.shape == (3, 224, 224) and tensor.dtype == np.float32
+        pixels = orientation.preprocess(np.full(shape, 255, np.uint8))
+        assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8
 
 
 class _Probabilities:

@@ -13,7 +13,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from worker.engine import rec
-from worker.engine.prepare import BEST_CLASS, BEST_PROB, add_ctc_head, prepared_model, rewrite
+from worker.engine.pixels import pixel_batch
+from worker.engine.prepare import BEST_CLASS, BEST_PROB, add_ctc_head, add_pixel_input, prepared_model, rewrite
+from worker.engine.session import ModelSession
 
 RNG = np.random.default_rng(11)
 
@@ -105,6 +107,69 @@ def test_an_unwritable_cache_gets_the_rewrite_from_memory(tmp_path):
     model = prepared_model(source, fold=True, ctc_head=True)
     assert isinstance(model, bytes) and model == rewrite(source, fold=True, ctc_head=True)
     assert (tmp_path / ".prepared").read_text() == "in the way"
+
+
+def _conv_model(opset: int, elem_type: int = TensorProto.FLOAT, dims: list | None = None):  # type: ignore[no-untyped-def]
+    """A stand-in image model: N x 3 x H x W in, a 3 x 3 convolution out."""
+    weight = RNG.normal(size=(2, 3, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["xf", "w"], ["y"], pads=[1, 1, 1, 1])]
+    if elem_type != TensorProto.FLOAT:  # a float16 input, as a converter might leave it
+        nodes.insert(0, helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT))
+    else:
+        nodes.insert(0, helper.make_node("Identity", ["x"], ["xf"]))
+    graph = helper.make_graph(
+        nodes, "det", [helper.make_tensor_value_info("x", elem_type, dims or ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    return model
+
+
+@pytest.mark.parametrize("opset, elem_type", [(9, TensorProto.FLOAT), (13, TensorProto.FLOAT),
+                                              (13, TensorProto.FLOAT16)])
+def test_pixel_input_computes_what_the_host_did_padding_included(opset: int, elem_type: int):
+    """Two pages of different sizes on one canvas, and a bucket's empty item: the rewritten
+    model's output equals the original's on the batch normalised on the host."""
+    model = _conv_model(opset, elem_type)
+    original = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    add_pixel_input(model)
+    rewritten = ModelSession(ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]))
+    assert rewritten.takes_pixels and rewritten.input_width is None
+    pages = [RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8), RNG.integers(0, 256, (32, 12, 3), dtype=np.uint8)]
+    batch = pixel_batch(pages, (32, 40), [0.017, 0.0175, 0.0174], [-2.1, -2.0, -1.8])
+    dtype = np.float16 if elem_type == TensorProto.FLOAT16 else np.float32
+    for got, want in ((rewritten.run(batch), batch.normalized()), (rewritten.run(batch, bucketed=True)[:2], None)):
+        expected = original.run(None, {"x": (want if want is not None else batch.normalized()).astype(dtype)})[0]
+        np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(rewritten.run(batch)[0], original.run(None, {"x": batch.pixels[:1].transpose(
+        0, 3, 1, 2).astype(dtype)})[0])  # it did normalise
+
+
+def test_pixel_input_keeps_a_fixed_width_and_refuses_what_it_cannot_rewrite():
+    model = _conv_model(11, dims=["n", 3, 48, 192])
+    add_pixel_input(model)
+    session = ModelSession(ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]))
+    assert session.input_width == 192
+    with pytest.raises(ValueError, match="opset 8: docmill needs opset 9"):
+        add_pixel_input(_conv_model(8))
+    with pytest.raises(ValueError, match="N x 3 x H x W"):
+        add_pixel_input(_conv_model(13, dims=["n", 3]))
+
+
+@pytest.mark.models
+def test_real_models_with_pixel_input_match_the_plain_models(engine_for):
+    """The engine's det (a batch of two canvases) and rec sessions give what the plain model
+    files give on the host-normalised batch, to the bit."""
+    engine, model_set = engine_for("pp-ocrv4-ch")
+    pages = [RNG.integers(0, 256, (96, 160, 3), dtype=np.uint8), RNG.integers(0, 256, (64, 192, 3), dtype=np.uint8)]
+    for stage, session, batch in (
+            ("det", engine.det_session, pixel_batch(pages, (96, 192), [1 / 58.4] * 3, [-2.1, -2.0, -1.8])),
+            ("rec", engine.rec_session, pixel_batch([p[:48] for p in pages], (48, 320), [1 / 127.5] * 3, [-1.0] * 3))):
+        plain = ort.InferenceSession(rewrite(model_set.path(stage), fold=True, ctc_head=False),
+                                     providers=["CPUExecutionProvider"])
+        expected = plain.run(None, {plain.get_inputs()[0].name: batch.normalized()})[0]
+        np.testing.assert_array_equal(session.run(batch), expected)
 
 
 @pytest.mark.models

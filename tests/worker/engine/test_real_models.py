@@ -20,7 +20,7 @@ def test_det_finds_every_line_of_a_rendered_page(engine_for, sample_pages):
     images, truth = sample_pages
     image = images["letter.png"]
     inp = det.preprocess(image, engine.options)
-    prob = det.run(engine.det_session, [inp], det.canvas_shape(inp.hw, 32))[0]
+    prob = det.run(engine.det_session, [inp], det.canvas_shape(inp.hw, 32), engine.options)[0]
     assert prob.shape == inp.hw and 0 <= prob.min() and prob.max() <= 1
     boxes = det.postprocess(prob, inp.src_hw, engine.options)
     assert len(boxes) == len(truth["letter.png"])
@@ -180,7 +180,7 @@ def test_a_failed_read_is_retried_page_by_page_from_the_cut_lines(engine_for, sa
 
 @pytest.mark.parametrize("batch, expected", [(1, ["input", "run", "input", "run"]), (2, ["input", "input", "run"])])
 def test_det_inputs_are_made_one_det_batch_at_a_time(engine_for, sample_pages, monkeypatch, batch, expected):
-    """A batch of pages never holds more det inputs than one det run takes (at 1280 px, 14
+    """A batch of pages never holds more det inputs than one det run takes (at 1280 px, 3.5
     MB a page)."""
     engine, _ = engine_for("pp-ocrv6")
     images, _ = sample_pages

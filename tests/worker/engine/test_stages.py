@@ -7,7 +7,7 @@ import pytest
 from docmill.options import DEVICE_DEFAULTS, EngineOptions
 from worker.engine import cls, det, rec
 from worker.engine.lineimage import line_batch, line_tensor
-from worker.engine.pixels import planes_affine
+from worker.engine.pixels import mean_std_affine, pixel_batch
 
 
 @pytest.mark.parametrize(
@@ -26,13 +26,15 @@ def test_det_resized_shape(limit_type, limit, hw, expected):
     assert det.resized_shape(*hw, opts) == expected
 
 
-def test_det_preprocess_normalises_bgr_channels_with_their_own_mean_and_std():
+def test_det_batch_normalises_bgr_channels_with_their_own_mean_and_std():
     image = np.zeros((64, 64, 3), dtype=np.uint8)
     image[..., 0], image[..., 1], image[..., 2] = 255, 128, 0  # B, G, R
-    tensor = det.preprocess(image, EngineOptions()).tensor
-    assert tensor.shape == (3, 64, 64)
+    item = det.preprocess(image, EngineOptions())
+    tensor = det.batch([item], (96, 64), EngineOptions()).normalized()
+    assert tensor.shape == (1, 3, 96, 64)
     expected = [(1 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0 - 0.406) / 0.225]
-    np.testing.assert_allclose(tensor[:, 0, 0], expected, rtol=1e-5)
+    np.testing.assert_allclose(tensor[0, :, 0, 0], expected, rtol=1e-5)
+    assert np.all(tensor[0, :, 64:] == 0)  # the canvas beyond the page
 
 
 def test_det_canvas_rounds_up_to_multiple():
@@ -67,7 +69,9 @@ def test_line_batch_keeps_aspect_scales_to_plus_minus_one_and_pads_with_zeros():
     rng = np.random.default_rng(3)
     white = np.full((20, 40, 3), 255, dtype=np.uint8)
     noisy = rng.integers(0, 256, (24, 30, 3), dtype=np.uint8)
-    batch = line_batch([white, noisy], 48, 192)
+    pixels = line_batch([white, noisy], 48, 192)
+    assert pixels.shape == (2, 48, 192, 3) and pixels.valid.tolist() == [[48, 96], [48, 60]]
+    batch = pixels.normalized()
     assert batch.shape == (2, 3, 48, 192) and batch.dtype == np.float32
     assert np.allclose(batch[0, :, :, :96], 1.0) and np.all(batch[0, :, :, 96:] == 0)
     expected = cv2.resize(noisy, (60, 48)).astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
@@ -76,14 +80,34 @@ def test_line_batch_keeps_aspect_scales_to_plus_minus_one_and_pads_with_zeros():
     np.testing.assert_array_equal(batch[1], line_tensor(noisy, 48, 192))
 
 
-def test_planes_affine_is_the_per_channel_normalisation():
+def test_pixel_batch_is_the_per_channel_normalisation_with_zero_padding():
     rng = np.random.default_rng(4)
-    pixels = rng.integers(0, 256, (31, 17, 3), dtype=np.uint8)
+    tall, wide = rng.integers(0, 256, (31, 17, 3), dtype=np.uint8), rng.integers(0, 256, (20, 40, 3), dtype=np.uint8)
     scale, shift = [0.5, 2.0, -1.0], [1.0, -3.0, 0.25]
-    expected = pixels.astype(np.float32).transpose(2, 0, 1) * np.array(scale, np.float32)[:, None, None]
-    expected += np.array(shift, np.float32)[:, None, None]
-    np.testing.assert_allclose(planes_affine(pixels, scale, shift), expected, rtol=1e-6)
-    np.testing.assert_allclose(planes_affine(pixels[3:20, 2:9], scale, shift), expected[:, 3:20, 2:9], rtol=1e-6)
+    batch = pixel_batch([tall, wide], (32, 48), scale, shift)
+    assert batch.shape == (2, 32, 48, 3) and batch.valid.tolist() == [[31, 17], [20, 40]]
+    out = batch.normalized()
+    for item, pixels in zip(out, (tall, wide)):
+        height, width = pixels.shape[:2]
+        expected = pixels.astype(np.float32).transpose(2, 0, 1) * np.array(scale, np.float32)[:, None, None]
+        expected += np.array(shift, np.float32)[:, None, None]
+        np.testing.assert_array_equal(item[:, :height, :width], expected)
+        assert not item[:, height:].any() and not item[:, :, width:].any()
+    padded = batch.padded(4)
+    assert padded.shape == (4, 32, 48, 3) and padded.valid.tolist()[2:] == [[0, 0], [0, 0]]
+    assert not padded.normalized()[2:].any()
+
+
+def test_a_lone_page_that_fills_its_canvas_is_not_copied():
+    page = np.zeros((64, 32, 3), np.uint8)
+    assert np.shares_memory(pixel_batch([page], (64, 32), [1.0] * 3, [0.0] * 3).pixels, page)
+
+
+def test_mean_std_affine_is_pixel_over_255_minus_mean_over_std():
+    scale, shift = mean_std_affine((0.5, 0.25, 0.0), (0.5, 0.25, 1.0))
+    for value in (0, 51, 255):
+        for c, (mean, std) in enumerate(((0.5, 0.5), (0.25, 0.25), (0.0, 1.0))):
+            assert value * scale[c] + shift[c] == pytest.approx((value / 255 - mean) / std)
 
 
 def test_cls_postprocess_reports_each_crops_own_verdict():
