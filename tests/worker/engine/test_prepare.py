@@ -129,21 +129,26 @@ def _conv_model(opset: int, elem_type: int = TensorProto.FLOAT, dims: list | Non
 @pytest.mark.parametrize("opset, elem_type", [(9, TensorProto.FLOAT), (13, TensorProto.FLOAT),
                                               (13, TensorProto.FLOAT16)])
 def test_pixel_input_computes_what_the_host_did_padding_included(opset: int, elem_type: int):
-    """Two pages of different sizes on one canvas, and a bucket's empty item: the rewritten
-    model's output equals the original's on the batch normalised on the host."""
+    """Pages of different sizes on one canvas (with a bucket's empty item beside them), and
+    a lone page that fills its canvas: the rewritten model's output equals the original's on
+    the batch normalised on the host."""
     model = _conv_model(opset, elem_type)
     original = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     add_pixel_input(model)
     rewritten = ModelSession(ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]))
     assert rewritten.takes_pixels and rewritten.input_width is None
-    pages = [RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8), RNG.integers(0, 256, (32, 12, 3), dtype=np.uint8)]
-    batch = pixel_batch(pages, (32, 40), [0.017, 0.0175, 0.0174], [-2.1, -2.0, -1.8])
+    pages = [RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8), RNG.integers(0, 256, (32, 12, 3), dtype=np.uint8),
+             RNG.integers(0, 256, (7, 40, 3), dtype=np.uint8)]
+    affine = [0.017, 0.0175, 0.0174], [-2.1, -2.0, -1.8]
     dtype = np.float16 if elem_type == TensorProto.FLOAT16 else np.float32
-    for got, want in ((rewritten.run(batch), batch.normalized()), (rewritten.run(batch, bucketed=True)[:2], None)):
-        expected = original.run(None, {"x": (want if want is not None else batch.normalized()).astype(dtype)})[0]
-        np.testing.assert_array_equal(got, expected)
-    assert not np.array_equal(rewritten.run(batch)[0], original.run(None, {"x": batch.pixels[:1].transpose(
-        0, 3, 1, 2).astype(dtype)})[0])  # it did normalise
+    padded, whole = pixel_batch(pages, (32, 40), *affine), pixel_batch(pages[1:2], (32, 12), *affine)
+    assert padded.feed()["docmill_padded"].tolist() == [True] and whole.feed()["docmill_padded"].tolist() == [False]
+    for batch in (padded, whole):
+        expected = original.run(None, {"x": batch.normalized().astype(dtype)})[0]
+        np.testing.assert_array_equal(rewritten.run(batch), expected)
+        np.testing.assert_array_equal(rewritten.run(batch, bucketed=True), expected)  # three run as four
+        raw = original.run(None, {"x": batch.pixels.transpose(0, 3, 1, 2).astype(dtype)})[0]
+        assert not np.array_equal(rewritten.run(batch), raw)  # it did normalise
 
 
 def test_pixel_input_keeps_a_fixed_width_and_refuses_what_it_cannot_rewrite():
