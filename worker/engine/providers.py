@@ -185,7 +185,8 @@ def open_session(path: str, providers: list[str], settings: Settings, ctc_head: 
     if on_gpu and CUDA not in session.get_providers():
         raise DeviceUnavailable(f"{path}: the CUDA provider did not load for this model; use --device cpu")
     twin = _TWIN_BUILDER.submit(create, narrow) if narrow and not on_gpu else None
-    return ModelSession(session, run_options(settings), twin, calls, exclusive)
+    spawn = create if on_gpu and settings.session_per_shape else None
+    return ModelSession(session, run_options(settings), twin, calls, exclusive, spawn)
 
 
 # Narrow twins are built one at a time behind the wide sessions (open_session).

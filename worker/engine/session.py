@@ -20,11 +20,16 @@ import threading
 import time
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from worker.engine.pixels import PIXEL_INPUTS, PixelBatch
+
+
+# Sessions one model may hold with `spawn`: the CUDA defaults' buckets give rec about 70
+# shapes over 1,000 receipts, the few common ones first; rarer shapes share the first session.
+MAX_SHAPE_SESSIONS = 16
 
 
 class EngineCalls:
@@ -61,13 +66,20 @@ def batch_bucket(count: int) -> int:
 
 class ModelSession:
     """A long-lived session taking a PixelBatch (the engine's prepared models) or one input
-    tensor; `run` returns the first output, `run_all` every output. With a `narrow` twin (a future, while it is being built), runs made while
-    `calls` is crowded go to the twin once it is ready. An `exclusive` session runs one
-    batch at a time, whatever the number of threads calling it."""
+    tensor; `run` returns the first output, `run_all` every output. With a `narrow` twin (a
+    future, while it is being built), runs made while `calls` is crowded go to the twin once
+    it is ready. An `exclusive` session runs one batch at a time, whatever the number of
+    threads calling it. With `spawn` (CUDA, `session_per_shape`), each input shape gets a
+    session of its own, made by `spawn` on the shape's first run, up to MAX_SHAPE_SESSIONS;
+    the first shape, and any beyond the cap, use `session`."""
 
     def __init__(self, session: Any, run_options: Any = None, narrow: "Future[Any] | None" = None,
-                 calls: EngineCalls | None = None, exclusive: bool = False):
+                 calls: EngineCalls | None = None, exclusive: bool = False,
+                 spawn: Callable[[], Any] | None = None):
         self._session = session
+        self._spawn = spawn
+        self._by_shape: dict[tuple[int, ...], Any] = {}
+        self._spawning = threading.Lock()
         self._exclusive = threading.Lock() if exclusive else None
         self._narrow = narrow
         self._calls = calls
@@ -108,7 +120,10 @@ class ModelSession:
         return [out[:count] for out in self._run(padded)]
 
     def _run(self, batch: "np.ndarray | PixelBatch") -> list[np.ndarray]:
-        session = self._twin() if self._calls is not None and self._calls.crowded else self._session
+        if self._spawn is not None:
+            session = self._for_shape(tuple(batch.shape))
+        else:
+            session = self._twin() if self._calls is not None and self._calls.crowded else self._session
         feed = batch.feed() if isinstance(batch, PixelBatch) else {self.input_name: batch}
         with self._exclusive or nullcontext():
             start = time.perf_counter()
@@ -120,6 +135,15 @@ class ModelSession:
                 self._shapes.add(batch.shape)
                 self._new_shape_s += elapsed
         return out
+
+    def _for_shape(self, shape: tuple[int, ...]) -> Any:
+        """This shape's own session, made on its first run (one at a time)."""
+        with self._spawning:
+            session = self._by_shape.get(shape)
+            if session is None:
+                mine = self._by_shape and len(self._by_shape) < MAX_SHAPE_SESSIONS
+                session = self._by_shape[shape] = self._spawn() if mine else self._session  # type: ignore[misc]
+            return session
 
     def _twin(self) -> Any:
         """The narrow twin when it is built, else the wide session."""

@@ -13,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from docmill.settings import Settings
+from worker.engine.pixels import pixel_batch
 from worker.engine.providers import narrow_threads
 from worker.engine.session import EngineCalls, ModelSession, batch_bucket
 
@@ -185,3 +186,43 @@ def test_the_first_run_of_each_shape_is_counted_apart():
     assert session.new_shape_s == first < session.busy_s  # a shape met before is not new
     session.run(np.zeros(5, np.float32))
     assert session.new_shape_s > first
+
+
+def test_with_spawn_each_shape_keeps_a_session_of_its_own_up_to_the_cap(monkeypatch):
+    """The first shape runs on the session given; each new one on a session spawned for it and
+    kept for its later runs; past the cap, shapes share the first session."""
+    import worker.engine.session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_SHAPE_SESSIONS", 3)
+    spawned: list[float] = []
+
+    def spawn() -> ort.InferenceSession:
+        spawned.append(10.0 * (len(spawned) + 1))
+        return _adds(spawned[-1])
+
+    session = ModelSession(_adds(0.0), spawn=spawn)
+    ran = {size: float(session.run(np.zeros(size, np.float32))[0]) for size in (1, 2, 3, 4)}
+    assert ran == {1: 0.0, 2: 10.0, 3: 20.0, 4: 0.0}  # 4 is past the cap of 3
+    assert [float(session.run(np.zeros(size, np.float32))[0]) for size in (3, 2, 1)] == [20.0, 10.0, 0.0]
+    assert spawned == [10.0, 20.0] and session.distinct_shapes == 4
+
+
+def test_session_per_shape_is_off_by_default_and_never_spawns_on_cpu(tmp_path, monkeypatch):
+    from worker.engine import optimized, providers
+
+    assert Settings().session_per_shape is False
+    model = tmp_path / "adds.onnx"
+    const = helper.make_tensor("c", TensorProto.FLOAT, [1], [1.0])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"])], "adds",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [const])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 8
+    model.write_bytes(proto.SerializeToString())
+    created: list[str] = []
+    real = optimized.open_session
+    monkeypatch.setattr(optimized, "open_session", lambda *a, **k: created.append("session") or real(*a, **k))
+    session = providers.open_session(str(model), [providers.CPU], Settings(session_per_shape=True))
+    for width in (4, 8, 4):
+        session.run(pixel_batch([np.zeros((2, width, 3), np.uint8)], (2, width), [1.0] * 3, [0.0] * 3))
+    assert created == ["session"] and session.distinct_shapes == 2
