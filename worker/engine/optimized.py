@@ -20,6 +20,7 @@ import logging
 import os
 import platform
 import threading
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,14 @@ def open_session(model: str | bytes, opts: ort.SessionOptions, providers: list[s
         return create(model)
     partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     opts.optimized_model_filepath = str(partial)
-    session = create(model)
+    try:
+        session = create(model)
+    except Exception as exc:  # noqa: BLE001 - ORT fails the whole session when it cannot save
+        log.info("%s: cannot save ORT's optimised graph (%s); optimising in memory", target, exc)
+        opts.optimized_model_filepath = ""
+        with suppress(OSError):
+            partial.unlink(missing_ok=True)
+        return create(model)
     try:
         os.replace(partial, target)  # whole or not at all, for processes starting beside this one
     except OSError as exc:

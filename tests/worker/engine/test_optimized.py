@@ -94,5 +94,19 @@ def test_nothing_is_saved_where_it_should_not_be(tmp_path, case):
     assert not (tmp_path / ".prepared").exists()
 
 
+def test_a_graph_that_cannot_be_saved_still_gives_a_session(tmp_path):
+    """ORT fails a session whose optimised graph it cannot write (here a folder stands where
+    the file would go, which stops root as well as anyone): the session is made without it."""
+    import threading
+
+    model = _conv_model(tmp_path / "det.onnx")
+    target = optimized.saved_path(model, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    target.parent.mkdir()
+    (target.parent / f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp").mkdir()
+    session, _ = _open(str(model))
+    assert session.run(None, {"x": np.zeros((1, 3, 4, 4), np.float32)})[0].shape == (1, 4, 4, 4)
+    assert not target.exists()
+
+
 def test_machine_features_names_this_processor():
     assert optimized.machine_features().strip()
