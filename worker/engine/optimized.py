@@ -23,7 +23,7 @@ import threading
 from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import onnxruntime as ort
 
@@ -78,19 +78,29 @@ def open_session(model: str | bytes, opts: ort.SessionOptions, providers: list[s
         return create(model)
     if not os.access(target.parent, os.W_OK):
         return create(model)
+    return _create_and_save(create, model, opts, target)
+
+
+def _create_and_save(create: Callable[[str], ort.InferenceSession], model: str, opts: ort.SessionOptions,
+                     target: Path) -> ort.InferenceSession:
+    """Optimise `model` in a new session and keep ORT's graph at `target`: written under a
+    name of this thread's, then renamed whole, for processes starting beside this one."""
     partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     opts.optimized_model_filepath = str(partial)
     try:
         session = create(model)
     except Exception as exc:  # noqa: BLE001 - ORT fails the whole session when it cannot save
-        log.info("%s: cannot save ORT's optimised graph (%s); optimising in memory", target, exc)
+        _discard(partial, target, exc)
         opts.optimized_model_filepath = ""
-        with suppress(OSError):
-            partial.unlink(missing_ok=True)
         return create(model)
     try:
-        os.replace(partial, target)  # whole or not at all, for processes starting beside this one
+        os.replace(partial, target)
     except OSError as exc:
-        log.info("%s: cannot keep ORT's optimised graph (%s)", target, exc)
-        partial.unlink(missing_ok=True)
+        _discard(partial, target, exc)
     return session
+
+
+def _discard(partial: Path, target: Path, exc: Exception) -> None:
+    log.info("%s: cannot keep ORT's optimised graph (%s); optimising at every start", target, exc)
+    with suppress(OSError):
+        partial.unlink(missing_ok=True)
