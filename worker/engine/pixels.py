@@ -42,6 +42,10 @@ def _as_uint8(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported pixel type {image.dtype}; use uint8, uint16 or float in 0..1")
 
 
+# The inputs a prepared model takes instead of its float tensor (worker.engine.prepare).
+PIXEL_INPUTS = ("docmill_pixels", "docmill_rows", "docmill_cols", "docmill_padded", "docmill_scale", "docmill_shift")
+
+
 @dataclass(frozen=True)
 class PixelBatch:
     """A batch as the engine's prepared models take it (worker.engine.prepare): the items'
@@ -95,10 +99,6 @@ class PixelBatch:
             item[:, height:] = 0.0
             item[:, :, width:] = 0.0
         return out
-
-
-# The inputs a prepared model takes instead of its float tensor (worker.engine.prepare).
-PIXEL_INPUTS = ("docmill_pixels", "docmill_rows", "docmill_cols", "docmill_padded", "docmill_scale", "docmill_shift")
 
 
 def pixel_batch(items: Sequence[np.ndarray], canvas: tuple[int, int], scale: Sequence[float],
