@@ -406,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fp16-models", help="the same set in FP16 (a folder or preset), run beside it; "
                    "default: built from --models here and gated (`docmill models fp16`)")
     p.add_argument("--sweep", action="store_true", help=f"last, on {SWEEP_IMAGES} receipts: each CUDA choice "
-                   "(batch buckets, cuDNN search, streams, rec widths, det batch) against the defaults")
+                   "(a session per shape, rec widths, batch buckets, cuDNN search, streams, det batch) "
+                   "against the defaults")
     args = p.parse_args(argv)
     if not RECEIPTS.is_dir():
         print(f"bench.gpu: {RECEIPTS} not found; nothing to measure (skipped)")

@@ -1,9 +1,10 @@
 """What the engine loads in place of a model file: the graph rewritten for running, cached.
 
 Three rewrites, all exact:
-- pixel input (always, for the engine): the model takes a batch's bytes (uint8 NHWC), each
-  item's valid extent and the per-channel scale and shift, and normalises in the graph
-  what the host used to (worker.engine.pixels.PixelBatch says why);
+- pixel input (always, for the engine): the model takes a batch's bytes (uint8 NHWC), masks
+  of each item's rows and columns, whether any item is padded, and the per-channel scale
+  and shift, and normalises in the graph what the host used to (worker.engine.pixels.PixelBatch
+  says why);
 - graph folding (`graphfold`, when `fold_graph` is on);
 - for rec on a GPU, a CTC head: ArgMax and ReduceMax over the class axis after the softmax,
   so a run returns each step's best class and its probability instead of every class's.

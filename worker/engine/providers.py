@@ -168,10 +168,10 @@ def open_session(path: str, providers: list[str], settings: Settings, ctc_head: 
                  exclusive: bool = False) -> ModelSession:
     """A session on the model at `path`, prepared for running (worker.engine.prepare): taking
     PixelBatch's inputs, folded when `fold_graph` is on, and with `ctc_head` ending in each
-    step's best class. With
-    `narrow` threads (CPU only), a twin session with that many, for runs while `calls` is
-    crowded: built on a thread of its own, so that the first pages run on the wide session
-    meanwhile instead of waiting for it. `exclusive`: one run at a time (ModelSession)."""
+    step's best class. With `narrow` threads (CPU only), a twin session with that many, for
+    runs while `calls` is crowded: built on a thread of its own, so that the first pages run
+    on the wide session meanwhile instead of waiting for it. `exclusive`: one run at a time.
+    On CUDA with `session_per_shape`, each input shape gets a session of its own (ModelSession)."""
     config = provider_config(providers, settings)
     model = prepared_model(path, fold=settings.fold_graph, ctc_head=ctc_head, pixels=True)
     on_gpu = CUDA in providers

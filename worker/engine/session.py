@@ -141,8 +141,9 @@ class ModelSession:
         with self._spawning:
             session = self._by_shape.get(shape)
             if session is None:
-                mine = self._by_shape and len(self._by_shape) < MAX_SHAPE_SESSIONS
-                session = self._by_shape[shape] = self._spawn() if mine else self._session  # type: ignore[misc]
+                first_or_past_cap = not self._by_shape or len(self._by_shape) >= MAX_SHAPE_SESSIONS
+                session = self._session if first_or_past_cap else self._spawn()  # type: ignore[misc]
+                self._by_shape[shape] = session
             return session
 
     def _twin(self) -> Any:
