@@ -39,7 +39,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from docmill.modelset import OPTIONAL_STAGES, STAGES, ModelSet, ModelSetError, SourceProvenance, sha256_file
+from docmill.hashstamp import sha256_file
+from docmill.modelset import OPTIONAL_STAGES, STAGES, ModelSet, ModelSetError, SourceProvenance
 from docmill.settings import Settings
 
 from converter.gate import GateReport, accuracy_gate

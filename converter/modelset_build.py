@@ -23,9 +23,10 @@ import numpy as np
 import onnxruntime as ort
 
 import docmill
+from docmill.hashstamp import sha256_file
 from docmill.modelset import (DICT_FILE, MANIFEST_FILE, OPTIONAL_STAGES, STAGES, DictEntry, Manifest, ModelEntry,
-                              ModelSet, ModelSetError, SourceProvenance, content_version,
-                              parse_dictionary, publish, sha256_bytes, sha256_file)
+                              ModelSet, ModelSetError, SourceProvenance, content_version, parse_dictionary, publish,
+                              sha256_bytes)
 from docmill.options import EngineOptions
 from docmill.settings import Settings
 from docmill.storage import LocalStorage

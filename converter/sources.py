@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
-from docmill.modelset import SourceProvenance, sha256_file
+from docmill.hashstamp import sha256_file
+from docmill.modelset import SourceProvenance
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 

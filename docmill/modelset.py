@@ -5,7 +5,8 @@ Layout (local folder or object-store prefix, the same either way):
     <root>/<set>/LATEST            (text: the newest version)
 The version is a hash of the content, so the same inputs always give the same version.
 Loading verifies every file's sha256 against the manifest and refuses a mismatch: a worker
-never runs a half-copied or tampered set.
+never runs a half-copied or tampered set. A file is hashed again only when its stat has moved
+(docmill.hashstamp).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from docmill.hashstamp import HashStamps
 from docmill.options import EngineOptions
 
 if TYPE_CHECKING:
@@ -101,14 +103,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def content_version(file_hashes: dict[str, str], defaults: dict[str, Any]) -> str:
     """Version = hash of what decides the output: every file's sha256 and the defaults."""
     canon = json.dumps({"files": file_hashes, "defaults": defaults}, sort_keys=True)
@@ -177,8 +171,10 @@ class ModelSet:
         if verify:
             entries = [(m.file, m.sha256, m.bytes) for m in manifest.models.values()]
             entries.append((manifest.dictionary.file, manifest.dictionary.sha256, None))
+            stamps = HashStamps(root)
             for file, expected, size in entries:
-                _verify_file(root / file, expected, size)
+                _verify_file(root / file, expected, size, stamps)
+            stamps.save()
         characters = parse_dictionary((root / manifest.dictionary.file).read_text("utf-8"))
         if len(characters) != manifest.dictionary.entries:
             raise ModelSetError(f"{root / DICT_FILE}: {len(characters)} entries, manifest says "
@@ -186,13 +182,13 @@ class ModelSet:
         return cls(root, manifest, characters)
 
 
-def _verify_file(path: Path, expected: str, size: int | None) -> None:
+def _verify_file(path: Path, expected: str, size: int | None, stamps: HashStamps) -> None:
     if not path.is_file():
         raise ModelSetError(f"{path}: missing from the model set; re-import or re-publish it")
     if size is not None and path.stat().st_size != size:
         raise ModelSetError(f"{path}: {path.stat().st_size} bytes, manifest says {size}; "
                             "the set is incomplete or tampered with")
-    actual = sha256_file(path)
+    actual = stamps.sha256(path)
     if actual != expected:
         raise ModelSetError(f"{path}: sha256 {actual[:12]}… does not match the manifest "
                             f"({expected[:12]}…); the set is tampered with or corrupt")

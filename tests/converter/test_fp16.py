@@ -19,7 +19,8 @@ from converter.fp16 import GateFailed, build_fp16_set, convert_model, convert_se
 from converter.gate import GateReport, accuracy_gate
 from converter.modelset_build import build_model_set
 from docmill.cli import main
-from docmill.modelset import ModelSet, SourceProvenance, sha256_file
+from docmill.hashstamp import sha256_file
+from docmill.modelset import ModelSet, SourceProvenance
 from docmill.settings import Settings
 
 from .conftest import TINY_DICT

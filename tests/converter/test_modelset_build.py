@@ -13,8 +13,9 @@ import docmill
 from converter.modelset_build import build_model_set, load_dictionary
 from converter.onnx_info import read_onnx_info
 from docmill.cli import main
-from docmill.modelset import (LATEST_FILE, ModelSet, ModelSetError, SourceProvenance,
-                              parse_dictionary, sha256_file)
+from docmill import hashstamp
+from docmill.hashstamp import sha256_file
+from docmill.modelset import LATEST_FILE, ModelSet, ModelSetError, SourceProvenance, parse_dictionary
 
 from .conftest import TINY_DICT, make_rec
 
@@ -114,6 +115,19 @@ def test_a_tampered_set_is_refused_on_load_and_repaired_by_a_rebuild(tiny_models
         ModelSet.load(folder)
     assert _build(tiny_models, tmp_path / "sets") == folder
     assert ModelSet.load(folder).path("rec").read_bytes() == tiny_models["rec"].read_bytes()
+
+
+def test_a_set_tampered_after_a_stamped_load_is_still_refused(tiny_models, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(hashstamp, "RACY_S", 0.0)  # the files are seconds old: stamp them anyway
+    folder = _build(tiny_models, tmp_path / "sets")
+    ModelSet.load(folder)
+    assert (folder / hashstamp.STAMP_FILE).is_file()
+    rec = folder / "rec.onnx"
+    data = bytearray(rec.read_bytes())
+    data[-1] ^= 0xFF
+    rec.write_bytes(bytes(data))
+    with pytest.raises(ModelSetError, match="tampered"):
+        ModelSet.load(folder)
 
 
 def test_a_file_onnxruntime_cannot_open_is_refused_naming_its_stage(tiny_models, tmp_path) -> None:

@@ -14,7 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 from converter.gate import GateReport
 from converter.modelset_build import build_model_set
 from converter.quantize import QDQ_MIN_OPSET, quantize_model, quantize_models
-from docmill.modelset import ModelSet, SourceProvenance, sha256_file
+from docmill.hashstamp import sha256_file
+from docmill.modelset import ModelSet, SourceProvenance
 from docmill.settings import Settings
 from tests.converter.conftest import IR_VERSION, TINY_DICT, make_rec
 
