@@ -6,7 +6,7 @@ test suite does), so it cannot rot before a GPU is at hand.
                         [--images 2000] [--processes 4,8,16] [--models SET] [--fp16-models SET]
 
 1. Set-up: with `--wheels DIR`, installs every wheel there (onnxruntime-gpu, celery, redis,
-   boto3, pydantic, shapely, pyclipper, moto, onnxconverter-common for the FP16 copy, ...) into `.gpu-deps/` with pip's --no-index, and
+   boto3, pydantic, pyclipper, moto, onnxconverter-common for the FP16 copy, ...) into `.gpu-deps/` with pip's --no-index, and
    puts it first on the path; otherwise uses what is installed. A redis-server comes from PATH
    or `--redis-server` (for example one unpacked with `dpkg -x`). The model sets come from the
    model cache (carry `~/.cache/docmill/models` and point DOCMILL_CACHE_DIR at it): nothing is

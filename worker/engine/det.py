@@ -85,8 +85,8 @@ def postprocess(prob: np.ndarray, src_hw: tuple[int, int], opts: EngineOptions) 
 def _boxes_from_bitmap(
     prob: np.ndarray, mask: np.ndarray, src_hw: tuple[int, int], opts: EngineOptions
 ) -> list[np.ndarray]:
-    height, width = mask.shape
-    dest_h, dest_w = src_hw
+    bitmap_size = np.array(mask.shape[::-1], np.float32)  # (width, height): boxes are (x, y)
+    dest_size = np.array(src_hw[::-1], np.float32)
     contours, _ = cv2.findContours(mask * 255, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     boxes = []
     for contour in contours[: opts.det_max_candidates]:
@@ -105,8 +105,7 @@ def _boxes_from_bitmap(
         box, short_side = geometry.mini_box(expanded)
         if short_side < opts.det_min_size + 2:
             continue
-        box[:, 0] = np.clip(np.round(box[:, 0] / width * dest_w), 0, dest_w)
-        box[:, 1] = np.clip(np.round(box[:, 1] / height * dest_h), 0, dest_h)
+        box = np.minimum(np.maximum(np.round(box / bitmap_size * dest_size), 0), dest_size)
         boxes.append(box.astype(np.int32).astype(np.float32))
     return boxes
 

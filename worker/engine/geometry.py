@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import math
+
 import cv2
 import numpy as np
 import pyclipper
-from shapely.geometry import Polygon
 
 
 def mini_box(contour: np.ndarray) -> tuple[np.ndarray, float]:
@@ -32,17 +33,17 @@ def mini_box(contour: np.ndarray) -> tuple[np.ndarray, float]:
 def box_score_fast(prob: np.ndarray, box: np.ndarray) -> float:
     """Mean probability inside the box polygon (DB 'fast' score mode)."""
     h, w = prob.shape[:2]
-    xs, ys = box[:, 0], box[:, 1]
-    xmin = int(np.clip(np.floor(xs.min()), 0, w - 1))
-    xmax = int(np.clip(np.ceil(xs.max()), 0, w - 1))
-    ymin = int(np.clip(np.floor(ys.min()), 0, h - 1))
-    ymax = int(np.clip(np.ceil(ys.max()), 0, h - 1))
+    (left, top), (right, bottom) = box.min(axis=0).tolist(), box.max(axis=0).tolist()
+    xmin, xmax = _clamp(math.floor(left), w - 1), _clamp(math.ceil(right), w - 1)
+    ymin, ymax = _clamp(math.floor(top), h - 1), _clamp(math.ceil(bottom), h - 1)
     mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.uint8)
-    shifted = box.copy()
-    shifted[:, 0] -= xmin
-    shifted[:, 1] -= ymin
-    cv2.fillPoly(mask, shifted.reshape(1, -1, 2).astype(np.int32), 1)
+    shifted = (box - np.array([xmin, ymin], np.float32)).astype(np.int32)
+    cv2.fillPoly(mask, shifted.reshape(1, -1, 2), 1)
     return float(cv2.mean(prob[ymin : ymax + 1, xmin : xmax + 1], mask)[0])
+
+
+def _clamp(value: int, top: int) -> int:
+    return min(max(value, 0), top)
 
 
 def box_score_slow(prob: np.ndarray, contour: np.ndarray) -> float:
@@ -53,37 +54,47 @@ def box_score_slow(prob: np.ndarray, contour: np.ndarray) -> float:
 def unclip(box: np.ndarray, ratio: float) -> np.ndarray | None:
     """Grow a shrunk DB text kernel back to the text's extent (Vatti offset by
     area * ratio / perimeter). None when the offset does not give exactly one polygon."""
-    poly = Polygon(box)
-    if poly.length == 0:
+    area, length = ring_area_length(box.reshape(-1, 2).tolist())
+    if length == 0:
         return None
-    distance = poly.area * ratio / poly.length
     offset = pyclipper.PyclipperOffset()
     offset.AddPath(box, pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
-    expanded = offset.Execute(distance)
+    expanded = offset.Execute(area * ratio / length)
     if len(expanded) != 1:
         return None
     return np.array(expanded[0], dtype=np.float32).reshape(-1, 1, 2)
 
 
+def ring_area_length(points: list[list[float]]) -> tuple[float, float]:
+    """Area and perimeter of the closed polygon through `points`, computed as GEOS computes
+    a shapely Polygon's (the shoelace about the first point; edge lengths summed in order),
+    so the results are the same to the last bit, without a Polygon's cost per box."""
+    ring = [*points, points[0]]
+    x0, total, length = ring[0][0], 0.0, 0.0
+    for i in range(1, len(ring) - 1):
+        total += (ring[i][0] - x0) * (ring[i - 1][1] - ring[i + 1][1])
+    for (xa, ya), (xb, yb) in zip(ring, ring[1:]):
+        length += math.sqrt((xb - xa) * (xb - xa) + (yb - ya) * (yb - ya))
+    return abs(total / 2.0), length
+
+
 def order_points_clockwise(pts: np.ndarray) -> np.ndarray:
-    """Top-left (min x+y), top-right, bottom-right (max x+y), bottom-left."""
-    rect = np.zeros((4, 2), dtype=np.float32)
-    sums = pts.sum(axis=1)
-    rect[0] = pts[np.argmin(sums)]
-    rect[2] = pts[np.argmax(sums)]
-    rest = np.delete(pts, (np.argmin(sums), np.argmax(sums)), axis=0)
-    diff = np.diff(np.array(rest), axis=1)
-    rect[1] = rest[np.argmin(diff)]
-    rect[3] = rest[np.argmax(diff)]
-    return rect
+    """Top-left (min x+y), top-right, bottom-right (max x+y), bottom-left. Sums and
+    differences are taken in the points' float32, and ties go to the first point, as
+    numpy's argmin and argmax break them."""
+    sums = (pts[:, 0] + pts[:, 1]).tolist()
+    diffs = (pts[:, 1] - pts[:, 0]).tolist()
+    first, last = sums.index(min(sums)), sums.index(max(sums))
+    rest = [i for i in range(len(sums)) if i not in (first, last)]
+    rest_diffs = [diffs[i] for i in rest]
+    picks = (first, rest[rest_diffs.index(min(rest_diffs))], last, rest[rest_diffs.index(max(rest_diffs))])
+    return pts[list(picks)].astype(np.float32)
 
 
 def clip_box(box: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Integer points inside the image (PaddleOCR's clip_det_res)."""
-    out = box.copy()
-    out[:, 0] = np.clip(np.floor(out[:, 0]), 0, width - 1)
-    out[:, 1] = np.clip(np.floor(out[:, 1]), 0, height - 1)
-    return out
+    """Integer points inside the image (PaddleOCR's clip_det_res), in the box's own dtype."""
+    top = np.array([width - 1, height - 1], box.dtype)
+    return np.minimum(np.maximum(np.floor(box), 0), top).astype(box.dtype, copy=False)
 
 
 def reading_order(boxes: list[np.ndarray], same_line_px: float = 10) -> list[int]:

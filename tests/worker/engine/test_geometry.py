@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+from shapely.geometry import Polygon
 
 from worker.engine import geometry
 
@@ -12,6 +13,30 @@ def test_order_points_clockwise_from_any_start():
     for shift in range(4):
         ordered = geometry.order_points_clockwise(np.roll(square, shift, axis=0))
         np.testing.assert_array_equal(ordered, square)
+
+
+def test_order_points_clockwise_breaks_ties_as_numpy_argmin_and_argmax():
+    """The old numpy form, written out: ties (equal x+y, or one point twice) go to the first."""
+    def numpy_order(pts):
+        sums = pts.sum(axis=1)
+        rest = np.delete(pts, (np.argmin(sums), np.argmax(sums)), axis=0)
+        diff = np.diff(rest, axis=1)
+        return np.array([pts[np.argmin(sums)], rest[np.argmin(diff)], pts[np.argmax(sums)], rest[np.argmax(diff)]])
+
+    rng = np.random.default_rng(7)
+    boxes = [rng.integers(0, 4, (4, 2)).astype(np.float32) for _ in range(2000)]  # many ties
+    boxes.append(np.zeros((4, 2), np.float32))  # every sum equal: the same point is first and last
+    for box in boxes:
+        np.testing.assert_array_equal(geometry.order_points_clockwise(box), numpy_order(box))
+
+
+def test_ring_area_length_equals_shapely_to_the_bit():
+    rng = np.random.default_rng(3)
+    for scale in (1, 37.5, 1000, 6000):
+        for _ in range(500):
+            points = (rng.random((4, 2)) * scale).astype(np.float32)
+            polygon = Polygon(points)  # GEOS, the reference
+            assert geometry.ring_area_length(points.tolist()) == (polygon.area, polygon.length)
 
 
 def test_mini_box_of_rotated_rectangle_is_tl_tr_br_bl():
