@@ -14,7 +14,7 @@ SHARED ?= ../shared
 OUT ?= out
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 
-.PHONY: install install-local install-test models samples run test chaos services stack stack-down bench bench-gpu clean
+.PHONY: install install-local install-test bytecode models samples run test chaos services stack stack-down bench bench-gpu clean
 
 # Three installs into the one venv, each with its own stamp (redone when pyproject.toml changes);
 # none uninstalls anything, so e.g. `make run` after `make test` keeps the test install whole.
@@ -22,9 +22,9 @@ QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 # - install-local: adds the `test` extra for moto's S3 server, which stack, bench and soak run;
 # - install-test: adds the `convert` extra too (paddlepaddle, paddle2onnx): make test covers
 #   the converter.
-install: $(VENV)/.installed-run
-install-local: $(VENV)/.installed-local
-install-test: $(VENV)/.installed-test
+install: $(VENV)/.installed-run bytecode
+install-local: $(VENV)/.installed-local bytecode
+install-test: $(VENV)/.installed-test bytecode
 EXTRAS_run :=
 EXTRAS_local := [test]
 EXTRAS_test := [test,convert]
@@ -37,6 +37,12 @@ $(VENV)/.created:
 $(VENV)/.installed-%: pyproject.toml | $(VENV)/.created
 	$(BIN)/python -m pip install -q -e '.$(EXTRAS_$*)' $(QUIET_PIP)
 	touch $@
+
+# An editable install leaves the project's own modules uncompiled, and where
+# PYTHONDONTWRITEBYTECODE is set every start compiled them again: 30-40 ms of CPU per
+# `docmill run`. compileall writes only what is stale, so this is cheap to redo.
+bytecode: | $(VENV)/.created
+	$(BIN)/python -m compileall -q docmill worker pages converter producer demo > /dev/null
 
 models: install
 	$(BIN)/docmill models import --preset $(MODELS)
