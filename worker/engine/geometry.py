@@ -130,14 +130,38 @@ def _is_tall(width: int, height: int) -> bool:
 
 def crop_quad(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Perspective-rectify the quadrilateral `box` into an upright crop; crops at least 1.5
-    times taller than wide are rotated 90 degrees (vertical text), as PaddleOCR does."""
+    times taller than wide are rotated 90 degrees (vertical text), as PaddleOCR does.
+
+    Most boxes (708 of the 20 receipts' 969) are upright rectangles on whole pixels. Their
+    warp is a whole-pixel shift, which cubic interpolation leaves exact, so they are copied
+    out instead: the same pixels (tested) at a few microseconds against 0.15 ms."""
     matrix, width, height = _rectification(box)
-    crop = cv2.warpPerspective(
-        image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
-    )
+    origin = _whole_pixel_origin(box, width, height, image.shape)
+    if origin is not None:
+        left, top = origin
+        crop = image[top : top + height, left : left + width].copy()  # not a view: the page is freed
+    else:
+        crop = cv2.warpPerspective(
+            image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
+        )
     if _is_tall(width, height):
         crop = np.rot90(crop)
     return crop
+
+
+def _whole_pixel_origin(box: np.ndarray, width: int, height: int,
+                        shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """(left, top) when `box` is the upright `width` x `height` rectangle there, on whole
+    pixels and inside an image of `shape`; else None."""
+    (left, top), (right, _), (_, bottom), _ = box.tolist()
+    upright = [[left, top], [right, top], [right, bottom], [left, bottom]]
+    if box.tolist() != upright or not (float(left).is_integer() and float(top).is_integer()):
+        return None
+    if right - left != width or bottom - top != height or left < 0 or top < 0:
+        return None
+    if top + height > shape[0] or left + width > shape[1]:
+        return None
+    return int(left), int(top)
 
 
 def span_quads(box: np.ndarray, spans: Sequence[tuple[float, float]], turned: bool) -> list[np.ndarray]:

@@ -90,3 +90,35 @@ def test_crop_quad_rectifies_and_rotates_tall_crops():
     assert wide.shape[:2] == (20, 100) and wide.mean() > 250
     tall = geometry.crop_quad(image, np.array([[30, 20], [50, 20], [50, 120], [30, 120]], np.float32))
     assert tall.shape[:2] == (20, 100)  # 100 x 20 crop turned on its side
+
+
+def _warped(image, box):
+    """The crop as a perspective warp gives it, for every box."""
+    matrix, width, height = geometry._rectification(box)
+    crop = cv2.warpPerspective(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE,
+                               flags=cv2.INTER_CUBIC)
+    return np.rot90(crop) if geometry._is_tall(width, height) else crop
+
+
+def test_upright_whole_pixel_boxes_are_copied_out_as_the_warp_gives_them():
+    rng = np.random.default_rng(5)
+    for i in range(300):
+        height, width = (int(v) for v in rng.integers(20, 1500, 2))
+        image = rng.integers(0, 256, (height, width, 3) if i % 2 else (height, width), dtype=np.uint8)
+        left, top = int(rng.integers(0, width - 1)), int(rng.integers(0, height - 1))
+        right, bottom = int(rng.integers(left + 1, width)), int(rng.integers(top + 1, height))
+        box = np.float32([[left, top], [right, top], [right, bottom], [left, bottom]])
+        crop = geometry.crop_quad(image, box)
+        assert crop.base is None or crop.base.size < image.size  # its own pixels: the page can go
+        np.testing.assert_array_equal(crop, _warped(image, box))
+
+
+@pytest.mark.parametrize("box", [
+    [[10.5, 10], [60.5, 10], [60.5, 30], [10.5, 30]],  # half pixels
+    [[10, 12], [60, 10], [61, 30], [11, 32]],  # tilted
+    [[90, 10], [130, 10], [130, 30], [90, 30]],  # past the right edge: the border is replicated
+])
+def test_other_boxes_are_warped(box):
+    image = np.random.default_rng(6).integers(0, 256, (50, 100, 3), dtype=np.uint8)
+    box = np.float32(box)
+    np.testing.assert_array_equal(geometry.crop_quad(image, box), _warped(image, box))
