@@ -181,9 +181,12 @@ def _jpeg_complete(data: bytes) -> bool:
     cv2 (before 5.x) fills a truncated JPEG with grey and returns it as a success, and
     Pillow does the same when some library sets ImageFile.LOAD_TRUNCATED_IMAGES. Marker
     bytes FFD9/FFDA cannot occur inside entropy-coded data (FF is stuffed as FF00), and an
-    EXIF thumbnail's markers all come before the main image's scans.
+    EXIF thumbnail's markers all come before the main image's scans. The last end-of-image
+    is found from the end and only the bytes after it are searched for a scan: searching
+    back for the last scan read the whole file (0.37 ms a receipt).
     """
-    return data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda")
+    end = data.rfind(b"\xff\xd9")
+    return end >= 0 and data.find(b"\xff\xda", end) < 0
 
 
 def _cv2_can_decode(im: Image.Image) -> bool:

@@ -312,3 +312,14 @@ def test_a_jpeg_over_the_long_side_limit_is_decoded_at_half_size_only_when_asked
     assert decode_image(png, 10**9, reduce=True).shape == wide.shape
     narrow = cv2.imencode(".jpg", wide[:, :REDUCE_ABOVE_LONG_SIDE])[1].tobytes()
     assert decode_image(narrow, 10**9, reduce=True).shape == (300, REDUCE_ABOVE_LONG_SIDE, 3)
+
+
+def test_a_progressive_jpeg_cut_after_any_of_its_scans_is_refused() -> None:
+    """A progressive JPEG has a scan per pass: cut just after the start of any of them (a
+    copy that stopped part-way), it is refused; whole, it decodes."""
+    data = fx.jpeg(fx.noise_rgb(120, 160), progressive=True)
+    scans = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xda"]
+    assert len(scans) > 2
+    for start in scans:
+        assert decode_error(data[: min(start + 64, len(data) - 2)]).code == "decode_error"
+    assert decode_image(data, LIMIT).shape == (120, 160, 3)
