@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from docmill import jobs
 from docmill.cli import main
 from docmill.jobs import JobStore
 from docmill.storage import result_uri
@@ -170,6 +171,7 @@ def test_existing_job_id_is_refused(capsys, s3_client, s3_bucket, models_uri, qu
 
 
 def test_unreachable_broker_is_one_line_with_the_password_masked(capsys, monkeypatch, s3_bucket, models_uri):
+    monkeypatch.setattr(jobs, "REDIS_RETRIES", 2)  # the message, not the half-minute of retries before it
     monkeypatch.setenv("DOCMILL_BROKER_URL", "redis://user:hunter2@127.0.0.1:1/0")
     rc, _, err = produce(capsys, f"s3://{s3_bucket}/in/", "--out", f"s3://{s3_bucket}/out",
                          "--models", models_uri)
