@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from typing import Any, Callable
 
+from bench.host_cpu import ONE_THREAD
+
 DEFAULT_FUNCTIONS = (
     "worker.items:decode_image", "worker.engine.orientation:preprocess", "worker.engine.det:preprocess",
     "worker.engine.det:batch", "worker.engine.det:postprocess", "worker.engine.layout:reading_order",
@@ -32,8 +34,7 @@ DEFAULT_FUNCTIONS = (
     "worker.engine.providers:open_session", "docmill.modelset:ModelSet.load", "worker.writer:ResultWriter.write",
     "worker.engine.session:ModelSession.run_all",
 )
-ENV = {"OPENBLAS_NUM_THREADS": "1", "DOCMILL_INTRA_OP_THREADS": "1", "DOCMILL_INTER_OP_THREADS": "1",
-       "DOCMILL_ENGINE_STREAMS": "1"}
+ENV = {"OPENBLAS_NUM_THREADS": "1", **ONE_THREAD}  # OpenBLAS's before numpy's import (docmill.cli's main is later)
 
 
 class ThreadCpuTally:

@@ -29,6 +29,7 @@ from bench.run_bench import DOCMILL_BIN
 from docmill.settings import DEFAULT_MODEL_SET
 
 DEFAULT_IMAGES = SROIE_IMAGES
+ONE_THREAD = {"DOCMILL_INTRA_OP_THREADS": "1", "DOCMILL_INTER_OP_THREADS": "1", "DOCMILL_ENGINE_STREAMS": "1"}
 
 
 def _child_cpu_s() -> float:
@@ -39,8 +40,7 @@ def _child_cpu_s() -> float:
 def measure(models: str, images: Path) -> dict:
     """One `docmill run` of `images` on `models` with one ORT thread and stream: its CPU, session time,
     and their difference per image (ms)."""
-    env = {**os.environ, "DOCMILL_INTRA_OP_THREADS": "1", "DOCMILL_INTER_OP_THREADS": "1",
-           "DOCMILL_ENGINE_STREAMS": "1"}
+    env = {**os.environ, **ONE_THREAD}
     with tempfile.TemporaryDirectory(prefix="docmill-hostcpu-") as out:
         before, start = _child_cpu_s(), time.perf_counter()
         proc = subprocess.run([str(DOCMILL_BIN), "run", str(images), "--out", out,

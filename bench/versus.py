@@ -1,13 +1,15 @@
 """This checkout against another tree of docmill, on the same images, in one run: whether a
 change made `docmill run` slower on this machine.
 
-    .venv/bin/python -m bench.versus OTHER_TREE [--images DIR] [--rounds 3] [-- RUN ARGS...]
+    .venv/bin/python -m bench.versus OTHER_TREE [--images DIR] [--rounds 3] [--host-cpu] [-- RUN ARGS...]
 
 OTHER_TREE is a checkout of another commit (`git worktree add /tmp/old <commit>`); both run
 with this checkout's virtual environment, the other tree first on PYTHONPATH, so only the
 code differs. Rounds alternate which side goes first; each run is timed from the outside
 (bench.run_bench.measure). It prints, per side, the runs' images/s from `docmill run`'s
-summary, wall and CPU seconds, and their medians, and writes bench/results/versus.json.
+summary, wall and CPU seconds, the CPU outside session runs per image, and their medians, and
+writes bench/results/versus.json. `--host-cpu` runs both sides with one ORT thread and one
+stream, so that last figure is bench.host_cpu's, measured turn about.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.host_cpu import ONE_THREAD
 from bench.paths import REPO, SROIE_IMAGES
 from bench.results import save_result
 from bench.run_bench import measure
@@ -27,15 +30,17 @@ from bench.run_bench import measure
 PYTHON = REPO / ".venv" / "bin" / "python"
 
 
-def run_side(tree: Path, images: Path, extra: list[str]) -> dict[str, Any]:
+def run_side(tree: Path, images: Path, extra: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """One `docmill run` of `images` with the code of `tree`."""
     with tempfile.TemporaryDirectory(prefix="docmill-versus-") as out:
         run = measure([str(PYTHON), "-m", "docmill.cli", "run", str(images), "--out", out, "--quiet", *extra],
-                      cwd=tree, env={"PYTHONPATH": str(tree)})
+                      cwd=tree, env={**(env or {}), "PYTHONPATH": str(tree)})
     if run.rc != 0:
         raise SystemExit(f"{tree}: docmill run failed ({run.rc}): {run.stderr.strip()[-400:]}")
     summary = json.loads(run.stdout)
-    return {"images_per_s": summary["images_per_s"], "wall_s": round(run.wall_s, 2), "cpu_s": round(run.cpu_s, 2)}
+    host_s = run.cpu_s - sum(summary["session_s"].values())
+    return {"images_per_s": summary["images_per_s"], "wall_s": round(run.wall_s, 2), "cpu_s": round(run.cpu_s, 2),
+            "host_ms_per_image": round(host_s * 1000 / (summary["images"] + summary["pages"]), 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("other", type=Path, help="another docmill checkout")
     parser.add_argument("--images", type=Path, default=SROIE_IMAGES)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--host-cpu", action="store_true", help="one ORT thread and stream, as bench.host_cpu")
     parser.add_argument("run_args", nargs="*", help="more `docmill run` arguments (after --)")
     args = parser.parse_args(argv)
     if not (args.other / "docmill" / "cli.py").is_file():
@@ -54,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     for round_no in range(args.rounds):
         order = list(sides) if round_no % 2 == 0 else list(reversed(sides))
         for name in order:
-            runs[name].append(run_side(sides[name], args.images, args.run_args))
+            runs[name].append(run_side(sides[name], args.images, args.run_args, ONE_THREAD if args.host_cpu else None))
             print(f"round {round_no + 1} {name:5s} {runs[name][-1]}", flush=True)
     report = {"images": str(args.images), "other": str(sides["other"]), "runs": runs,
               "medians": {name: {key: statistics.median(r[key] for r in side) for key in side[0]}
