@@ -44,13 +44,16 @@ def run_side(tree: Path, images: Path, extra: list[str], env: dict[str, str] | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="more `docmill run` arguments go after --")
     parser.add_argument("other", type=Path, help="another docmill checkout")
     parser.add_argument("--images", type=Path, default=SROIE_IMAGES)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--host-cpu", action="store_true", help="one ORT thread and stream, as bench.host_cpu")
-    parser.add_argument("run_args", nargs="*", help="more `docmill run` arguments (after --)")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    cut = argv.index("--") if "--" in argv else len(argv)  # argparse cannot take them after a positional
+    args = parser.parse_args(argv[:cut])
+    args.run_args = argv[cut + 1 :]
     if not (args.other / "docmill" / "cli.py").is_file():
         raise SystemExit(f"{args.other}: not a docmill checkout; make one with git worktree add")
     if not args.images.is_dir():
