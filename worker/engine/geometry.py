@@ -7,9 +7,8 @@ predict_system.py) so that boxes and crops match the reference pixel for pixel.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import math
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -80,7 +79,7 @@ def ring_area_length(points: list[list[float]]) -> tuple[float, float]:
 
 def order_points_clockwise(pts: np.ndarray) -> np.ndarray:
     """Top-left (min x+y), top-right, bottom-right (max x+y), bottom-left. Sums and
-    differences are taken in the points' float32, and ties go to the first point, as
+    differences are taken in the points' own dtype, and ties go to the first point, as
     numpy's argmin and argmax break them."""
     sums = (pts[:, 0] + pts[:, 1]).tolist()
     diffs = (pts[:, 1] - pts[:, 0]).tolist()
@@ -134,7 +133,7 @@ def crop_quad(image: np.ndarray, box: np.ndarray) -> np.ndarray:
 
     Most boxes (708 of the 20 receipts' 969) are upright rectangles on whole pixels. Their
     warp is a whole-pixel shift, which cubic interpolation leaves exact, so they are copied
-    out instead: the same pixels (tested) at a few microseconds against 0.15 ms."""
+    out instead: the same pixels (tested), 18 us against 450 us for a 500 x 40 line."""
     matrix, width, height = _rectification(box)
     origin = _whole_pixel_origin(box, width, height, image.shape)
     if origin is not None:
