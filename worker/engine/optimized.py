@@ -15,7 +15,6 @@ or a model comes as bytes, the session optimises as before.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import platform
@@ -27,7 +26,7 @@ from typing import Any, Callable
 
 import onnxruntime as ort
 
-from worker.engine.prepare import PREPARED_DIR
+from worker.engine.prepare import PREPARED_DIR, source_key
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +48,7 @@ def machine_features() -> str:
 
 def saved_path(model: Path, level: ort.GraphOptimizationLevel) -> Path:
     """Where ORT's optimisation of `model` at `level` on this kind of machine is kept."""
-    stat = model.stat()
-    text = f"{stat.st_size}|{stat.st_mtime_ns}|{ort.__version__}|{int(level)}|{machine_features()}"
-    key = hashlib.sha256(text.encode()).hexdigest()[:KEY_CHARS]
+    key = source_key(model, ort.__version__, str(int(level)), machine_features(), chars=KEY_CHARS)
     folder = model.parent if model.parent.name == PREPARED_DIR else model.parent / PREPARED_DIR
     return folder / f"{model.stem}.ort-{key}.onnx"
 

@@ -53,11 +53,17 @@ def _rewrites(fold: bool, ctc_head: bool, pixels: bool) -> str:
     return ("folded" if fold else "plain") + ("-ctc" if ctc_head else "") + ("-pixels" if pixels else "")
 
 
+def source_key(path: Path, *made_by: str, chars: int) -> str:
+    """The key of a file derived from `path` by what `made_by` names: it changes when the
+    source file does (its size or mtime), or when any of `made_by` does."""
+    stat = path.stat()
+    text = "|".join((str(stat.st_size), str(stat.st_mtime_ns), *made_by))
+    return hashlib.sha256(text.encode()).hexdigest()[:chars]
+
+
 def cached_path(path: Path, fold: bool, ctc_head: bool, pixels: bool = False) -> Path:
     """Where one rewrite of one model file by one version of this code is kept."""
-    stat = path.stat()
-    text = f"{stat.st_size}|{stat.st_mtime_ns}|{_code_digest()}"
-    key = hashlib.sha256(text.encode()).hexdigest()[:KEY_CHARS]
+    key = source_key(path, _code_digest(), chars=KEY_CHARS)
     return path.parent / PREPARED_DIR / f"{path.stem}.{_rewrites(fold, ctc_head, pixels)}.{key}.onnx"
 
 
