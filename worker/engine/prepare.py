@@ -17,8 +17,8 @@ Rewriting costs about 0.4 s of CPU at every process start (onnx load, fold, seri
 the result is cached beside the model, as `.prepared/<stem>.<rewrites>.<key>.onnx` in the
 model set's folder: it goes when the set goes. The key covers the source file (size, mtime)
 and the rewriting code itself, so an edited model or a changed rewrite never meets a stale
-file; writing a new one removes the older ones of the same rewrites (a CPU and a CUDA
-process sharing the set keep theirs apart). It is written as every local result is
+file; writing a new one removes the older ones of the same rewrites, with what was derived
+from them (a CPU and a CUDA process sharing the set keep theirs apart). It is written as every local result is
 (LocalStorage: a temporary name, then a rename), so a concurrent process (a GPU worker starts
 several) never reads half a file. Where the folder is read-only, the rewrite is used from
 memory.
@@ -85,6 +85,8 @@ def prepared_model(path: str | Path, *, fold: bool, ctc_head: bool, pixels: bool
         return data
     for stale in cached.parent.glob(f"{source.stem}.{_rewrites(fold, ctc_head, pixels)}.{'?' * KEY_CHARS}.onnx"):
         if stale != cached:
+            for derived in cached.parent.glob(f"{stale.stem}.*"):  # ORT's saved graph of it (optimized)
+                derived.unlink(missing_ok=True)
             stale.unlink(missing_ok=True)
     return str(cached)
 

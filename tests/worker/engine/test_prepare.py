@@ -5,6 +5,7 @@ required."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -12,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from worker.engine import rec
+from worker.engine import optimized, rec
 from worker.engine.pixels import pixel_batch
 from worker.engine.prepare import BEST_CLASS, BEST_PROB, add_ctc_head, add_pixel_input, prepared_model, rewrite
 from worker.engine.session import ModelSession
@@ -83,10 +84,14 @@ def test_prepared_model_is_cached_and_replaced_when_its_source_changes(tmp_path)
     assert other != first  # other rewrites, another file, and neither removes the other
     assert os.path.exists(first) and os.path.exists(other)
 
+    saved = optimized.saved_path(Path(first), ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    saved.write_bytes(b"ORT's optimisation of the first rewrite")
+
     onnx.save(_softmax_model(13, classes=41), source)
     os.utime(source, ns=(made + 10**9, made + 10**9))
     second = prepared_model(source, fold=True, ctc_head=True)
     assert second != first and not os.path.exists(first)  # the stale rewrite is gone
+    assert not saved.exists() and os.path.exists(other)  # and what was derived from it, not the others
     (best_class, _) = _run(onnx.load(second), RNG.normal(size=(1, 5, 41)).astype(np.float32))
     assert best_class.max() < 41
 
