@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.host_cpu import ONE_THREAD
+from bench.host_cpu import ONE_THREAD, host_ms_per_image
 from bench.paths import REPO, SROIE_IMAGES
 from bench.results import save_result
 from bench.run_bench import measure
@@ -38,9 +38,8 @@ def run_side(tree: Path, images: Path, extra: list[str], env: dict[str, str] | N
     if run.rc != 0:
         raise SystemExit(f"{tree}: docmill run failed ({run.rc}): {run.stderr.strip()[-400:]}")
     summary = json.loads(run.stdout)
-    host_s = run.cpu_s - sum(summary["session_s"].values())
     return {"images_per_s": summary["images_per_s"], "wall_s": round(run.wall_s, 2), "cpu_s": round(run.cpu_s, 2),
-            "host_ms_per_image": round(host_s * 1000 / (summary["images"] + summary["pages"]), 1)}
+            "host_ms_per_image": host_ms_per_image(run.cpu_s, summary)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -152,9 +152,10 @@ def _whole_pixel_origin(box: np.ndarray, width: int, height: int,
                         shape: tuple[int, ...]) -> tuple[int, int] | None:
     """(left, top) when `box` is the upright `width` x `height` rectangle there, on whole
     pixels and inside an image of `shape`; else None."""
-    (left, top), (right, _), (_, bottom), _ = box.tolist()
+    corners = box.tolist()
+    (left, top), (right, _), (_, bottom), _ = corners
     upright = [[left, top], [right, top], [right, bottom], [left, bottom]]
-    if box.tolist() != upright or not (float(left).is_integer() and float(top).is_integer()):
+    if corners != upright or not (float(left).is_integer() and float(top).is_integer()):
         return None
     if right - left != width or bottom - top != height or left < 0 or top < 0:
         return None
