@@ -201,7 +201,8 @@ class LocalStorage:
         root = _local_path(root_uri)
         if root.is_file():
             if not start_after:
-                yield ObjectRef(str(root), root.name, root.stat().st_size)
+                st = root.stat()
+                yield ObjectRef(str(root), root.name, st.st_size, local_etag(st))
             return
         if not root.is_dir():
             raise ObjectNotFound(f"{root_uri}: no such file or folder")
@@ -217,11 +218,12 @@ class LocalStorage:
 
     @staticmethod
     def _ref(root: Path, path: Path) -> ObjectRef:
+        key = path.relative_to(root).as_posix()
         try:
-            size: int | None = path.stat().st_size
+            st = path.stat()
         except OSError:  # vanished or a dangling link: reading it will report the error
-            size = None
-        return ObjectRef(str(path), path.relative_to(root).as_posix(), size)
+            return ObjectRef(str(path), key)
+        return ObjectRef(str(path), key, st.st_size, local_etag(st))
 
     def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
         return _read_whole(self, uri, max_bytes)
@@ -270,7 +272,16 @@ class LocalStorage:
             raise StorageError(f"{uri}: {type(exc).__name__}: {exc}") from exc
         if not path.is_file():
             raise StorageError(f"{uri}: not a file")
-        return ObjectRef(uri, path.name, st.st_size)
+        return ObjectRef(uri, path.name, st.st_size, local_etag(st))
+
+
+def local_etag(st: os.stat_result) -> str:
+    """A local file's stand-in for an S3 ETag: its size and modification time (in ns), as web
+    servers tag static files. A result records its source's ETag, and --skip-existing redoes
+    a source whose ETag changed; without one, a page rescanned in place kept its old result.
+    Reading every file to hash it would double a listing's I/O; a touched but unchanged file
+    is only redone."""
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
 
 
 def _walk_order(key: str) -> tuple[tuple[int, str], ...]:

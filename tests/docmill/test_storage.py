@@ -146,8 +146,20 @@ def test_local_listing_is_recursive_sorted_and_case_insensitive(tmp_path: Path) 
                          "m/n/o.png": b"", "a.jpg": b"55555"})
     refs = list(LocalStorage().iter_objects(str(tmp_path), SUFFIXES))
     assert [r.key for r in refs] == ["a.jpg", "z.PNG", "a/b.jpg", "a/sub/d.JPG", "m/n/o.png"]
-    assert refs[0] == ObjectRef(str(tmp_path / "a.jpg"), "a.jpg", 5, None)
+    st = (tmp_path / "a.jpg").stat()
+    assert refs[0] == ObjectRef(str(tmp_path / "a.jpg"), "a.jpg", 5, f"5-{st.st_mtime_ns:x}")
     assert refs[3].size == 4 and Path(refs[3].uri).read_bytes() == b"4444"
+
+
+def test_a_local_files_etag_changes_with_its_content_or_time_and_head_agrees(tmp_path: Path) -> None:
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"first")
+    listed = next(LocalStorage().iter_objects(str(tmp_path), SUFFIXES)).etag
+    assert listed and LocalStorage().head(str(path)).etag == listed
+    assert next(LocalStorage().iter_objects(str(path), SUFFIXES)).etag == listed  # a file named alone
+    path.write_bytes(b"other")  # same size
+    os.utime(path, ns=(0, 1_000_000_000))
+    assert LocalStorage().head(str(path)).etag not in (None, listed)
 
 
 def test_local_listing_streams(tmp_path: Path) -> None:
@@ -161,8 +173,9 @@ def test_local_listing_streams(tmp_path: Path) -> None:
 
 def test_local_root_that_is_a_file_yields_it(tmp_path: Path) -> None:
     make_tree(tmp_path, {"deep/scan.tiff": b"abc"})
-    refs = list(LocalStorage().iter_objects(str(tmp_path / "deep" / "scan.tiff"), SUFFIXES))
-    assert refs == [ObjectRef(str(tmp_path / "deep" / "scan.tiff"), "scan.tiff", 3, None)]
+    path = tmp_path / "deep" / "scan.tiff"
+    refs = list(LocalStorage().iter_objects(str(path), SUFFIXES))
+    assert refs == [ObjectRef(str(path), "scan.tiff", 3, f"3-{path.stat().st_mtime_ns:x}")]
 
 
 def test_local_missing_root(tmp_path: Path) -> None:
@@ -246,7 +259,8 @@ def test_local_exists_and_head(tmp_path: Path) -> None:
     local = LocalStorage()
     assert local.exists(str(tmp_path / "d/a.jpg"))
     assert not local.exists(str(tmp_path / "d/b.jpg")) and not local.exists(str(tmp_path / "d"))
-    assert local.head(str(tmp_path / "d/a.jpg")) == ObjectRef(str(tmp_path / "d/a.jpg"), "a.jpg", 3, None)
+    path = tmp_path / "d/a.jpg"
+    assert local.head(str(path)) == ObjectRef(str(path), "a.jpg", 3, f"3-{path.stat().st_mtime_ns:x}")
     with pytest.raises(ObjectNotFound):
         local.head(str(tmp_path / "d/b.jpg"))
 

@@ -107,6 +107,28 @@ def test_result_check_reads_local_result_documents(tmp_path: Path):
         check.close()
 
 
+def test_a_local_source_rewritten_after_its_result_is_pending_again(tmp_path: Path):
+    """A local file has no ETag of its own: its listing gives one from its size and
+    modification time, so a page rescanned in place is redone and an untouched one is not."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    _tree(src, ["kept.jpg", "rescanned.jpg"])
+    out.mkdir()
+
+    def listed() -> list[TaskItem]:
+        return [TaskItem(src=ref.uri, dst=str(out / f"{ref.key}.json"), etag=ref.etag, bytes=ref.size)
+                for ref in iter_sources(LocalStorage(), str(src), ALL)]
+
+    for item in listed():  # the results a worker wrote, with the source ETag it was given
+        doc = {"source": {"uri": item.src, "etag": item.etag}, "models": {"set": "set", "version": "v1"}}
+        Path(item.dst).write_text(json.dumps(doc))
+    (src / "rescanned.jpg").write_bytes(b"a new scan")
+    check = ResultCheck(LocalStorage(), "set@v1")
+    try:
+        assert [Path(i.src).name for i in check.pending(listed())] == ["rescanned.jpg"]
+    finally:
+        check.close()
+
+
 def test_prefetched_keeps_order_raises_errors_and_stops_early():
     from producer.listing import prefetched
 
