@@ -170,7 +170,7 @@ def run_job(job: str, plan: JobPlan, state: JobState, svc: Services,
     """List after the job's cursor, enqueue chunk by chunk, close the listing. True when the
     job is finished already (nothing left for workers); its summary is then written here."""
     counts, seq = Counts(), state.tasks_enqueued
-    check = ResultCheck(svc.out_storage, plan.models_tag) if plan.skip_existing else None
+    check = ResultCheck(svc.out_storage, plan.models_tag, plan.formats) if plan.skip_existing else None
     refs = iter_sources(svc.in_storage, plan.in_uri, parse_include(plan.include), state.cursor)
     try:
         with svc.sender.connected():

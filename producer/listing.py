@@ -12,10 +12,11 @@ import json
 import queue
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from docmill.documents import output_uri
 from docmill.messages import TaskItem
 from docmill.result import META_MODELS, META_SOURCE_ETAG, models_tag
 from docmill.storage import ObjectRef, S3Storage, Storage, StorageError, is_s3_uri, split_s3_uri
@@ -131,11 +132,13 @@ def chunked(refs: Iterable[ObjectRef], size: int) -> Iterator[list[ObjectRef]]:
 
 class ResultCheck:
     """Says which items still need OCR: a result is current when it was made from the same
-    source ETag by the same model version (the worker records both on every result)."""
+    source ETag by the same model version (the worker records both on every result), and
+    every `--format` file the job asks for lies beside it."""
 
-    def __init__(self, storage: Storage, models_tag: str) -> None:
+    def __init__(self, storage: Storage, models_tag: str, formats: Sequence[str] = ()) -> None:
         self.storage = storage
         self.models_tag = models_tag
+        self.formats = tuple(formats)
         self.pool = ThreadPoolExecutor(HEAD_THREADS, thread_name_prefix="docmill-head")
 
     def pending(self, items: list[TaskItem]) -> list[TaskItem]:
@@ -149,7 +152,14 @@ class ResultCheck:
 
     def _is_current(self, item: TaskItem) -> bool:
         marks = self._marks(item.dst)
-        return marks is not None and marks == (item.etag or "", self.models_tag)
+        return (marks is not None and marks == (item.etag or "", self.models_tag)
+                and all(self._exists(output_uri(item.dst, fmt)) for fmt in self.formats))
+
+    def _exists(self, uri: str) -> bool:
+        try:
+            return self.storage.exists(uri)
+        except StorageError:
+            return False
 
     def _marks(self, dst: str) -> tuple[str, str] | None:
         """(source etag, models tag) recorded on an existing result, or None."""

@@ -129,6 +129,24 @@ def test_a_local_source_rewritten_after_its_result_is_pending_again(tmp_path: Pa
         check.close()
 
 
+def test_a_result_without_every_asked_format_is_pending(tmp_path: Path):
+    """A job asking for --format pdf,txt after a JSON-only job must make the files it asks
+    for: a current JSON result alone no longer counts as done."""
+    doc = {"source": {"uri": "x", "etag": "e1"}, "models": {"set": "set", "version": "v1"}}
+    for name in ("both", "pdf-only", "none"):
+        (tmp_path / f"{name}.jpg.json").write_text(json.dumps(doc))
+    (tmp_path / "both.jpg.pdf").write_bytes(b"%PDF")
+    (tmp_path / "both.jpg.txt").write_text("text")
+    (tmp_path / "pdf-only.jpg.pdf").write_bytes(b"%PDF")
+    items = [_item(str(tmp_path / f"{name}.jpg.json"), "e1") for name in ("both", "pdf-only", "none")]
+    for formats, pending in (((), []), (("pdf",), ["none"]), (("pdf", "txt"), ["pdf-only", "none"])):
+        check = ResultCheck(LocalStorage(), "set@v1", formats)
+        try:
+            assert [Path(i.dst).name.split(".")[0] for i in check.pending(items)] == pending
+        finally:
+            check.close()
+
+
 def test_prefetched_keeps_order_raises_errors_and_stops_early():
     from producer.listing import prefetched
 
