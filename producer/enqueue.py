@@ -22,11 +22,12 @@ from docmill.inputs import is_document_name
 from docmill.jobs import JobState, JobStore, write_summary
 from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
 from docmill.result import models_tag
+from docmill.resultcheck import ResultCheck
 from docmill.settings import Settings
 from docmill.storage import ObjectRef, Storage, result_uri
 from producer.commands import DEFAULT_PAGES_PER_TASK
 from producer.documents import split_document
-from producer.listing import ResultCheck, chunked, iter_sources, parse_include, prefetched
+from producer.listing import chunked, iter_sources, parse_include, prefetched
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""What a job has to do: the sources under the input prefix, in listing order, in chunks, minus
-those whose result is already current.
+"""What a job has to do: the sources under the input prefix, in listing order, in chunks (the
+enqueuer drops those whose result is already current: docmill.resultcheck).
 
 Everything here streams: a listing of 100 million keys is read page by page and handed on a
 chunk at a time, so the producer's memory does not grow with the size of the prefix.
@@ -8,21 +8,14 @@ chunk at a time, so the producer's memory does not grow with the size of the pre
 from __future__ import annotations
 
 import fnmatch
-import json
 import queue
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from docmill.documents import output_uri
-from docmill.messages import TaskItem
-from docmill.result import META_MODELS, META_SOURCE_ETAG, models_tag
-from docmill.storage import ObjectRef, S3Storage, Storage, StorageError, is_s3_uri, split_s3_uri
+from docmill.storage import ObjectRef, S3Storage, Storage
 
-# S3 user metadata the worker writes on every result (boto3 shows it lower-cased, unprefixed).
-HEAD_THREADS = 8  # below botocore's default pool of 10 connections per client
 _LAST_MODIFIED = re.compile(rb"<LastModified>[^<]*</LastModified>")
 T = TypeVar("T")
 
@@ -130,58 +123,3 @@ def chunked(refs: Iterable[ObjectRef], size: int) -> Iterator[list[ObjectRef]]:
         yield chunk
 
 
-class ResultCheck:
-    """Says which items still need OCR: a result is current when it was made from the same
-    source ETag by the same model version (the worker records both on every result), and
-    every `--format` file the job asks for lies beside it."""
-
-    def __init__(self, storage: Storage, models_tag: str, formats: Sequence[str] = ()) -> None:
-        self.storage = storage
-        self.models_tag = models_tag
-        self.formats = tuple(formats)
-        self.pool = ThreadPoolExecutor(HEAD_THREADS, thread_name_prefix="docmill-head")
-
-    def pending(self, items: list[TaskItem]) -> list[TaskItem]:
-        """The items whose result is missing or stale; the checks run in parallel, as each
-        is one round trip to storage."""
-        current = list(self.pool.map(self._is_current, items))
-        return [item for item, ok in zip(items, current) if not ok]
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-    def _is_current(self, item: TaskItem) -> bool:
-        marks = self._marks(item.dst)
-        return (marks is not None and marks == (item.etag or "", self.models_tag)
-                and all(self._exists(output_uri(item.dst, fmt)) for fmt in self.formats))
-
-    def _exists(self, uri: str) -> bool:
-        try:
-            return self.storage.exists(uri)
-        except StorageError:
-            return False
-
-    def _marks(self, dst: str) -> tuple[str, str] | None:
-        """(source etag, models tag) recorded on an existing result, or None."""
-        try:
-            if is_s3_uri(dst) and isinstance(self.storage, S3Storage):
-                return self._s3_marks(dst)
-            return _json_marks(self.storage.read_bytes(dst))
-        except (StorageError, ValueError, KeyError, TypeError):
-            return None
-
-    def _s3_marks(self, dst: str) -> tuple[str, str] | None:
-        from botocore.exceptions import ClientError
-
-        bucket, key = split_s3_uri(dst)
-        try:
-            meta = self.storage.client.head_object(Bucket=bucket, Key=key).get("Metadata", {})  # type: ignore[attr-defined]
-        except ClientError:
-            return None
-        return meta.get(META_SOURCE_ETAG, ""), meta.get(META_MODELS, "")
-
-
-def _json_marks(data: bytes) -> tuple[str, str]:
-    """The same marks read from a result document, for storage without object metadata."""
-    doc = json.loads(data)
-    return doc["source"].get("etag") or "", models_tag(doc["models"]["set"], doc["models"]["version"])

@@ -1,0 +1,72 @@
+"""Which results are already current, for `docmill produce` and `docmill run --skip-existing`
+alike: one rule for what "done" means, wherever a job runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from docmill.documents import output_uri
+from docmill.messages import TaskItem
+from docmill.result import META_MODELS, META_SOURCE_ETAG, models_tag
+from docmill.storage import S3Storage, Storage, StorageError, is_s3_uri, split_s3_uri
+
+HEAD_THREADS = 8  # below botocore's default pool of 10 connections per client
+
+
+class ResultCheck:
+    """Says which items still need OCR: a result is current when it was made from the same
+    source ETag by the same model version (the worker records both on every result), and
+    every `--format` file the job asks for lies beside it."""
+
+    def __init__(self, storage: Storage, models_tag: str, formats: Sequence[str] = ()) -> None:
+        self.storage = storage
+        self.models_tag = models_tag
+        self.formats = tuple(formats)
+        self.pool = ThreadPoolExecutor(HEAD_THREADS, thread_name_prefix="docmill-head")
+
+    def pending(self, items: list[TaskItem]) -> list[TaskItem]:
+        """The items whose result is missing or stale; the checks run in parallel, as each
+        is one round trip to storage."""
+        current = list(self.pool.map(self._is_current, items))
+        return [item for item, ok in zip(items, current) if not ok]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _is_current(self, item: TaskItem) -> bool:
+        marks = self._marks(item.dst)
+        return (marks is not None and marks == (item.etag or "", self.models_tag)
+                and all(self._exists(output_uri(item.dst, fmt)) for fmt in self.formats))
+
+    def _exists(self, uri: str) -> bool:
+        try:
+            return self.storage.exists(uri)
+        except StorageError:
+            return False
+
+    def _marks(self, dst: str) -> tuple[str, str] | None:
+        """(source etag, models tag) recorded on an existing result, or None."""
+        try:
+            if is_s3_uri(dst) and isinstance(self.storage, S3Storage):
+                return self._s3_marks(dst)
+            return _json_marks(self.storage.read_bytes(dst))
+        except (StorageError, ValueError, KeyError, TypeError):
+            return None
+
+    def _s3_marks(self, dst: str) -> tuple[str, str] | None:
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_s3_uri(dst)
+        try:
+            meta = self.storage.client.head_object(Bucket=bucket, Key=key).get("Metadata", {})  # type: ignore[attr-defined]
+        except ClientError:
+            return None
+        return meta.get(META_SOURCE_ETAG, ""), meta.get(META_MODELS, "")
+
+
+def _json_marks(data: bytes) -> tuple[str, str]:
+    """The same marks read from a result document, for storage without object metadata."""
+    doc = json.loads(data)
+    return doc["source"].get("etag") or "", models_tag(doc["models"]["set"], doc["models"]["version"])
