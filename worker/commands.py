@@ -33,6 +33,10 @@ def _add_run(sub: Subparsers) -> None:
     p.add_argument("--pdf-text", choices=PDF_TEXT_MODES, default="ocr", help=PDF_TEXT_HELP)
     p.add_argument("--format", default="json", metavar="FORMATS", help=FORMATS_HELP)
     p.add_argument("--visualize", action="store_true", help="write a PNG with boxes and text beside each JSON")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="resume: pass over inputs whose result is current (same source ETag and model "
+                   "version, with every --format file), as docmill produce does; otherwise every result "
+                   "is written again")
     p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any image or page failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary line on stderr")
     p.set_defaults(handler=lazy("worker.local", "cmd_run"))

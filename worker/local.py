@@ -27,7 +27,8 @@ from docmill.inputs import INPUT_SUFFIXES, describe_skipped, is_input_name, suff
 from docmill.messages import TaskItem
 from docmill.modelset import ModelSet, ModelSetError
 from docmill.options import parse_option_assignments
-from docmill.result import ModelsInfo
+from docmill.result import ModelsInfo, models_tag
+from docmill.resultcheck import ResultCheck
 from docmill.settings import Settings
 from docmill.storage import StorageError, is_s3_uri, open_storage, require_writable, result_uri
 from worker.documents import DocumentPart, document_result
@@ -59,6 +60,7 @@ class RunSummary:
     pages: int = 0
     documents: int = 0
     documents_failed: int = 0
+    current: int = 0  # inputs passed over by --skip-existing
     ok: int = 0
     failed: int = 0
     lines: int = 0
@@ -90,7 +92,7 @@ class RunSummary:
     def as_dict(self) -> dict:
         rate = (self.images + self.pages) / self.seconds if self.seconds else 0.0
         return {"images": self.images, "pages": self.pages, "documents": self.documents,
-                "documents_failed": self.documents_failed, "ok": self.ok, "failed": self.failed,
+                "documents_failed": self.documents_failed, "current": self.current, "ok": self.ok, "failed": self.failed,
                 "lines": self.lines, "seconds": round(self.seconds, 3), "images_per_s": round(rate, 3),
                 "errors": dict(self.errors), "skipped": dict(self.skipped), "providers": self.providers,
                 "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
@@ -104,6 +106,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     batch = settings.batch_images if args.batch_images is None else args.batch_images
     if batch < 1:
         raise UsageError("--batch-images must be 1 or more")
+    if args.skip_existing and args.visualize:
+        raise UsageError("--skip-existing does not look for --visualize pictures; give one or the other")
     try:
         overrides = parse_option_assignments(args.set)
         formats = parse_formats(args.format)
@@ -117,8 +121,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads "
                          f"{' '.join(INPUT_SUFFIXES)}")
     model_set = _model_set(args.models or settings.models, settings)
-    summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet,
-                        args.pdf_text, formats)
+    current = _drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing else 0
+    if inputs.items:
+        summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet,
+                            args.pdf_text, formats)
+    else:
+        summary = RunSummary(skipped=inputs.skipped)
+    summary.current = current
     _report(summary, args.quiet)
     return EXIT_FAILED if args.fail_on_error and (summary.failed or summary.documents_failed) else EXIT_OK
 
@@ -148,6 +157,20 @@ def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inpu
             sources[dst] = ref.uri
             inputs.items.append(TaskItem(src=ref.uri, dst=dst, etag=ref.etag, bytes=ref.size))
     return inputs
+
+
+def _drop_current(inputs: Inputs, out: str, model_set: ModelSet, formats: tuple[OutputFormat, ...],
+                  settings: Settings) -> int:
+    """Take the inputs whose result is current out of `inputs` (the producer's rule,
+    docmill.resultcheck); how many there were."""
+    check = ResultCheck(open_storage(out, settings), models_tag(model_set.name, model_set.version), formats)
+    try:
+        pending = check.pending(inputs.items)
+    finally:
+        check.close()
+    current = len(inputs.items) - len(pending)
+    inputs.items = pending
+    return current
 
 
 def _check_device(device: str) -> None:
@@ -258,9 +281,10 @@ def _report(summary: RunSummary, quiet: bool) -> None:
     if not quiet:
         errors = ", ".join(f"{k}={v}" for k, v in sorted(summary.errors.items())) or "none"
         skipped = f", passed over {describe_skipped(summary.skipped)}" if summary.skipped else ""
+        skipped += f", {summary.current} already current (--skip-existing)" if summary.current else ""
         documents = (f", {data['documents']} documents ({data['pages']} pages, {data['documents_failed']} failed)"
                      if summary.documents else "")
+        on = f" on {', '.join(summary.providers)}" if summary.providers else ""  # none: no engine was needed
         print(f"docmill run: {data['images']} images{documents}, {data['ok']} ok, {data['failed']} failed "
-              f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s "
-              f"on {', '.join(summary.providers)}{skipped}", file=sys.stderr)
+              f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s{on}{skipped}", file=sys.stderr)
     print(json.dumps(data, sort_keys=True))

@@ -4,6 +4,7 @@ error code, S3 in and out work against a real S3 HTTP server, and bad flags fail
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -87,6 +88,31 @@ def test_fail_on_error_exits_1_and_visualize_writes_png(mixed_folder, tmp_path):
     assert not (out / "zero.jpg.png").exists()
 
 
+def test_skip_existing_resumes_a_run_and_redoes_only_what_changed(mixed_folder, tmp_path, capsys):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for name in ("letter.png", "rotated.jpg"):
+        (pages / name).write_bytes((mixed_folder / "pages" / name).read_bytes())
+    out = tmp_path / "out"
+
+    def run(*extra: str) -> dict:
+        assert main(["run", str(pages), "--out", str(out), "--models", "pp-ocrv4-ch", "--device", "cpu",
+                     "--quiet", "--skip-existing", *extra]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    first, again = run(), run()
+    assert (first["images"], first["current"]) == (2, 0)
+    assert (again["images"], again["current"], again["ok"]) == (0, 2, 0)
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
+    os.utime(pages / "letter.png", ns=(0, 10**9))  # the page scanned again, in place
+    redone = run()
+    assert (redone["images"], redone["current"]) == (1, 1)
+    assert [p.name for p, ns in written.items() if p.stat().st_mtime_ns != ns] == ["letter.png.json"]
+    with_text = run("--format", "txt")  # a format asked for the first time: every image makes it
+    assert (with_text["images"], with_text["current"]) == (2, 0)
+    assert sorted(p.name for p in out.glob("*.txt")) == ["letter.png.txt", "rotated.jpg.txt"]
+
+
 @pytest.mark.services
 def test_s3_in_and_out(sample_pages, s3_client, s3_bucket, s3_endpoint, monkeypatch, tmp_path, capsys):
     images, _ = sample_pages
@@ -120,6 +146,7 @@ def test_engine_failure_on_one_image_spares_the_others(engine_for, sample_pages)
     (["--set", "no_such_option=1"], "expected KEY=VALUE"),
     (["--models", "no-such-set"], "no-such-set"),
     (["--batch-images", "0"], "--batch-images"),
+    (["--skip-existing", "--visualize"], "--skip-existing"),
 ])
 def test_bad_flags_fail_in_one_line_with_exit_2(mixed_folder, tmp_path, capsys, argv, needle):
     from worker.engine.providers import cuda_works
