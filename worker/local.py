@@ -92,8 +92,9 @@ class RunSummary:
     def as_dict(self) -> dict:
         rate = (self.images + self.pages) / self.seconds if self.seconds else 0.0
         return {"images": self.images, "pages": self.pages, "documents": self.documents,
-                "documents_failed": self.documents_failed, "current": self.current, "ok": self.ok, "failed": self.failed,
-                "lines": self.lines, "seconds": round(self.seconds, 3), "images_per_s": round(rate, 3),
+                "documents_failed": self.documents_failed, "current": self.current, "ok": self.ok,
+                "failed": self.failed, "lines": self.lines, "seconds": round(self.seconds, 3),
+                "images_per_s": round(rate, 3),
                 "errors": dict(self.errors), "skipped": dict(self.skipped), "providers": self.providers,
                 "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
                 "session_s": {k: round(v, 3) for k, v in self.session_s.items()},
