@@ -78,8 +78,10 @@ class Settings(BaseSettings):
                                  "DEFAULT is cuDNN's fallback mode (PP-OCRv6 rec: 0.6 receipts/s on an H200)")
     gpu_mem_limit_mb: int | None = Field(None, ge=256, description="cap on the CUDA arena per session")
     session_per_shape: bool = Field(False, description="CUDA: one ONNXRuntime session per input shape, up to "
-                                    "16 a model, so that no session alternates shapes (since ORT 1.20 a Conv "
-                                    "keeps one cuDNN plan, for its last shape: onnxruntime issue 23006)")
+                                    "shape_sessions a model, so that no session alternates shapes (since ORT 1.20 "
+                                    "a Conv keeps one cuDNN plan, for its last shape: onnxruntime issue 23006)")
+    shape_sessions: int = Field(16, ge=1, le=4096, description="with session_per_shape: sessions one model may "
+                                "hold; later shapes share its first session")
     tensorrt: bool = Field(False, description="put the TensorRT provider first (engines cached on disk)")
     malloc_mmap_threshold_kb: int = Field(128, ge=0, le=32768, description="fix glibc's mmap threshold so "
                                           "freed page-sized buffers go back to the system (0: glibc's default)")

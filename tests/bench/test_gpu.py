@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.gpu import RECEIPTS
+from bench.gpu import RECEIPTS, SWEEP
+from docmill.options import parse_option_assignments
+from docmill.settings import Settings
 
 pytestmark = [pytest.mark.models, pytest.mark.services, pytest.mark.slow]
 
@@ -39,3 +41,14 @@ def test_the_gpu_bench_rehearses_on_cpu_and_writes_its_fields():
     fp16 = report["fp16"]  # built from --models, but on CPU neither gated nor run
     assert fp16["built"] and fp16["set"].startswith("pp-ocrv6-fp16@") and fp16["gate"] is None
     assert "needs a CUDA GPU" in fp16["not_run"] and not any(run.startswith("fp16:") for run in report["runs"])
+
+
+@pytest.mark.parametrize("label,env,args", SWEEP, ids=[label for label, _, _ in SWEEP])
+def test_every_sweep_configuration_names_real_settings_and_options(label, env, args):
+    """A GPU is lent rarely and briefly: a misspelt setting would be ignored (pydantic-settings
+    passes over unknown variables) and its configuration would time the defaults again."""
+    fields = {name.removeprefix("DOCMILL_").lower(): value for name, value in env.items()}
+    assert set(fields) <= set(Settings.model_fields), label
+    Settings(**fields)
+    parse_option_assignments([value for flag, value in zip(args[::2], args[1::2]) if flag == "--set"])
+

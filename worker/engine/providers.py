@@ -205,7 +205,7 @@ def open_session(path: str, providers: list[str], settings: Settings, ctc_head: 
         raise DeviceUnavailable(f"{path}: the CUDA provider did not load for this model; use --device cpu")
     twin = _TWIN_BUILDER.submit(create, narrow) if narrow and not on_gpu else None
     spawn = create if on_gpu and settings.session_per_shape else None
-    return ModelSession(session, run_options(settings), twin, calls, exclusive, spawn)
+    return ModelSession(session, run_options(settings), twin, calls, exclusive, spawn, settings.shape_sessions)
 
 
 # Narrow twins are built one at a time behind the wide sessions (open_session).

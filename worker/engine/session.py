@@ -27,11 +27,6 @@ import numpy as np
 from worker.engine.pixels import PIXEL_INPUTS, PixelBatch
 
 
-# Sessions one model may hold with `spawn`: the CUDA defaults' buckets give rec about 70
-# shapes over 1,000 receipts, the few common ones first; rarer shapes share the first session.
-MAX_SHAPE_SESSIONS = 16
-
-
 class EngineCalls:
     """How many engine calls of one process are running now: with more than one, each
     session run takes the narrow session, so concurrent runs share the cores instead of
@@ -70,14 +65,16 @@ class ModelSession:
     future, while it is being built), runs made while `calls` is crowded go to the twin once
     it is ready. An `exclusive` session runs one batch at a time, whatever the number of
     threads calling it. With `spawn` (CUDA, `session_per_shape`), each input shape gets a
-    session of its own, made by `spawn` on the shape's first run, up to MAX_SHAPE_SESSIONS;
-    the first shape, and any beyond the cap, use `session`."""
+    session of its own, made by `spawn` on the shape's first run, up to `shape_sessions` (the
+    CUDA defaults' buckets give rec about 70 shapes over 1,000 receipts, the few common ones
+    first); the first shape, and any beyond the cap, use `session`."""
 
     def __init__(self, session: Any, run_options: Any = None, narrow: "Future[Any] | None" = None,
                  calls: EngineCalls | None = None, exclusive: bool = False,
-                 spawn: Callable[[], Any] | None = None):
+                 spawn: Callable[[], Any] | None = None, shape_sessions: int = 1):
         self._session = session
         self._spawn = spawn
+        self._shape_sessions = shape_sessions
         self._by_shape: dict[tuple[int, ...], Any] = {}
         self._spawning = threading.Lock()
         self._exclusive = threading.Lock() if exclusive else None
@@ -141,7 +138,7 @@ class ModelSession:
         with self._spawning:
             session = self._by_shape.get(shape)
             if session is None:
-                first_or_past_cap = not self._by_shape or len(self._by_shape) >= MAX_SHAPE_SESSIONS
+                first_or_past_cap = not self._by_shape or len(self._by_shape) >= self._shape_sessions
                 session = self._session if first_or_past_cap else self._spawn()  # type: ignore[misc]
                 self._by_shape[shape] = session
             return session

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -188,41 +189,67 @@ def test_the_first_run_of_each_shape_is_counted_apart():
     assert session.new_shape_s > first
 
 
-def test_with_spawn_each_shape_keeps_a_session_of_its_own_up_to_the_cap(monkeypatch):
+def test_with_spawn_each_shape_keeps_a_session_of_its_own_up_to_the_cap():
     """The first shape runs on the session given; each new one on a session spawned for it and
     kept for its later runs; past the cap, shapes share the first session."""
-    import worker.engine.session as session_module
-
-    monkeypatch.setattr(session_module, "MAX_SHAPE_SESSIONS", 3)
     spawned: list[float] = []
 
     def spawn() -> ort.InferenceSession:
         spawned.append(10.0 * (len(spawned) + 1))
         return _adds(spawned[-1])
 
-    session = ModelSession(_adds(0.0), spawn=spawn)
+    session = ModelSession(_adds(0.0), spawn=spawn, shape_sessions=3)
     ran = {size: float(session.run(np.zeros(size, np.float32))[0]) for size in (1, 2, 3, 4)}
     assert ran == {1: 0.0, 2: 10.0, 3: 20.0, 4: 0.0}  # 4 is past the cap of 3
     assert [float(session.run(np.zeros(size, np.float32))[0]) for size in (3, 2, 1)] == [20.0, 10.0, 0.0]
     assert spawned == [10.0, 20.0] and session.distinct_shapes == 4
 
 
-def test_session_per_shape_is_off_by_default_and_never_spawns_on_cpu(tmp_path, monkeypatch):
-    from worker.engine import optimized, providers
-
-    assert Settings().session_per_shape is False
-    model = tmp_path / "adds.onnx"
+def _adds_model(path: Path) -> Path:
     const = helper.make_tensor("c", TensorProto.FLOAT, [1], [1.0])
     graph = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"])], "adds",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [const])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     proto.ir_version = 8
-    model.write_bytes(proto.SerializeToString())
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def _count_sessions(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    from worker.engine import optimized
+
     created: list[str] = []
     real = optimized.open_session
     monkeypatch.setattr(optimized, "open_session", lambda *a, **k: created.append("session") or real(*a, **k))
-    session = providers.open_session(str(model), [providers.CPU], Settings(session_per_shape=True))
-    for width in (4, 8, 4):
+    return created
+
+
+def _run_widths(session: ModelSession, widths: tuple[int, ...]) -> None:
+    for width in widths:
         session.run(pixel_batch([np.zeros((2, width, 3), np.uint8)], (2, width), [1.0] * 3, [0.0] * 3))
+
+
+def test_the_shape_sessions_setting_caps_a_models_sessions_on_the_cuda_path(tmp_path, monkeypatch):
+    """Through the engine's CUDA branch (the provider's name patched to the CPU's, as
+    bench.cuda_path does): `shape_sessions` is what open_session gives ModelSession."""
+    from worker.engine import providers
+
+    monkeypatch.setattr(providers, "CUDA", providers.CPU)
+    monkeypatch.setattr(providers, "provider_config", lambda names, settings: [(name, {}) for name in names])
+    created = _count_sessions(monkeypatch)
+    settings = Settings(session_per_shape=True, shape_sessions=3)
+    session = providers.open_session(str(_adds_model(tmp_path / "adds.onnx")), [providers.CPU], settings)
+    _run_widths(session, (4, 8, 12, 16, 20, 8))
+    assert created == ["session"] * 3 and session.distinct_shapes == 5  # 16 and 20 share the first
+
+
+def test_session_per_shape_is_off_by_default_and_never_spawns_on_cpu(tmp_path, monkeypatch):
+    from worker.engine import providers
+
+    assert Settings().session_per_shape is False
+    created = _count_sessions(monkeypatch)
+    session = providers.open_session(str(_adds_model(tmp_path / "adds.onnx")), [providers.CPU],
+                                     Settings(session_per_shape=True))
+    _run_widths(session, (4, 8, 4))
     assert created == ["session"] and session.distinct_shapes == 2
