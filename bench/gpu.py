@@ -120,6 +120,53 @@ class GpuSampler:
                 "gpu_memory_mb_max": max(m for _, m in self.samples)}
 
 
+class ResultCounter:
+    """The result files in `out` every `every_s` while a `docmill run` writes them, as
+    (seconds since the start, results so far): the same progress a distributed job's state
+    gives, so both report a steady rate (steady_rate)."""
+
+    def __init__(self, out: Path, every_s: float = 0.25) -> None:
+        self.out, self.every_s = out, every_s
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._count, daemon=True)
+
+    def __enter__(self) -> ResultCounter:
+        self._started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def _count(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.samples.append((time.perf_counter() - self._started, results_in(self.out)))
+
+    def rates(self, images: int, seconds: float) -> dict[str, float]:
+        """The run's steady and whole rates (see docmill_run)."""
+        steady, tenth_s = steady_rate(self.samples, images, seconds)
+        return {"images_per_s": round(steady, 2), "images_per_s_with_startup": round(images / seconds, 2),
+                "first_tenth_s": round(tenth_s, 2)}
+
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def results_in(out: Path) -> int:
+    """Result files written so far to a `docmill run` --out folder of images."""
+    return sum(1 for _ in out.glob("*.json")) if out.is_dir() else 0
+
+
+def steady_rate(progress: list[tuple[float, int]], images: int, seconds: float) -> tuple[float, float]:
+    """Images per second from the tenth of the run done to its end, and when that tenth was
+    reached: start-up (CUDA, sessions, the first shapes' plans) is not spread over a short run.
+    A run whose progress never showed a tenth before its end (one batch) gives its whole rate."""
+    tenth = next(((at, done) for at, done in progress if done >= max(images, 1) / 10), (seconds, images))
+    if tenth[1] >= images or tenth[0] >= seconds:
+        return images / seconds, tenth[0]
+    return (images - tenth[1]) / (seconds - tenth[0]), tenth[0]
+
+
 def install_wheels(wheels: Path) -> float:
     """Every wheel in `wheels` into DEPS, offline; seconds taken."""
     started = time.perf_counter()
@@ -191,24 +238,27 @@ def pages_set(folder: Path, quick: bool) -> int:
 
 def docmill_run(folder: Path, out: Path, models: str, timeout: float, env: dict[str, str] | None = None,
                 args: tuple[str, ...] = ()) -> dict[str, Any]:
-    """`docmill run` in one process. host_cpu_ms: its CPU outside session runs, per image (the
-    work that must keep up with the GPU; on CUDA a run's launches count inside it). A run still
-    going after `timeout` seconds is killed and reported by the results it had written."""
+    """`docmill run` in one process. `images_per_s` is the steady rate and
+    `images_per_s_with_startup` the whole run's, as for the distributed runs (steady_rate).
+    host_cpu_ms: its CPU outside session runs, per image (the work that must keep up with the
+    GPU; on CUDA a run's launches count inside it). A run still going after `timeout` seconds
+    is killed and reported by the results it had written."""
     from bench.run_bench import measure
 
-    with GpuSampler() as gpu:
+    with GpuSampler() as gpu, ResultCounter(out) as counter:
         run = measure([sys.executable, "-m", "docmill.cli", "run", str(folder), "--out", str(out), "--models",
                        models, "--quiet", *args], REPO, env, timeout)
     if run.timed_out:
-        written = sum(1 for _ in out.rglob("*.json")) if out.is_dir() else 0
+        written = results_in(out)
         return {"timed_out": True, "wall_s": round(run.wall_s, 2), "images": written,
-                "images_per_s": round(written / run.wall_s, 2), **gpu.figures()}
+                **counter.rates(written, run.wall_s), **gpu.figures()}
     if run.rc != 0:
         raise SystemExit(f"bench.gpu: docmill run exited {run.rc}: {run.stderr.strip().splitlines()[-1:]}")
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     images = summary["images"]
-    return {"images": images, "images_per_s": round(images / run.wall_s, 2), "wall_s": round(run.wall_s, 2),
-            "engine_images_per_s": summary["images_per_s"], "providers": summary["providers"],
+    return {"images": images, **counter.rates(images, run.wall_s),
+            "wall_s": round(run.wall_s, 2), "engine_images_per_s": summary["images_per_s"],
+            "providers": summary["providers"],
             "stages_ms": {k: round(v / images * 1000, 2) for k, v in summary["stage_s"].items()},
             "session_ms": {k: round(v / images * 1000, 2) for k, v in summary["session_s"].items()},
             "new_shape_s": summary["new_shape_s"], "distinct_shapes": summary["distinct_shapes"],
@@ -281,12 +331,11 @@ def worker_run(env: dict[str, str], published: str, processes: int, work: Path, 
     finally:
         stop_group(worker)
     images = progress[-1][1]
-    tenth = next(((at, done) for at, done in progress if done >= max(images, 1) / 10), (seconds, images))
-    steady = (images - tenth[1]) / (seconds - tenth[0]) if tenth[1] < images else images / seconds  # one chunk: no tenth
+    steady, tenth_s = steady_rate(progress, images, seconds)
     return {"images": images, "failed": store.get(job).failed, "processes": processes, "seconds": round(seconds, 2),
             "timed_out": not finished,
             "images_per_s": round(steady, 2), "images_per_s_with_startup": round(images / seconds, 2),
-            "first_tenth_s": round(tenth[0], 2), **gpu.figures()}
+            "first_tenth_s": round(tenth_s, 2), **gpu.figures()}
 
 
 def stop_group(proc: subprocess.Popen) -> None:

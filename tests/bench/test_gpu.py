@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from bench.gpu import RECEIPTS, SWEEP
+from bench.gpu import RECEIPTS, SWEEP, ResultCounter, steady_rate
 from docmill.options import parse_option_assignments
 from docmill.settings import Settings
 
@@ -51,4 +52,19 @@ def test_every_sweep_configuration_names_real_settings_and_options(label, env, a
     assert set(fields) <= set(Settings.model_fields), label
     Settings(**fields)
     parse_option_assignments([value for flag, value in zip(args[::2], args[1::2]) if flag == "--set"])
+
+
+def test_the_steady_rate_starts_at_the_tenth_done_and_a_single_batch_gives_the_whole_rate():
+    assert steady_rate([(1.0, 0), (2.0, 10), (3.0, 50), (12.0, 100)], 100, 12.0) == (9.0, 2.0)
+    assert steady_rate([(1.0, 0), (5.0, 100)], 100, 5.0) == (20.0, 5.0)
+    assert steady_rate([], 40, 8.0) == (5.0, 8.0)
+
+
+def test_the_result_counter_counts_finished_results_only(tmp_path):
+    with ResultCounter(tmp_path, every_s=0.01) as counter:
+        for name in ("a.jpg.json", "b.jpg.json", ".0f3a.tmp"):
+            (tmp_path / name).write_text("{}")
+        time.sleep(0.1)
+    assert counter.samples and counter.samples[-1][1] == 2
+    assert counter.rates(2, 4.0)["images_per_s_with_startup"] == 0.5
 
