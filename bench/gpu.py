@@ -67,16 +67,12 @@ DIST_CAP_S = 90
 # shape, and rec widths in steps of 320 px, which leave fewer shapes). The session per shape
 # runs with room for every shape the receipts meet (rec met 59 on 200 of them, on the CUDA
 # path run on CPU): past the cap the first session takes shapes in turn, the cost it is there
-# to remove. With rec_full_batches too, rec meets one shape per width (18 against 59 on 200
-# receipts): the fewest sessions, plans and arenas, for 3.2 times the rec columns computed.
-# cuDNN's
+# to remove. cuDNN's
 # DEFAULT search is left out: it is its fallback mode, 0.6 receipts/s on the H200
 # (bench/results/gpu-probe.json).
 SWEEP: tuple[tuple[str, dict[str, str], tuple[str, ...]], ...] = (
     ("defaults", {}, ()),
     ("session_per_shape", {"DOCMILL_SESSION_PER_SHAPE": "true", "DOCMILL_SHAPE_SESSIONS": "256"}, ()),
-    ("session_per_shape+rec_full", {"DOCMILL_SESSION_PER_SHAPE": "true", "DOCMILL_SHAPE_SESSIONS": "256"},
-     ("--set", "rec_full_batches=true")),
     ("rec_width=320", {}, ("--set", "rec_width_multiple=320")),
     ("buckets=off", {}, ("--set", "batch_buckets=false")),
     ("cudnn=EXHAUSTIVE", {"DOCMILL_CUDA_CONV_ALGO_SEARCH": "EXHAUSTIVE"}, ()),

@@ -45,7 +45,6 @@ class EngineOptions(BaseModel):
     rec_batch_width: int = Field(0, ge=0)  # >0: a rec batch holds crops up to this many columns in all
     rec_width_multiple: int = Field(32, ge=8, le=1024)
     batch_buckets: bool = False  # each model run padded to a power-of-two batch: few input shapes on a GPU
-    rec_full_batches: bool = False  # every rec run padded to its width's full batch: one rec shape per width
     drop_score: float = Field(0.5, ge=0, le=1)
     word_boxes: bool = False  # each line's words with their boxes (Line.words), from rec's character positions
 

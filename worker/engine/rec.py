@@ -132,9 +132,7 @@ def recognize(
     session: ModelSession, crops: Sequence[np.ndarray], characters: Sequence[str], opts: EngineOptions
 ) -> list[Recognized]:
     """Recognise every crop: group by padded width, sort by aspect ratio inside a group,
-    run batches (batch_count), map results back to input order. With `rec_full_batches`, a
-    width's last run is padded to the full batch too, so that rec meets one input shape per
-    width: a padded item changes no other item's output, as items of a batch never mix."""
+    run batches (batch_count), map results back to input order."""
     _, height, _ = opts.rec_image_shape
     fixed = session.input_width
     groups: dict[int, list[int]] = defaultdict(list)
@@ -148,8 +146,7 @@ def recognize(
             chunk = members[start : start + per_run]
             batch = line_batch([crops[i] for i in chunk], height, width)
             extents = [resized_width(crops[i], height, width) / width for i in chunk] if opts.word_boxes else None
-            outputs = session.run_all(batch, opts.batch_buckets, per_run if opts.rec_full_batches else 0)
-            for i, rec in zip(chunk, postprocess(outputs, characters, extents)):
+            for i, rec in zip(chunk, postprocess(session.run_all(batch, opts.batch_buckets), characters, extents)):
                 results[i] = rec
     return results  # type: ignore[return-value]
 

@@ -103,13 +103,11 @@ class ModelSession:
     def run(self, batch: "np.ndarray | PixelBatch", bucketed: bool = False) -> np.ndarray:
         return self.run_all(batch, bucketed)[0]
 
-    def run_all(self, batch: "np.ndarray | PixelBatch", bucketed: bool = False,
-                pad_to: int = 0) -> list[np.ndarray]:
+    def run_all(self, batch: "np.ndarray | PixelBatch", bucketed: bool = False) -> list[np.ndarray]:
         """The session's outputs for `batch`. `bucketed`: the batch runs padded with zero
-        items to `batch_bucket` of its size, and the outputs are cut back to it; `pad_to`:
-        padded to at least that many items, the same way."""
+        items to `batch_bucket` of its size, and the outputs are cut back to it."""
         count = len(batch)
-        size = max(pad_to, batch_bucket(count) if bucketed else count)
+        size = batch_bucket(count) if bucketed else count
         if size == count:
             return self._run(batch)
         if isinstance(batch, PixelBatch):

@@ -93,35 +93,6 @@ def test_batching_never_changes_results(engine_for, sample_pages, shared_dir):
 
 
 
-def test_full_rec_batches_meet_one_shape_per_width_and_read_the_same(engine_for, sample_pages, monkeypatch):
-    """rec_full_batches pads a width's last run to its full batch: one rec shape per width,
-    and not a character or score changes, as padded items never mix with real ones."""
-    from worker.engine import session as session_module
-
-    engine, _ = engine_for("pp-ocrv4-ch")
-    images = list(sample_pages[0].values())
-    gpu_like = engine.options.merged({"rec_batch_size": 256, "rec_batch_width": 4096, "rec_width_multiple": 64,
-                                      "batch_buckets": True})
-    shapes: list[tuple[int, ...]] = []
-    real = session_module.ModelSession._run
-    monkeypatch.setattr(session_module.ModelSession, "_run", lambda self, batch: (
-        shapes.append(tuple(batch.shape)) if self is engine.rec_session else None) or real(self, batch))
-
-    def read(options) -> tuple[list, set]:  # type: ignore[no-untyped-def]
-        shapes.clear()
-        pages = engine.run(images, options)
-        return [[(line.text, round(line.score, 5)) for line in page.lines] for page in pages], set(shapes)
-
-    plain, plain_shapes = read(gpu_like)
-    full, full_shapes = read(gpu_like.merged({"rec_full_batches": True}))
-    assert full == plain
-    by_width: dict[int, set[int]] = {}
-    for batch, _, width, _ in full_shapes:
-        by_width.setdefault(width, set()).add(batch)
-    assert all(len(batches) == 1 for batches in by_width.values()), by_width
-    assert len(full_shapes) < len(plain_shapes)  # the demo pages' tails ran at smaller buckets before
-
-
 def test_one_engine_serves_several_threads_at_once(engine_for, sample_pages):
     from concurrent.futures import ThreadPoolExecutor
 
@@ -168,12 +139,12 @@ class _WatchingRec:
     def __getattr__(self, name):  # type: ignore[no-untyped-def]
         return getattr(self._session, name)
 
-    def run_all(self, batch, bucketed=False, pad_to=0):  # type: ignore[no-untyped-def]
+    def run_all(self, batch, bucketed=False):  # type: ignore[no-untyped-def]
         self.alive_at_runs.append(sum(ref() is not None for ref in self._pages))
         if self._failures:
             self._failures -= 1
             raise RuntimeError("rec failed on this batch")
-        return self._session.run_all(batch, bucketed, pad_to)
+        return self._session.run_all(batch, bucketed)
 
 
 def _engine_with_rec(engine, rec_session):  # type: ignore[no-untyped-def]
