@@ -19,10 +19,15 @@ import sys
 import worker.engine.providers as providers
 
 
-def main(argv: list[str]) -> None:
-    """Patch, then run docmill's entry point as `python -m docmill.cli` would (it exits)."""
+def take_cuda_branches() -> None:
+    """Name the CPU provider CUDA's, with no provider options, before the engine loads."""
     providers.CUDA = providers.CPU
     providers.provider_config = lambda names, settings: [(name, {}) for name in names]
+
+
+def main(argv: list[str]) -> None:
+    """Patch, then run docmill's entry point as `python -m docmill.cli` would (it exits)."""
+    take_cuda_branches()
     sys.argv = ["docmill", *argv]
     runpy.run_module("docmill.cli", run_name="__main__", alter_sys=True)
 

@@ -136,6 +136,10 @@ class ResultCounter:
         self._thread.start()
         return self
 
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
     def _count(self) -> None:
         while not self._stop.wait(self.every_s):
             self.samples.append((time.perf_counter() - self._started, results_in(self.out)))
@@ -145,11 +149,6 @@ class ResultCounter:
         steady, tenth_s = steady_rate(self.samples, images, seconds)
         return {"images_per_s": round(steady, 2), "images_per_s_with_startup": round(images / seconds, 2),
                 "first_tenth_s": round(tenth_s, 2)}
-
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def results_in(out: Path) -> int:

@@ -81,10 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     import worker.local  # noqa: F401 - timed: the imports `docmill run` makes (the entry point is thin)
     imports = _process_cpu_s() - start
     if args.cuda_path:
-        import worker.engine.providers as providers
+        from bench.cuda_path import take_cuda_branches
 
-        providers.CUDA = providers.CPU
-        providers.provider_config = lambda names, settings: [(name, {}) for name in names]
+        take_cuda_branches()
     tally = ThreadCpuTally()
     for spec in args.function or DEFAULT_FUNCTIONS:
         tally.wrap(spec)

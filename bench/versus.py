@@ -59,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no images at {args.images}: give --images a folder")
     sides = {"this": REPO, "other": args.other.resolve()}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    env = ONE_THREAD if args.host_cpu else None
     for round_no in range(args.rounds):
         order = list(sides) if round_no % 2 == 0 else list(reversed(sides))
         for name in order:
-            runs[name].append(run_side(sides[name], args.images, args.run_args, ONE_THREAD if args.host_cpu else None))
+            runs[name].append(run_side(sides[name], args.images, args.run_args, env))
             print(f"round {round_no + 1} {name:5s} {runs[name][-1]}", flush=True)
     report = {"images": str(args.images), "other": str(sides["other"]), "runs": runs,
               "medians": {name: {key: statistics.median(r[key] for r in side) for key in side[0]}
