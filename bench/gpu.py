@@ -51,6 +51,7 @@ from typing import Any, Callable
 from bench.distributed import free_port, job_progress, s3_with_models
 from bench.paths import REPO, SHARED, SROIE_IMAGES
 from bench.results import save_result
+from bench.ticker import Ticker
 
 # Only the standard library and bench's own stdlib-only modules above: docmill and its
 # dependencies are imported after `--wheels` has installed them (see `measure`).
@@ -120,29 +121,18 @@ class GpuSampler:
                 "gpu_memory_mb_max": max(m for _, m in self.samples)}
 
 
-class ResultCounter:
+class ResultCounter(Ticker):
     """The result files in `out` every `every_s` while a `docmill run` writes them, as
     (seconds since the start, results so far): the same progress a distributed job's state
     gives, so both report a steady rate (steady_rate)."""
 
     def __init__(self, out: Path, every_s: float = 0.25) -> None:
-        self.out, self.every_s = out, every_s
+        super().__init__(every_s)
+        self.out = out
         self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._count, daemon=True)
 
-    def __enter__(self) -> ResultCounter:
-        self._started = time.perf_counter()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _count(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.samples.append((time.perf_counter() - self._started, results_in(self.out)))
+    def tick(self, elapsed_s: float) -> None:
+        self.samples.append((elapsed_s, results_in(self.out)))
 
     def rates(self, images: int, seconds: float) -> dict[str, float]:
         """The run's steady and whole rates (see docmill_run)."""

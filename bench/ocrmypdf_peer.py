@@ -40,7 +40,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from typing import Any
 from bench.documents import RENDER_DPI, SROIE, page_sources, pdf_set
 from bench.paths import SROIE_LABELS
 from bench.results import save_result
+from bench.ticker import Ticker
 from bench.run_bench import DOCMILL_BIN, REPO, SCORER, Run, _checked, measure, resolve_models
 from docmill.settings import DEFAULT_MODEL_SET
 
@@ -177,26 +177,16 @@ def _f1(row: dict[str, Any]) -> float:
     return 2 * row["matched_tokens"] / (row["pred_tokens"] + row["gt_tokens"]) if row["gt_tokens"] else 0.0
 
 
-class TreeMemory:
+class TreeMemory(Ticker):
     """Peak of the PSS summed over this process's descendants, sampled every `interval` s
     from /proc while a child runs (ru_maxrss sees one process at a time)."""
 
     def __init__(self, interval: float = 0.25) -> None:
-        self.interval, self.peak_kib = interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval)
+        self.peak_kib = 0
 
-    def __enter__(self) -> "TreeMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak_kib = max(self.peak_kib, sum(_pss_kib(pid) for pid in descendants(os.getpid())))
+    def tick(self, elapsed_s: float) -> None:
+        self.peak_kib = max(self.peak_kib, sum(_pss_kib(pid) for pid in descendants(os.getpid())))
 
 
 def descendants(root: int) -> list[int]:
