@@ -9,6 +9,10 @@ where the boxes are and needs no labels turned with the page. Prints one JSON li
 (dataset, angle, setting) and a summary: each turned dataset's word F1 as a share of its
 upright F1 with orientation on, the pages found at the wrong angle, and the orientation
 model's cost per page.
+
+The shared PaddleOCR images (photos, scans and word crops, all upright, unlabelled) are read
+once with orientation on and once off: the summary's `paddleocr upright` counts those
+reported at an angle other than 0 and those whose text turning orientation on changed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import cv2
 import numpy as np
 
 from bench.pages import Pages, demo_pages, load_engine, sroie_pages
+from bench.paths import SHARED
 from bench.results import save_result
 from docmill.settings import DEFAULT_MODEL_SET
 
@@ -45,6 +50,27 @@ def word_f1(pages: list[list[str]], truths: list[list[str]]) -> float:
 def datasets() -> dict[str, Pages]:
     found = {"sroie": sroie_pages(), "demo": demo_pages(upright_only=True)}
     return {name: pages for name, pages in found.items() if pages}
+
+
+def upright_images() -> dict[str, np.ndarray]:
+    """The shared PaddleOCR images by their path under its doc folder (empty without them)."""
+    root = SHARED / "data" / "paddleocr" / "doc"
+    files = sorted(path for path in root.rglob("*") if path.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    return {str(path.relative_to(root)): cv2.imread(str(path)) for path in files}
+
+
+def upright_check(engine, images: dict[str, np.ndarray]) -> dict:
+    """Of upright images, those reported turned with orientation on, and those whose text it
+    changed (named, so a change can be looked at)."""
+    on, off = (engine.options.merged({"use_doc_orientation": flag}) for flag in (True, False))
+    turned, changed = {}, []
+    for name, image in images.items():
+        with_ori, without = engine.run([image], on)[0], engine.run([image], off)[0]
+        if with_ori.orientation.angle != 0:
+            turned[name] = with_ori.orientation.angle
+        if [line.text for line in with_ori.lines] != [line.text for line in without.lines]:
+            changed.append(name)
+    return {"images": len(images), "reported_turned": turned, "text_changed": changed}
 
 
 def measure(engine, images: list[np.ndarray], truths: list[list[str]], angle: int, on: bool) -> dict:
@@ -83,6 +109,8 @@ def main() -> int:
         summary[f"{name} cost"] = {"upright_f1_off": upright_off["word_f1"], "upright_f1_on": upright_on["word_f1"],
                                    "ori_ms_per_page": upright_on["ori_ms_per_page"],
                                    "seconds_off_on": [upright_off["seconds"], upright_on["seconds"]]}
+    if images := upright_images():
+        summary["paddleocr upright"] = upright_check(engine, images)
     print("summary:", json.dumps(summary, indent=1))
     save_result("orientation", {"schema": "docmill.bench.orientation/v1", "models": args.models,
                                 "rows": rows, "summary": summary})

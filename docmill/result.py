@@ -75,8 +75,9 @@ class Timings(BaseModel):
 
 
 class PageOrientation(BaseModel):
-    """The angle a page was found turned by, clockwise; it was read turned back upright, and
-    its boxes are given in the input's own pixels."""
+    """The angle a page was found turned by, clockwise (by the page orientation model and the
+    line classifier together); it was read turned back upright, and its boxes are given in
+    the input's own pixels. `score` is the page model's probability for this angle."""
 
     model_config = ConfigDict(extra="forbid")
     angle: Literal[0, 90, 180, 270]

@@ -274,6 +274,7 @@ class OcrEngine:
         for page, (members, blocks) in self._reading_order(crops, by_page, located.upright_hw, upside_down,
                                                           opts).items():
             height, width = located.original_hw[page]
+            half = 180 if opts.use_doc_orientation and page in upside_down else 0  # see _reported_turn
             for i, block in zip(members, blocks):
                 text, angle = texts[i], angles[i] if angles else None
                 if text.score < opts.drop_score or not text.text.strip():
@@ -285,11 +286,20 @@ class OcrEngine:
                 pages[page].lines.append(TextLine(
                     text=text.text.strip(), score=round(text.score, 6),
                     box=orientation.to_original(crops[i].box, turns[page].angle, width, height).astype(int).tolist(),
-                    angle=angle.angle if angle else 0, angle_score=round(angle.score, 6) if angle else None,
+                    angle=(angle.angle + half) % 360 if angle else 0,
+                    angle_score=round(angle.score, 6) if angle else None,
                     block=block, words=words))
-        for page, turn in zip(pages, turns):
-            page.orientation = turn if opts.use_doc_orientation else None
+        for index, (page, turn) in enumerate(zip(pages, turns)):
+            page.orientation = self._reported_turn(turn, index in upside_down) if opts.use_doc_orientation else None
         return pages
+
+    @staticmethod
+    def _reported_turn(turn: orientation.PageAngle, upside_down: bool) -> orientation.PageAngle:
+        """The page's turn as the two classifiers found it together: a page whose lines stood
+        upside down after its turn was turned a further 180 degrees (so a false half turn of
+        an upright page reports 0). Its lines' angles are reported against this turn, so the
+        way each line's text runs (page turn plus line angle) is unchanged."""
+        return turn.turned_half() if upside_down else turn
 
     def check(self, options: EngineOptions) -> None:
         """Refuse options this engine's model set cannot serve (a ValueError saying what to

@@ -40,9 +40,25 @@ class _Probabilities:
 
 
 def test_a_turn_the_model_is_unsure_of_is_not_made():
-    page = np.full((300, 200, 3), 255, np.uint8)
+    page = np.full((300, 240, 3), 255, np.uint8)
     unsure = _Probabilities([[0.30, 0.10, 0.54, 0.06]])  # what a sparse upright letter page scored
-    assert orientation.classify(unsure, [page], min_score=0.7) == [orientation.PageAngle(0, pytest.approx(0.30))]
+    decided = orientation.classify(unsure, [page], min_score=0.7)[0]
+    assert (decided.angle, decided.score) == (0, pytest.approx(0.30))
     assert orientation.classify(unsure, [page], min_score=0.5)[0].angle == 180
     sure = _Probabilities([[0.05, 0.90, 0.03, 0.02]])
     assert orientation.classify(sure, [page], min_score=0.7)[0].angle == 90
+
+
+def test_a_page_smaller_than_the_models_crop_is_read_as_it_stands():
+    sure = _Probabilities([[0.05, 0.02, 0.90, 0.03], [0.05, 0.02, 0.90, 0.03]])
+    word, page = np.full((70, 400, 3), 255, np.uint8), np.full((orientation.MIN_SIDE, 400, 3), 255, np.uint8)
+    assert [found.angle for found in orientation.classify(sure, [word, page], min_score=0.7)] == [0, 180]
+
+
+def test_a_further_half_turn_takes_the_models_probability_for_it():
+    found = orientation.classify(_Probabilities([[0.10, 0.15, 0.70, 0.05]]), [np.zeros((300, 300, 3), np.uint8)],
+                                 min_score=0.6)[0]
+    assert found.angle == 180
+    assert (found.turned_half().angle, found.turned_half().score) == (0, pytest.approx(0.10))
+    quarter = orientation.PageAngle(90, 0.8, (0.1, 0.8, 0.05, 0.05))
+    assert (quarter.turned_half().angle, quarter.turned_half().score) == (270, 0.05)

@@ -51,6 +51,17 @@ def test_an_upside_down_page_still_reads_upright(engine_for, sample_pages):
     assert compare_lines(expected, _texts(by_page))["exact_lines"] >= len(expected) - 1
 
 
+def test_a_half_turn_the_page_model_misses_is_reported_from_the_lines(engine_for, sample_pages):
+    """With the page model never sure enough to turn, the line classifier finds the page
+    upside down: the page reports 180 and its lines 0, as when the page model turns it."""
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    images, truth = sample_pages
+    options = engine.options.merged({"use_doc_orientation": True, "ori_min_score": 1.0})
+    page = engine.run([images["upside_down.png"]], options)[0]
+    assert page.orientation.angle == 180 and all(line.angle == 0 for line in page.lines)
+    assert compare_lines(truth["upside_down.png"], _texts(page))["exact_lines"] >= len(truth["upside_down.png"]) - 1
+
+
 def test_two_columns_read_column_by_column(engine_for, sample_pages):
     engine, _ = engine_for(DEFAULT_MODEL_SET)
     images, truth = sample_pages
