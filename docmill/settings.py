@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, create_model,
                       field_validator, model_validator)
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from docmill.environment import EnvironmentModel
 from docmill.options import EngineOptions
 
 DEFAULT_MODEL_SET = "pp-ocrv6-int8det"
@@ -43,12 +43,11 @@ EngineOverrides = create_model(
 )
 
 
-class Settings(BaseSettings):
+class Settings(EnvironmentModel):
     """Everything an operator can set. Env: DOCMILL_<FIELD>, nested with `__`."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="DOCMILL_", env_nested_delimiter="__", extra="ignore", validate_default=True
-    )
+    env_prefix = "DOCMILL_"
+    model_config = ConfigDict(extra="ignore", validate_default=True)
 
     models: str = Field(DEFAULT_MODEL_SET, description="model set: preset name, folder or s3:// URI")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "docmill")

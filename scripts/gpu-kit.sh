@@ -24,7 +24,7 @@ WORK=${WORK:-/tmp/docmill-gpukit}
 PLATFORMS=(manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64
            manylinux2014_x86_64 manylinux1_x86_64 manylinux_2_31_x86_64 manylinux_2_34_x86_64)
 # What docmill and the bench import that the CUDA image lacks (KINDS.md lists what it holds).
-WHEELS=(celery redis pyclipper boto3 "pydantic>=2.6,<3" "pydantic-settings>=2.2,<3" jsonschema
+WHEELS=(celery redis pyclipper boto3 "pydantic>=2.6,<3" jsonschema
         "pypdfium2>=5,<6" pikepdf "moto[s3]>=5" flask flask-cors onnxconverter-common==1.16.0)
 
 download() {

@@ -46,8 +46,8 @@ def test_the_gpu_bench_rehearses_on_cpu_and_writes_its_fields():
 
 @pytest.mark.parametrize("label,env,args", SWEEP, ids=[label for label, _, _ in SWEEP])
 def test_every_sweep_configuration_names_real_settings_and_options(label, env, args):
-    """A GPU is lent rarely and briefly: a misspelt setting would be ignored (pydantic-settings
-    passes over unknown variables) and its configuration would time the defaults again."""
+    """A GPU is lent rarely and briefly: a misspelt setting would be ignored (Settings passes
+    over unknown variables) and its configuration would time the defaults again."""
     fields = {name.removeprefix("DOCMILL_").lower(): value for name, value in env.items()}
     assert set(fields) <= set(Settings.model_fields), label
     Settings(**fields)

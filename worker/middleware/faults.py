@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import os
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict
 
+from docmill.environment import EnvironmentModel
 from docmill.messages import TaskItem
 from docmill.settings import Settings
 from worker.items import Admit, DecodedItem, Loader
@@ -16,8 +17,9 @@ from worker.items import Admit, DecodedItem, Loader
 log = logging.getLogger(__name__)
 
 
-class FaultSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DOCMILL_FAULT_", extra="ignore")
+class FaultSettings(EnvironmentModel):
+    env_prefix = "DOCMILL_FAULT_"
+    model_config = ConfigDict(extra="ignore")
 
     crash_on_source: str | None = None
 
