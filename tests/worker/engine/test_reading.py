@@ -62,6 +62,18 @@ def test_a_half_turn_the_page_model_misses_is_reported_from_the_lines(engine_for
     assert compare_lines(truth["upside_down.png"], _texts(page))["exact_lines"] >= len(truth["upside_down.png"]) - 1
 
 
+@pytest.mark.parametrize("name, text, turn", [
+    ("paddleocr/doc/imgs_words_en/word_52.png", "Future", 0),  # the page model says 180 at 0.74
+    ("rapidocr/test_files/text_cls.jpg", "怪我咯", 180),  # upside down, RapidOCR's cls test says
+])
+def test_a_word_crop_reads_as_it_stands_and_reports_the_turn_its_line_had(engine_for, shared_dir, name, text, turn):
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    page = engine.run([cv2.imread(str(shared_dir / "data" / name))],
+                      engine.options.merged({"use_doc_orientation": True}))[0]
+    assert _texts(page) == [text]
+    assert page.orientation.angle == turn and page.lines[0].angle == 0
+
+
 def test_two_columns_read_column_by_column(engine_for, sample_pages):
     engine, _ = engine_for(DEFAULT_MODEL_SET)
     images, truth = sample_pages
