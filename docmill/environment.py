@@ -46,11 +46,23 @@ def environment_values(model: type[BaseModel], prefix: str, environ: Mapping[str
             found[name] = _decoded(upper[key], field.annotation)
         nested = _model_type(field.annotation)
         if nested is not None:
-            parts = environment_values(nested, f"{key}__", upper)
+            parts = _nested_values(nested, f"{key}__", upper)
             if parts:
                 whole = found.get(name)
                 found[name] = {**whole, **parts} if isinstance(whole, dict) else parts
     return found
+
+
+def _nested_values(model: type[BaseModel], prefix: str, upper: Mapping[str, str]) -> dict[str, Any]:
+    """Every variable under `prefix`: the model's fields as environment_values reads them,
+    and any other name passed on as it is, so that the model's own rules judge it (a
+    misspelt DOCMILL_ENGINE__ option is refused, not ignored)."""
+    values = environment_values(model, prefix, upper)
+    for key, raw in upper.items():
+        name = key[len(prefix):].lower() if key.startswith(prefix) else ""
+        if name and "__" not in name and name not in model.model_fields:
+            values[name] = raw
+    return values
 
 
 def _decoded(raw: str, annotation: Any) -> Any:

@@ -52,5 +52,6 @@ def test_a_value_that_is_not_json_reaches_validation_and_names_its_field(monkeyp
     assert caught.value.errors()[0]["loc"] == ("inner", "shape")
 
 
-def test_other_variables_are_left_alone():
+def test_other_variables_are_left_alone_but_unknown_nested_ones_reach_the_nested_model():
     assert environment_values(_Outer, "TESTENV_", {"OTHER_NAME": "x", "TESTENV_UNKNOWN": "y"}) == {}
+    assert environment_values(_Outer, "TESTENV_", {"TESTENV_INNER__FLAGG": "1"}) == {"inner": {"flagg": "1"}}

@@ -23,6 +23,7 @@ def test_engine_overrides_cover_every_engine_option(monkeypatch):
     ("DOCMILL_ENGINE__DET_THRESH", "3", "DOCMILL_ENGINE__DET_THRESH: Input should be less than 1"),
     ("DOCMILL_DEVICE", "gpu", "DOCMILL_DEVICE: Input should be 'auto', 'cpu' or 'cuda'"),
     ("DOCMILL_ENGINE", "det_thresh=0.2", "DOCMILL_ENGINE: Input should be a valid dictionary"),  # not JSON
+    ("DOCMILL_ENGINE__DET_THRES", "0.2", "DOCMILL_ENGINE__DET_THRES: Extra inputs are not permitted"),
     ("DOCMILL_BATCH_IMAGES", "0", "DOCMILL_BATCH_IMAGES"),
     ("DOCMILL_WORKER_LOST_AFTER_S", "10", "DOCMILL_WORKER_LOST_AFTER_S: must be more than twice DOCMILL_HEARTBEAT_S"),
 ])
