@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from docmill import __version__
 from docmill.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
-from docmill.settings import Settings, describe_settings_error
+from docmill.settings import Settings, describe_settings_error, misspelt_variables
 
 DESCRIPTION = ("docmill: streaming batch OCR with PaddleOCR models on ONNXRuntime. "
                "Run it in-process (`docmill run`), or as a producer and Celery workers over "
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"docmill: invalid setting {describe_settings_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    for line in misspelt_variables(os.environ):
+        print(f"docmill: {line}", file=sys.stderr)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:

@@ -6,7 +6,9 @@ No other module reads the environment on its own; everything takes a `Settings`.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, 
 from docmill.environment import EnvironmentModel
 from docmill.options import EngineOptions
 
+ENV_PREFIX = "DOCMILL_"
 DEFAULT_MODEL_SET = "pp-ocrv6-int8det"
 DEFAULT_PIXEL_BUDGET_MP = 96.0  # Settings.pixel_budget when pixel_budget_mp is 0
 
@@ -46,7 +49,7 @@ EngineOverrides = create_model(
 class Settings(EnvironmentModel):
     """Everything an operator can set. Env: DOCMILL_<FIELD>, nested with `__`."""
 
-    env_prefix = "DOCMILL_"
+    env_prefix = ENV_PREFIX
     model_config = ConfigDict(extra="ignore", validate_default=True)
 
     models: str = Field(DEFAULT_MODEL_SET, description="model set: preset name, folder or s3:// URI")
@@ -169,6 +172,22 @@ def mask_url(url: str) -> str:
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def misspelt_variables(environ: Mapping[str, str]) -> list[str]:
+    """A line for each DOCMILL_ variable that is no setting but nearly spells one. Settings
+    cannot refuse names they do not know (deployment files and other tools share the
+    prefix: DOCMILL_SECRETS_DIR), but a likely typo should not pass unseen."""
+    names = [name.upper() for name in Settings.model_fields]
+    lines = []
+    for key in sorted(environ):
+        rest = key.upper().removeprefix(ENV_PREFIX)
+        if rest == key.upper() or rest in names or "__" in rest:
+            continue
+        close = difflib.get_close_matches(rest, names, n=1, cutoff=0.8)
+        if close:
+            lines.append(f"{key} is not a setting and is ignored; did you mean {ENV_PREFIX}{close[0]}?")
+    return lines
 
 
 def describe_settings_error(exc: ValidationError) -> str:

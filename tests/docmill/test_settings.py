@@ -34,6 +34,14 @@ def test_bad_setting_is_one_line_and_exit_2(monkeypatch, capsys, name, value, ne
     assert len(err) == 1 and needle in err[0]
 
 
+def test_a_misspelt_variable_is_named_with_the_setting_it_nearly_spells(monkeypatch, capsys):
+    monkeypatch.setenv("DOCMILL_BATCH_IMAGE", "16")
+    monkeypatch.setenv("DOCMILL_SECRETS_DIR", "/run/secrets/docmill")  # the images' own, no setting
+    assert main(["config"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["docmill: DOCMILL_BATCH_IMAGE is not a setting and is ignored; did you mean DOCMILL_BATCH_IMAGES?"]
+
+
 @pytest.mark.parametrize("url,masked", [
     ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
     ("rediss://user:p%40ss@h/1", "rediss://user:***@h/1"),
