@@ -61,6 +61,7 @@ class RunSummary:
     documents: int = 0
     documents_failed: int = 0
     current: int = 0  # inputs passed over by --skip-existing
+    replaced: int = 0  # inputs whose result was there before the run and is written again
     ok: int = 0
     failed: int = 0
     lines: int = 0
@@ -92,7 +93,8 @@ class RunSummary:
     def as_dict(self) -> dict:
         rate = (self.images + self.pages) / self.seconds if self.seconds else 0.0
         return {"images": self.images, "pages": self.pages, "documents": self.documents,
-                "documents_failed": self.documents_failed, "current": self.current, "ok": self.ok,
+                "documents_failed": self.documents_failed, "current": self.current,
+                "replaced": self.replaced, "ok": self.ok,
                 "failed": self.failed, "lines": self.lines, "seconds": round(self.seconds, 3),
                 "images_per_s": round(rate, 3),
                 "errors": dict(self.errors), "skipped": dict(self.skipped), "providers": self.providers,
@@ -122,13 +124,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads "
                          f"{' '.join(INPUT_SUFFIXES)}")
     model_set = _model_set(args.models or settings.models, settings)
-    current = _drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing else 0
+    current, replaced = _sort_existing(inputs, args.out, model_set, formats, settings, args.skip_existing)
     if inputs.items:
         summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet,
                             args.pdf_text, formats)
     else:
         summary = RunSummary(skipped=inputs.skipped)
-    summary.current = current
+    summary.current, summary.replaced = current, replaced
     _report(summary, args.quiet)
     return EXIT_FAILED if args.fail_on_error and (summary.failed or summary.documents_failed) else EXIT_OK
 
@@ -160,18 +162,19 @@ def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inpu
     return inputs
 
 
-def _drop_current(inputs: Inputs, out: str, model_set: ModelSet, formats: tuple[OutputFormat, ...],
-                  settings: Settings) -> int:
-    """Take the inputs whose result is current out of `inputs` (the producer's rule,
-    docmill.resultcheck); how many there were."""
+def _sort_existing(inputs: Inputs, out: str, model_set: ModelSet, formats: tuple[OutputFormat, ...],
+                   settings: Settings, skip_current: bool) -> tuple[int, int]:
+    """With --skip-existing, take the inputs whose result is current out of `inputs` (the
+    producer's rule, docmill.resultcheck). Then count the results still to be written that
+    are there already, so that a run into an earlier run's --out says it replaced them.
+    Returns (current, replaced)."""
     check = ResultCheck(open_storage(out, settings), models_tag(model_set.name, model_set.version), formats)
     try:
-        pending = check.pending(inputs.items)
+        pending = check.pending(inputs.items) if skip_current else inputs.items
+        current, inputs.items = len(inputs.items) - len(pending), pending
+        return current, check.written(pending)
     finally:
         check.close()
-    current = len(inputs.items) - len(pending)
-    inputs.items = pending
-    return current
 
 
 def _check_device(device: str) -> None:
@@ -283,6 +286,7 @@ def _report(summary: RunSummary, quiet: bool) -> None:
         errors = ", ".join(f"{k}={v}" for k, v in sorted(summary.errors.items())) or "none"
         skipped = f", passed over {describe_skipped(summary.skipped)}" if summary.skipped else ""
         skipped += f", {summary.current} already current (--skip-existing)" if summary.current else ""
+        skipped += f", {summary.replaced} earlier results replaced" if summary.replaced else ""
         documents = (f", {data['documents']} documents ({data['pages']} pages, {data['documents_failed']} failed)"
                      if summary.documents else "")
         on = f" on {', '.join(summary.providers)}" if summary.providers else ""  # none: no engine was needed

@@ -101,16 +101,29 @@ def test_skip_existing_resumes_a_run_and_redoes_only_what_changed(mixed_folder, 
         return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
     first, again = run(), run()
-    assert (first["images"], first["current"]) == (2, 0)
+    assert (first["images"], first["current"], first["replaced"]) == (2, 0, 0)
     assert (again["images"], again["current"], again["ok"]) == (0, 2, 0)
     written = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
     os.utime(pages / "letter.png", ns=(0, 10**9))  # the page scanned again, in place
     redone = run()
-    assert (redone["images"], redone["current"]) == (1, 1)
+    assert (redone["images"], redone["current"], redone["replaced"]) == (1, 1, 1)
     assert [p.name for p, ns in written.items() if p.stat().st_mtime_ns != ns] == ["letter.png.json"]
     with_text = run("--format", "txt")  # a format asked for the first time: every image makes it
-    assert (with_text["images"], with_text["current"]) == (2, 0)
+    assert (with_text["images"], with_text["current"], with_text["replaced"]) == (2, 0, 2)
     assert sorted(p.name for p in out.glob("*.txt")) == ["letter.png.txt", "rotated.jpg.txt"]
+
+
+def test_a_run_into_an_earlier_runs_out_says_how_many_results_it_replaced(mixed_folder, tmp_path, capsys):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "letter.png").write_bytes((mixed_folder / "pages" / "letter.png").read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "letter.png.json").write_text("{}")  # an earlier run's result, or anything of that name
+    assert main(["run", str(pages), "--out", str(out), "--models", "pp-ocrv4-ch", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["replaced"] == 1
+    assert ", 1 earlier results replaced" in captured.err.strip().splitlines()[-1]
 
 
 @pytest.mark.services
