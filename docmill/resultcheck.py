@@ -32,11 +32,6 @@ class ResultCheck:
         current = list(self.pool.map(self._is_current, items))
         return [item for item, ok in zip(items, current) if not ok]
 
-    def written(self, items: list[TaskItem]) -> int:
-        """How many of the items have a result already, current or not: what a run that
-        writes every item replaces."""
-        return sum(self.pool.map(lambda item: self._exists(item.dst), items))
-
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 

@@ -30,7 +30,8 @@ from docmill.options import parse_option_assignments
 from docmill.result import ModelsInfo, models_tag
 from docmill.resultcheck import ResultCheck
 from docmill.settings import Settings
-from docmill.storage import StorageError, is_s3_uri, open_storage, require_writable, result_uri
+from docmill.storage import (ObjectNotFound, StorageError, is_s3_uri, join_uri, open_storage, require_writable,
+                             result_uri)
 from worker.documents import DocumentPart, document_result
 from worker.flow import ItemFlow, Outcome, RunContext, options_for
 from worker.writer import ResultWriter
@@ -124,7 +125,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads "
                          f"{' '.join(INPUT_SUFFIXES)}")
     model_set = _model_set(args.models or settings.models, settings)
-    current, replaced = _sort_existing(inputs, args.out, model_set, formats, settings, args.skip_existing)
+    current = _drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing else 0
+    replaced = _results_there(inputs, args.out, settings)
     if inputs.items:
         summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet,
                             args.pdf_text, formats)
@@ -162,19 +164,29 @@ def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inpu
     return inputs
 
 
-def _sort_existing(inputs: Inputs, out: str, model_set: ModelSet, formats: tuple[OutputFormat, ...],
-                   settings: Settings, skip_current: bool) -> tuple[int, int]:
-    """With --skip-existing, take the inputs whose result is current out of `inputs` (the
-    producer's rule, docmill.resultcheck). Then count the results still to be written that
-    are there already, so that a run into an earlier run's --out says it replaced them.
-    Returns (current, replaced)."""
+def _drop_current(inputs: Inputs, out: str, model_set: ModelSet, formats: tuple[OutputFormat, ...],
+                  settings: Settings) -> int:
+    """Take the inputs whose result is current out of `inputs` (the producer's rule,
+    docmill.resultcheck); how many there were."""
     check = ResultCheck(open_storage(out, settings), models_tag(model_set.name, model_set.version), formats)
     try:
-        pending = check.pending(inputs.items) if skip_current else inputs.items
-        current, inputs.items = len(inputs.items) - len(pending), pending
-        return current, check.written(pending)
+        pending = check.pending(inputs.items)
     finally:
         check.close()
+    current = len(inputs.items) - len(pending)
+    inputs.items = pending
+    return current
+
+
+def _results_there(inputs: Inputs, out: str, settings: Settings) -> int:
+    """How many of the inputs' results are in `out` already, to be written again: one
+    listing of `out` (on S3 a request per 1,000 results, where a HEAD per input would cost
+    a round trip each), so that a run into an earlier run's --out says what it replaced."""
+    try:
+        there = {join_uri(out, ref.key) for ref in open_storage(out, settings).iter_objects(out, (".json",))}
+    except ObjectNotFound:
+        return 0
+    return sum(item.dst in there for item in inputs.items)
 
 
 def _check_device(device: str) -> None:

@@ -132,8 +132,11 @@ def test_s3_in_and_out(sample_pages, s3_client, s3_bucket, s3_endpoint, monkeypa
     ok, png = cv2.imencode(".png", images["letter.png"])
     s3_client.put_object(Bucket=s3_bucket, Key="in/a/letter.png", Body=png.tobytes())
     s3_client.put_object(Bucket=s3_bucket, Key="in/bad.jpg", Body=fx.truncated_jpeg())
+    for earlier in ("out/bad.jpg.json", "out/gone.jpg.json", "outer/a/letter.png.json"):
+        s3_client.put_object(Bucket=s3_bucket, Key=earlier, Body=b"{}")
     monkeypatch.setenv("DOCMILL_S3_ENDPOINT_URL", s3_endpoint)
     assert main(["run", f"s3://{s3_bucket}/in/", "--out", f"s3://{s3_bucket}/out", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["replaced"] == 1  # bad.jpg's only
     good = s3_client.get_object(Bucket=s3_bucket, Key="out/a/letter.png.json")
     assert good["ContentType"] == "application/json"
     doc = json.loads(good["Body"].read())
