@@ -62,7 +62,7 @@ class RunSummary:
     documents: int = 0
     documents_failed: int = 0
     current: int = 0  # inputs passed over by --skip-existing
-    replaced: int = 0  # inputs whose result was there before the run and is written again
+    replaced: int | None = 0  # inputs whose result was there before the run and is written again (None: unknown)
     ok: int = 0
     failed: int = 0
     lines: int = 0
@@ -178,14 +178,20 @@ def _drop_current(inputs: Inputs, out: str, model_set: ModelSet, formats: tuple[
     return current
 
 
-def _results_there(inputs: Inputs, out: str, settings: Settings) -> int:
+def _results_there(inputs: Inputs, out: str, settings: Settings) -> int | None:
     """How many of the inputs' results are in `out` already, to be written again: one
     listing of `out` (on S3 a request per 1,000 results, where a HEAD per input would cost
-    a round trip each), so that a run into an earlier run's --out says what it replaced."""
+    a round trip each), so that a run into an earlier run's --out says what it replaced.
+    None when `out` cannot be listed (credentials that may write but not list): the run
+    goes on, and says the count is unknown."""
     try:
         there = {join_uri(out, ref.key) for ref in open_storage(out, settings).iter_objects(out, (".json",))}
     except ObjectNotFound:
         return 0
+    except StorageError as exc:
+        print(f"docmill run: cannot list {out} to count the results it replaces: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return None
     return sum(item.dst in there for item in inputs.items)
 
 

@@ -239,3 +239,20 @@ def test_a_600_dpi_scan_read_at_half_size_is_boxed_in_its_own_pixels(tmp_path):
     (width, height), _ = cv2.getTextSize("WIDE SCAN 2024", cv2.FONT_HERSHEY_SIMPLEX, 6, 14)
     assert abs(min(xs) - 3000) < 40 and abs(max(xs) - (3000 + width)) < 40, line["box"]
     assert abs(min(ys) - (700 - height)) < 40 and abs(max(ys) - 700) < 40, line["box"]
+
+
+def test_an_out_that_cannot_be_listed_leaves_the_replaced_count_unknown(monkeypatch, tmp_path, capsys):
+    """Credentials may write results but not list them: the run goes on, and says so."""
+    from docmill.messages import TaskItem
+    from docmill.settings import Settings
+    from docmill.storage import StorageError
+    from worker import local
+
+    class _WriteOnly:
+        def iter_objects(self, root_uri: str, suffixes: tuple[str, ...]):
+            raise StorageError("s3://out: AccessDenied (ListObjectsV2)")
+
+    monkeypatch.setattr(local, "open_storage", lambda uri, settings: _WriteOnly())
+    inputs = local.Inputs(items=[TaskItem(src="s3://in/a.png", dst="s3://out/a.png.json")])
+    assert local._results_there(inputs, "s3://out", Settings()) is None
+    assert "cannot list s3://out to count the results it replaces: s3://out: AccessDenied" in capsys.readouterr().err
