@@ -274,7 +274,11 @@ class OcrEngine:
         for page, (members, blocks) in self._reading_order(crops, by_page, located.upright_hw, upside_down,
                                                           opts).items():
             height, width = located.original_hw[page]
-            half = 180 if opts.use_doc_orientation and page in upside_down else 0  # see _reported_turn
+            # A page whose lines stood upside down after its turn was turned a further 180
+            # degrees: its reported turn says so (a false half turn of an upright page reports
+            # 0), and its lines' angles are against that turn, so page turn plus line angle,
+            # the way each line's text runs, is unchanged.
+            half = 180 if opts.use_doc_orientation and page in upside_down else 0
             for i, block in zip(members, blocks):
                 text, angle = texts[i], angles[i] if angles else None
                 if text.score < opts.drop_score or not text.text.strip():
@@ -290,16 +294,9 @@ class OcrEngine:
                     angle_score=round(angle.score, 6) if angle else None,
                     block=block, words=words))
         for index, (page, turn) in enumerate(zip(pages, turns)):
-            page.orientation = self._reported_turn(turn, index in upside_down) if opts.use_doc_orientation else None
+            if opts.use_doc_orientation:
+                page.orientation = turn.turned_half() if index in upside_down else turn
         return pages
-
-    @staticmethod
-    def _reported_turn(turn: orientation.PageAngle, upside_down: bool) -> orientation.PageAngle:
-        """The page's turn as the two classifiers found it together: a page whose lines stood
-        upside down after its turn was turned a further 180 degrees (so a false half turn of
-        an upright page reports 0). Its lines' angles are reported against this turn, so the
-        way each line's text runs (page turn plus line angle) is unchanged."""
-        return turn.turned_half() if upside_down else turn
 
     def check(self, options: EngineOptions) -> None:
         """Refuse options this engine's model set cannot serve (a ValueError saying what to
