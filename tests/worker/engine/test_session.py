@@ -19,15 +19,20 @@ from worker.engine.providers import narrow_threads
 from worker.engine.session import EngineCalls, ModelSession, batch_bucket
 
 
-def _adds(value: float) -> ort.InferenceSession:
-    """A real session whose output says which one ran: x + value."""
+def _adds_bytes(value: float, x_shape: list[int | None]) -> bytes:
+    """A one-node model, y = x + value."""
     const = helper.make_tensor("c", TensorProto.FLOAT, [1], [value])
     graph = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"])], "adds",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])], [const])
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [const])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return model.SerializeToString()
+
+
+def _adds(value: float) -> ort.InferenceSession:
+    """A real session whose output says which one ran: x + value."""
+    return ort.InferenceSession(_adds_bytes(value, [None]), providers=["CPUExecutionProvider"])
 
 
 def _built(session: ort.InferenceSession) -> Future:
@@ -206,13 +211,8 @@ def test_with_spawn_each_shape_keeps_a_session_of_its_own_up_to_the_cap():
 
 
 def _adds_model(path: Path) -> Path:
-    const = helper.make_tensor("c", TensorProto.FLOAT, [1], [1.0])
-    graph = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"])], "adds",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [const])
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    proto.ir_version = 8
-    path.write_bytes(proto.SerializeToString())
+    """The one-node model as an image model's file: NCHW input, 3 channels."""
+    path.write_bytes(_adds_bytes(1.0, [None, 3, None, None]))
     return path
 
 
