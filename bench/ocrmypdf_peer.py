@@ -48,8 +48,8 @@ from typing import Any
 from bench.documents import RENDER_DPI, SROIE, page_sources, pdf_set
 from bench.paths import SROIE_LABELS
 from bench.results import save_result
-from bench.ticker import Ticker
 from bench.run_bench import DOCMILL_BIN, REPO, SCORER, Run, _checked, measure, resolve_models
+from bench.ticker import Ticker
 from docmill.settings import DEFAULT_MODEL_SET
 
 OCRMYPDF_BIN = REPO / ".venv-ocrmypdf" / "bin" / "ocrmypdf"
