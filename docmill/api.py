@@ -39,8 +39,9 @@ ImageInput = Union[str, "PathLike[str]", bytes, np.ndarray, "PILImage"]
 @dataclass(frozen=True)
 class OcrLine:
     """One recognised line: its text, confidence, 4-point box (clockwise from top-left, in the
-    input's pixels), the angle (0 or 180) the line was read at, and its text block (a column
-    part or paragraph, numbered in reading order)."""
+    input's pixels), which way its text runs (0, 90, 180 or 270 degrees clockwise, against the
+    page's `angle` when page orientation ran), and its text block (a column part or paragraph,
+    numbered in reading order)."""
 
     text: str
     score: float

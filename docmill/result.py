@@ -58,7 +58,7 @@ class Line(BaseModel):
     text: str
     score: float
     box: list[list[int]]
-    angle: Literal[0, 180] = 0
+    angle: Literal[0, 90, 180, 270] = 0  # which way its text runs, clockwise, against the page's turn
     angle_score: float | None = None
     block: int = 0  # text block (a column part or paragraph), in reading order
     words: list[Word] | None = None  # present when word boxes were asked for

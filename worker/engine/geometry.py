@@ -115,16 +115,28 @@ def _rectification(box: np.ndarray) -> tuple[np.ndarray, int, int]:
     """The perspective matrix that takes the quadrilateral `box` onto an upright crop, and
     that crop's width and height."""
     points = box.astype(np.float32)
-    width = int(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3])))
-    height = int(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2])))
-    width, height = max(width, 1), max(height, 1)
+    width, height = _crop_size(points)
     target = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
     return cv2.getPerspectiveTransform(points, target), width, height
+
+
+def _crop_size(points: np.ndarray) -> tuple[int, int]:
+    """The width and height of the crop rectified from the quadrilateral `points`: its longer
+    opposite edges, in whole pixels, at least 1."""
+    width = int(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3])))
+    height = int(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2])))
+    return max(width, 1), max(height, 1)
 
 
 def _is_tall(width: int, height: int) -> bool:
     """A crop at least 1.5 times taller than wide holds vertical text (PaddleOCR's rule)."""
     return height * 1.0 / width >= 1.5
+
+
+def is_vertical(box: np.ndarray) -> bool:
+    """True when crop_quad turns this box's crop a quarter to read it: its text runs down
+    the page rather than across it."""
+    return _is_tall(*_crop_size(box.astype(np.float32)))
 
 
 def crop_quad(image: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -11,8 +11,9 @@ The model judges document pages, and it judges them only when their short side r
 224 px crop (MIN_SIDE). Below that it sees upsampled pixels and errs: on the shared word
 images (upright, 14-116 px high) it turned 6 of 68, at up to 0.88. At full size it turned 1
 of the 45 upright shared photos and receipts, and none of them scaled to 224 px. A wrong
-half turn is undone by the line classifier (PageAngle.turned_half), which a wrong quarter
-turn is not.
+half turn shows in the line classifier's verdicts, a wrong quarter turn (or a sideways page
+the model was not sure of) in lines that run down the page; the pipeline reports the turn
+they add (PageAngle.turned).
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ class PageAngle:
     score: float
     probs: tuple[float, ...] = ()
 
-    def turned_half(self) -> PageAngle:
-        """The page turned a further 180 degrees, with the model's probability for that: what
-        the page was when its lines, read after this turn, stand upside down."""
-        angle = (self.angle + 180) % 360
+    def turned(self, by: int) -> PageAngle:
+        """The page turned a further `by` degrees clockwise, with the model's probability for
+        that: what the page was when its lines, read after this turn, still stand turned `by`
+        degrees (upside down, or running down the page)."""
+        angle = (self.angle + by) % 360
         return PageAngle(angle, self.probs[LABELS.index(angle)] if self.probs else 0.0, self.probs)
 
 
@@ -86,6 +88,15 @@ def _decided(probs: np.ndarray, min_score: float, judgeable: bool) -> PageAngle:
 def upright(image: np.ndarray, angle: int) -> np.ndarray:
     """The page turned counter-clockwise by `angle`, so its text stands upright."""
     return image if angle == 0 else cv2.rotate(image, _UNDO[angle])
+
+
+def turned_back(points: np.ndarray, angle: int, width: int, height: int) -> np.ndarray:
+    """Points of a `width` x `height` image that stands turned `angle` degrees clockwise,
+    where they lie once it is turned back upright."""
+    if angle == 0:
+        return points
+    upright_size = (height, width) if angle in (90, 270) else (width, height)
+    return to_original(points, (360 - angle) % 360, *upright_size)
 
 
 def to_original(points: np.ndarray, angle: int, width: int, height: int) -> np.ndarray:

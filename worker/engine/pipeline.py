@@ -70,6 +70,7 @@ class _Crop:
     page: int
     box: np.ndarray
     image: np.ndarray
+    vertical: bool = False  # turned a quarter to read (geometry.is_vertical)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class _Located:
 
     def page(self, index: int) -> "_Located":
         """One page's part alone, its crops renumbered as page 0, its lines not yet read."""
-        crops = [_Crop(0, crop.box, crop.image) for crop in self.crops if crop.page == index]
+        crops = [_Crop(0, crop.box, crop.image, crop.vertical) for crop in self.crops if crop.page == index]
         fresh = PageLines(timings_ms=dict(self.pages[index].timings_ms))
         return _Located([fresh], [self.turns[index]], [self.original_hw[index]],
                         [self.upright_hw[index]], crops)
@@ -117,6 +118,42 @@ def _word_boxes(box: np.ndarray, spans: Sequence[rec.WordSpan], turned: bool, pa
                  orientation.to_original(geometry.clip_box(quad, *upright_hw), page_turn, width, height)
                  .astype(int).tolist())
         for span, quad in zip(spans, quads))
+
+
+def _runs(crop: _Crop, angle: cls.Angle | None) -> int:
+    """Which way a line's text runs on the page it was cut from, in degrees clockwise: down
+    the page (90) when its crop was turned a quarter to read it, then turned half round
+    where the classifier read it upside down."""
+    return ((90 if crop.vertical else 0) + (angle.angle if angle else 0)) % 360
+
+
+def _lines_stand(crops: list[_Crop], by_page: dict[int, list[int]], upside_down: set[int],
+                 min_aspect: float) -> dict[int, int]:
+    """Per page, how far its lines stand turned (clockwise) on it: 180 where the classifier's
+    majority reads them upside down, plus 90 where most of its text runs down the page, as
+    on a sideways page the orientation model was not sure of or turned a quarter wrong.
+    Text is weighed by length in line heights, and lines shorter than `min_aspect` (a digit
+    alone is a tall box) do not count."""
+    stands = {}
+    for page, members in by_page.items():
+        votes = {True: 0.0, False: 0.0}
+        for i in members:
+            aspect = crops[i].image.shape[1] / crops[i].image.shape[0]
+            if aspect >= min_aspect:
+                votes[crops[i].vertical] += aspect
+        stands[page] = ((90 if votes[True] > votes[False] else 0) + (180 if page in upside_down else 0)) % 360
+    return stands
+
+
+def _further(turn: orientation.PageAngle, stands: int) -> int:
+    """How much further than its turn a page was turned: what its lines stand turned, less a
+    quarter that the page model finds no likelier than the page without it. Upright
+    characters in vertical columns (Chinese, Japanese) run down a page that is not turned,
+    and the page model sees them upright (0.92 on the shared `imgs/1.jpg`), where a sideways
+    page it was not sure of still leans to its true turn."""
+    if stands % 180 == 0 or turn.turned(stands).score > turn.turned(stands - 90).score:
+        return stands
+    return stands - 90
 
 
 class OcrEngine:
@@ -256,7 +293,7 @@ class OcrEngine:
         turns = self._orient(originals, opts, pages)
         uprights = [orientation.upright(image, turn.angle) for image, turn in zip(originals, turns)]
         boxes = self._detect(uprights, opts, pages)
-        crops = [_Crop(page, box, geometry.crop_quad(image, box))
+        crops = [_Crop(page, box, geometry.crop_quad(image, box), geometry.is_vertical(box))
                  for page, image in enumerate(uprights) for box in boxes[page]]
         return _Located(pages, turns, [image.shape[:2] for image in originals],
                         [image.shape[:2] for image in uprights], crops)
@@ -271,14 +308,17 @@ class OcrEngine:
         images_up = cls.apply([c.image for c in crops], angles) if angles else [c.image for c in crops]
         texts = self._timed(pages, "rec", [c.page for c in crops],
                             lambda: rec.recognize(self.rec_session, images_up, self.characters, opts))
-        for page, (members, blocks) in self._reading_order(crops, by_page, located.upright_hw, upside_down,
+        stands = _lines_stand(crops, by_page, upside_down, opts.cls_min_aspect)
+        # A page whose lines still stand turned after its turn (upside down, or running down
+        # it) was turned that much further (_further): its reported turn says so (a false
+        # half turn of an upright page reports 0, a missed quarter turn 90 or 270), and its
+        # lines' angles are against that turn, so page turn plus line angle, the way each
+        # line's text runs, is unchanged.
+        further = {page: _further(turns[page], stands.get(page, 0)) if opts.use_doc_orientation else 0
+                   for page in range(len(pages))}
+        for page, (members, blocks) in self._reading_order(crops, by_page, located.upright_hw, stands,
                                                           opts).items():
             height, width = located.original_hw[page]
-            # A page whose lines stood upside down after its turn was turned a further 180
-            # degrees: its reported turn says so (a false half turn of an upright page reports
-            # 0), and its lines' angles are against that turn, so page turn plus line angle,
-            # the way each line's text runs, is unchanged.
-            half = 180 if opts.use_doc_orientation and page in upside_down else 0
             for i, block in zip(members, blocks):
                 text, angle = texts[i], angles[i] if angles else None
                 if text.score < opts.drop_score or not text.text.strip():
@@ -290,12 +330,12 @@ class OcrEngine:
                 pages[page].lines.append(TextLine(
                     text=text.text.strip(), score=round(text.score, 6),
                     box=orientation.to_original(crops[i].box, turns[page].angle, width, height).astype(int).tolist(),
-                    angle=(angle.angle + half) % 360 if angle else 0,
+                    angle=(_runs(crops[i], angle) - further[page]) % 360,
                     angle_score=round(angle.score, 6) if angle else None,
                     block=block, words=words))
         for index, (page, turn) in enumerate(zip(pages, turns)):
             if opts.use_doc_orientation:
-                page.orientation = turn.turned_half() if index in upside_down else turn
+                page.orientation = turn.turned(further[index])
         return pages
 
     def check(self, options: EngineOptions) -> None:
@@ -316,15 +356,14 @@ class OcrEngine:
 
     @staticmethod
     def _reading_order(crops: list[_Crop], by_page: dict[int, list[int]], upright_hw: list[tuple[int, int]],
-                       upside_down: set[int], opts: EngineOptions) -> dict[int, tuple[list[int], list[int]]]:
+                       stands: dict[int, int], opts: EngineOptions) -> dict[int, tuple[list[int], list[int]]]:
         """Per page, its crops' indices in reading order and their blocks: by column and
-        block (or PaddleOCR's rows), from the far corner on a page the classifier found
-        upside down, whose lines then read in the order they stand on the turned page."""
+        block (or PaddleOCR's rows), on the page turned back by what its lines stand
+        turned (_lines_stand), so an upside-down or sideways page reads in its own order."""
         out = {}
         for page, idxs in by_page.items():
             height, width = upright_hw[page]
-            boxes = [orientation.to_original(crops[i].box, 180, width, height) if page in upside_down
-                     else crops[i].box for i in idxs]
+            boxes = [orientation.turned_back(crops[i].box, stands[page], width, height) for i in idxs]
             if opts.reading_order == "rows":
                 order, blocks = geometry.reading_order(boxes), [0] * len(boxes)
             else:

@@ -88,8 +88,13 @@ def test_crop_quad_rectifies_and_rotates_tall_crops():
     image[20:40, 30:130] = 255  # a wide white bar
     wide = geometry.crop_quad(image, np.array([[30, 20], [130, 20], [130, 40], [30, 40]], np.float32))
     assert wide.shape[:2] == (20, 100) and wide.mean() > 250
-    tall = geometry.crop_quad(image, np.array([[30, 20], [50, 20], [50, 120], [30, 120]], np.float32))
+    tall_box = np.array([[30, 20], [50, 20], [50, 120], [30, 120]], np.float32)
+    tall = geometry.crop_quad(image, tall_box)
     assert tall.shape[:2] == (20, 100)  # 100 x 20 crop turned on its side
+    assert geometry.is_vertical(tall_box) and not geometry.is_vertical(np.array([[30, 20], [130, 20], [130, 40],
+                                                                                [30, 40]], np.float32))
+    square = np.array([[0, 0], [29, 0], [29, 44], [0, 44]], np.float32)  # 1.52 times taller: turned
+    assert geometry.is_vertical(square) and geometry.crop_quad(image, square).shape[:2] == (29, 44)
 
 
 def _warped(image, box):

@@ -55,10 +55,25 @@ def test_a_page_smaller_than_the_models_crop_is_read_as_it_stands():
     assert [found.angle for found in orientation.classify(sure, [word, page], min_score=0.7)] == [0, 180]
 
 
-def test_a_further_half_turn_takes_the_models_probability_for_it():
+def test_a_further_turn_takes_the_models_probability_for_it():
     found = orientation.classify(_Probabilities([[0.10, 0.15, 0.70, 0.05]]), [np.zeros((300, 300, 3), np.uint8)],
                                  min_score=0.6)[0]
     assert found.angle == 180
-    assert (found.turned_half().angle, found.turned_half().score) == (0, pytest.approx(0.10))
+    assert (found.turned(180).angle, found.turned(180).score) == (0, pytest.approx(0.10))
     quarter = orientation.PageAngle(90, 0.8, (0.1, 0.8, 0.05, 0.05))
-    assert (quarter.turned_half().angle, quarter.turned_half().score) == (270, 0.05)
+    assert (quarter.turned(180).angle, quarter.turned(180).score) == (270, 0.05)
+    assert (quarter.turned(270).angle, quarter.turned(270).score) == (0, 0.1)
+    assert orientation.PageAngle(0, 1.0).turned(90) == orientation.PageAngle(90, 0.0)  # no model ran
+
+
+@pytest.mark.parametrize("angle", [0, 90, 180, 270])
+def test_turned_back_undoes_to_original(angle):
+    """A point of a 200 x 300 upright page, mapped into the page turned `angle` clockwise, and
+    back: where it started."""
+    rng = np.random.default_rng(angle)
+    for _ in range(50):
+        point = np.array([[rng.integers(0, 200), rng.integers(0, 300)]], np.float32)
+        size = (300, 200) if angle in (90, 270) else (200, 300)
+        turned = orientation.to_original(point, angle, *size)
+        assert 0 <= turned[0, 0] < size[0] and 0 <= turned[0, 1] < size[1]
+        np.testing.assert_array_equal(orientation.turned_back(turned, angle, *size), point)

@@ -62,6 +62,39 @@ def test_a_half_turn_the_page_model_misses_is_reported_from_the_lines(engine_for
     assert compare_lines(truth["upside_down.png"], _texts(page))["exact_lines"] >= len(truth["upside_down.png"]) - 1
 
 
+@pytest.mark.parametrize("turn, angle", [(cv2.ROTATE_90_CLOCKWISE, 90), (cv2.ROTATE_90_COUNTERCLOCKWISE, 270)])
+def test_a_quarter_turn_the_page_model_misses_is_reported_from_the_lines(engine_for, sample_pages, turn, angle):
+    """With the page model never sure enough to turn, the lines run down the sideways page:
+    it reports its quarter turn, its lines 0 against it, in reading order."""
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    images, truth = sample_pages
+    options = engine.options.merged({"use_doc_orientation": True, "ori_min_score": 1.0})
+    page = engine.run([cv2.rotate(images["letter.png"], turn)], options)[0]
+    assert page.orientation.angle == angle and all(line.angle == 0 for line in page.lines)
+    assert compare_lines(truth["letter.png"], _texts(page))["exact_lines"] == len(truth["letter.png"])
+
+
+def test_a_sideways_page_without_page_orientation_gives_its_lines_the_turn(engine_for, sample_pages):
+    """Without the page model, a page turned a quarter clockwise still reads in order, and
+    each line says its text runs down the image (90), as the writers draw it."""
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    images, truth = sample_pages
+    options = engine.options.merged({"use_doc_orientation": False})
+    page = engine.run([cv2.rotate(images["letter.png"], cv2.ROTATE_90_CLOCKWISE)], options)[0]
+    assert page.orientation is None and all(line.angle == 90 for line in page.lines)
+    assert compare_lines(truth["letter.png"], _texts(page))["exact_lines"] == len(truth["letter.png"])
+
+
+def test_vertical_chinese_on_an_upright_photo_keeps_the_page_upright(engine_for, shared_dir):
+    """Upright characters in vertical columns run down a page that is not turned: the page
+    model is sure it is upright, so the page reports 0 and its lines 90, right column first."""
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    image = cv2.imread(str(shared_dir / "data/paddleocr/doc/imgs/1.jpg"))
+    page = engine.run([image], engine.options.merged({"use_doc_orientation": True}))[0]
+    assert page.orientation.angle == 0 and [line.angle for line in page.lines] == [90, 90]
+    assert page.lines[0].text.startswith("华南农业大学")  # the right-hand column
+
+
 @pytest.mark.parametrize("name, text, turn", [
     ("paddleocr/doc/imgs_words_en/word_52.png", "Future", 0),  # the page model says 180 at 0.74
     ("rapidocr/test_files/text_cls.jpg", "怪我咯", 180),  # upside down, RapidOCR's cls test says

@@ -95,6 +95,20 @@ def test_a_slightly_skewed_scans_words_are_found_whole(read, tmp_path):
     check_words(written(tmp_path, pdf_from_images([page])), page.result, 150)
 
 
+@pytest.mark.models
+@pytest.mark.slow
+def test_a_sideways_pages_words_run_down_it_in_the_pdf(read, drawn, tmp_path):
+    """The drawn page turned a quarter clockwise and read without page orientation: each line
+    runs down the image (angle 90), and poppler finds every word whole on its box."""
+    import cv2
+
+    turned = np.ascontiguousarray(cv2.rotate(drawn.image, cv2.ROTATE_90_CLOCKWISE))
+    result = read(turned, use_doc_orientation=False)
+    assert result.lines and all(line.angle == 90 for line in result.lines)
+    page = OutputPage.of_image(result, grey_png(turned), "sideways.png")
+    check_words(written(tmp_path, pdf_from_images([page])), result, DEFAULT_DPI)
+
+
 IMAGES = {
     "jpeg": lambda image: encoded(Image.fromarray(image[:, :, ::-1]), "JPEG", quality=90, dpi=(200, 200)),
     "png with dpi": lambda image: grey_png(image, dpi=(150, 150)),
