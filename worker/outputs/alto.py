@@ -4,7 +4,8 @@ of TextBlock / TextLine / String elements in the result's reading order, with SP
 words of a line.
 
 Positions are HPOS/VPOS/WIDTH/HEIGHT of each element's axis-aligned box in the page's
-pixels; WC is the word's confidence (0 to 1). Element IDs are unique in the file.
+pixels; WC is the word's confidence (0 to 1); a block whose text runs turned says so in
+ROTATION. Element IDs are unique in the file.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from docmill import __version__
 from docmill.result import Line, OcrResult, models_tag
 from worker.outputs.page import OutputPage
-from worker.outputs.reading import BBox, bbox, blocks, line_words, union
+from worker.outputs.reading import BBox, bbox, blocks, line_words, text_angle, union
 
 NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
 SCHEMA_LOCATION = f"{NAMESPACE} http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
@@ -59,7 +60,7 @@ def _page(layout: ET.Element, page: OutputPage) -> None:
 
 def _block(space: ET.Element, result: OcrResult, block: list[Line], block_id: str) -> None:
     box = union([bbox(line.box) for line in block])
-    element = ET.SubElement(space, "TextBlock", {"ID": block_id, **_position(box)})
+    element = ET.SubElement(space, "TextBlock", {"ID": block_id, **_position(box), **_rotation(result, block)})
     for l, line in enumerate(block, start=1):
         _line(element, result, line, f"{block_id}_l{l}")
 
@@ -75,6 +76,14 @@ def _line(block: ET.Element, result: OcrResult, line: Line, line_id: str) -> Non
         ET.SubElement(element, "String", {"ID": f"{line_id}_w{w}", **_position(box),
                                           "WC": f"{word.score:.4f}", "CONTENT": word.text})
         previous = box
+
+
+def _rotation(result: OcrResult, block: list[Line]) -> dict[str, str]:
+    """ROTATION (degrees counter-clockwise, as ALTO counts) when the block's lines all run at
+    one angle other than across the page, e.g. on a page read turned or in vertical columns;
+    ALTO holds it on the block, and its lines inherit it."""
+    angles = {text_angle(result, line) for line in block}
+    return {"ROTATION": str((360 - angles.pop()) % 360)} if len(angles) == 1 and 0 not in angles else {}
 
 
 def _between(a: BBox, b: BBox) -> BBox:

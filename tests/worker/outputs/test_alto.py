@@ -65,6 +65,21 @@ def test_the_schema_check_can_fail(alto_schema):
     assert not alto_schema.is_valid(data.decode())
 
 
+@pytest.mark.shared
+def test_a_block_of_turned_text_says_its_rotation(alto_schema):
+    """ROTATION, counter-clockwise as ALTO counts it, on a block whose lines all run down the
+    page (90 clockwise) or up it on a page turned 180; none on a block that reads across."""
+    down = hand_line("down the page", [[300, 10], [330, 10], [330, 300], [300, 300]], block=0, angle=90)
+    across = hand_line("across", rect(10, 400, 200, 430), block=1)
+    data = alto([hand_page([down, across], page=DocumentPage(index=1, count=2)),
+                 hand_page([down], orientation=180, page=DocumentPage(index=2, count=2))])
+    alto_schema.validate(data.decode())
+    blocks = ET.fromstring(data).findall(".//a:TextBlock", NS)
+    assert [block.get("ROTATION") for block in blocks] == ["270", None, "90"]
+    words = [position(s) for s in blocks[0].findall(".//a:String", NS)]
+    assert [w[1] for w in words] == sorted(w[1] for w in words)  # down the page, word after word
+
+
 def test_blocks_lines_and_words_keep_the_results_order():
     page = hand_page([hand_line("lower right", rect(400, 300, 600, 320), block=0),
                       hand_line("upper left", rect(0, 0, 200, 20), block=1),
