@@ -13,6 +13,8 @@ model's cost per page.
 The shared PaddleOCR images (photos, scans and word crops, all upright, unlabelled) are read
 once with orientation on and once off: the summary's `paddleocr upright` counts those
 reported at an angle other than 0 and those whose text turning orientation on changed.
+`paddleocr turned` reads those of them that read upright then turns them 90, 180 and 270
+degrees, and names the turns reported wrong.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bench.pages import Pages, demo_pages, load_engine, sroie_pages
 from bench.paths import SHARED
 from bench.results import save_result
 from docmill.settings import DEFAULT_MODEL_SET
+from worker.engine import orientation
 
 TURNS = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
@@ -73,6 +76,24 @@ def upright_check(engine, images: dict[str, np.ndarray]) -> dict:
     return {"images": len(images), "reported_turned": turned, "text_changed": changed}
 
 
+def turned_check(engine, images: dict[str, np.ndarray]) -> dict:
+    """The upright images that read upright with lines, and are big enough for the page model
+    to judge, turned 90, 180 and 270 degrees: those reported at another angle than their
+    turn, named with what was reported. Most are photos of a few lines, where the page
+    model is least sure."""
+    on = engine.options.merged({"use_doc_orientation": True})
+    judged = {name: image for name, image in images.items() if min(image.shape[:2]) >= orientation.MIN_SIDE}
+    upright = {name: image for name, image in judged.items()
+               if (page := engine.run([image], on)[0]).orientation.angle == 0 and page.lines}
+    wrong = {}
+    for angle in (90, 180, 270):
+        for name, image in upright.items():
+            found = engine.run([cv2.rotate(image, TURNS[angle])], on)[0].orientation.angle
+            if found != angle:
+                wrong[f"{name}@{angle}"] = found
+    return {"images": len(upright), "turned_pages": 3 * len(upright), "wrong_angle": wrong}
+
+
 def measure(engine, images: list[np.ndarray], truths: list[list[str]], angle: int, on: bool) -> dict:
     turned = [img if TURNS[angle] is None else cv2.rotate(img, TURNS[angle]) for img in images]
     options = engine.options.merged({"use_doc_orientation": on})
@@ -111,6 +132,7 @@ def main() -> int:
                                    "seconds_off_on": [upright_off["seconds"], upright_on["seconds"]]}
     if images := upright_images():
         summary["paddleocr upright"] = upright_check(engine, images)
+        summary["paddleocr turned"] = turned_check(engine, images)
     print("summary:", json.dumps(summary, indent=1))
     save_result("orientation", {"schema": "docmill.bench.orientation/v1", "models": args.models,
                                 "rows": rows, "summary": summary})
