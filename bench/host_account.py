@@ -30,7 +30,7 @@ from bench.host_cpu import ONE_THREAD
 DEFAULT_FUNCTIONS = (
     "worker.items:decode_image", "worker.engine.orientation:preprocess", "worker.engine.det:preprocess",
     "worker.engine.det:batch", "worker.engine.det:postprocess", "worker.engine.layout:reading_order",
-    "worker.engine.geometry:crop_quad", "worker.engine.cls:line_batch", "worker.engine.rec:line_batch",
+    "worker.engine.geometry:crop_line", "worker.engine.cls:line_batch", "worker.engine.rec:line_batch",
     "worker.engine.rec:postprocess", "worker.engine.pixels:PixelBatch.feed",
     "worker.engine.providers:open_session", "docmill.modelset:ModelSet.load", "worker.writer:ResultWriter.write",
     "worker.engine.session:ModelSession.run_all",

@@ -115,17 +115,11 @@ def _rectification(box: np.ndarray) -> tuple[np.ndarray, int, int]:
     """The perspective matrix that takes the quadrilateral `box` onto an upright crop, and
     that crop's width and height."""
     points = box.astype(np.float32)
-    width, height = _crop_size(points)
-    target = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
-    return cv2.getPerspectiveTransform(points, target), width, height
-
-
-def _crop_size(points: np.ndarray) -> tuple[int, int]:
-    """The width and height of the crop rectified from the quadrilateral `points`: its longer
-    opposite edges, in whole pixels, at least 1."""
     width = int(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3])))
     height = int(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2])))
-    return max(width, 1), max(height, 1)
+    width, height = max(width, 1), max(height, 1)
+    target = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    return cv2.getPerspectiveTransform(points, target), width, height
 
 
 def _is_tall(width: int, height: int) -> bool:
@@ -133,15 +127,15 @@ def _is_tall(width: int, height: int) -> bool:
     return height * 1.0 / width >= 1.5
 
 
-def is_vertical(box: np.ndarray) -> bool:
-    """True when crop_quad turns this box's crop a quarter to read it: its text runs down
-    the page rather than across it."""
-    return _is_tall(*_crop_size(box.astype(np.float32)))
-
-
 def crop_quad(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Perspective-rectify the quadrilateral `box` into an upright crop; crops at least 1.5
-    times taller than wide are rotated 90 degrees (vertical text), as PaddleOCR does.
+    times taller than wide are rotated 90 degrees (vertical text), as PaddleOCR does."""
+    return crop_line(image, box)[0]
+
+
+def crop_line(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, bool]:
+    """crop_quad's crop, and whether it was turned a quarter to be read: True when the box's
+    text runs down the page rather than across it.
 
     Most boxes (708 of the 20 receipts' 969) are upright rectangles on whole pixels. Their
     warp is a whole-pixel shift, which cubic interpolation leaves exact, so they are copied
@@ -155,9 +149,8 @@ def crop_quad(image: np.ndarray, box: np.ndarray) -> np.ndarray:
         crop = cv2.warpPerspective(
             image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
         )
-    if _is_tall(width, height):
-        crop = np.rot90(crop)
-    return crop
+    vertical = _is_tall(width, height)
+    return (np.rot90(crop) if vertical else crop), vertical
 
 
 def _whole_pixel_origin(box: np.ndarray, width: int, height: int,

@@ -70,7 +70,7 @@ class _Crop:
     page: int
     box: np.ndarray
     image: np.ndarray
-    vertical: bool = False  # turned a quarter to read (geometry.is_vertical)
+    vertical: bool = False  # turned a quarter to read (geometry.crop_line)
 
 
 @dataclass
@@ -293,7 +293,7 @@ class OcrEngine:
         turns = self._orient(originals, opts, pages)
         uprights = [orientation.upright(image, turn.angle) for image, turn in zip(originals, turns)]
         boxes = self._detect(uprights, opts, pages)
-        crops = [_Crop(page, box, geometry.crop_quad(image, box), geometry.is_vertical(box))
+        crops = [_Crop(page, box, *geometry.crop_line(image, box))
                  for page, image in enumerate(uprights) for box in boxes[page]]
         return _Located(pages, turns, [image.shape[:2] for image in originals],
                         [image.shape[:2] for image in uprights], crops)

@@ -91,10 +91,11 @@ def test_crop_quad_rectifies_and_rotates_tall_crops():
     tall_box = np.array([[30, 20], [50, 20], [50, 120], [30, 120]], np.float32)
     tall = geometry.crop_quad(image, tall_box)
     assert tall.shape[:2] == (20, 100)  # 100 x 20 crop turned on its side
-    assert geometry.is_vertical(tall_box) and not geometry.is_vertical(np.array([[30, 20], [130, 20], [130, 40],
-                                                                                [30, 40]], np.float32))
+    assert geometry.crop_line(image, tall_box)[1] is True
+    assert geometry.crop_line(image, np.array([[30, 20], [130, 20], [130, 40], [30, 40]], np.float32))[1] is False
     square = np.array([[0, 0], [29, 0], [29, 44], [0, 44]], np.float32)  # 1.52 times taller: turned
-    assert geometry.is_vertical(square) and geometry.crop_quad(image, square).shape[:2] == (29, 44)
+    crop, vertical = geometry.crop_line(image, square)
+    assert vertical and crop.shape[:2] == (29, 44)
 
 
 def _warped(image, box):
