@@ -15,6 +15,13 @@ receipts in columns of labels and columns of amounts.
 
 Each line also gets a block index: blocks change at a column cut and at a horizontal gap
 taller than a line (a paragraph break), which hOCR and ALTO output use as text blocks.
+
+The cuts are made on the page straightened first: its boxes turned back by the median slant
+of its long lines. Askew, each line's upright bounding box overlaps the next line's, so there
+was no gap to cut at and the page fell to row order: scanned 2 degrees askew, the demo pages
+read at a sequence score of 0.818 (1.000 straight), and the receipts turned 4 degrees at
+0.761 (0.894 straight); straightened, 1.000 and 0.892 (`python -m bench.reading_order --skew
+2,4,8`).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ COLUMN_MIN_ASPECT = 8.0  # median width / height of the lines on each side of a 
 GUTTER_RATIO = 1.0  # a gutter is at most as wide as the median line on its narrower side
 PARAGRAPH_GAP = 1.0  # a horizontal gap taller than this many median line heights starts a block
 BAND_TIE = 0.8  # horizontal gaps this close to the widest are cut at the same level
+SLANT_MIN_ASPECT = 3.0  # lines at least this many times longer than high say the page's slant
+SLANT_MIN_DEGREES = 0.5  # a page slanted less is cut as it stands
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,8 @@ def reading_order(boxes: list[np.ndarray]) -> Order:
     """The boxes (4x2 point arrays) in reading order, with a block index for each."""
     if not boxes:
         return Order([], [])
-    rects = np.array([[b[:, 0].min(), b[:, 1].min(), b[:, 0].max(), b[:, 1].max()] for b in boxes], np.float64)
+    rects = np.array([[b[:, 0].min(), b[:, 1].min(), b[:, 0].max(), b[:, 1].max()] for b in _straightened(boxes)],
+                     np.float64)
     heights = rects[:, 3] - rects[:, 1]
     line_height = float(np.median(heights)) if len(heights) else 1.0
     leaves: list[tuple[list[int], bool]] = []  # (indices in order, starts a new block)
@@ -54,6 +64,25 @@ def reading_order(boxes: list[np.ndarray]) -> Order:
         indices += members
         blocks += [block] * len(members)
     return Order(indices, blocks)
+
+
+def _straightened(boxes: list[np.ndarray]) -> list[np.ndarray]:
+    """The boxes turned about the origin by minus the page's slant: the median angle of the
+    long lines' top and bottom edges (first corner top-left, clockwise), short and vertical
+    boxes left out; as they are when the page is straight within SLANT_MIN_DEGREES."""
+    slants = []
+    for b in boxes:
+        corners = b.astype(np.float64)
+        along = corners[1] - corners[0] + corners[2] - corners[3]
+        across = corners[3] - corners[0] + corners[2] - corners[1]
+        if np.hypot(*along) >= SLANT_MIN_ASPECT * max(float(np.hypot(*across)), 1.0):
+            slants.append(np.arctan2(along[1], along[0]))
+    slant = float(np.median(slants)) if slants else 0.0
+    if abs(np.degrees(slant)) < SLANT_MIN_DEGREES:
+        return boxes
+    cos, sin = np.cos(slant), np.sin(slant)
+    back = np.array([[cos, sin], [-sin, cos]])  # turns points by -slant
+    return [b.astype(np.float64) @ back.T for b in boxes]
 
 
 def _cut(rects: np.ndarray, members: list[int], line_height: float,

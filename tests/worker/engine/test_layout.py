@@ -4,6 +4,7 @@ pages: two columns under a title, a receipt's label and amount rows, a plain pag
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from worker.engine.layout import reading_order
 
@@ -47,6 +48,32 @@ def test_paragraph_gaps_start_blocks_and_input_order_does_not_matter():
 def test_skewed_touching_lines_fall_back_to_rows():
     boxes = [box(100, 100, 500, 140), box(520, 110, 900, 150), box(100, 135, 500, 175)]
     assert reading_order(boxes).indices == [0, 1, 2]
+
+
+def turned(boxes: list[np.ndarray], degrees: float) -> list[np.ndarray]:
+    """The boxes as on the page scanned `degrees` askew (counter-clockwise, y down), each box
+    still starting at its own top-left corner."""
+    theta = np.radians(-degrees)
+    turn = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    return [(b.astype(np.float64) @ turn.T).astype(np.float32) for b in boxes]
+
+
+@pytest.mark.parametrize("degrees", [-6, -2, 2, 4, 10])
+def test_a_page_scanned_askew_reads_as_the_straight_one(degrees):
+    """Askew, each line's upright bounding box overlaps the next one's: cut as they stand,
+    two columns came out as rows. Straightened first, they read as the straight page."""
+    straight = reading_order(two_columns(1000))
+    askew = reading_order(turned(two_columns(1000), degrees))
+    assert askew == straight
+
+
+def test_the_slant_comes_from_long_lines_only():
+    """Short boxes (page numbers, a row of figures) say nothing of the page's slant: a
+    straight page with more of them, each askew, than lines still reads as it stands."""
+    digits = [box(110 + k * 45, 700, 140 + k * 45, 728) for k in range(20)]  # a row of figures below
+    slanted = [turned([d - d.mean(axis=0)], 20)[0] + d.mean(axis=0) for d in digits]  # each about its centre
+    order = reading_order(two_columns(1000) + slanted).indices
+    assert [i for i in order if i < 15] == list(range(15))
 
 
 def test_no_boxes():
