@@ -70,14 +70,11 @@ def _straightened(boxes: list[np.ndarray]) -> list[np.ndarray]:
     """The boxes turned about the origin by minus the page's slant: the median angle of the
     long lines' top and bottom edges (first corner top-left, clockwise), short and vertical
     boxes left out; as they are when the page is straight within SLANT_MIN_DEGREES."""
-    slants = []
-    for b in boxes:
-        corners = b.astype(np.float64)
-        along = corners[1] - corners[0] + corners[2] - corners[3]
-        across = corners[3] - corners[0] + corners[2] - corners[1]
-        if np.hypot(*along) >= SLANT_MIN_ASPECT * max(float(np.hypot(*across)), 1.0):
-            slants.append(np.arctan2(along[1], along[0]))
-    slant = float(np.median(slants)) if slants else 0.0
+    corners = np.stack(boxes).astype(np.float64)  # (boxes, 4, 2)
+    along = corners[:, 1] - corners[:, 0] + corners[:, 2] - corners[:, 3]
+    across = corners[:, 3] - corners[:, 0] + corners[:, 2] - corners[:, 1]
+    long = np.hypot(*along.T) >= SLANT_MIN_ASPECT * np.maximum(np.hypot(*across.T), 1.0)
+    slant = float(np.median(np.arctan2(along[long, 1], along[long, 0]))) if long.any() else 0.0
     if abs(np.degrees(slant)) < SLANT_MIN_DEGREES:
         return boxes
     cos, sin = np.cos(slant), np.sin(slant)
