@@ -79,7 +79,7 @@ def _straightened(boxes: list[np.ndarray]) -> list[np.ndarray]:
         return boxes
     cos, sin = np.cos(slant), np.sin(slant)
     back = np.array([[cos, sin], [-sin, cos]])  # turns points by -slant
-    return [b.astype(np.float64) @ back.T for b in boxes]
+    return list(corners @ back.T)
 
 
 def _cut(rects: np.ndarray, members: list[int], line_height: float,
