@@ -37,6 +37,8 @@ PARAGRAPH_GAP = 1.0  # a horizontal gap taller than this many median line height
 BAND_TIE = 0.8  # horizontal gaps this close to the widest are cut at the same level
 SLANT_MIN_ASPECT = 3.0  # lines at least this many times longer than high say the page's slant
 SLANT_MIN_DEGREES = 0.5  # a page slanted less is cut as it stands
+SLANT_AGREE_DEGREES = 2.0  # long lines this close to the median slant agree with it
+SLANT_AGREE_SHARE = 2 / 3  # a page is straightened only when this share of its long lines agree
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,21 @@ def reading_order(boxes: list[np.ndarray]) -> Order:
 def _straightened(boxes: list[np.ndarray]) -> list[np.ndarray]:
     """The boxes turned about the origin by minus the page's slant: the median angle of the
     long lines' top and bottom edges (first corner top-left, clockwise), short and vertical
-    boxes left out; as they are when the page is straight within SLANT_MIN_DEGREES."""
+    boxes left out. As they are when the page is straight within SLANT_MIN_DEGREES, or when
+    its long lines do not agree on a slant: a photo of signs at several angles has no one
+    slant to take out (the shared img_195.jpg: 1, 1, 8, 9 and 19 degrees)."""
     corners = np.stack(boxes).astype(np.float64)  # (boxes, 4, 2)
     along = corners[:, 1] - corners[:, 0] + corners[:, 2] - corners[:, 3]
     across = corners[:, 3] - corners[:, 0] + corners[:, 2] - corners[:, 1]
     long = np.hypot(*along.T) >= SLANT_MIN_ASPECT * np.maximum(np.hypot(*across.T), 1.0)
-    slant = float(np.median(np.arctan2(along[long, 1], along[long, 0]))) if long.any() else 0.0
-    if abs(np.degrees(slant)) < SLANT_MIN_DEGREES:
+    if not long.any():
         return boxes
+    slants = np.degrees(np.arctan2(along[long, 1], along[long, 0]))
+    median = float(np.median(slants))
+    agree = float(np.mean(np.abs(slants - median) <= SLANT_AGREE_DEGREES))
+    if abs(median) < SLANT_MIN_DEGREES or agree < SLANT_AGREE_SHARE:
+        return boxes
+    slant = np.radians(median)
     cos, sin = np.cos(slant), np.sin(slant)
     back = np.array([[cos, sin], [-sin, cos]])  # turns points by -slant
     return list(corners @ back.T)
