@@ -1,5 +1,6 @@
 """What the in-process benches share: an engine on a model set, and the labelled pages they
-read (the shared SROIE receipts with their lines in reading order, and the demo pages)."""
+read (the shared SROIE receipts with their lines in reading order, the shared PaddleOCR photos
+transcribed in ground_truth.json, and the demo pages)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.paths import SROIE_LABELS
+from bench.paths import SHARED, SROIE_LABELS
+
+PADDLEOCR_TRUTH = SHARED / "data" / "paddleocr" / "ground_truth.json"
 
 Pages = tuple[list[np.ndarray], list[list[str]]]  # images, and each one's lines in reading order
 
@@ -34,6 +37,16 @@ def sroie_pages() -> Pages | None:
     rows = [json.loads(line) for line in SROIE_LABELS.read_text("utf-8").splitlines() if line.strip()]
     return ([cv2.imread(str(SROIE_LABELS.parent / r["image"])) for r in rows],
             [[line["text"] for line in r["lines"]] for r in rows])
+
+
+def photo_pages() -> Pages | None:
+    """The shared PaddleOCR photos and scans transcribed line by line in reading order (its
+    word crops left out), or None without ../shared."""
+    if not PADDLEOCR_TRUTH.is_file():
+        return None
+    truth = {name: lines for name, lines in json.loads(PADDLEOCR_TRUTH.read_text("utf-8")).items()
+             if "imgs_words" not in name}
+    return [cv2.imread(str(PADDLEOCR_TRUTH.parent / name)) for name in truth], list(truth.values())
 
 
 def demo_pages(upright_only: bool = False) -> Pages:

@@ -1,6 +1,7 @@
 """Reading order, measured: PaddleOCR's rows against docmill's columns-and-blocks XY-cut, on
-the shared receipts (labels in their annotated reading order) and the demo pages (truth in
-reading order), graded by `docmill report`'s sequence score.
+the shared receipts (labels in their annotated reading order), the shared PaddleOCR photos
+transcribed in ground_truth.json, and the demo pages (truth in reading order), graded by
+`docmill report`'s sequence score.
 
     python -m bench.reading_order [--models SET]
 
@@ -10,7 +11,9 @@ sides, as their labels are. Prints one JSON line per dataset and order.
 
 With `--skew 2,4,8`, each page is also read turned that many degrees (counter-clockwise, on
 a canvas grown to hold it, white around), as a page scanned askew is: the default order only,
-with page orientation off, as the skew is no turn the page model knows.
+with page orientation off, as the skew is no turn the page model knows. With `--turns
+90,180,270`, each page is also read turned that many degrees clockwise with page orientation
+on: a sideways or upside-down page should read in its own order.
 """
 
 from __future__ import annotations
@@ -23,18 +26,22 @@ import sys
 import cv2
 import numpy as np
 
-from bench.pages import demo_pages, load_engine, sroie_pages
+from bench.pages import demo_pages, load_engine, photo_pages, sroie_pages
 from bench.results import save_result
 from docmill.settings import DEFAULT_MODEL_SET
 
 
 def datasets() -> dict[str, tuple[list, list[list[str]], bool]]:
     """dataset -> (images, truths, upper-case both sides: the receipts' labels are)."""
-    out = {"demo": (*demo_pages(), False)}
-    receipts = sroie_pages()
-    if receipts:
-        out = {"sroie": (*receipts, True), **out}
-    return out
+    out = {}
+    if receipts := sroie_pages():
+        out["sroie"] = (*receipts, True)
+    if photos := photo_pages():
+        out["photos"] = (*photos, False)
+    return {**out, "demo": (*demo_pages(), False)}
+
+
+QUARTERS = {"90": cv2.ROTATE_90_CLOCKWISE, "180": cv2.ROTATE_180, "270": cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
 def askew(image: np.ndarray, degrees: float) -> np.ndarray:
@@ -52,29 +59,38 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=DEFAULT_MODEL_SET)
     ap.add_argument("--skew", default="", help="comma-separated degrees to also read each page turned by")
+    ap.add_argument("--turns", default="", help="comma-separated quarter turns (90,180,270) to also read each "
+                                                 "page turned by, page orientation on")
     args = ap.parse_args()
     try:
         skews = [float(d) for d in args.skew.split(",") if d.strip()]
     except ValueError:
         raise SystemExit(f"--skew {args.skew!r}: give degrees separated by commas, e.g. --skew 2,4,8") from None
+    turns = [t.strip() for t in args.turns.split(",") if t.strip()]
+    if any(t not in QUARTERS for t in turns):
+        raise SystemExit(f"--turns {args.turns!r}: give quarter turns separated by commas, e.g. --turns 90,180,270")
     from demo.scoring import compare_lines
 
     engine = load_engine(args.models)
     rows = []
-    runs = [(order, 0.0, {"reading_order": order}) for order in ("rows", "columns")]
-    runs += [("columns", skew, {"use_doc_orientation": False}) for skew in skews]
+    runs = [(order, 0.0, "0", {"reading_order": order}) for order in ("rows", "columns")]
+    runs += [("columns", skew, "0", {"use_doc_orientation": False}) for skew in skews]
+    runs += [("columns", 0.0, turn, {"use_doc_orientation": True}) for turn in turns]
     for name, (images, truths, upper) in datasets().items():
-        for order, skew, options in runs:
+        for order, skew, turn, options in runs:
             scores, exact = [], 0
             for image, truth in zip(images, truths):
-                page = engine.run([askew(image, skew) if skew else image], engine.options.merged(options))[0]
+                image = askew(image, skew) if skew else image
+                image = cv2.rotate(image, QUARTERS[turn]) if turn != "0" else image
+                page = engine.run([image], engine.options.merged(options))[0]
                 found = [line.text for line in page.lines]
                 if upper:
                     truth, found = [t.upper() for t in truth], [t.upper() for t in found]
                 check = compare_lines(truth, found)
                 scores.append(check["sequence_score"])
                 exact += check["exact_lines"]
-            rows.append({"dataset": name, "reading_order": order, "skew_degrees": skew, "pages": len(images),
+            rows.append({"dataset": name, "reading_order": order, "skew_degrees": skew, "turn": int(turn),
+                         "pages": len(images),
                          "mean_sequence_score": round(statistics.mean(scores), 4),
                          "exact_lines_in_order": exact, "expected_lines": sum(len(t) for t in truths),
                          "per_page": scores})
