@@ -1,7 +1,8 @@
 """What the reader promises on real models: a clean upright page is never made worse by the
 angle classifier, short crops are never turned on their own ("6" is not an upside-down "9"),
-two columns read column by column, and a turned page reads like the upright one with page
-orientation on, its boxes in the turned image's own pixels."""
+two columns read column by column (scanned askew too), a turned page reads like the upright
+one with page orientation on, its boxes in the turned image's own pixels, and lines that run
+down a page say so."""
 
 from __future__ import annotations
 
