@@ -72,6 +72,11 @@ class _Crop:
     image: np.ndarray
     vertical: bool = False  # turned a quarter to read (geometry.crop_line)
 
+    @property
+    def aspect(self) -> float:
+        """Width over height of the crop as read: a line's length in line heights."""
+        return self.image.shape[1] / self.image.shape[0]
+
 
 @dataclass
 class _Located:
@@ -138,9 +143,8 @@ def _lines_stand(crops: list[_Crop], by_page: dict[int, list[int]], upside_down:
     for page, members in by_page.items():
         votes = {True: 0.0, False: 0.0}
         for i in members:
-            aspect = crops[i].image.shape[1] / crops[i].image.shape[0]
-            if aspect >= min_aspect:
-                votes[crops[i].vertical] += aspect
+            if crops[i].aspect >= min_aspect:
+                votes[crops[i].vertical] += crops[i].aspect
         stands[page] = ((90 if votes[True] > votes[False] else 0) + (180 if page in upside_down else 0)) % 360
     return stands
 
@@ -404,8 +408,7 @@ class OcrEngine:
         angles: list[cls.Angle] = list(verdicts)
         upside_down = set()
         for page, members in by_page.items():
-            aspects = [crops[i].image.shape[1] / crops[i].image.shape[0] for i in members]
-            decided = cls.decide([verdicts[i] for i in members], aspects, opts)
+            decided = cls.decide([verdicts[i] for i in members], [crops[i].aspect for i in members], opts)
             if decided.angle == 180:
                 upside_down.add(page)
             for i, angle in zip(members, decided.lines):
