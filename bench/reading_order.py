@@ -26,6 +26,7 @@ import sys
 import cv2
 import numpy as np
 
+from bench.orientation import TURNS
 from bench.pages import demo_pages, load_engine, photo_pages, sroie_pages
 from bench.results import save_result
 from docmill.settings import DEFAULT_MODEL_SET
@@ -39,9 +40,6 @@ def datasets() -> dict[str, tuple[list, list[list[str]], bool]]:
     if photos := photo_pages():
         out["photos"] = (*photos, False)
     return {**out, "demo": (*demo_pages(), False)}
-
-
-QUARTERS = {"90": cv2.ROTATE_90_CLOCKWISE, "180": cv2.ROTATE_180, "270": cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
 def askew(image: np.ndarray, degrees: float) -> np.ndarray:
@@ -67,21 +65,21 @@ def main() -> int:
     except ValueError:
         raise SystemExit(f"--skew {args.skew!r}: give degrees separated by commas, e.g. --skew 2,4,8") from None
     turns = [t.strip() for t in args.turns.split(",") if t.strip()]
-    if any(t not in QUARTERS for t in turns):
+    if any(t not in {str(turn) for turn in TURNS if turn} for t in turns):
         raise SystemExit(f"--turns {args.turns!r}: give quarter turns separated by commas, e.g. --turns 90,180,270")
     from demo.scoring import compare_lines
 
     engine = load_engine(args.models)
     rows = []
-    runs = [(order, 0.0, "0", {"reading_order": order}) for order in ("rows", "columns")]
-    runs += [("columns", skew, "0", {"use_doc_orientation": False}) for skew in skews]
-    runs += [("columns", 0.0, turn, {"use_doc_orientation": True}) for turn in turns]
+    runs = [(order, 0.0, 0, {"reading_order": order}) for order in ("rows", "columns")]
+    runs += [("columns", skew, 0, {"use_doc_orientation": False}) for skew in skews]
+    runs += [("columns", 0.0, int(turn), {"use_doc_orientation": True}) for turn in turns]
     for name, (images, truths, upper) in datasets().items():
         for order, skew, turn, options in runs:
             scores, exact = [], 0
             for image, truth in zip(images, truths):
                 image = askew(image, skew) if skew else image
-                image = cv2.rotate(image, QUARTERS[turn]) if turn != "0" else image
+                image = cv2.rotate(image, TURNS[turn]) if turn else image
                 page = engine.run([image], engine.options.merged(options))[0]
                 found = [line.text for line in page.lines]
                 if upper:
@@ -89,7 +87,7 @@ def main() -> int:
                 check = compare_lines(truth, found)
                 scores.append(check["sequence_score"])
                 exact += check["exact_lines"]
-            rows.append({"dataset": name, "reading_order": order, "skew_degrees": skew, "turn": int(turn),
+            rows.append({"dataset": name, "reading_order": order, "skew_degrees": skew, "turn": turn,
                          "pages": len(images),
                          "mean_sequence_score": round(statistics.mean(scores), 4),
                          "exact_lines_in_order": exact, "expected_lines": sum(len(t) for t in truths),
