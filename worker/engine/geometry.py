@@ -133,9 +133,10 @@ def crop_quad(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     return crop_line(image, box)[0]
 
 
-def crop_line(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, bool]:
+def crop_line(image: np.ndarray, box: np.ndarray, vertical: bool | None = None) -> tuple[np.ndarray, bool]:
     """crop_quad's crop, and whether it was turned a quarter to be read: True when the box's
-    text runs down the page rather than across it.
+    text runs down the page rather than across it, which `vertical` says where the caller
+    knows better than the box's shape (None: PaddleOCR's rule, _is_tall).
 
     Most boxes (708 of the 20 receipts' 969) are upright rectangles on whole pixels. Their
     warp is a whole-pixel shift, which cubic interpolation leaves exact, so they are copied
@@ -149,7 +150,7 @@ def crop_line(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, bool]:
         crop = cv2.warpPerspective(
             image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
         )
-    vertical = _is_tall(width, height)
+    vertical = _is_tall(width, height) if vertical is None else vertical
     return (np.rot90(crop) if vertical else crop), vertical
 
 
@@ -169,15 +170,17 @@ def _whole_pixel_origin(box: np.ndarray, width: int, height: int,
     return int(left), int(top)
 
 
-def span_quads(box: np.ndarray, spans: Sequence[tuple[float, float]], turned: bool) -> list[np.ndarray]:
+def span_quads(box: np.ndarray, spans: Sequence[tuple[float, float]], turned: bool,
+               vertical: bool) -> list[np.ndarray]:
     """Where horizontal spans of the crop rec read from `box` lie on the page: each span
     (left and right as fractions of that crop's width, its full height) as a quadrilateral
-    clockwise from its top-left corner. The crop rec read is crop_quad's, turned 180 degrees
-    when `turned` (the angle classifier's turn), so the spans go back through that turn,
-    crop_quad's quarter turn of a tall crop and the inverse of its rectification."""
+    clockwise from its top-left corner. The crop rec read is crop_line's, turned a quarter
+    when `vertical` (as crop_line said) and 180 degrees when `turned` (the angle
+    classifier's turn), so the spans go back through those turns and the inverse of its
+    rectification."""
     matrix, width, height = _rectification(box)
     to_page = np.linalg.inv(matrix)
-    if _is_tall(width, height):  # np.rot90 put crop (x, y) at (y, width - x)
+    if vertical:  # np.rot90 put crop (x, y) at (y, width - x)
         to_page = to_page @ np.array([[0, -1, width], [1, 0, 0], [0, 0, 1]], np.float64)
         width, height = height, width
     if turned:

@@ -111,12 +111,12 @@ def page_pixels(width: int, height: int, options: EngineOptions) -> int:
     return width * height + DET_PIXEL_WEIGHT * det_h * det_w
 
 
-def _word_boxes(box: np.ndarray, spans: Sequence[rec.WordSpan], turned: bool, page_turn: int,
+def _word_boxes(crop: _Crop, spans: Sequence[rec.WordSpan], turned: bool, page_turn: int,
                 upright_hw: tuple[int, int], original_hw: tuple[int, int]) -> tuple[TextWord, ...]:
     """A line's words boxed in the input's pixels: their spans of the crop rec read go back
     through the crop's turns and rectification onto the upright page, then through the
     page's turn, as the line's own box does."""
-    quads = geometry.span_quads(box, [(span.left, span.right) for span in spans], turned)
+    quads = geometry.span_quads(crop.box, [(span.left, span.right) for span in spans], turned, crop.vertical)
     height, width = original_hw
     return tuple(
         TextWord(span.text, round(span.score, 6),
@@ -132,21 +132,55 @@ def _runs(crop: _Crop, angle: cls.Angle | None) -> int:
     return ((90 if crop.vertical else 0) + (angle.angle if angle else 0)) % 360
 
 
+def _by_page(crops: Sequence[_Crop]) -> dict[int, list[int]]:
+    """Each page's crops' indices."""
+    by_page: dict[int, list[int]] = defaultdict(list)
+    for i, crop in enumerate(crops):
+        by_page[crop.page].append(i)
+    return by_page
+
+
+def _runs_down(crops: Sequence[_Crop], min_aspect: float) -> bool | None:
+    """Whether most of these crops' text runs down their page, or None where no line is long
+    enough to say: text is weighed by length in line heights, and lines shorter than
+    `min_aspect` (a digit alone is a tall box) do not count."""
+    votes = {True: 0.0, False: 0.0}
+    for crop in crops:
+        if crop.aspect >= min_aspect:
+            votes[crop.vertical] += crop.aspect
+    if not any(votes.values()):
+        return None
+    return votes[True] > votes[False]
+
+
+def _short_follow_page(crops: list[_Crop], uprights: Sequence[np.ndarray], min_aspect: float) -> list[_Crop]:
+    """The crops, with those shorter than `min_aspect` line heights cut again the way their
+    page's text runs. A box 1.5 times taller than wide is read turned a quarter (PaddleOCR's
+    rule), but a short one is a character or two, which stand as their page's do: a lone
+    digit's box is that tall, and read turned, the shared receipts' "3" came out as "m" and
+    its line said it ran down the page. On a page whose text runs down, a digit's box is
+    wide, and is turned with its neighbours."""
+    out = list(crops)
+    for members in _by_page(crops).values():
+        down = _runs_down([crops[i] for i in members], min_aspect)
+        if down is None:
+            continue
+        for i in members:
+            crop = crops[i]
+            if crop.aspect < min_aspect and crop.vertical != down:
+                out[i] = _Crop(crop.page, crop.box, *geometry.crop_line(uprights[crop.page], crop.box, vertical=down))
+    return out
+
+
 def _lines_stand(crops: list[_Crop], by_page: dict[int, list[int]], upside_down: set[int],
                  min_aspect: float) -> dict[int, int]:
     """Per page, how far its lines stand turned (clockwise) on it: 180 where the classifier's
-    majority reads them upside down, plus 90 where most of its text runs down the page, as
-    on a sideways page the orientation model was not sure of or turned a quarter wrong.
-    Text is weighed by length in line heights, and lines shorter than `min_aspect` (a digit
-    alone is a tall box) do not count."""
-    stands = {}
-    for page, members in by_page.items():
-        votes = {True: 0.0, False: 0.0}
-        for i in members:
-            if crops[i].aspect >= min_aspect:
-                votes[crops[i].vertical] += crops[i].aspect
-        stands[page] = ((90 if votes[True] > votes[False] else 0) + (180 if page in upside_down else 0)) % 360
-    return stands
+    majority reads them upside down, plus 90 where most of its text runs down the page
+    (_runs_down), as on a sideways page the orientation model was not sure of or turned a
+    quarter wrong."""
+    return {page: ((90 if _runs_down([crops[i] for i in members], min_aspect) else 0)
+                   + (180 if page in upside_down else 0)) % 360
+            for page, members in by_page.items()}
 
 
 def _further(turn: orientation.PageAngle, stands: int) -> int:
@@ -299,15 +333,14 @@ class OcrEngine:
         boxes = self._detect(uprights, opts, pages)
         crops = [_Crop(page, box, *geometry.crop_line(image, box))
                  for page, image in enumerate(uprights) for box in boxes[page]]
+        crops = _short_follow_page(crops, uprights, opts.cls_min_aspect)
         return _Located(pages, turns, [image.shape[:2] for image in originals],
                         [image.shape[:2] for image in uprights], crops)
 
     def _read(self, located: "_Located", opts: EngineOptions) -> list[PageLines]:
         """Classify and recognise the located lines, and assemble each page in reading order."""
         pages, turns, crops = located.pages, located.turns, located.crops
-        by_page: dict[int, list[int]] = defaultdict(list)  # page -> its crops' indices
-        for i, crop in enumerate(crops):
-            by_page[crop.page].append(i)
+        by_page = _by_page(crops)
         angles, upside_down = self._classify(crops, by_page, opts, pages)
         images_up = cls.apply([c.image for c in crops], angles) if angles else [c.image for c in crops]
         texts = self._timed(pages, "rec", [c.page for c in crops],
@@ -329,7 +362,7 @@ class OcrEngine:
                     continue
                 words = None
                 if text.words is not None:
-                    words = _word_boxes(crops[i].box, text.words, bool(angle and angle.rotate), turns[page].angle,
+                    words = _word_boxes(crops[i], text.words, bool(angle and angle.rotate), turns[page].angle,
                                         located.upright_hw[page], (height, width))
                 pages[page].lines.append(TextLine(
                     text=text.text.strip(), score=round(text.score, 6),

@@ -96,6 +96,8 @@ def test_crop_quad_rectifies_and_rotates_tall_crops():
     square = np.array([[0, 0], [29, 0], [29, 44], [0, 44]], np.float32)  # 1.52 times taller: turned
     crop, vertical = geometry.crop_line(image, square)
     assert vertical and crop.shape[:2] == (29, 44)
+    unturned, vertical = geometry.crop_line(image, square, vertical=False)  # the caller knows better
+    assert not vertical and unturned.shape[:2] == (44, 29) and np.array_equal(np.rot90(unturned), crop)
 
 
 def _warped(image, box):

@@ -1,8 +1,8 @@
 """What the reader promises on real models: a clean upright page is never made worse by the
 angle classifier, short crops are never turned on their own ("6" is not an upside-down "9"),
 two columns read column by column (scanned askew too), a turned page reads like the upright
-one with page orientation on, its boxes in the turned image's own pixels, and lines that run
-down a page say so."""
+one with page orientation on, its boxes in the turned image's own pixels, lines that run
+down a page say so, and a lone character is read the way its page's lines run."""
 
 from __future__ import annotations
 
@@ -84,6 +84,31 @@ def test_a_sideways_page_without_page_orientation_gives_its_lines_the_turn(engin
     page = engine.run([cv2.rotate(images["letter.png"], cv2.ROTATE_90_CLOCKWISE)], options)[0]
     assert page.orientation is None and all(line.angle == 90 for line in page.lines)
     assert compare_lines(truth["letter.png"], _texts(page))["exact_lines"] == len(truth["letter.png"])
+
+
+def test_lone_digits_on_a_sideways_page_are_turned_with_its_lines(engine_for, sample_pages):
+    """On a page turned a quarter, a lone digit's box is wide, so PaddleOCR's rule reads it
+    unturned, on its side (the invoice's 6 came out as 9, its 1 as L): a crop too short to
+    say follows the way its page's lines run."""
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    images, truth = sample_pages
+    options = engine.options.merged({"use_doc_orientation": False})
+    page = engine.run([cv2.rotate(images["invoice.png"], cv2.ROTATE_90_CLOCKWISE)], options)[0]
+    texts = _texts(page)
+    assert texts[texts.index("Blue ink cartridge") + 1] == "6"
+    assert all(line.angle == 90 for line in page.lines)
+    assert compare_lines(truth["invoice.png"], texts)["exact_lines"] >= len(truth["invoice.png"]) - 1
+
+
+def test_a_lone_digit_in_a_tall_box_on_an_upright_receipt_reads_upright(engine_for, shared_dir):
+    """A "3" alone in a 16 x 25 box is tall enough for PaddleOCR's rule to read it turned,
+    as "m" running down the page: on a page whose lines run across, it is read upright."""
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    page = engine.run([cv2.imread(str(shared_dir / "data/sroie_sample/images/337.jpg"))])[0]
+    boxed = {tuple(line.box[0]): line for line in page.lines}
+    three = boxed[(447, 612)]  # labelled "3"
+    assert (three.text, three.angle) == ("3", 0)
+    assert all(line.angle == 0 for line in page.lines)
 
 
 def test_vertical_chinese_on_an_upright_photo_keeps_the_page_upright(engine_for, shared_dir):

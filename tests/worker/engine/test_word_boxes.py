@@ -49,8 +49,8 @@ def test_postprocess_places_steps_within_the_crops_share_of_the_tensor():
     assert rec.postprocess([probs], chars)[0].words is None  # not asked: not computed
 
 
-def _quad_bounds(box: list[list[float]], spans, turned_: bool):  # type: ignore[no-untyped-def]
-    return [bounds(q) for q in geometry.span_quads(np.array(box, np.float32), spans, turned_)]
+def _quad_bounds(box: list[list[float]], spans, turned_: bool, vertical: bool = False):  # type: ignore[no-untyped-def]
+    return [bounds(q) for q in geometry.span_quads(np.array(box, np.float32), spans, turned_, vertical)]
 
 
 def test_span_quads_map_crop_columns_back_onto_the_page():
@@ -63,14 +63,16 @@ def test_span_quads_map_crop_columns_back_onto_the_page():
 
 def test_span_quads_follow_the_quarter_turn_of_a_tall_crop():
     box = [[100, 50], [140, 50], [140, 250], [100, 250]]  # 40 wide, 200 high: read turned
-    top_of_column = _quad_bounds(box, [(0.0, 0.25)], False)[0]
+    top_of_column = _quad_bounds(box, [(0.0, 0.25)], False, vertical=True)[0]
     # np.rot90 turns the crop counter-clockwise: the read crop's left is the column's top
     assert top_of_column == pytest.approx((100, 50, 140, 100))
+    # the same box cut unturned (a short one on a page read across): spans run across it
+    assert _quad_bounds(box, [(0.0, 0.25)], False)[0] == pytest.approx((100, 50, 110, 250))
 
 
 def test_span_quads_start_at_their_top_left_corner():
     box = [[100, 50], [300, 50], [300, 90], [100, 90]]
-    quad = geometry.span_quads(np.array(box, np.float32), [(0.1, 0.4)], True)[0]
+    quad = geometry.span_quads(np.array(box, np.float32), [(0.1, 0.4)], True, False)[0]
     assert tuple(quad[0]) == pytest.approx((220, 50)) and tuple(quad[2]) == pytest.approx((280, 90))
 
 
