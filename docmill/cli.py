@@ -1,13 +1,17 @@
 """The `docmill` entry point: builds the parser from each package's own commands, reads the
-settings once, and turns a UsageError into one line and exit 2. Nothing else imports it."""
+settings once, and turns a UsageError or a bad command line into one line and exit 2.
+Nothing else imports it."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -24,8 +28,50 @@ COMMAND_MODULES = ("worker.commands", "producer.commands", "docmill.commands", "
                    "demo.commands")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, answering a bad command line as docmill answers every usage error: one line
+    saying what to do and exit 2, instead of argparse's usage block above its message. The
+    line names the option nearest to a misspelt one, and where the rest is (`--help`).
+    Subcommands' parsers are of this class too (argparse makes them so)."""
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        self._commands = super().add_subparsers(**kwargs)
+        return self._commands
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        """argparse's, with arguments no parser knew reported by the command that was given
+        them, so the nearest option is looked for among its own."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._given(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _given(self, parsed: argparse.Namespace) -> OneLineParser:
+        """The innermost command's parser that `parsed` went through (`docmill models pull`'s)."""
+        commands = getattr(self, "_commands", None)
+        chosen = commands.choices.get(getattr(parsed, commands.dest, None)) if commands else None
+        return chosen._given(parsed) if isinstance(chosen, OneLineParser) else self
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message}{self._nearest(message)}; `{self.prog} --help` lists what it takes",
+              file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+    def _nearest(self, message: str) -> str:
+        """' (did you mean --X?)' for the option nearest to the first unknown one in
+        argparse's `message`, else ''. A bad choice gets none: argparse lists the choices,
+        and the nearest by spelling can mislead (`--device gpu` is nearest to cpu)."""
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        unknown = next((word.split("=")[0] for word in message.split()[2:] if word.startswith("-")), "")
+        known = [option for action in self._actions for option in action.option_strings]
+        close = difflib.get_close_matches(unknown, known, n=1) if unknown else []
+        return f" (did you mean {close[0]}?)" if close else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="docmill", description=DESCRIPTION, epilog=EPILOG)
+    parser = OneLineParser(prog="docmill", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"docmill {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
