@@ -49,6 +49,17 @@ def photo_pages() -> Pages | None:
     return [cv2.imread(str(PADDLEOCR_TRUTH.parent / name)) for name in truth], list(truth.values())
 
 
+def vertical_pages() -> Pages | None:
+    """The drawn pages of vertical Chinese and Japanese columns (demo/vertical.py) and their
+    columns in reading order, or None without their font."""
+    from demo.vertical import FONT, pages
+
+    if not FONT.is_file():
+        return None
+    drawn = pages().values()
+    return [image for image, _ in drawn], [truth for _, truth in drawn]
+
+
 def demo_pages(upright_only: bool = False) -> Pages:
     """The demo pages (demo/pages.py) and their truth; `upright_only` leaves out the two
     that are drawn turned."""

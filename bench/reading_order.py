@@ -1,7 +1,8 @@
 """Reading order, measured: PaddleOCR's rows against docmill's columns-and-blocks XY-cut, on
 the shared receipts (labels in their annotated reading order), the shared PaddleOCR photos
-transcribed in ground_truth.json, and the demo pages (truth in reading order), graded by
-`docmill report`'s sequence score.
+transcribed in ground_truth.json, the drawn vertical Chinese and Japanese pages
+(demo/vertical.py) and the demo pages (truth in reading order), graded by `docmill report`'s
+sequence score.
 
     python -m bench.reading_order [--models SET]
 
@@ -27,7 +28,13 @@ import cv2
 import numpy as np
 
 from bench.orientation import TURNS
-from bench.pages import demo_pages, load_engine, photo_pages, sroie_pages
+from bench.pages import (
+    demo_pages,
+    load_engine,
+    photo_pages,
+    sroie_pages,
+    vertical_pages,
+)
 from bench.results import save_result
 from docmill.settings import DEFAULT_MODEL_SET
 
@@ -39,6 +46,8 @@ def datasets() -> dict[str, tuple[list, list[list[str]], bool]]:
         out["sroie"] = (*receipts, True)
     if photos := photo_pages():
         out["photos"] = (*photos, False)
+    if vertical := vertical_pages():
+        out["vertical"] = (*vertical, False)
     return {**out, "demo": (*demo_pages(), False)}
 
 
