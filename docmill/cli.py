@@ -48,7 +48,7 @@ class OneLineParser(argparse.ArgumentParser):
         return parsed
 
     def _given(self, parsed: argparse.Namespace) -> OneLineParser:
-        """The innermost command's parser that `parsed` went through (`docmill models pull`'s)."""
+        """The innermost command's parser that `parsed` went through (`docmill models fp16`'s)."""
         commands = getattr(self, "_commands", None)
         chosen = commands.choices.get(getattr(parsed, commands.dest, None)) if commands else None
         return chosen._given(parsed) if isinstance(chosen, OneLineParser) else self
