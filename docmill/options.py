@@ -80,7 +80,9 @@ DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
 def parse_option_assignments(pairs: list[str]) -> dict[str, Any]:
     """Turn CLI `key=value` strings into a validated overrides dict (values parsed as JSON
     when they parse, else kept as strings). Unknown keys and bad values raise ValueError
-    with one line naming the option, before any work starts."""
+    with one line naming the option (and the nearest known one to a misspelt key), before
+    any work starts."""
+    import difflib
     import json
 
     known = set(EngineOptions.model_fields)
@@ -89,8 +91,10 @@ def parse_option_assignments(pairs: list[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or key not in known:
+            nearest = difflib.get_close_matches(key, known, n=1) if sep else []
+            guess = f"did you mean {nearest[0]}? " if nearest else ""
             raise ValueError(
-                f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}"
+                f"--set {pair!r}: {guess}expected KEY=VALUE with KEY one of {', '.join(sorted(known))}"
             )
         try:
             out[key] = json.loads(raw)

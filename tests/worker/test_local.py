@@ -160,6 +160,7 @@ def test_engine_failure_on_one_image_spares_the_others(engine_for, sample_pages)
     (["--device", "cuda"], "--device cuda: CUDA is not available"),
     (["--set", "det_thresh=2"], "det_thresh"),
     (["--set", "no_such_option=1"], "expected KEY=VALUE"),
+    (["--set", "det_tresh=0.3"], "did you mean det_thresh?"),
     (["--models", "no-such-set"], "no-such-set"),
     (["--batch-images", "0"], "--batch-images"),
     (["--skip-existing", "--visualize"], "--skip-existing"),
