@@ -12,9 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.paths import SHARED, SROIE_LABELS
-
-PADDLEOCR_TRUTH = SHARED / "data" / "paddleocr" / "ground_truth.json"
+from bench.paths import PADDLEOCR_TRUTH, SROIE_LABELS
 
 Pages = tuple[list[np.ndarray], list[list[str]]]  # images, and each one's lines in reading order
 

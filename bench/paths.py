@@ -9,3 +9,4 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 SROIE_IMAGES = SHARED / "data" / "sroie_sample" / "images"
 SROIE_LABELS = SHARED / "data" / "sroie_sample" / "labels.jsonl"
+PADDLEOCR_TRUTH = SHARED / "data" / "paddleocr" / "ground_truth.json"  # its doc/ images transcribed

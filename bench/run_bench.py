@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.paths import REPO, SHARED, SROIE_IMAGES, SROIE_LABELS
+from bench.paths import PADDLEOCR_TRUTH, REPO, SHARED, SROIE_IMAGES, SROIE_LABELS
 from bench.results import save_result
 from docmill.inputs import is_image_name
 from docmill.settings import DEFAULT_MODEL_SET
@@ -84,11 +84,9 @@ class Dataset:
 
 
 def datasets() -> dict[str, Dataset]:
-    data = SHARED / "data"
     return {
         "sroie": Dataset("sroie", SROIE_IMAGES, "images", labels=SROIE_LABELS),
-        "paddleocr": Dataset("paddleocr", data / "paddleocr" / "doc", "doc",
-                             ground_truth=data / "paddleocr" / "ground_truth.json",
+        "paddleocr": Dataset("paddleocr", PADDLEOCR_TRUTH.parent / "doc", "doc", ground_truth=PADDLEOCR_TRUTH,
                              checked=("doc/imgs_en/img_12.jpg",), parts=("imgs", "imgs_en")),
     }
 
