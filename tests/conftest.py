@@ -158,3 +158,14 @@ def sample_pages(tmp_path_factory):
     write_samples(folder)
     truth = json.loads((folder / "truth.json").read_text("utf-8"))
     return {name: cv2.imread(str(folder / name)) for name in truth}, truth
+
+
+@pytest.fixture(scope="session")
+def vertical_pages():
+    """The drawn vertical Chinese and Japanese pages (demo/vertical.py) by name: BGR pixels and
+    columns in reading order."""
+    from demo.vertical import FONT, pages
+
+    if not FONT.is_file():
+        pytest.fail(f"{FONT} is missing: `make test` installs fonts-droid-fallback (scripts/ensure-tools.sh)")
+    return pages()

@@ -6,14 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from demo.vertical import FONT, PITCH, pages
-
-
-@pytest.fixture(scope="module")
-def drawn():  # type: ignore[no-untyped-def]
-    if not FONT.is_file():
-        pytest.fail(f"{FONT} is missing: `make test` installs fonts-droid-fallback (scripts/ensure-tools.sh)")
-    return pages()
+from demo.vertical import PITCH, pages
 
 
 def _stripes(ink: np.ndarray, gap: int) -> int:
@@ -23,8 +16,8 @@ def _stripes(ink: np.ndarray, gap: int) -> int:
 
 
 @pytest.mark.parametrize("name, columns, tiers", [("poems", 5, 1), ("haiku", 3, 1), ("tiers", 4, 2)])
-def test_each_column_is_one_stripe_of_ink_and_tiers_stand_apart(drawn, name, columns, tiers):
-    image, truth = drawn[name]
+def test_each_column_is_one_stripe_of_ink_and_tiers_stand_apart(vertical_pages, name, columns, tiers):
+    image, truth = vertical_pages[name]
     ink = image[..., 0] < 128
     rule = ink.mean(axis=1) > 0.5  # rows inked across most of the page
     assert len(truth) == columns * tiers and np.count_nonzero(rule) == 2 * (tiers - 1)
@@ -32,6 +25,6 @@ def test_each_column_is_one_stripe_of_ink_and_tiers_stand_apart(drawn, name, col
     assert _stripes(ink.any(axis=1), gap=PITCH) == 2 * tiers - 1  # each tier, and a rule between two
 
 
-def test_the_pages_are_the_same_every_time(drawn):
+def test_the_pages_are_the_same_every_time(vertical_pages):
     again = pages()
-    assert all(np.array_equal(drawn[name][0], again[name][0]) for name in drawn)
+    assert all(np.array_equal(vertical_pages[name][0], again[name][0]) for name in vertical_pages)

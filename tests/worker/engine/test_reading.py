@@ -123,31 +123,23 @@ def test_vertical_chinese_on_an_upright_photo_keeps_the_page_upright(engine_for,
     assert page.lines[0].text.startswith("华南农业大学")  # the right-hand column
 
 
-def _vertical_pages():  # type: ignore[no-untyped-def]
-    from demo.vertical import FONT, pages
-
-    if not FONT.is_file():
-        pytest.fail(f"{FONT} is missing: `make test` installs fonts-droid-fallback (scripts/ensure-tools.sh)")
-    return pages()
-
-
 @pytest.mark.parametrize("name", ["poems", "haiku", "tiers"])
-def test_vertical_chinese_and_japanese_read_column_by_column_right_to_left(engine_for, name):
+def test_vertical_chinese_and_japanese_read_column_by_column_right_to_left(engine_for, vertical_pages, name):
     """Drawn vertical columns (demo/vertical.py): every column exact, right column first, the
     top tier before the one under it, each line running down the upright page."""
     engine, _ = engine_for(DEFAULT_MODEL_SET)
-    image, truth = _vertical_pages()[name]
+    image, truth = vertical_pages[name]
     page = engine.run([image], engine.options.merged({"use_doc_orientation": True}))[0]
     assert _texts(page) == truth
     assert page.orientation.angle == 0 and all(line.angle == 90 for line in page.lines)
 
 
 @pytest.mark.parametrize("turn, angle", [(cv2.ROTATE_90_CLOCKWISE, 90), (cv2.ROTATE_180, 180)])
-def test_turned_vertical_tiers_read_as_upright_ones(engine_for, turn, angle):
+def test_turned_vertical_tiers_read_as_upright_ones(engine_for, vertical_pages, turn, angle):
     """Turned, the tiers read as upright: with page orientation, the page reports its turn;
     without it, each column says which way it runs on the image, in the same order."""
     engine, _ = engine_for(DEFAULT_MODEL_SET)
-    image, truth = _vertical_pages()["tiers"]
+    image, truth = vertical_pages["tiers"]
     turned = cv2.rotate(image, turn)
     on = engine.run([turned], engine.options.merged({"use_doc_orientation": True}))[0]
     assert _texts(on) == truth and on.orientation.angle == angle
