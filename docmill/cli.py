@@ -44,7 +44,8 @@ class OneLineParser(argparse.ArgumentParser):
         them, so the nearest option is looked for among its own."""
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            self._given(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+            given = self._given(parsed)
+            given.error(f"unrecognized arguments: {' '.join(extras)}{given._nearest(extras)}")
         return parsed
 
     def _given(self, parsed: argparse.Namespace) -> OneLineParser:
@@ -54,17 +55,15 @@ class OneLineParser(argparse.ArgumentParser):
         return chosen._given(parsed) if isinstance(chosen, OneLineParser) else self
 
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: {message}{self._nearest(message)}; `{self.prog} --help` lists what it takes",
-              file=sys.stderr)
+        print(f"{self.prog}: {message}; `{self.prog} --help` lists what it takes", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
-    def _nearest(self, message: str) -> str:
-        """' (did you mean --X?)' for the option nearest to the first unknown one in
-        argparse's `message`, else ''. A bad choice gets none: argparse lists the choices,
-        and the nearest by spelling can mislead (`--device gpu` is nearest to cpu)."""
-        if not message.startswith("unrecognized arguments: "):
-            return ""
-        unknown = next((word.split("=")[0] for word in message.split()[2:] if word.startswith("-")), "")
+    def _nearest(self, extras: list[str]) -> str:
+        """' (did you mean --X?)' for this command's option nearest to the first unknown
+        option in `extras`, else ''. Only unknown options get a guess: for a bad choice
+        argparse lists the choices, and the nearest by spelling can mislead (`--device gpu`
+        is nearest to cpu)."""
+        unknown = next((word.split("=")[0] for word in extras if word.startswith("-")), "")
         known = [option for action in self._actions for option in action.option_strings]
         close = difflib.get_close_matches(unknown, known, n=1) if unknown else []
         return f" (did you mean {close[0]}?)" if close else ""
