@@ -70,7 +70,8 @@ DIST_CAP_S = 90
 # path run on CPU): past the cap the first session takes shapes in turn, the cost it is there
 # to remove. cuDNN's
 # DEFAULT search is left out: it is its fallback mode, 0.6 receipts/s on the H200
-# (bench/results/gpu-probe.json).
+# (bench/results/gpu-probe.json). I/O binding is off unless this shows it helps: on CPU it cost
+# 6% of images/s, nearly all of it in rec's runs (docs/using.md).
 SWEEP: tuple[tuple[str, dict[str, str], tuple[str, ...]], ...] = (
     ("defaults", {}, ()),
     ("session_per_shape", {"DOCMILL_SESSION_PER_SHAPE": "true", "DOCMILL_SHAPE_SESSIONS": "256"}, ()),
@@ -78,6 +79,7 @@ SWEEP: tuple[tuple[str, dict[str, str], tuple[str, ...]], ...] = (
     ("buckets=off", {}, ("--set", "batch_buckets=false")),
     ("cudnn=EXHAUSTIVE", {"DOCMILL_CUDA_CONV_ALGO_SEARCH": "EXHAUSTIVE"}, ()),
     ("streams=4", {"DOCMILL_ENGINE_STREAMS": "4"}, ()),
+    ("io_binding", {"DOCMILL_IO_BINDING": "true"}, ()),
     ("rec_width=128", {}, ("--set", "rec_width_multiple=128")),
     ("det_batch=1", {}, ("--set", "det_batch_size=1")),
     ("streams=1", {"DOCMILL_ENGINE_STREAMS": "1"}, ()),

@@ -84,6 +84,9 @@ class Settings(EnvironmentModel):
                                     "a Conv keeps one cuDNN plan, for its last shape: onnxruntime issue 23006)")
     shape_sessions: int = Field(16, ge=1, le=4096, description="with session_per_shape: sessions one model may "
                                 "hold; later shapes share its first session")
+    io_binding: bool = Field(False, description="run each model through ONNXRuntime's I/O binding: inputs "
+                             "copied to the device when bound, outputs left on the session's device and "
+                             "copied back after the run; off unless a GPU run shows it helps (bench.gpu --sweep)")
     tensorrt: bool = Field(False, description="put the TensorRT provider first (engines cached on disk)")
     malloc_mmap_threshold_kb: int = Field(128, ge=0, le=32768, description="fix glibc's mmap threshold so "
                                           "freed page-sized buffers go back to the system (0: glibc's default)")

@@ -190,7 +190,8 @@ def open_session(path: str, providers: list[str], settings: Settings, ctc_head: 
     step's best class. With `narrow` threads (CPU only), a twin session with that many, for
     runs while `calls` is crowded: built on a thread of its own, so that the first pages run
     on the wide session meanwhile instead of waiting for it. `exclusive`: one run at a time.
-    On CUDA with `session_per_shape`, each input shape gets a session of its own (ModelSession)."""
+    On CUDA with `session_per_shape`, each input shape gets a session of its own (ModelSession).
+    With `io_binding`, every run goes through ONNXRuntime's I/O binding."""
     config = provider_config(providers, settings)
     model = prepared_model(path, fold=settings.fold_graph, ctc_head=ctc_head, pixels=True)
     on_gpu = CUDA in providers
@@ -205,7 +206,8 @@ def open_session(path: str, providers: list[str], settings: Settings, ctc_head: 
         raise DeviceUnavailable(f"{path}: the CUDA provider did not load for this model; use --device cpu")
     twin = _TWIN_BUILDER.submit(create, narrow) if narrow and not on_gpu else None
     spawn = create if on_gpu and settings.session_per_shape else None
-    return ModelSession(session, run_options(settings), twin, calls, exclusive, spawn, settings.shape_sessions)
+    return ModelSession(session, run_options(settings), twin, calls, exclusive, spawn, settings.shape_sessions,
+                        settings.io_binding)
 
 
 # Narrow twins are built one at a time behind the wide sessions (open_session).

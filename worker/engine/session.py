@@ -27,6 +27,11 @@ import numpy as np
 from worker.engine.pixels import PIXEL_INPUTS, PixelBatch
 
 
+# ONNXRuntime's memory names, as a session reports where it makes its outputs, and the device
+# names IOBinding.bind_output takes for them.
+_BINDING_DEVICES = {"Cpu": "cpu", "Cuda": "cuda"}
+
+
 class EngineCalls:
     """How many engine calls of one process are running now: with more than one, each
     session run takes the narrow session, so concurrent runs share the cores instead of
@@ -67,12 +72,14 @@ class ModelSession:
     threads calling it. With `spawn` (CUDA, `session_per_shape`), each input shape gets a
     session of its own, made by `spawn` on the shape's first run, up to `shape_sessions` (the
     CUDA defaults' buckets give rec about 70 shapes over 1,000 receipts, the few common ones
-    first); the first shape, and any beyond the cap, use `session`."""
+    first); the first shape, and any beyond the cap, use `session`. With `io_binding`, every
+    run goes through ONNXRuntime's I/O binding (_bound_run)."""
 
     def __init__(self, session: Any, run_options: Any = None, narrow: "Future[Any] | None" = None,
                  calls: EngineCalls | None = None, exclusive: bool = False,
-                 spawn: Callable[[], Any] | None = None, shape_sessions: int = 1):
+                 spawn: Callable[[], Any] | None = None, shape_sessions: int = 1, io_binding: bool = False):
         self._session = session
+        self._io_binding = io_binding
         self._spawn = spawn
         self._shape_sessions = shape_sessions
         self._by_shape: dict[tuple[int, ...], Any] = {}
@@ -124,7 +131,7 @@ class ModelSession:
         feed = batch.feed() if isinstance(batch, PixelBatch) else {self.input_name: batch}
         with self._exclusive or nullcontext():
             start = time.perf_counter()
-            out = session.run(None, feed, self._run_options)
+            out = self._bound_run(session, feed) if self._io_binding else session.run(None, feed, self._run_options)
             elapsed = time.perf_counter() - start
         with self._lock:
             self._busy_s += elapsed
@@ -132,6 +139,20 @@ class ModelSession:
                 self._shapes.add(batch.shape)
                 self._new_shape_s += elapsed
         return out
+
+    def _bound_run(self, session: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One run through ONNXRuntime's I/O binding: each input is copied to the session's
+        device when it is bound, before the run; the outputs stay where the session makes them
+        (on CUDA, on the GPU) until the run is over, then come back as arrays. A plain run does
+        both copies inside itself; whether binding saves anything on a GPU is bench.gpu's
+        sweep to say (settings.io_binding)."""
+        binding = session.io_binding()
+        for name, value in feed.items():
+            binding.bind_cpu_input(name, value)
+        for output, memory in zip(session.get_outputs(), session.get_output_memory_infos()):
+            binding.bind_output(output.name, _BINDING_DEVICES.get(memory.name, "cpu"), memory.device_id)
+        session.run_with_iobinding(binding, self._run_options)
+        return binding.copy_outputs_to_cpu()
 
     def _for_shape(self, shape: tuple[int, ...]) -> Any:
         """This shape's own session, made on its first run (one at a time)."""

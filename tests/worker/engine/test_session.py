@@ -253,3 +253,53 @@ def test_session_per_shape_is_off_by_default_and_never_spawns_on_cpu(tmp_path, m
                                      Settings(session_per_shape=True))
     _run_widths(session, (4, 8, 4))
     assert created == ["session"] and session.distinct_shapes == 2
+
+
+def _adds_and_doubles() -> ort.InferenceSession:
+    """Two outputs of different shapes: y = x + 1 (as x) and s = the sum of x * 2 (a scalar)."""
+    nodes = [helper.make_node("Add", ["x", "one"], ["y"]), helper.make_node("Add", ["x", "x"], ["twice"]),
+             helper.make_node("ReduceSum", ["twice"], ["s"], keepdims=0)]
+    graph = helper.make_graph(nodes, "two", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("s", TensorProto.FLOAT, None)],
+                              [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def _bound_runs(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """Counts ONNXRuntime's own bound runs, which still run."""
+    bound: list[int] = []
+    real = ort.InferenceSession.run_with_iobinding
+    monkeypatch.setattr(ort.InferenceSession, "run_with_iobinding",
+                        lambda self, *a, **k: bound.append(1) or real(self, *a, **k))
+    return bound
+
+
+def test_a_bound_run_gives_every_output_of_a_plain_run_in_order(monkeypatch):
+    bound = _bound_runs(monkeypatch)
+    x = np.arange(6, dtype=np.float32)
+    plain = ModelSession(_adds_and_doubles()).run_all(x)
+    outputs = ModelSession(_adds_and_doubles(), io_binding=True).run_all(x)
+    assert len(bound) == 1 and len(plain) == len(outputs) == 2
+    assert all(np.array_equal(a, b) and a.shape == b.shape for a, b in zip(plain, outputs))
+    assert outputs[1] == 30.0 and np.array_equal(outputs[0], x + 1)
+
+
+def test_with_io_binding_every_engine_run_is_bound_and_the_pages_read_the_same(engine_for, sample_pages,
+                                                                               monkeypatch):
+    from converter.presets import ensure_model_set
+    from docmill.modelset import ModelSet
+    from worker.engine.pipeline import OcrEngine
+
+    settings = Settings(device="cpu", io_binding=True)
+    bound_engine = OcrEngine.load(ModelSet.load(ensure_model_set("pp-ocrv4-ch", settings)), settings)
+    plain_engine, _ = engine_for("pp-ocrv4-ch")
+    pages = list(sample_pages[0].values())[:3]
+    bound = _bound_runs(monkeypatch)
+    read_bound = [[(line.text, line.box) for line in page.lines] for page in bound_engine.run(pages)]
+    runs = len(bound)
+    read_plain = [[(line.text, line.box) for line in page.lines] for page in plain_engine.run(pages)]
+    assert runs >= 3 and len(bound) == runs  # det, cls and rec bound; the plain engine never
+    assert read_bound == read_plain and all(read_plain)
