@@ -26,7 +26,6 @@ import numpy as np
 
 from worker.engine.pixels import PIXEL_INPUTS, PixelBatch
 
-
 # ONNXRuntime's memory names, as a session reports where it makes its outputs, and the device
 # names IOBinding.bind_output takes for them.
 _BINDING_DEVICES = {"Cpu": "cpu", "Cuda": "cuda"}
