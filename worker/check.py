@@ -135,10 +135,14 @@ def check_providers(device: str) -> Outcome:
     return Outcome("providers", True, f"device {device}: {', '.join(providers)}")
 
 
-def run_checks(settings: Settings, device: str) -> int:
-    """Print one line per check (secrets scrubbed); 0 when all pass, 1 otherwise."""
+def run_checks(settings: Settings, device: str, gpus: list[str] | None = None) -> int:
+    """Print one line per check (secrets scrubbed); 0 when all pass, 1 otherwise. `gpus`: each
+    child's GPU under `--gpus` (already checked against the driver), said in a line of its own."""
     checks: list[Callable[[], Outcome]] = [
         lambda: check_broker(settings), lambda: check_storage(settings), lambda: check_providers(device)]
+    if gpus is not None:
+        on = ", ".join(dict.fromkeys(gpus))
+        checks.append(lambda: Outcome("gpus", True, f"{len(gpus)} processes, on GPUs {on}"))
     outcomes = [check() for check in checks]
     secrets = _secrets(settings)
     for outcome in outcomes:

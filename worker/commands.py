@@ -50,6 +50,8 @@ def _add_worker(sub: Subparsers) -> None:
                    "batches (default 4)")
     p.add_argument("--processes", type=int, default=1, help="engine processes on this host, each a worker "
                    "of its own started as a fresh interpreter, never forked (default 1; see docs/operating.md)")
+    p.add_argument("--gpus", help="GPUs to run on, by index (0,1) or 'all': --processes engine processes per "
+                   "GPU, each seeing only its own (CUDA_VISIBLE_DEVICES); without it every process takes GPU 0")
     p.add_argument("--pool", choices=["threads", "prefork", "solo"], default="threads",
                    help="Celery pool (default threads: one engine per process, shared by its tasks)")
     p.add_argument("--device", choices=DEVICES, help="where the models run (default: DOCMILL_DEVICE, auto)")

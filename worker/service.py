@@ -14,6 +14,7 @@ import time
 
 from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
 from docmill.settings import Settings
+from worker.gpus import VISIBLE, GpuListError, gpu_devices
 
 BROKER_POLL_S = 1.0
 
@@ -23,17 +24,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.processes < 1:
         raise UsageError("--processes must be 1 or more")
+    devices = _gpu_devices(args, settings)
     if args.check:
-        return run_checks(settings, args.device or settings.device)
+        return run_checks(settings, args.device or settings.device, devices)
     broker = wait_for_broker(settings, check_broker)
     if not broker.ok:
         print(f"docmill worker: cannot start: broker {broker.detail} "
               f"(waited {settings.broker_wait_s}s; DOCMILL_BROKER_WAIT_S sets how long)", file=sys.stderr)
         return EXIT_FAILED
-    if args.processes > 1:
+    if devices is not None or args.processes > 1:
         from worker.supervisor import Supervisor
 
-        return Supervisor(_worker_argv(args), args.processes).run()
+        envs = None if devices is None else [{VISIBLE: device} for device in devices]
+        return Supervisor(_worker_argv(args), len(devices) if devices else args.processes, envs).run()
     _pull_default_models(settings)
     app = _app(args, settings)
     argv = ["worker", f"--pool={args.pool}", f"--concurrency={args.concurrency}", "-Q", args.queue,
@@ -42,6 +45,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         argv.append(f"--hostname={args.hostname}")
     app.worker_main(argv=argv)
     return EXIT_OK
+
+
+def _gpu_devices(args: argparse.Namespace, settings: Settings) -> list[str] | None:
+    """Each child's CUDA_VISIBLE_DEVICES under `--gpus`, checked against the driver before any
+    work (worker/gpus.py); None without --gpus."""
+    if args.gpus is None:
+        return None
+    if (args.device or settings.device) == "cpu":
+        raise UsageError("--gpus needs --device cuda or auto; leave it out to run on CPU")
+    try:
+        return gpu_devices(args.gpus, args.processes)
+    except GpuListError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:

@@ -7,6 +7,9 @@ post-processing, crops, CTC decode, JSON) runs under one GIL and cannot keep a G
 not survive a fork once initialised; a fresh interpreter never inherits it. Each child has its
 own engine, batcher, pixel budget and heartbeat, exactly as a worker started by hand.
 
+With `docmill worker --gpus`, each child also gets its own environment: the GPU it alone
+sees (worker/gpus.py), kept when it is restarted.
+
 The supervisor forwards SIGTERM and SIGINT (a warm shutdown: running tasks finish or go back
 on the queue), restarts a child that dies on its own (with a pause, so a child that cannot
 start does not spin), and exits once every child has stopped.
@@ -15,11 +18,12 @@ start does not spin), and exits once every child has stopped.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +64,10 @@ def _own(flag: str, value: str, index: int) -> str:
 class Supervisor:
     """N children, kept running until a signal asks them all to stop."""
 
-    def __init__(self, argv: Sequence[str], processes: int):
+    def __init__(self, argv: Sequence[str], processes: int, envs: Sequence[Mapping[str, str]] | None = None):
         self.argv = list(argv)
         self.processes = processes
+        self.envs = list(envs) if envs is not None else [{}] * processes
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
 
@@ -84,8 +89,10 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         command = [sys.executable, "-m", "docmill.cli", "worker", *child_argv(self.argv, index)]
-        self.children[index] = subprocess.Popen(command)
-        log.info("worker process %d started (pid %d)", index, self.children[index].pid)
+        own = self.envs[index]
+        self.children[index] = subprocess.Popen(command, env={**os.environ, **own} if own else None)
+        log.info("worker process %d started (pid %d)%s", index, self.children[index].pid,
+                 "".join(f" {name}={value}" for name, value in own.items()))
 
     def _stop(self, signum: int, _frame: object) -> None:
         self._stopping.set()

@@ -124,3 +124,15 @@ def test_device_comes_from_settings_when_no_flag(redis_url, s3_endpoint, publish
     code, lines = run_check(broker_url=redis_url, s3_endpoint_url=s3_endpoint, models=published_set,
                             device="cpu")
     assert code == 0 and "device cpu:" in verdicts(lines)["providers"]
+
+
+def test_with_gpus_the_check_says_which_gpus_the_processes_take(redis_url, s3_endpoint, published_set, capsys):
+    """The line `--gpus ... --check` adds, from the children's GPUs (the driver's count is
+    worker/gpus.py's, tested in test_gpus.py; no host here has one)."""
+    from docmill.settings import Settings
+    from worker.check import run_checks
+
+    settings = Settings(broker_url=redis_url, s3_endpoint_url=s3_endpoint, models=published_set)
+    assert run_checks(settings, "cpu", ["4", "4", "GPU-b", "GPU-b"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].split() == ["gpus", "OK", "4", "processes,", "on", "GPUs", "4,", "GPU-b"]

@@ -57,3 +57,34 @@ def test_n_processes_run_restart_and_stop_together(tmp_path):
                               .split()[2] for pid in children), 10)
     finally:
         redis.stop()
+
+
+def _environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as handle:
+        pairs = [item.decode().partition("=") for item in handle.read().split(b"\0") if item]
+    return {name: value for name, _, value in pairs}
+
+
+def test_each_child_sees_its_own_gpu_and_keeps_it_when_restarted(tmp_path):
+    """What `docmill worker --gpus` hands the supervisor, run for real on CPU: each child's
+    CUDA_VISIBLE_DEVICES is read back from the running process."""
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        env = base_env(redis.url, "http://127.0.0.1:1", tmp_path / "cache")
+        code = ("import sys; from worker.supervisor import Supervisor; sys.exit(Supervisor(['--queue', 'gpus', "
+                "'--device', 'cpu'], 2, [{'CUDA_VISIBLE_DEVICES': '7'}, {'CUDA_VISIBLE_DEVICES': 'GPU-b'}]).run())")
+        supervisor = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+        registry = WorkerRegistry(connect(redis.url))
+        _wait(lambda: len(_registered(registry)) == 2, 60)
+        first = {pid: _environ(pid)["CUDA_VISIBLE_DEVICES"] for pid in _registered(registry)}
+        assert sorted(first.values()) == ["7", "GPU-b"]
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: len(_registered(registry) - {victim}) == 2, 60)
+        replacement = (_registered(registry) - set(first)).pop()
+        assert _environ(replacement)["CUDA_VISIBLE_DEVICES"] == first[victim]
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=60) == 0
+    finally:
+        redis.stop()
