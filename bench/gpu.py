@@ -185,20 +185,27 @@ def cuda_library_dirs() -> list[str]:
 CUDA_CHECK = """
 import onnxruntime as ort
 from worker.engine.providers import CUDA, probe_model
+from worker.gpus import GpuListError, driver_gpu_count
 session = ort.InferenceSession(probe_model(), providers=[CUDA])
-print(ort.__version__, ort.__file__, session.get_providers())
+try:
+    gpus = driver_gpu_count()
+except GpuListError as exc:
+    gpus = str(exc)
+print(ort.__version__, ort.__file__, session.get_providers(), "driver GPUs (docmill worker --gpus):", gpus)
 raise SystemExit(0 if CUDA in session.get_providers() else 1)
 """
 
 
-def check_cuda() -> None:
+def check_cuda() -> str:
     """Before any run: CUDA loads in a child with this environment, or the bench stops with
-    ONNXRuntime's own words on why (a missing library, usually), not a minute later."""
+    ONNXRuntime's own words on why (a missing library, usually), not a minute later. Returns
+    what the child said, with the GPUs `docmill worker --gpus` counts through the driver."""
     done = subprocess.run([sys.executable, "-c", CUDA_CHECK], cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bench.gpu: the CUDA provider does not load here:\n{done.stdout}{done.stderr[-3000:]}\n"
                          f"LD_LIBRARY_PATH={os.environ.get('LD_LIBRARY_PATH')}")
     print(f"  CUDA loads: {done.stdout.strip()}", file=sys.stderr)
+    return done.stdout.strip()
 
 
 def child_env(device: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -460,11 +467,10 @@ def main(argv: list[str] | None = None) -> int:
     if DEPS.is_dir():
         sys.path.insert(0, str(DEPS))  # boto3 and redis for this process too
     os.environ.update(child_env(args.device))  # the FP16 gate's child too: CUDA's libraries load at start
-    if args.device == "cuda":
-        check_cuda()
+    cuda_check = check_cuda() if args.device == "cuda" else None
     report: dict[str, Any] = {"schema": "docmill.bench.gpu/v1", "device": args.device, "quick": args.quick,
                               "onnxruntime": _onnxruntime_version(), "model_set": args.models,
-                              "setup_s": round(setup_s, 1), "runs": {}}
+                              "cuda_check": cuda_check, "setup_s": round(setup_s, 1), "runs": {}}
     name = "gpu" if args.device == "cuda" and not args.quick else "gpu-rehearsal"
     with tempfile.TemporaryDirectory(prefix="docmill-gpu-") as tmp:
         measure_all(args, Path(tmp), report, budget, lambda: save_result(name, report))
