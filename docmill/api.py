@@ -27,7 +27,7 @@ import numpy as np
 
 from docmill.documents import PdfText
 from docmill.modelset import ModelSet
-from docmill.options import EngineOptions
+from docmill.options import EngineOptions, check_option_names
 from docmill.settings import Settings
 
 if TYPE_CHECKING:
@@ -95,6 +95,8 @@ class Ocr:
         from converter.presets import ensure_model_set
         from worker.engine.pipeline import OcrEngine
 
+        check_option_names(options, "Ocr()")
+        EngineOptions().merged(options)  # a bad value fails here, before any model loads
         self.settings = settings or Settings()
         self.model_set = ModelSet.load(ensure_model_set(models or self.settings.models, self.settings))
         self._engine = OcrEngine.load(self.model_set, self.settings, device)

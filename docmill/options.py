@@ -77,12 +77,29 @@ DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def nearest_option(name: str) -> str | None:
+    """The engine option a misspelt `name` most likely meant, if any is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(EngineOptions.model_fields), n=1)
+    return close[0] if close else None
+
+
+def check_option_names(options: dict[str, Any], caller: str) -> None:
+    """TypeError, as Python gives for an unexpected keyword, for the first key of `options`
+    that is no engine option, with the nearest one that is."""
+    for name in options:
+        if name not in EngineOptions.model_fields:
+            nearest = nearest_option(name)
+            raise TypeError(f"{caller} got an unknown engine option {name!r}"
+                            + (f"; did you mean {nearest}?" if nearest else ""))
+
+
 def parse_option_assignments(pairs: list[str]) -> dict[str, Any]:
     """Turn CLI `key=value` strings into a validated overrides dict (values parsed as JSON
     when they parse, else kept as strings). Unknown keys and bad values raise ValueError
     with one line naming the option (and the nearest known one to a misspelt key), before
     any work starts."""
-    import difflib
     import json
 
     known = set(EngineOptions.model_fields)
@@ -91,8 +108,8 @@ def parse_option_assignments(pairs: list[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or key not in known:
-            nearest = difflib.get_close_matches(key, known, n=1) if sep else []
-            guess = f"did you mean {nearest[0]}? " if nearest else ""
+            nearest = nearest_option(key) if sep else None
+            guess = f"did you mean {nearest}? " if nearest else ""
             raise ValueError(
                 f"--set {pair!r}: {guess}expected KEY=VALUE with KEY one of {', '.join(sorted(known))}"
             )

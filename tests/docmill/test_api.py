@@ -107,6 +107,17 @@ def test_options_apply_and_bad_ones_fail_at_construction(letter):
         Ocr(device="cpu", det_thresh=2)
 
 
+def test_a_misspelt_option_names_the_nearest_one_before_any_model_loads(tmp_path):
+    from docmill import Ocr
+    from docmill.settings import Settings
+
+    nowhere = Settings(models=str(tmp_path / "no-such-set"))  # loading it would fail otherwise
+    with pytest.raises(TypeError, match=r"Ocr\(\) got an unknown engine option 'det_tresh'; did you mean det_thresh\?"):
+        Ocr(settings=nowhere, det_tresh=0.3)
+    with pytest.raises(TypeError, match=r"unknown engine option 'zzz'$"):
+        Ocr(settings=nowhere, zzz=1)
+
+
 def test_bad_input_is_a_clear_error(ocr):
     with pytest.raises(ValueError, match="decode_error"):
         ocr.read(b"not an image")
