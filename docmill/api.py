@@ -152,7 +152,7 @@ class Ocr:
         from worker.flow import RunContext, options_for
         from worker.local import Inputs, run_on_engine
 
-        chosen = parse_formats(",".join(formats))
+        chosen = parse_formats(",".join(formats), "export() formats")
         with tempfile.TemporaryDirectory(prefix="docmill-export-") as tmp:
             if isinstance(source, (str, PathLike)):
                 path = Path(source)

@@ -34,13 +34,13 @@ FORMATS_HELP = ("files to write beside each JSON result, comma-separated: json (
 WORD_FORMATS = frozenset({"hocr", "alto", "pdf"})  # these place each word, so they need word boxes
 
 
-def parse_formats(text: str) -> tuple[OutputFormat, ...]:
+def parse_formats(text: str, given_as: str = "--format") -> tuple[OutputFormat, ...]:
     """'json,txt,pdf' -> ('txt', 'pdf'): the files beside the JSON, in a fixed order; ValueError
-    naming the formats there are for anything else."""
+    naming the formats there are for anything else, and where they were given (`given_as`)."""
     asked = {name.strip().lower() for name in text.split(",") if name.strip()}
     unknown = sorted(asked - set(OUTPUT_SUFFIXES) - {"json"})
     if unknown:
-        raise ValueError(f"--format: unknown {', '.join(unknown)}; choose from json, {', '.join(OUTPUT_SUFFIXES)}")
+        raise ValueError(f"{given_as}: unknown {', '.join(unknown)}; choose from json, {', '.join(OUTPUT_SUFFIXES)}")
     return tuple(name for name in OUTPUT_SUFFIXES if name in asked)  # type: ignore[misc]
 
 

@@ -157,7 +157,7 @@ def test_export_gives_the_files_docmill_run_writes(ocr, tmp_path):
     extracted = subprocess.run(["pdftotext", str(tmp_path / "out.pdf"), "-"], capture_output=True, text=True,
                                check=True).stdout
     assert "ONE" in extracted and "TWO" in extracted and "TWO" in files["txt"].decode()
-    with pytest.raises(ValueError, match="unknown docx"):
+    with pytest.raises(ValueError, match=r"export\(\) formats: unknown docx"):
         ocr.export(b"x", ["docx"])
     with pytest.raises(ValueError, match="^decode_error"):
         ocr.export(b"not an image at all", ["txt"])
