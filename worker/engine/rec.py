@@ -72,17 +72,17 @@ def postprocess(outputs: Sequence[np.ndarray], characters: Sequence[str],
     for an empty line). With `extents` (each row's share of its steps that the crop fills,
     the rest being padding), each line's words too."""
     idx, best = best_path(outputs)
+    keeps = idx != 0  # every row's kept steps at once, not row by row
+    keeps[:, 1:] &= idx[:, 1:] != idx[:, :-1]
     out = []
-    for row, (row_idx, row_prob) in enumerate(zip(idx, best)):
-        keep = np.ones(len(row_idx), dtype=bool)
-        keep[1:] = row_idx[1:] != row_idx[:-1]
-        keep &= row_idx != 0
-        chars = [characters[i] for i in row_idx[keep]]
-        score = float(row_prob[keep].mean()) if keep.any() else 0.0
+    for row, (row_idx, row_prob, keep) in enumerate(zip(idx, best, keeps)):
+        chars = [characters[i] for i in row_idx[keep].tolist()]
+        kept_prob = row_prob[keep]
+        score = float(kept_prob.mean()) if chars else 0.0
         words = None
         if extents is not None:
             step = 1 / (len(row_idx) * extents[row])
-            words = word_spans(chars, (np.flatnonzero(keep) + 0.5) * step, row_prob[keep], step)
+            words = word_spans(chars, (np.flatnonzero(keep) + 0.5) * step, kept_prob, step)
         out.append(Recognized("".join(chars), score, words))
     return out
 
