@@ -3,12 +3,15 @@ the process shares one engine and one dynamic batcher); with `--processes N`, N 
 one supervisor (worker/supervisor.py).
 
 Before Celery starts, the broker must answer within `DOCMILL_BROKER_WAIT_S`: a worker pointed
-at a dead broker says so in one line and exits, instead of retrying in silence.
+at a dead broker says so in one line and exits, instead of retrying in silence. Before that, a
+worker asked for `--device cuda` where CUDA does not load says so and exits 2: it would
+otherwise take tasks and fail each one until its retries ran out (_check_device).
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 
@@ -27,12 +30,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     devices = _gpu_devices(args, settings)
     if args.check:
         return run_checks(settings, args.device or settings.device, devices)
+    supervised = devices is not None or args.processes > 1
+    if not supervised:  # a supervisor's children each check their own device (Supervisor)
+        _check_device(args.device or settings.device, args.pool)
     broker = wait_for_broker(settings, check_broker)
     if not broker.ok:
         print(f"docmill worker: cannot start: broker {broker.detail} "
               f"(waited {settings.broker_wait_s}s; DOCMILL_BROKER_WAIT_S sets how long)", file=sys.stderr)
         return EXIT_FAILED
-    if devices is not None or args.processes > 1:
+    if supervised:
         from worker.supervisor import Supervisor
 
         envs = None if devices is None else [{VISIBLE: device} for device in devices]
@@ -45,6 +51,37 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         argv.append(f"--hostname={args.hostname}")
     app.worker_main(argv=argv)
     return EXIT_OK
+
+
+def _check_device(device: str, pool: str) -> None:
+    """UsageError for `--device cuda` where CUDA does not load; `auto` falls back to CPU and
+    `cpu` needs nothing. Under Celery's prefork pool the probe runs in a child of its own: a
+    CUDA context made here would be inherited broken by the pool's forked processes."""
+    if device != "cuda":
+        return
+    if pool != "prefork":
+        from worker.engine.providers import DeviceUnavailable, resolve_providers
+
+        try:
+            resolve_providers(device)
+        except DeviceUnavailable as exc:
+            raise UsageError(str(exc)) from exc
+        return
+    probe = subprocess.run([sys.executable, "-c", CUDA_PROBE], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        raise UsageError(probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else
+                         "--device cuda: CUDA did not load in a probe process; use --device auto or cpu")
+
+
+# The prefork pool's device check, run as a child: the message is DeviceUnavailable's own.
+CUDA_PROBE = """
+import sys
+from worker.engine.providers import DeviceUnavailable, resolve_providers
+try:
+    resolve_providers("cuda")
+except DeviceUnavailable as exc:
+    sys.exit(str(exc))
+"""
 
 
 def _gpu_devices(args: argparse.Namespace, settings: Settings) -> list[str] | None:

@@ -12,7 +12,10 @@ sees (worker/gpus.py), kept when it is restarted.
 
 The supervisor forwards SIGTERM and SIGINT (a warm shutdown: running tasks finish or go back
 on the queue), restarts a child that dies on its own (with a pause, so a child that cannot
-start does not spin), and exits once every child has stopped.
+start does not spin), and exits once every child has stopped. A child that exits 2 refused
+its configuration (`--device cuda` where CUDA does not load, say): a restart cannot cure
+that, so the supervisor stops the others and exits 2 too, and an orchestrator sees a worker
+that cannot start rather than one that restarts its processes forever.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+
+from docmill.errors import EXIT_USAGE
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,12 @@ class Supervisor:
             self._start(index)
         while not self._stopping.is_set():
             for index, child in list(self.children.items()):
+                if child.poll() == EXIT_USAGE and not self._stopping.is_set():
+                    log.error("worker process %d (pid %d) refused to start (exit %d); stopping the others",
+                              index, child.pid, EXIT_USAGE)
+                    self._stop(signal.SIGTERM, None)
+                    self._wait_all()
+                    return EXIT_USAGE
                 if child.poll() is not None and not self._stopping.is_set():
                     log.error("worker process %d (pid %d) exited %d; restarting it in %.0f s", index,
                               child.pid, child.returncode, RESTART_PAUSE_S)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 
 def _closed_port() -> int:
     with socket.socket() as sock:
@@ -28,3 +30,28 @@ def test_a_dead_broker_stops_the_worker_with_one_line(tmp_path):
     assert "cannot start: broker" in lines[0] and "DOCMILL_BROKER_WAIT_S" in lines[0]
     assert "secretpw" not in proc.stderr
     assert 3 <= took < 20
+
+
+def _cuda_loads() -> bool:
+    from worker.engine.providers import cuda_works
+
+    return cuda_works()
+
+
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_cuda_asked_for_where_it_does_not_load_is_one_line_before_the_broker_wait(tmp_path, pool):
+    """Such a worker used to start, take tasks and fail each one until its retries ran out.
+    The prefork pool's check runs in a probe process (a CUDA context made in the parent would
+    reach its forked children broken); both say the same line."""
+    if _cuda_loads():
+        pytest.skip("CUDA loads on this host")
+    env = dict(os.environ, DOCMILL_BROKER_URL=f"redis://127.0.0.1:{_closed_port()}/0",
+               DOCMILL_BROKER_WAIT_S="30", DOCMILL_CACHE_DIR=str(tmp_path))
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "docmill.cli", "worker", "--device", "cuda", "--pool", pool],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("docmill: --device cuda: CUDA is not available here")
+    assert lines[0].endswith("use --device auto or cpu")
+    assert time.monotonic() - start < 20  # the 30 s broker wait never began

@@ -88,3 +88,24 @@ def test_each_child_sees_its_own_gpu_and_keeps_it_when_restarted(tmp_path):
         assert supervisor.wait(timeout=60) == 0
     finally:
         redis.stop()
+
+
+def test_a_child_that_refuses_its_configuration_stops_the_supervisor_with_exit_2(tmp_path):
+    """A restart cannot cure exit 2 (here `--device cuda` without CUDA, the same in every
+    child): the supervisor stops instead of restarting its children every 5 s forever."""
+    from worker.engine.providers import cuda_works
+
+    if cuda_works():
+        pytest.skip("CUDA loads on this host")
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        env = base_env(redis.url, "http://127.0.0.1:1", tmp_path / "cache")
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "docmill.cli", "worker", "--processes", "2", "--device", "cuda",
+                               "--queue", "refused"], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2, done.stderr
+        assert "refused to start (exit 2); stopping the others" in done.stderr
+        assert "CUDA is not available here" in done.stderr
+        assert time.monotonic() - start < 30  # no restart rounds (each waits 5 s)
+    finally:
+        redis.stop()
