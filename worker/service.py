@@ -25,9 +25,9 @@ BROKER_POLL_S = 1.0
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from worker.check import check_broker, run_checks
 
-    if args.processes < 1:
-        raise UsageError("--processes must be 1 or more")
+    _check_flags(args)
     devices = _gpu_devices(args, settings)
+    _check_metrics_port(args.metrics_port, len(devices) if devices else args.processes)
     if args.check:
         return run_checks(settings, args.device or settings.device, devices)
     supervised = devices is not None or args.processes > 1
@@ -51,6 +51,24 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         argv.append(f"--hostname={args.hostname}")
     app.worker_main(argv=argv)
     return EXIT_OK
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """One line for a value no worker runs with, before anything starts: a concurrency of 0
+    would take no task, a redelivery cap of 0 gives up every item at its first start."""
+    for flag, value in (("--processes", args.processes), ("--concurrency", args.concurrency),
+                        ("--max-batch-images", args.max_batch_images), ("--redelivery-cap", args.redelivery_cap)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be 1 or more")
+    if args.max_delay_ms < 0:
+        raise UsageError("--max-delay-ms must be 0 or more")
+
+
+def _check_metrics_port(port: int | None, processes: int) -> None:
+    """Each of `processes` serves metrics on `port` + its index, all of which must be ports."""
+    if port is not None and not (1 <= port and port + processes - 1 <= 65535):
+        raise UsageError(f"--metrics-port must be between 1 and {65536 - processes}"
+                         + (f" ({processes} processes take ports {port} and up)" if processes > 1 else ""))
 
 
 def _check_device(device: str, pool: str) -> None:

@@ -55,3 +55,23 @@ def test_cuda_asked_for_where_it_does_not_load_is_one_line_before_the_broker_wai
     assert lines[0].startswith("docmill: --device cuda: CUDA is not available here")
     assert lines[0].endswith("use --device auto or cpu")
     assert time.monotonic() - start < 20  # the 30 s broker wait never began
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--concurrency", "0"], "--concurrency must be 1 or more"),
+    (["--max-batch-images", "0"], "--max-batch-images must be 1 or more"),
+    (["--redelivery-cap", "0"], "--redelivery-cap must be 1 or more"),
+    (["--processes", "0"], "--processes must be 1 or more"),
+    (["--max-delay-ms", "-1"], "--max-delay-ms must be 0 or more"),
+    (["--metrics-port", "70000"], "--metrics-port must be between 1 and 65535"),
+    (["--metrics-port", "65535", "--processes", "3"], "between 1 and 65533 (3 processes take ports 65535 and up)"),
+])
+def test_a_value_no_worker_runs_with_is_one_line_before_the_broker_wait(tmp_path, args, says):
+    env = dict(os.environ, DOCMILL_BROKER_URL=f"redis://127.0.0.1:{_closed_port()}/0",
+               DOCMILL_BROKER_WAIT_S="30", DOCMILL_CACHE_DIR=str(tmp_path))
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "docmill.cli", "worker", "--device", "cpu", *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and says in lines[0], proc.stderr
+    assert time.monotonic() - start < 20
