@@ -54,14 +54,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    """One line for a value no worker runs with, before anything starts: a concurrency of 0
-    would take no task, a redelivery cap of 0 gives up every item at its first start."""
-    for flag, value in (("--processes", args.processes), ("--concurrency", args.concurrency),
-                        ("--max-batch-images", args.max_batch_images), ("--redelivery-cap", args.redelivery_cap)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be 1 or more")
-    if args.max_delay_ms < 0:
-        raise UsageError("--max-delay-ms must be 0 or more")
+    """One line for a value no worker runs with, before anything starts (a concurrency of 0
+    would take no task). A redelivery cap of 0 is a choice: an item in flight when a worker
+    died is given up at once."""
+    for flag, value, least in (("--processes", args.processes, 1), ("--concurrency", args.concurrency, 1),
+                               ("--max-batch-images", args.max_batch_images, 1),
+                               ("--redelivery-cap", args.redelivery_cap, 0), ("--max-delay-ms", args.max_delay_ms, 0)):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be {least} or more")
 
 
 def _check_metrics_port(port: int | None, processes: int) -> None:

@@ -60,7 +60,7 @@ def test_cuda_asked_for_where_it_does_not_load_is_one_line_before_the_broker_wai
 @pytest.mark.parametrize(("args", "says"), [
     (["--concurrency", "0"], "--concurrency must be 1 or more"),
     (["--max-batch-images", "0"], "--max-batch-images must be 1 or more"),
-    (["--redelivery-cap", "0"], "--redelivery-cap must be 1 or more"),
+    (["--redelivery-cap", "-1"], "--redelivery-cap must be 0 or more"),
     (["--processes", "0"], "--processes must be 1 or more"),
     (["--max-delay-ms", "-1"], "--max-delay-ms must be 0 or more"),
     (["--metrics-port", "70000"], "--metrics-port must be between 1 and 65535"),
