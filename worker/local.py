@@ -117,7 +117,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         formats = parse_formats(args.format)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    _check_device(args.device or settings.device)
+    from worker.engine.providers import resolve_providers
+
+    resolve_providers(args.device or settings.device)  # DeviceUnavailable is a usage error
     require_writable(args.out, settings)
     inputs = list_inputs(args.inputs, args.out, settings)
     if not inputs.items:
@@ -193,15 +195,6 @@ def _results_there(inputs: Inputs, out: str, settings: Settings) -> int | None:
               file=sys.stderr)
         return None
     return sum(item.dst in there for item in inputs.items)
-
-
-def _check_device(device: str) -> None:
-    from worker.engine.providers import DeviceUnavailable, resolve_providers
-
-    try:
-        resolve_providers(device)
-    except DeviceUnavailable as exc:
-        raise UsageError(str(exc)) from exc
 
 
 def _model_set(ref: str, settings: Settings) -> ModelSet:

@@ -78,12 +78,9 @@ def _check_device(device: str, pool: str) -> None:
     if device != "cuda":
         return
     if pool != "prefork":
-        from worker.engine.providers import DeviceUnavailable, resolve_providers
+        from worker.engine.providers import resolve_providers
 
-        try:
-            resolve_providers(device)
-        except DeviceUnavailable as exc:
-            raise UsageError(str(exc)) from exc
+        resolve_providers(device)  # DeviceUnavailable is a usage error
         return
     probe = subprocess.run([sys.executable, "-c", CUDA_PROBE], capture_output=True, text=True, check=False)
     if probe.returncode != 0:

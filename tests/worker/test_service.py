@@ -28,18 +28,14 @@ def test_a_dead_broker_stops_the_worker_with_one_line(tmp_path):
     assert 3 <= took < 20
 
 
-def _cuda_loads() -> bool:
-    from worker.engine.providers import cuda_works
-
-    return cuda_works()
-
-
 @pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_cuda_asked_for_where_it_does_not_load_is_one_line_before_the_broker_wait(tmp_path, pool):
     """Such a worker used to start, take tasks and fail each one until its retries ran out.
     The prefork pool's check runs in a probe process (a CUDA context made in the parent would
     reach its forked children broken); both say the same line."""
-    if _cuda_loads():
+    from worker.engine.providers import cuda_works
+
+    if cuda_works():
         pytest.skip("CUDA loads on this host")
     line = refused_worker(tmp_path, "--device", "cuda", "--pool", pool)
     assert line.startswith("docmill: --device cuda: CUDA is not available here")

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import onnxruntime as ort
 
+from docmill.errors import UsageError
 from docmill.settings import Settings
 from worker.engine import optimized
 from worker.engine.prepare import prepared_model
@@ -36,8 +37,10 @@ _GRAPH_LEVELS = {
 }
 
 
-class DeviceUnavailable(Exception):
-    """The device asked for cannot be used here; the message is one line of advice."""
+class DeviceUnavailable(UsageError):
+    """The device asked for cannot be used here; the message is one line of advice. A usage
+    error: a command that takes --device lets it reach the entry point, which prints it as one
+    line and exits 2."""
 
 
 def probe_model() -> bytes:
