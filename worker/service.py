@@ -41,8 +41,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if supervised:
         from worker.supervisor import Supervisor
 
-        envs = None if devices is None else [{VISIBLE: device} for device in devices]
-        return Supervisor(_worker_argv(args), len(devices) if devices else args.processes, envs).run()
+        envs = [{}] * args.processes if devices is None else [{VISIBLE: device} for device in devices]
+        return Supervisor(_worker_argv(args), envs).run()
     _pull_default_models(settings)
     app = _app(args, settings)
     argv = ["worker", f"--pool={args.pool}", f"--concurrency={args.concurrency}", "-Q", args.queue,

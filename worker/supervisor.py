@@ -69,17 +69,17 @@ def _own(flag: str, value: str, index: int) -> str:
 class Supervisor:
     """N children, kept running until a signal asks them all to stop."""
 
-    def __init__(self, argv: Sequence[str], processes: int, envs: Sequence[Mapping[str, str]] | None = None):
+    def __init__(self, argv: Sequence[str], envs: Sequence[Mapping[str, str]]):
+        """One child per entry of `envs`, each run with its entry over this process's environment."""
         self.argv = list(argv)
-        self.processes = processes
-        self.envs = list(envs) if envs is not None else [{}] * processes
+        self.envs = list(envs)
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
 
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
-        for index in range(self.processes):
+        for index in range(len(self.envs)):
             self._start(index)
         while not self._stopping.is_set():
             for index, child in list(self.children.items()):

@@ -72,7 +72,7 @@ def test_each_child_sees_its_own_gpu_and_keeps_it_when_restarted(tmp_path):
     try:
         env = base_env(redis.url, "http://127.0.0.1:1", tmp_path / "cache")
         code = ("import sys; from worker.supervisor import Supervisor; sys.exit(Supervisor(['--queue', 'gpus', "
-                "'--device', 'cpu'], 2, [{'CUDA_VISIBLE_DEVICES': '7'}, {'CUDA_VISIBLE_DEVICES': 'GPU-b'}]).run())")
+                "'--device', 'cpu'], [{'CUDA_VISIBLE_DEVICES': '7'}, {'CUDA_VISIBLE_DEVICES': 'GPU-b'}]).run())")
         supervisor = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
         registry = WorkerRegistry(connect(redis.url))
