@@ -27,7 +27,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     _check_flags(args)
     devices = _gpu_devices(args, settings)
-    _check_metrics_port(args.metrics_port, len(devices) if devices else args.processes)
+    children = [{}] * args.processes if devices is None else [{VISIBLE: device} for device in devices]
+    _check_metrics_port(args.metrics_port, len(children))
     if args.check:
         return run_checks(settings, args.device or settings.device, devices)
     supervised = devices is not None or args.processes > 1
@@ -41,8 +42,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if supervised:
         from worker.supervisor import Supervisor
 
-        envs = [{}] * args.processes if devices is None else [{VISIBLE: device} for device in devices]
-        return Supervisor(_worker_argv(args), envs).run()
+        return Supervisor(_worker_argv(args), children).run()
     _pull_default_models(settings)
     app = _app(args, settings)
     argv = ["worker", f"--pool={args.pool}", f"--concurrency={args.concurrency}", "-Q", args.queue,
