@@ -68,9 +68,10 @@ def measure(models: str, images: Path, cuda_path: bool = False) -> dict:
 
 
 def host_ms_per_image(cpu_s: float, summary: dict) -> float:
-    """CPU seconds of a `docmill run` outside its session runs, per image or page, in ms."""
+    """CPU seconds of a `docmill run` outside its session runs, per image or page, in ms. Trees from
+    before documents were read have no `pages` in their summary (bench.versus runs them)."""
     host_s = cpu_s - sum(summary["session_s"].values())
-    return round(host_s * 1000 / (summary["images"] + summary["pages"]), 1)
+    return round(host_s * 1000 / (summary["images"] + summary.get("pages", 0)), 1)
 
 
 def doubled(images: Path, folder: Path) -> Path:
