@@ -1,7 +1,8 @@
 """This checkout against another tree of docmill, on the same images, in one run: whether a
 change made `docmill run` slower on this machine.
 
-    .venv/bin/python -m bench.versus OTHER_TREE [--images DIR] [--rounds 3] [--host-cpu] [-- RUN ARGS...]
+    .venv/bin/python -m bench.versus OTHER_TREE [--images DIR] [--rounds 3] [--host-cpu]
+        [--models SET [--other-models SET]] [-- RUN ARGS...]
 
 OTHER_TREE is a checkout of another commit (`git worktree add /tmp/old <commit>`); both run
 with this checkout's virtual environment, the other tree first on PYTHONPATH, so only the
@@ -9,7 +10,8 @@ code differs. Rounds alternate which side goes first; each run is timed from the
 (bench.run_bench.measure). It prints, per side, the runs' images/s from `docmill run`'s
 summary, wall and CPU seconds, the CPU outside session runs per image, and their medians, and
 writes bench/results/versus.json. `--host-cpu` runs both sides with one ORT thread and one
-stream, so that last figure is bench.host_cpu's, measured turn about.
+stream, so that last figure is bench.host_cpu's, measured turn about. `--other-models` gives
+the other tree a set of its own: today's default set against the set an older tree read with.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, default=SROIE_IMAGES)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--host-cpu", action="store_true", help="one ORT thread and stream, as bench.host_cpu")
+    parser.add_argument("--models", help="model set for this tree (default: its own default)")
+    parser.add_argument("--other-models", help="model set for the other tree (default: --models)")
     argv = sys.argv[1:] if argv is None else argv
     cut = argv.index("--") if "--" in argv else len(argv)  # argparse cannot take them after a positional
     args = parser.parse_args(argv[:cut])
@@ -58,14 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.images.is_dir():
         raise SystemExit(f"no images at {args.images}: give --images a folder")
     sides = {"this": REPO, "other": args.other.resolve()}
+    models = {"this": args.models, "other": args.other_models or args.models}
+    side_args = {name: [*args.run_args, *(["--models", models[name]] if models[name] else [])] for name in sides}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
     env = ONE_THREAD if args.host_cpu else None
     for round_no in range(args.rounds):
         order = list(sides) if round_no % 2 == 0 else list(reversed(sides))
         for name in order:
-            runs[name].append(run_side(sides[name], args.images, args.run_args, env))
+            runs[name].append(run_side(sides[name], args.images, side_args[name], env))
             print(f"round {round_no + 1} {name:5s} {runs[name][-1]}", flush=True)
-    report = {"images": str(args.images), "other": str(sides["other"]), "runs": runs,
+    report = {"images": str(args.images), "other": str(sides["other"]), "models": models, "runs": runs,
               "medians": {name: {key: statistics.median(r[key] for r in side) for key in side[0]}
                           for name, side in runs.items()}}
     for name, median in report["medians"].items():

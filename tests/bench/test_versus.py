@@ -44,3 +44,14 @@ def test_arguments_after_the_double_dash_reach_docmill_run(tmp_path: Path):
     done = subprocess.run([sys.executable, "-m", "bench.versus", str(REPO), "--images", str(tmp_path / "images"),
                            "--rounds", "1", "--", "--no-such-flag"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode != 0 and "docmill run failed" in done.stderr and "--no-such-flag" in done.stderr
+
+
+def test_each_tree_reads_with_its_own_model_set(tmp_path: Path):
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "blank.png"), np.full((64, 64, 3), 255, np.uint8))
+    done = subprocess.run([sys.executable, "-m", "bench.versus", str(REPO), "--images", str(images), "--rounds", "1",
+                           "--models", "pp-ocrv4-ch", "--other-models", "no-such-set", "--", "--device", "cpu"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert [line.split()[:3] for line in done.stdout.splitlines()] == [["round", "1", "this"]]
+    assert done.returncode != 0 and "docmill run failed" in done.stderr and "no-such-set" in done.stderr
