@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from docmill.inputs import is_input_name
+
 if TYPE_CHECKING:
     from docmill.settings import Settings
 
@@ -153,6 +155,33 @@ def _safe_key(key: str, local: bool) -> str:
         if local and any(sep in part for sep in _LOCAL_SEPARATORS):
             raise ValueError(f"key {key!r} contains a path separator of this OS")
     return "/".join(parts)
+
+
+def key_under(root: str, uri: str) -> str | None:
+    """`uri`'s '/'-separated key below `root` (a local folder or an s3 prefix), or None when it
+    does not lie below it. Local paths are compared made absolute, so 'out' and './out' agree."""
+    if is_s3_uri(root) != is_s3_uri(uri):
+        return None
+    if is_s3_uri(root):
+        (bucket, prefix), (uri_bucket, key) = split_s3_uri(root), split_s3_uri(uri)
+        prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+        return key[len(prefix):] if bucket == uri_bucket and key.startswith(prefix) and key != prefix else None
+    base, path = os.path.abspath(root), os.path.abspath(uri)
+    if path == base or not path.startswith(base.rstrip(os.sep) + os.sep):
+        return None
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def written_by_docmill(out_root: str, uri: str) -> bool:
+    """Whether `uri` is a file docmill wrote into `out_root` for an input: every result is named
+    after its input (OUT/<rel>.json, .pdf, .png) or lies in a document's folder
+    (OUT/<rel>/page-0001.json). Where --out lies in the input folder, a second run would
+    otherwise read the first run's searchable PDFs and pictures as new inputs."""
+    key = key_under(out_root, uri)
+    if key is None:
+        return False
+    *folders, name = key.split("/")
+    return is_input_name(name.rsplit(".", 1)[0] if "." in name else "") or any(map(is_input_name, folders))
 
 
 def result_uri(out_root: str, key: str) -> str:

@@ -31,7 +31,7 @@ from docmill.result import ModelsInfo, models_tag
 from docmill.resultcheck import ResultCheck
 from docmill.settings import Settings
 from docmill.storage import (ObjectNotFound, StorageError, is_s3_uri, join_uri, open_storage, require_writable,
-                             result_uri)
+                             result_uri, written_by_docmill)
 from worker.documents import DocumentPart, document_result
 from worker.flow import ItemFlow, Outcome, RunContext, options_for
 from worker.writer import ResultWriter
@@ -142,7 +142,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inputs:
     """Every image and document under the inputs (files, folders recursively, s3:// prefixes),
     each with its result location `OUT/<path relative to its input>.json`. Other files are
-    counted by suffix, never passed over in silence. Two inputs that would write the same result are
+    counted by suffix, never passed over in silence, and so are the searchable PDFs and pictures an
+    earlier run wrote into an --out inside an input folder. Two inputs that would write the same result are
     refused: one result would silently overwrite the other."""
     inputs, sources = Inputs(), {}
     for root in roots:
@@ -156,6 +157,9 @@ def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inpu
         for ref in refs:
             if not (explicit_file or is_input_name(ref.key)):
                 inputs.skipped[suffix_of(ref.key)] += 1
+                continue
+            if not explicit_file and written_by_docmill(out_root, ref.uri):
+                inputs.skipped[f"{suffix_of(ref.key)} written by docmill in --out"] += 1
                 continue
             dst = result_uri(out_root, ref.key)
             if dst in sources:

@@ -23,9 +23,11 @@ from docmill.storage import (
     StorageError,
     is_s3_uri,
     join_uri,
+    key_under,
     open_storage,
     result_uri,
     split_s3_uri,
+    written_by_docmill,
 )
 
 SUFFIXES = (".jpg", ".png")
@@ -97,6 +99,36 @@ def test_result_uri(out_root: str, key: str, expected: str) -> None:
 def test_result_uri_refuses_unsafe_keys(out_root: str, key: str) -> None:
     with pytest.raises(ValueError):
         result_uri(out_root, key)
+
+
+@pytest.mark.parametrize(("root", "uri", "expected"), [
+    ("s3://b/in/out", "s3://b/in/out/a.jpg.pdf", "a.jpg.pdf"),
+    ("s3://b/in/out/", "s3://b/in/out/sub/a.jpg.pdf", "sub/a.jpg.pdf"),
+    ("s3://b", "s3://b/a.jpg", "a.jpg"),
+    ("s3://b/in/out", "s3://b/in/out2/a.jpg", None),
+    ("s3://b/in/out", "s3://b/in/out", None),
+    ("s3://b/in/out", "s3://c/in/out/a.jpg", None),
+    ("s3://b/in/out", "in/out/a.jpg", None),
+    ("out", "./out/a.jpg.pdf", "a.jpg.pdf"),
+    ("./out/", "out/sub/a.jpg.pdf", "sub/a.jpg.pdf"),
+    ("out", "out2/a.jpg", None),
+    ("out", "s3://b/out/a.jpg", None),
+])
+def test_key_under(root: str, uri: str, expected: str | None) -> None:
+    assert key_under(root, uri) == expected
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("out/a.jpg.pdf", True),  # --format pdf
+    ("out/sub/scan.tif.png", True),  # --visualize
+    ("out/doc.pdf/page-0001.png", True),  # a document's page picture
+    ("out/mine.png", False),
+    ("out/report.pdf", False),
+    ("elsewhere/a.jpg.pdf", False),
+])
+def test_written_by_docmill_knows_its_results_by_their_names_in_out(uri: str, expected: bool) -> None:
+    assert written_by_docmill("out", uri) is expected
+    assert written_by_docmill("s3://b/out", f"s3://b/{uri}") is expected
 
 
 def test_backslashes_are_literal_on_s3() -> None:

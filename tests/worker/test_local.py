@@ -126,6 +126,27 @@ def test_a_run_into_an_earlier_runs_out_says_how_many_results_it_replaced(mixed_
     assert ", 1 earlier results replaced" in captured.err.strip().splitlines()[-1]
 
 
+def test_a_rerun_into_an_out_inside_its_input_reads_none_of_its_own_results(mixed_folder, tmp_path, capsys):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "letter.png").write_bytes((mixed_folder / "pages" / "letter.png").read_bytes())
+
+    def run() -> tuple[dict, str]:
+        assert main(["run", str(pages), "--out", str(pages / "ocr"), "--models", "pp-ocrv4-ch", "--device", "cpu",
+                     "--format", "pdf", "--visualize"]) == 0
+        captured = capsys.readouterr()
+        return json.loads(captured.out.strip().splitlines()[-1]), captured.err.strip().splitlines()[-1]
+
+    first, _ = run()
+    again, line = run()
+    assert (first["images"], again["images"], again["documents"]) == (1, 1, 0)
+    assert sorted(p.relative_to(pages).as_posix() for p in pages.rglob("*") if p.is_file()) == [
+        "letter.png", "ocr/letter.png.json", "ocr/letter.png.pdf", "ocr/letter.png.png"]
+    assert again["skipped"] == {".json": 1, ".pdf written by docmill in --out": 1,
+                                ".png written by docmill in --out": 1}
+    assert "1 .pdf written by docmill in --out, 1 .png written by docmill in --out" in line
+
+
 @pytest.mark.services
 def test_s3_in_and_out(sample_pages, s3_client, s3_bucket, s3_endpoint, monkeypatch, tmp_path, capsys):
     images, _ = sample_pages
