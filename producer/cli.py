@@ -101,14 +101,21 @@ def _produce(job: str, plan: JobPlan, state: JobState, store: JobStore, broker: 
     started = time.monotonic()
     try:
         with _progress() as show:
-            finished = run_job(job, plan, state, svc, show)
+            finished, counts = run_job(job, plan, state, svc, show)
     except StorageError as exc:
         raise UsageError(f"{exc} (continue with: docmill produce --resume {job})") from exc
     final = store.get(job)
     documents = f" ({final.documents} documents split into {final.pages} pages)" if final.documents else ""
     _note(f"job {job}: {final.total} listed, {final.total - final.skipped} enqueued{documents} in "
-          f"{final.tasks_enqueued} tasks, {final.skipped} skipped "
+          f"{final.tasks_enqueued} tasks, {final.skipped} skipped{_left_out(counts)} "
           f"({time.monotonic() - started:.1f}s this run)" + ("; job finished" if finished else ""))
+
+
+def _left_out(counts: Counts) -> str:
+    """What this run listed but did not enqueue, besides the skipped: never left out in silence."""
+    parts = [f"{counts.left_out:,} unsafe keys"] if counts.left_out else []
+    parts += [f"{counts.own_results:,} of docmill's own results in --out"] if counts.own_results else []
+    return f", left out {' and '.join(parts)}" if parts else ""
 
 
 @contextmanager
@@ -126,6 +133,7 @@ def _progress() -> Iterator[Callable[[Counts], None]]:
             notes = [f"queue full ({c.waiting_depth}), waiting"] if c.waiting_depth else []
             notes += [f"waited {c.waited_s:.0f}s for the queue"] if c.waited_s >= 1 else []
             notes += [f"{c.left_out:,} unsafe keys left out"] if c.left_out else []
+            notes += [f"{c.own_results:,} of docmill's own results in --out passed over"] if c.own_results else []
             notes += [f"{c.documents:,} documents split into {c.pages:,} pages"] if c.documents else []
             progress.update(task, description=" · ".join([
                 f"{c.listed:,} listed", f"{c.enqueued:,} enqueued in {c.tasks:,} tasks",

@@ -24,7 +24,7 @@ from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
 from docmill.result import models_tag
 from docmill.resultcheck import ResultCheck
 from docmill.settings import Settings
-from docmill.storage import ObjectRef, Storage, result_uri
+from docmill.storage import ObjectRef, Storage, result_uri, written_by_docmill
 from producer.commands import DEFAULT_PAGES_PER_TASK
 from producer.documents import split_document
 from producer.listing import chunked, iter_sources, parse_include, prefetched
@@ -152,6 +152,7 @@ class Counts:
     documents: int = 0  # split into page ranges, with their pages
     pages: int = 0
     left_out: int = 0
+    own_results: int = 0  # docmill's results of an earlier run, in an --out inside the input prefix
     waited_s: float = 0.0
     waiting_depth: int = 0
 
@@ -167,9 +168,10 @@ class Services:
 
 
 def run_job(job: str, plan: JobPlan, state: JobState, svc: Services,
-            on_progress: Callable[[Counts], None] = lambda c: None) -> bool:
+            on_progress: Callable[[Counts], None] = lambda c: None) -> tuple[bool, Counts]:
     """List after the job's cursor, enqueue chunk by chunk, close the listing. True when the
-    job is finished already (nothing left for workers); its summary is then written here."""
+    job is finished already (nothing left for workers); its summary is then written here.
+    With it, this run's counts, for what the job's record does not keep (keys left out)."""
     counts, seq = Counts(), state.tasks_enqueued
     check = ResultCheck(svc.out_storage, plan.models_tag, plan.formats) if plan.skip_existing else None
     refs = iter_sources(svc.in_storage, plan.in_uri, parse_include(plan.include), state.cursor)
@@ -184,7 +186,7 @@ def run_job(job: str, plan: JobPlan, state: JobState, svc: Services,
     finished = svc.store.finish_listing(job)
     if finished:
         write_summary(svc.store, job, plan.out_uri, svc.out_storage)
-    return finished
+    return finished, counts
 
 
 def _enqueue_chunk(job: str, seq: int, chunk: list[ObjectRef], plan: JobPlan, svc: Services,
@@ -236,9 +238,16 @@ def _tasks(job: str, todo: list[TaskItem], plan: JobPlan, svc: Services, counts:
 
 def _items(chunk: list[ObjectRef], out_uri: str, counts: Counts) -> list[TaskItem]:
     """Task items for a chunk. A key that cannot map to a result inside the output prefix
-    ('..' segments) is left out with a warning rather than stopping a long backfill."""
+    ('..' segments) is left out with a warning rather than stopping a long backfill, and so
+    are the searchable PDFs and pictures docmill wrote into an output prefix inside the
+    input prefix: read again, each would become a result of its own."""
     items = []
     for ref in chunk:
+        if written_by_docmill(out_uri, ref.uri):
+            if not counts.own_results:
+                log.warning("passing over docmill's own results in --out %s (the first: %s)", out_uri, ref.uri)
+            counts.own_results += 1
+            continue
         try:
             dst = result_uri(out_uri, ref.key)
         except ValueError as exc:

@@ -176,3 +176,15 @@ def test_unreachable_broker_is_one_line_with_the_password_masked(capsys, monkeyp
     rc, _, err = produce(capsys, f"s3://{s3_bucket}/in/", "--out", f"s3://{s3_bucket}/out",
                          "--models", models_uri)
     assert rc == 2 and "redis://user:***@127.0.0.1:1/0" in err and "hunter2" not in err
+
+
+def test_results_of_an_earlier_run_in_an_out_inside_the_input_are_passed_over_and_counted(
+        capsys, s3_client, s3_bucket, models_uri, queue, redis_client, job_id):
+    put_objects(s3_client, s3_bucket, ["in/a.jpg", "in/out/a.jpg.pdf", "in/out/a.jpg.png", "in/out/doc.pdf/page-0001.png",
+                                       "in/out/mine.png", "in/out2/b.jpg", "in/outside.png"])
+    rc, _, err = produce(capsys, f"s3://{s3_bucket}/in", "--out", f"s3://{s3_bucket}/in/out", "--models", models_uri,
+                         "--job", job_id, "--queue", queue)
+    assert rc == 0, err
+    srcs = [i.src.rsplit("/in/", 1)[1] for q in drain(redis_client, queue) for i in q.task.items]
+    assert srcs == ["a.jpg", "out/mine.png", "out2/b.jpg", "outside.png"]
+    assert "0 skipped, left out 3 of docmill's own results in --out" in " ".join(err.split())
