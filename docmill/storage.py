@@ -136,17 +136,34 @@ def join_uri(root: str, rel: str) -> str:
     return os.path.join(root, *rel.split("/"))
 
 
+def is_text(uri: str) -> bool:
+    """False for a local path whose bytes are not UTF-8 (lone surrogates in Python's str)."""
+    try:
+        uri.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(uri: str) -> str:
+    """A path as its bytes would print, undecodable ones escaped (\\xff), for messages."""
+    return os.fsencode(uri).decode("utf-8", "backslashreplace") if not is_text(uri) else uri
+
+
 def _safe_key(key: str, local: bool) -> str:
     """`key` as '/'-joined segments that cannot leave their root.
 
     Empty and '.' segments (leading slashes, '//') are dropped, as a path means the same
     without them. '..' is refused: resolving it would map 'a/../b' onto the real 'a/b', and
     dropping it would invent a folder. Backslashes are plain characters on S3 and on POSIX;
-    where the OS treats them as separators they are refused.
+    where the OS treats them as separators they are refused. A local name in bytes that are not
+    UTF-8 (Python holds them as lone surrogates) is refused: JSON and task messages carry text.
     """
     parts = [p for p in key.split("/") if p not in ("", ".")]
     if not parts:
         raise ValueError(f"key {key!r} names no object")
+    if not is_text(key):
+        raise ValueError(f"name '{printable(key)}' is not UTF-8, so no result can name its source; rename it")
     for part in parts:
         if part == "..":
             raise ValueError(f"key {key!r} has a '..' segment")

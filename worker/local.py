@@ -30,8 +30,8 @@ from docmill.options import parse_option_assignments
 from docmill.result import ModelsInfo, models_tag
 from docmill.resultcheck import ResultCheck
 from docmill.settings import Settings
-from docmill.storage import (ObjectNotFound, StorageError, is_s3_uri, join_uri, open_storage, require_writable,
-                             result_uri, written_by_docmill)
+from docmill.storage import (ObjectNotFound, StorageError, is_s3_uri, is_text, join_uri, open_storage, printable,
+                             require_writable, result_uri, written_by_docmill)
 from worker.documents import DocumentPart, document_result
 from worker.flow import ItemFlow, Outcome, RunContext, options_for
 from worker.writer import ResultWriter
@@ -146,6 +146,9 @@ def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inpu
     earlier run wrote into an --out inside an input folder. Two inputs that would write the same result are
     refused: one result would silently overwrite the other."""
     inputs, sources = Inputs(), {}
+    for path in (*roots, out_root):
+        if not is_text(path):
+            raise UsageError(f"{printable(path)}: this path is not UTF-8, so results cannot name it; rename it")
     for root in roots:
         if not is_s3_uri(root) and not Path(root).exists():
             raise UsageError(f"input {root!r} does not exist")
@@ -155,19 +158,31 @@ def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inpu
             raise UsageError(f"input {root}: {str(exc).splitlines()[0]}") from exc
         explicit_file = not is_s3_uri(root) and Path(root).is_file()
         for ref in refs:
-            if not (explicit_file or is_input_name(ref.key)):
-                inputs.skipped[suffix_of(ref.key)] += 1
+            passed_over = None if explicit_file else _passed_over(ref.key, ref.uri, out_root)
+            if passed_over:
+                inputs.skipped[passed_over] += 1
                 continue
-            if not explicit_file and written_by_docmill(out_root, ref.uri):
-                inputs.skipped[f"{suffix_of(ref.key)} written by docmill in --out"] += 1
+            try:
+                dst = result_uri(out_root, ref.key)
+            except ValueError as exc:  # a name in bytes that are not UTF-8
+                print(f"docmill run: passing over {printable(ref.uri)}: {exc}", file=sys.stderr)
+                inputs.skipped[f"{suffix_of(ref.key)} whose name no result can carry"] += 1
                 continue
-            dst = result_uri(out_root, ref.key)
             if dst in sources:
                 raise UsageError(f"{sources[dst]} and {ref.uri} would both write {dst}; "
                                  "give each input its own --out, or run them one at a time")
             sources[dst] = ref.uri
             inputs.items.append(TaskItem(src=ref.uri, dst=dst, etag=ref.etag, bytes=ref.size))
     return inputs
+
+
+def _passed_over(key: str, uri: str, out_root: str) -> str | None:
+    """Why a listed file is not read, as its count's label in the summary; None when it is."""
+    if not is_input_name(key):
+        return suffix_of(key)
+    if written_by_docmill(out_root, uri):
+        return f"{suffix_of(key)} written by docmill in --out"
+    return None
 
 
 def _drop_current(inputs: Inputs, out: str, model_set: ModelSet, formats: tuple[OutputFormat, ...],

@@ -94,7 +94,8 @@ def test_result_uri(out_root: str, key: str, expected: str) -> None:
     assert result_uri(out_root, key) == f"{out_root}/{expected}"
 
 
-@pytest.mark.parametrize("key", ["../x.jpg", "a/../../x.jpg", "a/..", "..", "", "/", "./", "a/\0b.jpg"])
+@pytest.mark.parametrize("key", ["../x.jpg", "a/../../x.jpg", "a/..", "..", "", "/", "./", "a/\0b.jpg",
+                                 os.fsdecode(b"a/\xff.jpg")])
 @pytest.mark.parametrize("out_root", ["/data/out", "s3://bucket/out"])
 def test_result_uri_refuses_unsafe_keys(out_root: str, key: str) -> None:
     with pytest.raises(ValueError):
@@ -129,6 +130,11 @@ def test_key_under(root: str, uri: str, expected: str | None) -> None:
 def test_written_by_docmill_knows_its_results_by_their_names_in_out(uri: str, expected: bool) -> None:
     assert written_by_docmill("out", uri) is expected
     assert written_by_docmill("s3://b/out", f"s3://b/{uri}") is expected
+
+
+def test_a_name_not_in_utf8_is_refused_by_its_bytes() -> None:
+    with pytest.raises(ValueError, match=r"name 'a/\\xff\.jpg' is not UTF-8"):
+        result_uri("/data/out", os.fsdecode(b"a/\xff.jpg"))
 
 
 def test_backslashes_are_literal_on_s3() -> None:

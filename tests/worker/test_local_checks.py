@@ -5,6 +5,7 @@ Each is one line and exit 2, and nothing is written."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -124,3 +125,26 @@ def test_the_output_writers_are_imported_only_when_a_format_asks_for_them():
     code = "import sys, worker.local, worker.host; print(sorted(m for m in ('pikepdf', 'worker.deliverables') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+
+def test_a_name_that_is_not_utf8_is_passed_over_by_name_and_the_rest_is_read(tmp_path, capsys):
+    folder = tmp_path / "scans"
+    _page(folder / "ok.png")
+    (folder / os.fsdecode(b"\xff\xfe bad.png")).write_bytes((folder / "ok.png").read_bytes())  # cv2 cannot name it
+    assert main(["run", str(folder), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["skipped"] == {".png whose name no result can carry": 1}
+    assert f"passing over {folder}/\\xff\\xfe bad.png: name '\\xff\\xfe bad.png' is not UTF-8" in captured.err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["ok.png.json"]
+
+
+@pytest.mark.parametrize("which", ["input", "out"])
+def test_an_input_or_out_path_that_is_not_utf8_is_one_line_before_any_work(tmp_path, capsys, which):
+    odd = tmp_path / os.fsdecode(b"\xffdir")
+    odd.mkdir()
+    _page(tmp_path / "page.png")
+    args = [str(odd), "--out", str(tmp_path / "out")] if which == "input" else [str(tmp_path), "--out", str(odd)]
+    _one_line_exit_2(["run", *args, "--device", "cpu"], capsys,
+                     f"docmill: {tmp_path}/\\xffdir: this path is not UTF-8, so results cannot name it; rename it")
+    assert not (tmp_path / "out").exists()
