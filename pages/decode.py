@@ -224,17 +224,22 @@ def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
+_SAMPLE_FULL_SCALES = tuple((1 << bits) - 1 for bits in (8, 10, 12, 14, 16))
+
+
 def _scale_to_uint8(values: np.ndarray) -> np.ndarray:
     """16/32-bit integer or float grey to 0..255 by its value range, never by clipping.
 
-    Integers within 0..65535 are 16-bit samples (full scale 65535). Floats within 0..1 are
+    Integers within 0..65535 are samples of the smallest common depth that holds the largest
+    (8, 10, 12, 14 or 16 bits): scanners and cameras store 12-bit samples in 16-bit files, and
+    on a 16-bit scale their text would sit between 0 and 16 out of 255. Floats within 0..1 are
     normalised samples. Anything else (signed, 32-bit, arbitrary floats) is stretched from
     its own min..max, since there is no full scale to honour.
     """
     v = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
     if values.dtype.kind in "iu" and lo >= 0 and hi <= 65535:
-        lo, hi = 0.0, 65535.0
+        lo, hi = 0.0, float(next(full for full in _SAMPLE_FULL_SCALES if hi <= full))
     elif values.dtype.kind == "f" and lo >= 0 and hi <= 1:
         lo, hi = 0.0, 1.0
     if hi <= lo:

@@ -195,6 +195,17 @@ def test_rgb16_png_is_scaled() -> None:
     assert np.abs(image - expected).max() <= 1
 
 
+@pytest.mark.parametrize(("values", "expected"), [
+    ((0, 128, 255), [0, 128, 255]),  # 8-bit samples in a 16-bit file
+    ((0, 2048, 4095), [0, 128, 255]),  # 12-bit
+    ((0, 1000, 4096), [0, 16, 64]),  # past 12 bits: on the 14-bit scale
+    ((0, 30000, 40000), [0, 117, 156]),  # 16-bit
+])
+def test_16bit_grey_is_scaled_by_the_depth_its_samples_use(values: tuple[int, ...], expected: list[int]) -> None:
+    image = decode_image(fx.grey16_png(values), LIMIT)
+    np.testing.assert_array_equal(image[0, :, 0], expected)
+
+
 @pytest.mark.parametrize(("values", "mode", "expected"), [
     (np.array([[0, 32896, 65535]], np.uint16), "I;16", [0, 128, 255]),
     (np.array([[0.0, 0.5, 1.0]], np.float32), "F", [0, 128, 255]),
