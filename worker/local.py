@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from docmill.documents import OutputFormat, PdfText, parse_formats
-from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
+from docmill.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from docmill.inputs import INPUT_SUFFIXES, describe_skipped, is_input_name, suffix_of
 from docmill.messages import TaskItem
 from docmill.modelset import ModelSet, ModelSetError
@@ -34,6 +34,7 @@ from docmill.storage import (ObjectNotFound, StorageError, is_s3_uri, is_text, j
                              require_writable, result_uri, written_by_docmill)
 from worker.documents import DocumentPart, document_result
 from worker.flow import ItemFlow, Outcome, RunContext, options_for
+from worker.stopping import StopOnSignal
 from worker.writer import ResultWriter
 from worker.metrics import Metrics
 
@@ -75,6 +76,8 @@ class RunSummary:
     session_s: dict[str, float] = field(default_factory=dict)
     new_shape_s: dict[str, float] = field(default_factory=dict)
     distinct_shapes: dict[str, int] = field(default_factory=dict)
+    stopped_by: str | None = None  # the signal that stopped the run before its last input (worker.stopping)
+    not_started: int = 0  # inputs it then left for a later run
 
     def add(self, outcome: Outcome) -> None:
         result = outcome.result
@@ -102,7 +105,8 @@ class RunSummary:
                 "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
                 "session_s": {k: round(v, 3) for k, v in self.session_s.items()},
                 "new_shape_s": {k: round(v, 3) for k, v in self.new_shape_s.items()},
-                "distinct_shapes": self.distinct_shapes}
+                "distinct_shapes": self.distinct_shapes, "stopped_by": self.stopped_by,
+                "not_started": self.not_started}
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -129,13 +133,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     model_set = _model_set(args.models or settings.models, settings)
     current = _drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing else 0
     replaced = _results_there(inputs, args.out, settings)
+    stop = StopOnSignal()
     if inputs.items:
-        summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize, args.quiet,
-                            args.pdf_text, formats)
+        with stop:
+            summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize,
+                                args.quiet, args.pdf_text, formats, stop)
     else:
         summary = RunSummary(skipped=inputs.skipped)
     summary.current, summary.replaced = current, replaced
     _report(summary, args.quiet)
+    if summary.stopped_by is not None:
+        return stop.exit_status or EXIT_INTERRUPTED
     return EXIT_FAILED if args.fail_on_error and (summary.failed or summary.documents_failed) else EXIT_OK
 
 
@@ -227,7 +235,7 @@ def _model_set(ref: str, settings: Settings) -> ModelSet:
 
 def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: str | None,
               overrides: dict, batch: int, visualize: bool, quiet: bool, pdf_text: PdfText = "ocr",
-              formats: tuple[OutputFormat, ...] = ()) -> RunSummary:
+              formats: tuple[OutputFormat, ...] = (), stop: StopOnSignal | None = None) -> RunSummary:
     from worker.engine.pipeline import OcrEngine
 
     engine = OcrEngine.load(model_set, settings, device)
@@ -238,12 +246,13 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
         raise UsageError(str(exc)) from exc
     context = RunContext(options, ModelsInfo(set=model_set.name, version=model_set.version), engine.providers,
                          keep_pixels=visualize, pdf_text=pdf_text, formats=formats)
-    return run_on_engine(engine, inputs, context, settings, batch, quiet)
+    return run_on_engine(engine, inputs, context, settings, batch, quiet, stop)
 
 
 def run_on_engine(engine: OcrEngine, inputs: Inputs, context: RunContext, settings: Settings, batch: int,
-                  quiet: bool) -> RunSummary:
-    """The run itself, on an engine already loaded (`docmill run`'s, or the Python API's)."""
+                  quiet: bool, stop: StopOnSignal | None = None) -> RunSummary:
+    """The run itself, on an engine already loaded (`docmill run`'s, or the Python API's). With
+    `stop`, a signal ends it after the inputs already started."""
     from worker.batcher import DynamicBatcher
     from worker.budget import PixelBudget
 
@@ -257,7 +266,7 @@ def run_on_engine(engine: OcrEngine, inputs: Inputs, context: RunContext, settin
                 _progress(len(inputs.items), quiet) as advance:
             writer = ResultWriter(settings, metrics)
             flow = ItemFlow(batcher, writer, io, settings, PixelBudget(settings.pixel_budget()))
-            for event in flow.run(inputs.items, context):
+            for event in flow.run(stop.until_stopped(inputs.items) if stop else inputs.items, context):
                 if isinstance(event, DocumentPart):
                     _finish_document(event, flow.deliverables, context, summary)
                 else:
@@ -270,6 +279,8 @@ def run_on_engine(engine: OcrEngine, inputs: Inputs, context: RunContext, settin
     summary.session_s = engine.session_seconds()
     summary.new_shape_s = engine.new_shape_seconds()
     summary.distinct_shapes = engine.distinct_shapes()
+    if stop is not None and stop.signal_name is not None and stop.started < len(inputs.items):
+        summary.stopped_by, summary.not_started = stop.signal_name, len(inputs.items) - stop.started
     return summary
 
 
@@ -317,6 +328,8 @@ def _report(summary: RunSummary, quiet: bool) -> None:
         skipped = f", passed over {describe_skipped(summary.skipped)}" if summary.skipped else ""
         skipped += f", {summary.current} already current (--skip-existing)" if summary.current else ""
         skipped += f", {summary.replaced} earlier results replaced" if summary.replaced else ""
+        skipped += (f"; stopped by {summary.stopped_by} with {summary.not_started} inputs not started "
+                    "(run again with --skip-existing to read only those)") if summary.stopped_by else ""
         documents = (f", {data['documents']} documents ({data['pages']} pages, {data['documents_failed']} failed)"
                      if summary.documents else "")
         on = f" on {', '.join(summary.providers)}" if summary.providers else ""  # none: no engine was needed
