@@ -148,3 +148,14 @@ def test_an_input_or_out_path_that_is_not_utf8_is_one_line_before_any_work(tmp_p
     _one_line_exit_2(["run", *args, "--device", "cpu"], capsys,
                      f"docmill: {tmp_path}/\\xffdir: this path is not UTF-8, so results cannot name it; rename it")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pdf_whose_page_folder_would_be_itself_is_refused_before_any_work(tmp_path, capsys):
+    from tests.pages import numbered_pdf
+
+    folder = tmp_path / "scans"
+    _page(folder / "photo.png")
+    (folder / "book.pdf").write_bytes(numbered_pdf(2))
+    _one_line_exit_2(["run", str(folder), "--out", str(folder), "--device", "cpu"], capsys,
+                     f"{folder}/book.pdf: its page results go in {folder}/book.pdf/, but {folder}/book.pdf is a file")
+    assert sorted(p.name for p in folder.iterdir()) == ["book.pdf", "photo.png"]
