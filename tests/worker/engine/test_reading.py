@@ -159,6 +159,18 @@ def test_a_word_crop_reads_as_it_stands_and_reports_the_turn_its_line_had(engine
     assert page.orientation.angle == turn and page.lines[0].angle == 0
 
 
+@pytest.mark.parametrize("name", ["imgs/korean_1.jpg", "imgs_words/kannada/kn_1.jpg", "imgs_words/marathi/mr_1.jpg",
+                                  "imgs_words/nepali/ne_1.jpg", "imgs_words/nepali/ne_2.jpg"])
+def test_upright_text_in_a_script_the_set_cannot_read_is_not_reported_upside_down(engine_for, shared_dir, name):
+    """The line classifier calls these upright pages upside down, but their lines read no better
+    turned: the page stands as it is, and so do its lines (their text is the set's guess)."""
+    engine, _ = engine_for(DEFAULT_MODEL_SET)
+    page = engine.run([cv2.imread(str(shared_dir / "data" / "paddleocr" / "doc" / name))],
+                      engine.options.merged({"use_doc_orientation": True}))[0]
+    assert page.orientation.angle == 0
+    assert all(line.angle == 0 for line in page.lines)
+
+
 def test_two_columns_read_column_by_column(engine_for, sample_pages):
     engine, _ = engine_for(DEFAULT_MODEL_SET)
     images, truth = sample_pages
