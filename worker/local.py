@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from docmill.documents import OutputFormat, PdfText, page_result_uri, parse_formats
-from docmill.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
 from docmill.inputs import INPUT_SUFFIXES, describe_skipped, is_input_name, suffix_of
 from docmill.messages import TaskItem
 from docmill.modelset import ModelSet, ModelSetError
@@ -142,8 +142,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         summary = RunSummary(skipped=inputs.skipped)
     summary.current, summary.replaced = current, replaced
     _report(summary, args.quiet)
-    if summary.stopped_by is not None:
-        return stop.exit_status or EXIT_INTERRUPTED
+    if summary.stopped_by is not None and stop.exit_status is not None:
+        return stop.exit_status
     return EXIT_FAILED if args.fail_on_error and (summary.failed or summary.documents_failed) else EXIT_OK
 
 
