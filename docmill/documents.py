@@ -12,11 +12,13 @@ of the document is done.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from docmill.result import ModelsInfo, OcrResult, ResultError, SourceInfo, TextSource, shipped_schema
+from docmill.storage import is_s3_uri
 
 DOCUMENT_SCHEMA_ID = "docmill.document/v1"
 PdfText = Literal["ocr", "skip", "embedded"]
@@ -55,6 +57,14 @@ def page_result_uri(document_dst: str, number: int) -> str:
     if number < 1:
         raise ValueError(f"page numbers start at 1, got {number}")
     return f"{_rel(document_dst)}/page-{number:04d}.json"
+
+
+def blocked_page_folder(document_dst: str) -> str | None:
+    """The folder a document's pages go in, OUT/<rel>, where a file already has that path and
+    none of them could be written: `--out` the input folder itself, where that file is the
+    document. Local folders only: on S3 a key and a prefix of one name live side by side."""
+    folder = _rel(document_dst)
+    return folder if not is_s3_uri(folder) and os.path.isfile(folder) else None
 
 
 def _rel(result_dst: str) -> str:

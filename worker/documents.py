@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from docmill.inputs import is_document_name
-from docmill.documents import DocumentResult, PageSummary, PdfText, page_result_uri
+from docmill.documents import DocumentResult, PageSummary, PdfText, blocked_page_folder, page_result_uri
 from docmill.messages import TaskItem
 from docmill.result import DocumentPage, ModelsInfo, ResultError, SourceInfo
 from docmill.settings import Settings
@@ -208,6 +208,11 @@ class DocumentReader:
             return
         except DocumentError as exc:
             self.error = ResultError(code=exc.code, message=str(exc)[:500])
+            return
+        folder = None if self.is_single_image else blocked_page_folder(self.item.dst)
+        if folder is not None:
+            self.error = ResultError(code="write_error", message=f"its page results go in {folder}/, but {folder} "
+                                     "is a file (is --out the input folder?); give another --out")
             return
         first, last = self.item.pages or (1, self.document.page_count)
         if last > self.document.page_count:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from docmill.documents import OutputFormat, PdfText, page_result_uri, parse_formats
+from docmill.documents import OutputFormat, PdfText, blocked_page_folder, parse_formats
 from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
 from docmill.inputs import INPUT_SUFFIXES, describe_skipped, is_input_name, suffix_of
 from docmill.messages import TaskItem
@@ -186,14 +186,11 @@ def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inpu
 
 
 def _check_page_folder(src: str, key: str, dst: str) -> None:
-    """A PDF's pages are written in a folder named after it, OUT/<rel>/: where a file has that
-    path (--out the input folder itself, where it is the PDF), none of them could be written.
-    Refused before any work. A TIFF's pages are a document only if it has several, which its
-    bytes tell later; on S3 a key and a prefix of one name live side by side."""
-    if is_s3_uri(dst) or suffix_of(key) != ".pdf":
-        return
-    folder = Path(page_result_uri(dst, 1)).parent
-    if folder.is_file():
+    """A PDF whose pages could not be written (docmill.documents.blocked_page_folder) is
+    refused before any work. A TIFF is a document only if it has several pages, which its
+    bytes tell later: the document reader refuses it then."""
+    folder = blocked_page_folder(dst) if suffix_of(key) == ".pdf" else None
+    if folder is not None:
         raise UsageError(f"{src}: its page results go in {folder}/, but {folder} is a file "
                          "(is --out the input folder?); give another --out")
 

@@ -207,3 +207,17 @@ def test_the_searchable_pdf_adds_no_second_text_layer_to_a_born_digital_page(tmp
                             check=True).stdout
     assert first.split() == ["Digital", "page", "words"]
     assert "SCANNED" in second
+
+
+def test_a_multipage_tiff_whose_pages_folder_would_be_itself_gets_one_error_and_no_pages(tmp_path):
+    """--out the input folder: a PDF is refused before any work (tests/worker/test_local_checks.py), a TIFF is a
+    document only once read, and then the document says why, without reading its pages."""
+    (tmp_path / "frames.tif").write_bytes(tiff([scan("FRAME ONE"), scan("FRAME TWO")], dpi=150))
+    (tmp_path / "single.tif").write_bytes(tiff([scan("ONLY FRAME")]))
+    run([tmp_path], tmp_path)
+    frames = document(tmp_path, "frames.tif")
+    assert frames["error"]["code"] == "write_error" and frames["pages"] == []
+    assert frames["error"]["message"].startswith(f"its page results go in {tmp_path}/frames.tif/, but ")
+    assert "ONLY" in texts(json.loads((tmp_path / "single.tif.json").read_text()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.tif", "frames.tif.json", "single.tif",
+                                                          "single.tif.json"]
