@@ -82,7 +82,7 @@ def turned_check(engine, images: dict[str, np.ndarray]) -> dict:
     turn, named with what was reported. Most are photos of a few lines, where the page
     model is least sure."""
     on = engine.options.merged({"use_doc_orientation": True})
-    judged = {name: image for name, image in images.items() if min(image.shape[:2]) >= orientation.MIN_SIDE}
+    judged = {name: image for name, image in images.items() if orientation.judges(*image.shape[:2])}
     upright = {name: image for name, image in judged.items()
                if (page := engine.run([image], on)[0]).orientation.angle == 0 and page.lines}
     wrong = {}

@@ -64,6 +64,11 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     return resized[top : top + CROP, left : left + CROP]
 
 
+def judges(height: int, width: int) -> bool:
+    """Whether the model judges a page of this size: its short side reaches the crop."""
+    return min(height, width) >= MIN_SIDE
+
+
 def classify(session: ModelSession, images: Sequence[np.ndarray], min_score: float = 0.0,
              bucketed: bool = False) -> list[PageAngle]:
     """Each page's angle and the model's probability for it. A turn the model is less than
@@ -75,7 +80,7 @@ def classify(session: ModelSession, images: Sequence[np.ndarray], min_score: flo
         return []
     batch = pixel_batch([preprocess(image) for image in images], (CROP, CROP), *mean_std_affine(MEAN, STD))
     probs = session.run(batch, bucketed)
-    return [_decided(row, min_score, min(image.shape[:2]) >= MIN_SIDE) for row, image in zip(probs, images)]
+    return [_decided(row, min_score, judges(*image.shape[:2])) for row, image in zip(probs, images)]
 
 
 def _decided(probs: np.ndarray, min_score: float, judgeable: bool) -> PageAngle:

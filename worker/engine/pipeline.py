@@ -398,8 +398,7 @@ class OcrEngine:
         (-0.11 to +0.04)."""
         confirmed, crops, turns = set(), located.crops, located.turns
         for page in upside_down:
-            judged = min(located.upright_hw[page]) >= orientation.MIN_SIDE
-            if judged and turns[page].turned(180).score > turns[page].score:
+            if orientation.judges(*located.upright_hw[page]) and turns[page].turned(180).score > turns[page].score:
                 confirmed.add(page)
                 continue
             turned = [i for i in by_page[page] if angles[i].rotate]
