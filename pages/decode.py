@@ -44,6 +44,7 @@ _INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 _NOT_IMAGES = ((b"%PDF", "a PDF document"), (b"<?xml", "XML/SVG text"), (b"<svg", "SVG text"),
                (b"<!DOCTYPE", "HTML text"), (b"<html", "HTML text"), (b"PK\x03\x04", "a ZIP archive"))
 _SAMPLE_PIXELS = 1 << 16
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # R, G, B (ITU-R BT.601)
 REDUCE_ABOVE_LONG_SIDE = 6000  # pixels: an A4 page at 600 dpi is 7016 long, at 400 dpi 4677
 _REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2}
 # warnings.catch_warnings swaps the process-wide filter list on entry and puts back what it
@@ -212,7 +213,7 @@ def _decode_pillow(im: Image.Image) -> np.ndarray:
 def _to_rgb(im: Image.Image) -> np.ndarray:
     """HxWx3 uint8 RGB from any Pillow mode, keeping text visible."""
     if im.mode in _INT_MODES or im.mode == "F":
-        return _grey_to_rgb(_scale_to_uint8(np.asarray(im)))
+        return _grey_to_rgb(scale_to_uint8(np.asarray(im)))
     if im.mode in _ALPHA_MODES or "transparency" in im.info:
         return _composite(np.asarray(im if im.mode == "RGBA" else im.convert("RGBA")))
     if im.mode == "L":
@@ -227,8 +228,9 @@ def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
 _SAMPLE_FULL_SCALES = tuple((1 << bits) - 1 for bits in (8, 10, 12, 14, 16))
 
 
-def _scale_to_uint8(values: np.ndarray) -> np.ndarray:
-    """16/32-bit integer or float grey to 0..255 by its value range, never by clipping.
+def scale_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Integer or float samples (grey or colour, any shape) to 0..255 by their value range,
+    never by clipping: the one rule for decoded files and for arrays passed to the Python API.
 
     Integers within 0..65535 are samples of the smallest common depth that holds the largest
     (8, 10, 12, 14 or 16 bits): scanners and cameras store 12-bit samples in 16-bit files, and
@@ -247,8 +249,15 @@ def _scale_to_uint8(values: np.ndarray) -> np.ndarray:
     return np.rint((v - lo) * (255.0 / (hi - lo))).astype(np.uint8)
 
 
-def _composite(rgba: np.ndarray) -> np.ndarray:
-    """RGBA onto a background the visible content contrasts with.
+def flatten_bgra(bgra: np.ndarray) -> np.ndarray:
+    """HxWx4 uint8 BGRA (an array passed to the Python API) to BGR by the same rule as a
+    transparent file: onto a background its visible content contrasts with."""
+    return _composite(bgra, _LUMA_WEIGHTS[::-1])
+
+
+def _composite(rgba: np.ndarray, luma_weights: np.ndarray = _LUMA_WEIGHTS) -> np.ndarray:
+    """RGBA onto a background the visible content contrasts with (BGRA with the weights
+    reversed: the mixing itself is the same for every channel).
 
     Transparent pixels often hide arbitrary colours, and text drawn in white on a
     transparent background vanishes on white paper: so the background is white unless the
@@ -258,13 +267,13 @@ def _composite(rgba: np.ndarray) -> np.ndarray:
     if alpha.min() == 255:
         return rgb
     mixed = rgb.astype(np.uint16) * alpha  # at most 255 * 255: uint16 is enough, and fast
-    if not _mostly_light(rgb, alpha[..., 0]):
+    if not _mostly_light(rgb, alpha[..., 0], luma_weights):
         mixed += 255 * (255 - alpha.astype(np.uint16))
     mixed += 128
     return ((mixed + (mixed >> 8)) >> 8).astype(np.uint8)  # round(mixed / 255), exactly
 
 
-def _mostly_light(rgb: np.ndarray, alpha: np.ndarray) -> bool:
+def _mostly_light(rgb: np.ndarray, alpha: np.ndarray, luma_weights: np.ndarray) -> bool:
     """Alpha-weighted mean luma of the visible pixels above mid-grey, judged on a grid of
     about _SAMPLE_PIXELS pixels (a page's worth of text is plenty for a majority)."""
     step = max(1, round((alpha.size / _SAMPLE_PIXELS) ** 0.5))
@@ -272,7 +281,7 @@ def _mostly_light(rgb: np.ndarray, alpha: np.ndarray) -> bool:
     total = float(weights.sum())
     if total == 0:
         return False
-    luma = rgb[::step, ::step].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = rgb[::step, ::step].astype(np.float32) @ luma_weights
     return float((luma * weights).sum()) / total > 127.5
 
 

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pages.decode import flatten_bgra, scale_to_uint8
+
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 BGR from grey, BGR or BGRA, 8-bit, 16-bit or float in 0..1.
-    Raises ValueError with what was wrong for anything else."""
+    """HxWx3 uint8 BGR from grey, BGR or BGRA: 8-bit, 16-bit (or 10, 12, 14 bits stored in
+    16), float in 0..1, or any other numbers stretched from their own range; BGRA laid on a
+    background its visible pixels contrast with, as transparent files are. Raises ValueError
+    with what was wrong for anything else."""
     if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
         shape = getattr(image, "shape", None)
         raise ValueError(f"expected an HxW or HxWxC image array, got {type(image).__name__} {shape}")
@@ -24,22 +28,23 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2 or pixels.shape[2] == 1:
         return cv2.cvtColor(pixels.reshape(pixels.shape[:2]), cv2.COLOR_GRAY2BGR)
     if pixels.shape[2] == 4:
-        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)
+        return flatten_bgra(pixels)
     if pixels.shape[2] == 3:
         return np.ascontiguousarray(pixels)
     raise ValueError(f"expected 1, 3 or 4 channels, got {pixels.shape[2]}")
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
+    """8-bit samples as they are; booleans as black and white; other integers and floats by
+    the decoder's own rule for 16-bit and float files (pages.decode.scale_to_uint8), so an
+    array and the file it came from read the same."""
     if image.dtype == np.uint8:
         return image
-    if image.dtype == np.uint16:
-        return (image >> 8).astype(np.uint8)
-    if image.dtype.kind == "f":
-        return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
     if image.dtype == np.bool_:
         return image.astype(np.uint8) * 255
-    raise ValueError(f"unsupported pixel type {image.dtype}; use uint8, uint16 or float in 0..1")
+    if image.dtype.kind in "iuf":
+        return scale_to_uint8(image)
+    raise ValueError(f"unsupported pixel type {image.dtype}; use unsigned, signed or float numbers")
 
 
 # The inputs a prepared model takes instead of its float tensor (worker.engine.prepare).
