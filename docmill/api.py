@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, get_args
 
 import numpy as np
 
 from docmill.documents import PdfText
 from docmill.modelset import ModelSet
 from docmill.options import EngineOptions, check_option_names
+from docmill.result import ErrorCode
 from docmill.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,8 +57,8 @@ class OcrPage:
     """One image's lines in reading order, its size, and, when page orientation ran
     (`use_doc_orientation=True`), the angle it was found turned by, clockwise. A page of a
     document also has its 1-based number, the DPI it was rendered at (None: unknown), where
-    its lines came from (`ocr`, or a PDF's own text layer with `pdf_text`), and `error`
-    ("code: message") when that page could not be read, with no lines."""
+    its lines came from (`ocr`, or a PDF's own text layer with `pdf_text`). `error` ("code:
+    message") is set, with no lines, for a page or a read_many image that could not be read."""
 
     width: int
     height: int
@@ -139,10 +140,11 @@ class Ocr:
         with opened:
             yield from self._document_pages(opened, pdf_text)
 
-    def export(self, source: str | PathLike[str] | bytes, formats: Sequence[str] = ("pdf",),
+    def export(self, source: str | PathLike[str] | bytes, formats: str | Sequence[str] = ("pdf",),
                pdf_text: PdfText = "ocr") -> dict[str, bytes]:
         """The files `docmill run --format` writes for one image or document, by format:
         {"pdf": searchable PDF bytes, "hocr": ..., "alto": ..., "txt": ..., "json": the result}.
+        `formats` is a list or, as `docmill run --format` takes it, a string ("pdf,alto").
         Raises ValueError for a bad format and for a source that could not be read (its
         error code first), like read()."""
         from docmill.documents import output_uri, parse_formats
@@ -152,7 +154,7 @@ class Ocr:
         from worker.flow import RunContext, options_for
         from worker.local import Inputs, run_on_engine
 
-        chosen = parse_formats(",".join(formats), "export() formats")
+        chosen = parse_formats(formats if isinstance(formats, str) else ",".join(formats), "export() formats")
         with tempfile.TemporaryDirectory(prefix="docmill-export-") as tmp:
             if isinstance(source, (str, PathLike)):
                 path = Path(source)
@@ -177,15 +179,24 @@ class Ocr:
         images whose pixels stay within the pixel budget (`DOCMILL_PIXEL_BUDGET_MP`): a file
         or bytes is sized from its header and decoded only once its batch has room (a page
         over the budget runs alone). Only one batch of decoded images is held at a time. A
-        PDF or multi-page TIFF among them gives each of its pages, as read_document does."""
+        PDF or multi-page TIFF among them gives each of its pages, as read_document does.
+
+        An image that cannot be read (what read() would raise ValueError or OSError for)
+        comes back in its place with `error` set and no lines, so one bad file among
+        thousands never ends the loop; an object that is no image at all raises TypeError."""
 
         def planned() -> Iterator[_Planned]:
             for image in images:
-                raw = _read_path(image)
-                if isinstance(raw, (bytes, bytearray, memoryview)) and _is_document(bytes(raw)):
-                    yield from (_Planned(None, lambda page=page: page) for page in self.read_document(bytes(raw)))
+                try:
+                    raw = _read_path(image)
+                    if isinstance(raw, (bytes, bytearray, memoryview)) and _is_document(bytes(raw)):
+                        yield from (_Planned(None, lambda page=page: page) for page in self.read_document(bytes(raw)))
+                        continue
+                    size = _size_of(raw, self.settings)
+                except (ValueError, OSError) as exc:
+                    yield _Planned(None, lambda exc=exc: _unreadable(exc))
                     continue
-                yield _Planned(_size_of(raw, self.settings), lambda raw=raw: to_array(raw, self.settings))
+                yield _Planned(size, lambda raw=raw: _array_or_unreadable(raw, self.settings))
 
         yield from self._batched(planned())
 
@@ -264,16 +275,44 @@ def to_array(image: ImageInput, settings: Settings) -> np.ndarray:
     return _from_pil(image)
 
 
+def _array_or_unreadable(image: ImageInput, settings: Settings) -> np.ndarray | OcrPage:
+    """The engine's BGR pixels of an image, or the page read_many gives in place of one it
+    cannot read. Arrays are checked here too: a bad one fails alone, not its whole batch."""
+    from worker.engine.pixels import as_bgr
+
+    try:
+        return as_bgr(to_array(image, settings))
+    except (ValueError, OSError) as exc:
+        return _unreadable(exc)
+
+
+def _unreadable(exc: ValueError | OSError) -> OcrPage:
+    """What read() would have raised, as an error page: "code: message", with the result
+    schema's codes (a message from the decoder already starts with its code)."""
+    if isinstance(exc, FileNotFoundError):
+        return OcrPage(0, 0, error=f"not_found: {exc}")
+    if isinstance(exc, PermissionError):
+        return OcrPage(0, 0, error=f"access_denied: {exc}")
+    if isinstance(exc, OSError):
+        return OcrPage(0, 0, error=f"read_error: {exc}")
+    code = str(exc).split(":", 1)[0]
+    return OcrPage(0, 0, error=str(exc) if code in get_args(ErrorCode) else f"decode_error: {exc}")
+
+
 def _is_document(data: bytes) -> bool:
-    """PDF bytes, or a TIFF of more than one page."""
+    """PDF bytes, or a TIFF of more than one page. A TIFF whose header cannot be read is no
+    document: the image decoder then says what is wrong with it."""
     from pages.source import sniff_kind
 
     kind = sniff_kind(data)
     if kind == "tiff":
         from PIL import Image
 
-        with Image.open(io.BytesIO(data)) as im:
-            return getattr(im, "n_frames", 1) > 1
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return getattr(im, "n_frames", 1) > 1
+        except Exception:  # noqa: BLE001 - any failure here is the decoder's to report
+            return False
     return kind == "pdf"
 
 

@@ -127,6 +127,29 @@ def test_bad_input_is_a_clear_error(ocr):
         ocr.read(12)
 
 
+def test_read_many_gives_an_error_page_for_each_bad_input_and_reads_the_rest(ocr, letter, tmp_path):
+    """One bad file among many must not end the loop: each comes back in its place with what
+    read() would have raised, and the good ones around it are read."""
+    from tests.pages import encrypted, text_pdf
+
+    bgr, truth = letter
+    good = tmp_path / "letter.png"
+    cv2.imwrite(str(good), bgr)
+    locked = tmp_path / "locked.pdf"
+    locked.write_bytes(encrypted(text_pdf([["x"]])))
+    inputs = [good, b"not an image", tmp_path / "missing.png", np.zeros((10, 10, 2), np.uint8),
+              good.read_bytes()[: len(good.read_bytes()) // 2], locked, tmp_path, bgr]
+    pages = list(ocr.read_many(inputs))
+    errors = [page.error.split(":", 1)[0] if page.error else None for page in pages]
+    assert errors == [None, "decode_error", "not_found", "decode_error", "decode_error", "encrypted",
+                      "read_error", None]
+    assert [line.text for line in pages[0].lines][:3] == truth[:3]
+    assert [line.text for line in pages[-1].lines] == [line.text for line in pages[0].lines]
+    assert all(not page.lines for page in pages[1:-1]) and "channels" in pages[3].error
+    with pytest.raises(TypeError, match="numpy array or a PIL image"):
+        list(ocr.read_many([good, 12]))
+
+
 def test_documents_read_page_by_page_everywhere_an_image_is_read(ocr, tmp_path):
     from tests.pages import encrypted, scan, scanned_pdf, text_pdf, tiff
 
@@ -161,3 +184,5 @@ def test_export_gives_the_files_docmill_run_writes(ocr, tmp_path):
         ocr.export(b"x", ["docx"])
     with pytest.raises(ValueError, match="^decode_error"):
         ocr.export(b"not an image at all", ["txt"])
+    as_text = ocr.export(scanned_pdf([scan("EXPORT ONE")], dpi=150), "txt,hocr")  # as --format takes it
+    assert set(as_text) == {"json", "txt", "hocr"} and "ONE" in as_text["txt"].decode()
