@@ -12,6 +12,9 @@ Two sources:
   space through the page's visible box (the crop box within the media box, its origin
   wherever it lies) and /Rotate, at the DPI the page was rendered at.
 
+A page that page orientation found turned is shown upright: its /Rotate is turned back by
+that angle (OCRmyPDF's --rotate-pages, here whenever the engine turned the page to read it).
+
 The text layer uses one glyph-less font (glyphless.py) in text render mode 3 (invisible).
 Each word is drawn on its box: its baseline at the box's bottom plus the font's descent,
 its size the box's height (so the font's ascent and descent span the box), and scaled
@@ -74,6 +77,7 @@ def pdf_with_text(source: bytes, pages: Sequence[OutputPage]) -> bytes:
             pdf_page.contents_add(b"q\n", prepend=True)
             pdf_page.contents_add(b"\nQ\n")
             pdf_page.contents_add(_text_layer(page, font, _font_name(pdf_page, font), _pdf_pixels(pdf_page, page)))
+            _show_upright(pdf_page, page.result)
     font.finish()
     return _saved(pdf, deterministic_id=False, keep_encryption=pdf.is_encrypted)
 
@@ -132,6 +136,17 @@ def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage) -> None:
     if _has_ocr_text(page.result):
         font_name = _font_name(pdf_page, font)
         pdf_page.contents_add(_text_layer(page, font, font_name, (scale, 0, 0, -scale, 0, height_pt)))
+        _show_upright(pdf_page, page.result)
+
+
+def _show_upright(pdf_page: pikepdf.Page, result: OcrResult) -> None:
+    """Turn the page's /Rotate back by the turn page orientation found in it, so that viewers
+    show it upright and text extraction meets its lines running left to right: poppler read
+    a page turned 270 bottom line first, and in -raw one word a line. Only how the page is
+    shown changes; its content and text layer stay as they are."""
+    turned = result.orientation.angle if result.orientation else 0
+    if turned:
+        pdf_page.Rotate = (pdf_page.rotation - turned) % 360
 
 
 def _placement(orientation: int, width_pt: float, height_pt: float) -> Matrix:

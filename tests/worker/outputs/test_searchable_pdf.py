@@ -37,14 +37,24 @@ def written(tmp_path: Path, data: bytes, name: str = "out.pdf") -> Path:
 
 
 def check_words(pdf: Path, result: OcrResult, dpi: float, page: int = 1) -> None:
-    """Every word of the result is a word poppler finds in the PDF, on the word's box."""
+    """Every word of the result is a word poppler finds in the PDF, on the word's box (the
+    box turned back by the page's orientation: the PDF shows a turned page upright)."""
     scale = dpi / 72
     found = [(text, tuple(v * scale for v in box)) for text, box in pdf_words(pdf, page)]
     expected = [w for line in result.lines for w in line_words(result, line)]
     assert sorted(t for t, _ in found) == sorted(w.text for w in expected)
+    turn = result.orientation.angle if result.orientation else 0
     for word in expected:
-        best = max(iou(bounds(word.box), box) for text, box in found if text == word.text)
-        assert best >= MIN_IOU, (word.text, word.box, [f for f in found if f[0] == word.text])
+        box = [upright(point, turn, result.image.width, result.image.height) for point in word.box]
+        best = max(iou(bounds(box), found_box) for text, found_box in found if text == word.text)
+        assert best >= MIN_IOU, (word.text, box, [f for f in found if f[0] == word.text])
+
+
+def upright(point: list[int], turn: int, width: int, height: int) -> list[int]:
+    """A point of a page `width` x `height` that lies turned `turn` degrees clockwise, where
+    it is once the page is turned back upright."""
+    x, y = point
+    return {0: [x, y], 90: [y, width - x], 180: [width - x, height - y], 270: [height - y, x]}[turn]
 
 
 def grey_png(image: np.ndarray, **params: object) -> bytes:
@@ -107,6 +117,61 @@ def test_a_sideways_pages_words_run_down_it_in_the_pdf(read, drawn, tmp_path):
     assert result.lines and all(line.angle == 90 for line in result.lines)
     page = OutputPage.of_image(result, grey_png(turned), "sideways.png")
     check_words(written(tmp_path, pdf_from_images([page])), result, DEFAULT_DPI)
+
+
+TURNS = {90: "ROTATE_90_CLOCKWISE", 180: "ROTATE_180", 270: "ROTATE_90_COUNTERCLOCKWISE"}
+
+
+def lines_of(pdf: Path) -> list[str]:
+    return [" ".join(line.split()) for line in pdf_text(pdf).splitlines() if line.strip()]
+
+
+@pytest.mark.models
+@pytest.mark.slow
+@pytest.mark.parametrize("turn", sorted(TURNS))
+def test_a_page_scanned_turned_is_shown_upright_and_its_text_runs_in_order(read, drawn, tmp_path, turn):
+    """The drawn page scanned turned, read with page orientation: the PDF shows it upright
+    (its /Rotate turned back, the image data as it was) and pdftotext gives its lines in
+    reading order, where before it gave them bottom first or one word a line."""
+    import cv2
+
+    turned = np.ascontiguousarray(cv2.rotate(drawn.image, getattr(cv2, TURNS[turn])))
+    result = read(turned, use_doc_orientation=True)
+    assert result.orientation and result.orientation.angle == turn
+    data = grey_png(turned, dpi=(RENDER_DPI, RENDER_DPI))
+    pdf = written(tmp_path, pdf_from_images([OutputPage.of_image(result, data, "turned.png")]))
+    assert lines_of(pdf) == list(drawn.lines)
+    assert mean_difference(render(pdf, RENDER_DPI, tmp_path), drawn.image[:, :, ::-1]) <= MAX_DIFFERENCE
+    with pikepdf.open(pdf) as opened:
+        assert opened.pages[0].Rotate == (360 - turn) % 360
+        assert next(iter(opened.pages[0].get_images().values())).read_raw_bytes() in data
+
+
+@pytest.mark.models
+@pytest.mark.slow
+@pytest.mark.parametrize("rotate", [0, 180])
+def test_a_pdf_page_whose_scan_lies_turned_is_shown_upright(read, drawn, tmp_path, rotate):
+    """A PDF page whose scan lies a quarter turned clockwise, its /Rotate 0 or 180: the page
+    orientation found (90 or 270, as rendered) is taken off the /Rotate it already had."""
+    import cv2
+
+    scan = Image.fromarray(cv2.rotate(drawn.image, cv2.ROTATE_90_CLOCKWISE)[:, :, 0])
+    source = _changed(scanned_pdf([scan], dpi=100), _turned(rotate))
+    pages = _pages_of(source, read)
+    assert pages[0].result.orientation and pages[0].result.orientation.angle == (90 + rotate) % 360
+    out = written(tmp_path, pdf_with_text(source, pages))
+    assert lines_of(out) == list(drawn.lines)
+    with pikepdf.open(out) as opened:
+        assert opened.pages[0].Rotate == 270
+
+
+def test_only_a_page_found_turned_changes_its_rotate():
+    line = hand_line("Upright", rect(10, 10, 200, 40))
+    for turn, shown in ((None, None), (90, 270), (270, 90), (180, 180)):
+        page = OutputPage(hand_result([line], 800, 600, orientation=turn), 800, 600,
+                          image=grey_png(np.full((600, 800, 3), 255, np.uint8)), image_name="page.png")
+        with pikepdf.open(io.BytesIO(pdf_from_images([page]))) as opened:
+            assert opened.pages[0].get("/Rotate") == shown, turn
 
 
 IMAGES = {
@@ -202,12 +267,17 @@ PDF_CHANGES = {"as scanned": lambda pdf: None, "turned 90": _turned(90), "turned
 @pytest.mark.slow
 @pytest.mark.parametrize("change", list(PDF_CHANGES))
 def test_a_pdfs_pages_are_kept_and_its_words_found_where_they_are(read, drawn, tmp_path, change):
-    source = _changed(scanned_pdf([Image.fromarray(drawn.image[:, :, 0])], dpi=100), PDF_CHANGES[change])
+    """An upright page shows as it did; one shown turned (/Rotate) shows upright, as scanned."""
+    scanned = scanned_pdf([Image.fromarray(drawn.image[:, :, 0])], dpi=100)
+    source = _changed(scanned, PDF_CHANGES[change])
     pages = _pages_of(source, read)
     assert [line.text for line in pages[0].result.lines] == list(drawn.lines)
+    turn = pages[0].result.orientation.angle if pages[0].result.orientation else 0
+    assert turn == (int(change.split()[1]) if change.startswith("turned") else 0)
     out = written(tmp_path, pdf_with_text(source, pages))
     original = written(tmp_path, source, "in.pdf")
-    assert mean_difference(render(out, RENDER_DPI, tmp_path), render(original, RENDER_DPI, tmp_path)) <= MAX_DIFFERENCE
+    shown = written(tmp_path, scanned, "scanned.pdf") if turn else original
+    assert mean_difference(render(out, RENDER_DPI, tmp_path), render(shown, RENDER_DPI, tmp_path)) <= MAX_DIFFERENCE
     check_words(out, pages[0].result, RENDER_DPI)
     assert [" ".join(line.split()) for line in pdf_text(out).splitlines() if line.strip()] == list(drawn.lines)
     with pikepdf.open(original) as before, pikepdf.open(out) as after:
