@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+# JPEG 2000 (.jp2, and .j2k/.jpf/.jpx) is the master format of many library and archive
+# digitisation programmes; .jpe and .jfif are JPEG's other names.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif",
+                  ".jp2", ".j2k", ".jpf", ".jpx")
 DOCUMENT_SUFFIXES = (".pdf", ".tif", ".tiff")
 INPUT_SUFFIXES = IMAGE_SUFFIXES + tuple(s for s in DOCUMENT_SUFFIXES if s not in IMAGE_SUFFIXES)
 DEFAULT_INCLUDE = ",".join(f"*{suffix}" for suffix in INPUT_SUFFIXES)

@@ -12,3 +12,24 @@ from docmill.inputs import is_document_name
     ("a.png", False), ("pdf", False), ("a.pdf.png", False), ("s3://bucket/x/y.Pdf", True)])
 def test_document_names(name: str, expected: bool) -> None:
     assert is_document_name(name) is expected
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("a.jpg", True), ("a.JFIF", True), ("a.jpe", True), ("master.jp2", True), ("tile.J2K", True),
+    ("x.jpf", True), ("x.jpx", True), ("a.pdf", True), ("notes.txt", False), ("a.jp2.json", False)])
+def test_input_names(name: str, expected: bool) -> None:
+    from docmill.inputs import is_input_name
+
+    assert is_input_name(name) is expected
+
+
+def test_every_image_suffix_names_a_format_the_decoder_opens() -> None:
+    """The suffix list and the decoder's formats are two facts that must agree: a listed
+    suffix whose format the decoder refuses would turn a whole folder into decode errors."""
+    from PIL import Image
+
+    from docmill.inputs import IMAGE_SUFFIXES
+    from pages.decode import FORMATS
+
+    Image.init()
+    assert {Image.EXTENSION[suffix] for suffix in IMAGE_SUFFIXES} <= set(FORMATS) | {"MPO"}

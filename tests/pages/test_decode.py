@@ -143,11 +143,31 @@ def test_limit_is_inclusive() -> None:
 # --- formats and modes ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF", "JPEG2000"])
 def test_lossless_formats_give_exact_pixels_in_bgr_order(fmt: str) -> None:
     rgb = fx.noise_rgb()
     params = {"lossless": True} if fmt == "WEBP" else {}
     np.testing.assert_array_equal(decode_image(fx.encode(rgb, fmt, **params), LIMIT), rgb[..., ::-1])
+
+
+@pytest.mark.parametrize("params", [{}, {"no_jp2": True}], ids=["jp2 file", "bare codestream"])
+def test_jpeg2000_grey_and_colour_decode_exactly(params: dict) -> None:
+    """JPEG 2000, the master format of many digitisation archives, in its JP2 file and as a
+    bare codestream (.j2k), losslessly coded: the exact pixels."""
+    rgb = fx.noise_rgb()
+    np.testing.assert_array_equal(decode_image(fx.encode(rgb, "JPEG2000", **params), LIMIT), rgb[..., ::-1])
+    grey = rgb[..., 0]
+    np.testing.assert_array_equal(decode_image(fx.encode(grey, "JPEG2000", **params), LIMIT)[..., 1], grey)
+
+
+def test_a_cut_jpeg2000_is_a_decode_error() -> None:
+    data = fx.encode(fx.noise_rgb(), "JPEG2000")
+    for cut in (len(data) // 2, len(data) - 16, 60):
+        assert decode_error(data[:cut]).code == "decode_error"
+
+
+def test_a_jpeg2000_over_the_size_limit_is_refused_from_its_header() -> None:
+    assert decode_error(fx.encode(fx.noise_rgb(), "JPEG2000"), max_pixels=10).code == "too_large"
 
 
 @pytest.mark.parametrize("data", [fx.jpeg(fx.noise_rgb()), fx.grey_jpeg(), fx.encode(fx.noise_rgb(), "PNG"),
@@ -323,6 +343,24 @@ def test_a_jpeg_over_the_long_side_limit_is_decoded_at_half_size_only_when_asked
     assert decode_image(png, 10**9, reduce=True).shape == wide.shape
     narrow = cv2.imencode(".jpg", wide[:, :REDUCE_ABOVE_LONG_SIDE])[1].tobytes()
     assert decode_image(narrow, 10**9, reduce=True).shape == (300, REDUCE_ABOVE_LONG_SIDE, 3)
+
+
+def test_a_long_jpeg2000_is_decoded_at_half_size_only_when_asked():
+    """A JPEG 2000 over the limit leaves out its finest wavelet level: the half-size image,
+    the size image_sizes promised, the text still there."""
+    import cv2
+
+    from pages.decode import REDUCE_ABOVE_LONG_SIDE, image_sizes
+
+    wide = np.full((301, REDUCE_ABOVE_LONG_SIDE + 3, 3), 255, np.uint8)
+    cv2.putText(wide, "SCAN", (100, 200), cv2.FONT_HERSHEY_SIMPLEX, 5, (0, 0, 0), 10)
+    jp2 = fx.encode(wide, "JPEG2000")
+    half = (REDUCE_ABOVE_LONG_SIDE // 2 + 2, 151)
+    assert image_sizes(jp2, 10**9) == ((REDUCE_ABOVE_LONG_SIDE + 3, 301), half)
+    reduced = decode_image(jp2, 10**9, reduce=True)
+    assert reduced.shape == (half[1], half[0], 3)
+    assert np.abs(reduced.astype(int) - cv2.resize(wide, half, interpolation=cv2.INTER_AREA)).mean() < 8
+    assert decode_image(jp2, 10**9).shape == wide.shape
 
 
 def test_a_progressive_jpeg_cut_after_any_of_its_scans_is_refused() -> None:

@@ -243,17 +243,18 @@ def test_models_from_s3_are_fetched_verified_and_tampering_refused(
     assert not (fetched / "manifest.json").exists()
 
 
-def test_a_600_dpi_scan_read_at_half_size_is_boxed_in_its_own_pixels(tmp_path):
-    """The result of a JPEG read reduced gives the file's size and boxes where the text is in
-    the file, whatever size the engine read it at."""
+@pytest.mark.parametrize("suffix", [".jpg", ".jp2"])
+def test_a_600_dpi_scan_read_at_half_size_is_boxed_in_its_own_pixels(tmp_path, suffix):
+    """The result of a JPEG (or JPEG 2000, an archive's master) read reduced gives the file's
+    size and boxes where the text is in the file, whatever size the engine read it at."""
     from pages.decode import REDUCE_ABOVE_LONG_SIDE
 
     page = np.full((1200, REDUCE_ABOVE_LONG_SIDE + 400, 3), 255, np.uint8)
     cv2.putText(page, "WIDE SCAN 2024", (3000, 700), cv2.FONT_HERSHEY_SIMPLEX, 6, (0, 0, 0), 14, cv2.LINE_AA)
     (tmp_path / "in").mkdir()
-    cv2.imwrite(str(tmp_path / "in" / "wide.jpg"), page)
+    (tmp_path / "in" / f"wide{suffix}").write_bytes(fx.encode(page[:, :, ::-1], "JPEG2000" if suffix == ".jp2" else "JPEG"))
     assert main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]) == 0
-    result = json.loads((tmp_path / "out" / "wide.jpg.json").read_text())
+    result = json.loads((tmp_path / "out" / f"wide{suffix}.json").read_text())
     validate_result(result)
     assert result["image"] == {"width": REDUCE_ABOVE_LONG_SIDE + 400, "height": 1200}
     line = next(line for line in result["lines"] if "WIDE" in line["text"])

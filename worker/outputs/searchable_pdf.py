@@ -5,7 +5,8 @@ Two sources:
   (DEFAULT_DPI when the file states none: 300, the usual scanning resolution, which keeps an
   A4 scan of 2480 x 3508 pixels A4-sized). A grey or RGB JPEG goes in as it is (DCTDecode,
   as img2pdf does; its EXIF orientation is applied by the placement, not by re-encoding); a
-  plain PNG's compressed data goes in as it is (Flate with PNG predictors); any other image
+  plain PNG's compressed data goes in as it is (Flate with PNG predictors); so does a grey or
+  RGB JP2 file (JPXDecode); any other image
   goes in losslessly as the pixels the engine read, encoded as such a PNG;
 - a PDF (`pdf_with_text`): its pages are kept as they are (pikepdf), their content wrapped in
   q/Q, and the text layer added as one more content stream. Page pixels map to PDF user
@@ -47,6 +48,7 @@ _BASELINE_UP = -DESCENT / (ASCENT - DESCENT)  # the baseline's height in a word'
 _JPEG_COLOURS = {"L": pikepdf.Name.DeviceGray, "RGB": pikepdf.Name.DeviceRGB}
 _PNG_COLOURS = {0: (1, pikepdf.Name.DeviceGray), 2: (3, pikepdf.Name.DeviceRGB)}  # IHDR colour type
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"  # the JP2 file format's first box (a bare codestream has none)
 # EXIF orientation: displayed (x, y) from stored (u, v), both 0 to 1 from the top-left corner,
 # as rows of x = a u + b v + c and y = d u + e v + f (Pillow's exif_transpose for each value).
 _EXIF_PLACEMENT = {1: ((1, 0, 0), (0, 1, 0)), 2: ((-1, 0, 1), (0, 1, 0)), 3: ((-1, 0, 1), (0, -1, 1)),
@@ -168,7 +170,16 @@ def _image_xobject(pdf: pikepdf.Pdf, data: bytes, pixels: int) -> tuple[pikepdf.
             return _jpeg(pdf, data, im), exif_orientation(im)
         if im.format == "PNG" and _plain_png(data) and exif_orientation(im) == 1:
             return _png(pdf, data), 1
+        if im.format == "JPEG2000" and im.mode in _JPEG_COLOURS and data.startswith(_JP2_SIGNATURE):
+            return _jpx(pdf, data, im), 1
     return _png(pdf, _lossless_png(data, pixels)), 1
+
+
+def _jpx(pdf: pikepdf.Pdf, data: bytes, im: Image.Image) -> pikepdf.Stream:
+    """A JP2 file as it is (JPXDecode, PDF 1.5): an archive's master image is neither
+    re-encoded nor inflated to PNG. The colour space and depth come from the file itself."""
+    return pdf.make_stream(data, Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image, Width=im.width,
+                           Height=im.height, Filter=pikepdf.Name.JPXDecode)
 
 
 def _jpeg(pdf: pikepdf.Pdf, data: bytes, im: Image.Image) -> pikepdf.Stream:

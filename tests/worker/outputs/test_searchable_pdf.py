@@ -180,6 +180,9 @@ IMAGES = {
     "bilevel tiff": lambda image: encoded(Image.fromarray(image[:, :, 0]).point(lambda v: 255 * (v > 128)).convert("1"),
                                           "TIFF", compression="group4", dpi=(200, 200)),
     "rgba png": lambda image: encoded(Image.fromarray(image[:, :, ::-1]).convert("RGBA"), "PNG"),
+    "jp2": lambda image: encoded(Image.fromarray(image[:, :, ::-1]), "JPEG2000"),
+    "grey jp2": lambda image: encoded(Image.fromarray(image[:, :, 0]), "JPEG2000", irreversible=True),
+    "j2k codestream": lambda image: encoded(Image.fromarray(image[:, :, 0]), "JPEG2000", no_jp2=True),
 }
 
 
@@ -201,6 +204,10 @@ def test_an_image_page_renders_like_its_image(drawn, tmp_path, kind):
             assert image.Filter == pikepdf.Name.DCTDecode and image.read_raw_bytes() == data
         if kind == "png with dpi":
             assert image.read_raw_bytes() in data
+        if kind.endswith("jp2"):  # the archive's master file as it is
+            assert image.Filter == pikepdf.Name.JPXDecode and image.read_raw_bytes() == data
+        if kind == "j2k codestream":  # PDF's JPXDecode takes the JP2 file format: the pixels go in as PNG
+            assert image.Filter == pikepdf.Name.FlateDecode
 
 
 # Pillow's transpose that undoes each EXIF orientation's display transform: stored = shown.transpose(...)
