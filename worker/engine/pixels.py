@@ -28,7 +28,7 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2 or pixels.shape[2] == 1:
         return cv2.cvtColor(pixels.reshape(pixels.shape[:2]), cv2.COLOR_GRAY2BGR)
     if pixels.shape[2] == 4:
-        return flatten_bgra(pixels)
+        return np.ascontiguousarray(flatten_bgra(pixels))  # an opaque one is a view of its colour channels
     if pixels.shape[2] == 3:
         return np.ascontiguousarray(pixels)
     raise ValueError(f"expected 1, 3 or 4 channels, got {pixels.shape[2]}")

@@ -56,6 +56,12 @@ def test_bgra_with_hidden_black_pixels_keeps_black_text_visible():
     assert bgr[0, 0].tolist() == [255, 255, 255] and bgr[10, 20].tolist() == [0, 0, 0]
 
 
+def test_opaque_bgra_gives_its_colour_channels_contiguous():
+    bgra = np.dstack([PAGE, np.full(PAGE.shape[:2], 255, np.uint8)])
+    bgr = as_bgr(bgra)
+    assert np.array_equal(bgr, PAGE) and bgr.flags.c_contiguous
+
+
 def test_bgra_white_text_goes_onto_black():
     bgra = np.zeros((20, 40, 4), np.uint8)
     bgra[5:15, 10:30] = 255
