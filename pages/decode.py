@@ -141,8 +141,8 @@ def _decode(data: bytes, max_pixels: int, reduce: bool = False) -> np.ndarray:
 def _reduction(im: Image.Image) -> int:
     """2 for a JPEG that cv2 decodes, or a JPEG 2000, long enough to read at half size; else 1.
     Both formats give their half-size image for a fraction of the whole one's decoding: JPEG
-    by DCT scaling, JPEG 2000 by leaving out its finest wavelet level (1.9 s against 0.7 s for
-    a 6720 x 4192 page here)."""
+    by DCT scaling, JPEG 2000 by leaving out its finest wavelet level (0.73 s against 1.91 s
+    for a 6720 x 4192 page here; docs/using.md says how it was measured)."""
     reducible = (im.format in _JPEG_FORMATS and _cv2_can_decode(im)) or im.format == "JPEG2000"
     return 2 if reducible and max(im.size) > REDUCE_ABOVE_LONG_SIDE else 1
 
