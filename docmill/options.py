@@ -46,6 +46,7 @@ class EngineOptions(BaseModel):
     rec_width_multiple: int = Field(32, ge=8, le=1024)
     batch_buckets: bool = False  # each model run padded to a power-of-two batch: few input shapes on a GPU
     drop_score: float = Field(0.5, ge=0, le=1)
+    drop_show_through: bool = True  # drop faint lines that read far better mirrored: the reverse side's text
     word_boxes: bool = False  # each line's words with their boxes (Line.words), from rec's character positions
 
     def merged(self, overrides: dict[str, Any] | None) -> "EngineOptions":

@@ -18,7 +18,7 @@ import numpy as np
 
 from docmill.options import DEVICE_DEFAULTS, EngineOptions
 from docmill.result import ResultError
-from worker.engine import cls, det, geometry, layout, orientation, rec
+from worker.engine import cls, det, geometry, layout, orientation, rec, showthrough
 from worker.engine.memory import fix_mmap_threshold, trim_heap
 from worker.engine.pixels import as_bgr
 from worker.engine.session import EngineCalls, ModelSession
@@ -133,6 +133,12 @@ def _runs(crop: _Crop, angle: cls.Angle | None) -> int:
     the page (90) when its crop was turned a quarter to read it, then turned half round
     where the classifier read it upside down."""
     return ((90 if crop.vertical else 0) + (angle.angle if angle else 0)) % 360
+
+
+def _as_read(crops: Sequence[_Crop], angles: list[cls.Angle] | None) -> list[np.ndarray]:
+    """The crops as rec reads them: those the classifier turned half round, turned."""
+    images = [c.image for c in crops]
+    return cls.apply(images, angles) if angles else images
 
 
 def _mean_score(texts: Iterable[rec.Recognized]) -> float:
@@ -350,11 +356,13 @@ class OcrEngine:
         pages, turns, crops = located.pages, located.turns, located.crops
         by_page = _by_page(crops)
         angles, upside_down = self._classify(crops, by_page, opts, pages)
-        images_up = cls.apply([c.image for c in crops], angles) if angles else [c.image for c in crops]
+        images_up = _as_read(crops, angles)
         texts = self._timed(pages, "rec", [c.page for c in crops],
                             lambda: rec.recognize(self.rec_session, images_up, self.characters, opts))
         if angles:
             upside_down = self._confirm_half_turns(located, by_page, upside_down, angles, texts, opts)
+        if opts.drop_show_through:
+            by_page = self._without_show_through(located, by_page, _as_read(crops, angles), texts, opts)
         stands = _lines_stand(crops, by_page, upside_down, opts.cls_min_aspect)
         # A page whose lines still stand turned after its turn (upside down, or running down
         # it) was turned that much further (_further): its reported turn says so (a false
@@ -410,6 +418,17 @@ class OcrEngine:
             for i, text in zip(turned, standing):
                 angles[i], texts[i] = cls.Angle(0, 1.0 - angles[i].score, False), text
         return confirmed
+
+    def _without_show_through(self, located: "_Located", by_page: dict[int, list[int]], images: list[np.ndarray],
+                              texts: list[rec.Recognized], opts: EngineOptions) -> dict[int, list[int]]:
+        """`by_page` less the lines that are the reverse side's text seen through the paper
+        (worker.engine.showthrough), before reading order and page turns are judged."""
+        dropped = self._timed(located.pages, "rec", [c.page for c in located.crops], lambda: showthrough.mirrored_lines(
+            self.rec_session, images, texts, self.characters, opts))
+        if not dropped:
+            return by_page
+        kept = {page: [i for i in members if i not in dropped] for page, members in by_page.items()}
+        return {page: members for page, members in kept.items() if members}
 
     def check(self, options: EngineOptions) -> None:
         """Refuse options this engine's model set cannot serve (a ValueError saying what to
