@@ -113,6 +113,7 @@ $(OCRMYPDF_VENV)/.installed:
 bench: models install-local $(PEER_VENV)/.installed $(PEER3_VENV)/.installed $(OCRMYPDF_VENV)/.installed
 	$(BIN)/python -m bench.run_bench --dataset all --repeat 3 --models $(MODELS)
 	$(BIN)/python -m bench.orientation --models $(MODELS)
+	$(BIN)/python -m bench.show_through --models $(MODELS)
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.host_cpu
 	$(BIN)/python -m bench.documents --models $(MODELS)
