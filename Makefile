@@ -114,6 +114,7 @@ bench: models install-local $(PEER_VENV)/.installed $(PEER3_VENV)/.installed $(O
 	$(BIN)/python -m bench.run_bench --dataset all --repeat 3 --models $(MODELS)
 	$(BIN)/python -m bench.orientation --models $(MODELS)
 	$(BIN)/python -m bench.show_through --models $(MODELS)
+	$(BIN)/python -m bench.small_print --models $(MODELS)
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.host_cpu
 	$(BIN)/python -m bench.documents --models $(MODELS)

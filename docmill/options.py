@@ -20,6 +20,7 @@ class EngineOptions(BaseModel):
 
     det_limit_side_len: int = Field(960, ge=32, le=8192)
     det_limit_type: Literal["max", "min", "resize_long"] = "max"
+    det_small_text_side_len: int = Field(2560, ge=0, le=8192)  # a page of small print is detected again this fine (0: never)
     det_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     det_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     det_thresh: float = Field(0.3, gt=0, lt=1)

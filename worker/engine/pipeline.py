@@ -489,14 +489,26 @@ class OcrEngine:
         return out
 
     def _detect(self, images: Sequence[np.ndarray], opts: EngineOptions, pages: list[PageLines]) -> list[list[np.ndarray]]:
-        """Boxes per image. Images are grouped by the canvas their det input will need, so
-        each group runs in batches; an input is made just before its batch runs and dropped
-        after it, so a batch of pages never holds more than one det batch of inputs (at
-        det's 1280 px, 3.5 MB of bytes a page)."""
-        boxes: list[list[np.ndarray]] = [[] for _ in images]
+        """Boxes per image; pages of small print (det.small_text) detected again at the
+        finer `det_small_text_side_len`, whose boxes replace the first ones."""
+        boxes = self._detect_at(images, list(range(len(images))), opts, pages)
+        finer = det.finer(opts)
+        if finer is not None:
+            small = [i for i, image in enumerate(images) if det.small_text(boxes[i], image.shape[:2], opts, finer)]
+            for i, found in zip(small, self._detect_at(images, small, finer, pages)):
+                boxes[i] = found
+        return boxes
+
+    def _detect_at(self, images: Sequence[np.ndarray], which: Sequence[int], opts: EngineOptions,
+                   pages: list[PageLines]) -> list[list[np.ndarray]]:
+        """Boxes for the images `which` indexes, in that order. They are grouped by the
+        canvas their det input will need, so each group runs in batches; an input is made
+        just before its batch runs and dropped after it, so a batch of pages never holds
+        more than one det batch of inputs (at det's 1280 px, 3.5 MB of bytes a page)."""
+        boxes: dict[int, list[np.ndarray]] = {i: [] for i in which}
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, image in enumerate(images):
-            hw = det.resized_shape(*image.shape[:2], opts)
+        for i in which:
+            hw = det.resized_shape(*images[i].shape[:2], opts)
             groups[det.canvas_shape(hw, opts.det_canvas_multiple)].append(i)
         for canvas, members in groups.items():
             for start_idx in range(0, len(members), opts.det_batch_size):
@@ -507,7 +519,7 @@ class OcrEngine:
                 for i, item, prob in zip(chunk, inputs, probs):
                     boxes[i] = self._timed(pages, "det", [i],
                                            lambda item=item, prob=prob: det.postprocess(prob, item.src_hw, opts))
-        return boxes
+        return [boxes[i] for i in which]
 
     def _classify(self, crops: list[_Crop], by_page: dict[int, list[int]], opts: EngineOptions,
                   pages: list[PageLines]) -> tuple[list[cls.Angle] | None, set[int]]:
