@@ -1,11 +1,13 @@
-"""What the in-process benches share: an engine on a model set, and the labelled pages they
+"""What the in-process benches share: an engine on a model set, the labelled pages they
 read (the shared SROIE receipts with their lines in reading order, the shared PaddleOCR photos
-transcribed in ground_truth.json, and the demo pages)."""
+transcribed in ground_truth.json, and the demo pages), and the frame of a bench that turns
+one engine check on and off."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,49 @@ def demo_pages(upright_only: bool = False) -> Pages:
         write_samples(Path(tmp))
         names = [n for n in truth() if not (upright_only and n in ("rotated.jpg", "upside_down.png"))]
         return [cv2.imread(str(Path(tmp) / n)) for n in names], [truth()[n] for n in names]
+
+
+def read_texts(engine: Any, images: list[np.ndarray], overrides: dict[str, Any]) -> tuple[list[list[str]], float]:
+    """Each image's line texts read one at a time with `overrides`, and the seconds it took."""
+    import time
+
+    options = engine.options.merged(overrides)
+    start = time.perf_counter()
+    texts = [[line.text for line in engine.run([image], options)[0].lines] for image in images]
+    return texts, time.perf_counter() - start
+
+
+def shared_on_off(engine: Any, on: dict[str, Any], off: dict[str, Any]) -> dict:
+    """The shared PaddleOCR images and receipts read with an option `on` and `off`: for a
+    check that should leave real pages alone, the lines it removed and added, by image."""
+    from bench.orientation import upright_images
+
+    images = list(upright_images().items())
+    if receipts := sroie_pages():
+        images += [(f"sroie/{i}", image) for i, image in enumerate(receipts[0])]
+    with_it, seconds_on = read_texts(engine, [image for _, image in images], on)
+    without, seconds_off = read_texts(engine, [image for _, image in images], off)
+    changed = {name: {"lost": [line for line in b if line not in a], "gained": [line for line in a if line not in b]}
+               for (name, _), a, b in zip(images, with_it, without) if a != b}
+    return {"images": len(images), "lines_on": sum(map(len, with_it)), "lines_off": sum(map(len, without)),
+            "changed": changed, "seconds_on_off": [round(seconds_on, 2), round(seconds_off, 2)]}
+
+
+def on_off_main(name: str, description: str, rows_of: Callable[[Any], list[dict]], on: dict[str, Any],
+                off: dict[str, Any]) -> int:
+    """The entry point of a bench that measures one engine check on drawn pages (`rows_of`)
+    and then on the shared images, on and off; it saves bench/results/<name>.json."""
+    import argparse
+
+    from bench.results import save_result
+    from docmill.settings import DEFAULT_MODEL_SET
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--models", default=DEFAULT_MODEL_SET)
+    args = parser.parse_args()
+    engine = load_engine(args.models)
+    rows = rows_of(engine)
+    shared = shared_on_off(engine, on, off)
+    print("summary:", json.dumps(shared, indent=1))
+    save_result(name, {"schema": f"docmill.bench.{name}/v1", "models": args.models, "rows": rows, "shared": shared})
+    return 0

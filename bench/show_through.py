@@ -12,17 +12,13 @@ so the summary names them (there should be none), with the seconds each way.
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
 
 import cv2
 import numpy as np
 
-from bench.orientation import upright_images, word_f1
-from bench.pages import demo_pages, load_engine, sroie_pages
-from bench.results import save_result
-from docmill.settings import DEFAULT_MODEL_SET
+from bench.orientation import word_f1
+from bench.pages import demo_pages, on_off_main, read_texts
 
 STRENGTHS = (0.10, 0.18, 0.30)
 
@@ -39,13 +35,6 @@ def with_show_through(front: np.ndarray, back: np.ndarray, strength: float, seed
     return cv2.imdecode(coded, cv2.IMREAD_COLOR)
 
 
-def _read(engine, images: list[np.ndarray], drop: bool) -> tuple[list[list[str]], float]:
-    options = engine.options.merged({"drop_show_through": drop})
-    start = time.perf_counter()
-    texts = [[line.text for line in engine.run([image], options)[0].lines] for image in images]
-    return texts, time.perf_counter() - start
-
-
 def strength_rows(engine) -> list[dict]:
     """Each demo page over the next one's text, and that text alone, at each strength."""
     fronts, truths = demo_pages(upright_only=True)
@@ -57,8 +46,8 @@ def strength_rows(engine) -> list[dict]:
         alone = [with_show_through(blank, b, strength, seed=i) for i, b in enumerate(backs)]
         row = {"strength": strength}
         for drop in (True, False):
-            found, _ = _read(engine, mixed, drop)
-            behind, _ = _read(engine, alone, drop)
+            found, _ = read_texts(engine, mixed, {"drop_show_through": drop})
+            behind, _ = read_texts(engine, alone, {"drop_show_through": drop})
             key = "on" if drop else "off"
             row[f"front_word_f1_{key}"] = round(word_f1(found, truths), 4)
             row[f"lines_on_blank_fronts_{key}"] = sum(len(lines) for lines in behind)
@@ -67,30 +56,8 @@ def strength_rows(engine) -> list[dict]:
     return rows
 
 
-def real_lines_check(engine) -> dict:
-    """The shared images read with the option on and off: the lines it dropped, by image."""
-    images = list(upright_images().items())
-    if receipts := sroie_pages():
-        images += [(f"sroie/{i}", image) for i, image in enumerate(receipts[0])]
-    named = [name for name, _ in images]
-    on, seconds_on = _read(engine, [image for _, image in images], True)
-    off, seconds_off = _read(engine, [image for _, image in images], False)
-    dropped = {name: [line for line in b if line not in a] for name, a, b in zip(named, on, off) if a != b}
-    return {"images": len(images), "lines_off": sum(map(len, off)), "lines_on": sum(map(len, on)),
-            "dropped": dropped, "seconds_on_off": [round(seconds_on, 2), round(seconds_off, 2)]}
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=DEFAULT_MODEL_SET)
-    args = ap.parse_args()
-    engine = load_engine(args.models)
-    rows = strength_rows(engine)
-    summary = real_lines_check(engine)
-    print("summary:", json.dumps(summary, indent=1))
-    save_result("show_through", {"schema": "docmill.bench.show_through/v1", "models": args.models,
-                                 "rows": rows, "real_lines": summary})
-    return 0
+    return on_off_main("show_through", __doc__.splitlines()[0], strength_rows, {"drop_show_through": True}, {"drop_show_through": False})
 
 
 if __name__ == "__main__":

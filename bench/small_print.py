@@ -8,24 +8,20 @@ and word F1; then the shared images both ways, where no page should change.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from bench.orientation import upright_images, word_f1
-from bench.pages import load_engine, sroie_pages
-from bench.results import save_result
-from docmill.settings import DEFAULT_MODEL_SET
+from bench.orientation import word_f1
+from bench.pages import on_off_main, read_texts
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # fonts-dejavu-core (scripts/ensure-tools.sh)
-WORDS = ("the council met on monday to discuss harbour repairs budget school roads market winter "
-         "festival report").split()
+WORDS = ["the", "council", "met", "on", "monday", "to", "discuss", "harbour", "repairs", "budget", "school",
+         "roads", "market", "winter", "festival", "report"]
 # (width, height, points at 300 dpi, columns): A3 portrait and landscape, A4
 PAGES = {"a3 8pt": (3508, 4960, 8, 3), "a3 landscape 8pt": (4960, 3508, 8, 4), "a4 7pt": (2480, 3508, 7, 3)}
 
@@ -60,13 +56,6 @@ def ledger_strip(px: int = 24) -> tuple[np.ndarray, list[str]]:
     return cv2.cvtColor(np.asarray(image), cv2.COLOR_GRAY2BGR), [lines[k] for k in range(30)]
 
 
-def _read(engine, images: list[np.ndarray], side: int) -> tuple[list[list[str]], float]:
-    options = engine.options.merged({"det_small_text_side_len": side})
-    start = time.perf_counter()
-    texts = [[line.text for line in engine.run([image], options)[0].lines] for image in images]
-    return texts, time.perf_counter() - start
-
-
 def drawn_rows(engine) -> list[dict]:
     pages = {name: columns_page(*spec) for name, spec in PAGES.items()}
     pages["ledger strip 6pt"] = ledger_strip()
@@ -74,7 +63,7 @@ def drawn_rows(engine) -> list[dict]:
     for name, (image, truth) in pages.items():
         row: dict = {"page": name, "size": list(image.shape[1::-1]), "lines": len(truth)}
         for side, key in ((2560, "on"), (0, "off")):
-            (found,), seconds = _read(engine, [image], side)
+            (found,), seconds = read_texts(engine, [image], {"det_small_text_side_len": side})
             row[f"exact_lines_{key}"] = len(set(found) & set(truth))
             row[f"word_f1_{key}"] = round(word_f1([found], [truth]), 4)
             row[f"seconds_{key}"] = round(seconds, 2)
@@ -83,28 +72,8 @@ def drawn_rows(engine) -> list[dict]:
     return rows
 
 
-def shared_check(engine) -> dict:
-    """The shared images read with the finer pass on and off: the ones whose lines changed."""
-    images = list(upright_images().items())
-    if receipts := sroie_pages():
-        images += [(f"sroie/{i}", image) for i, image in enumerate(receipts[0])]
-    on, seconds_on = _read(engine, [image for _, image in images], 2560)
-    off, seconds_off = _read(engine, [image for _, image in images], 0)
-    changed = [name for (name, _), a, b in zip(images, on, off) if a != b]
-    return {"images": len(images), "changed": changed, "seconds_on_off": [round(seconds_on, 2), round(seconds_off, 2)]}
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=DEFAULT_MODEL_SET)
-    args = ap.parse_args()
-    engine = load_engine(args.models)
-    rows = drawn_rows(engine)
-    summary = shared_check(engine)
-    print("summary:", json.dumps(summary, indent=1))
-    save_result("small_print", {"schema": "docmill.bench.small_print/v1", "models": args.models,
-                                "rows": rows, "shared": summary})
-    return 0
+    return on_off_main("small_print", __doc__.splitlines()[0], drawn_rows, {"det_small_text_side_len": 2560}, {"det_small_text_side_len": 0})
 
 
 if __name__ == "__main__":
