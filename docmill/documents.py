@@ -60,11 +60,13 @@ def page_result_uri(document_dst: str, number: int) -> str:
 
 
 def blocked_page_folder(document_dst: str) -> str | None:
-    """The folder a document's pages go in, OUT/<rel>, where a file already has that path and
-    none of them could be written: `--out` the input folder itself, where that file is the
-    document. Local folders only: on S3 a key and a prefix of one name live side by side."""
+    """Why none of a document's pages could be written, or None: the folder they go in,
+    OUT/<rel>, is a file already (`--out` the input folder itself, where that file is the
+    document). Local folders only: on S3 a key and a prefix of one name live side by side."""
     folder = _rel(document_dst)
-    return folder if not is_s3_uri(folder) and os.path.isfile(folder) else None
+    if is_s3_uri(folder) or not os.path.isfile(folder):
+        return None
+    return f"its page results go in {folder}/, but {folder} is a file (is --out the input folder?); give another --out"
 
 
 def _rel(result_dst: str) -> str:

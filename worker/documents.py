@@ -209,10 +209,9 @@ class DocumentReader:
         except DocumentError as exc:
             self.error = ResultError(code=exc.code, message=str(exc)[:500])
             return
-        folder = None if self.is_single_image else blocked_page_folder(self.item.dst)
-        if folder is not None:
-            self.error = ResultError(code="write_error", message=f"its page results go in {folder}/, but {folder} "
-                                     "is a file (is --out the input folder?); give another --out")
+        blocked = None if self.is_single_image else blocked_page_folder(self.item.dst)
+        if blocked is not None:
+            self.error = ResultError(code="write_error", message=blocked)
             return
         first, last = self.item.pages or (1, self.document.page_count)
         if last > self.document.page_count:

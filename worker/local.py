@@ -189,10 +189,9 @@ def _check_page_folder(src: str, key: str, dst: str) -> None:
     """A PDF whose pages could not be written (docmill.documents.blocked_page_folder) is
     refused before any work. A TIFF is a document only if it has several pages, which its
     bytes tell later: the document reader refuses it then."""
-    folder = blocked_page_folder(dst) if suffix_of(key) == ".pdf" else None
-    if folder is not None:
-        raise UsageError(f"{src}: its page results go in {folder}/, but {folder} is a file "
-                         "(is --out the input folder?); give another --out")
+    blocked = blocked_page_folder(dst) if suffix_of(key) == ".pdf" else None
+    if blocked is not None:
+        raise UsageError(f"{src}: {blocked}")
 
 
 def _passed_over(key: str, uri: str, out_root: str) -> str | None:
