@@ -53,7 +53,7 @@ def ledger_strip(px: int = 24) -> tuple[np.ndarray, list[str]]:
     lines = [f"Line {k} of the small print in the ledger {k * 7}" for k in range(30)]
     for k, line in enumerate(lines):
         draw.text((100 + (k % 3) * 1600, 100 + (k // 3) * int(px * 1.6) * 3), line, font=face, fill=0)
-    return cv2.cvtColor(np.asarray(image), cv2.COLOR_GRAY2BGR), [lines[k] for k in range(30)]
+    return cv2.cvtColor(np.asarray(image), cv2.COLOR_GRAY2BGR), lines
 
 
 def drawn_rows(engine) -> list[dict]:
