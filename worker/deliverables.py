@@ -10,7 +10,6 @@ document: a PDF keeps its pages and gains a text layer; a TIFF's frames become i
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -91,8 +90,8 @@ class DeliverableWriter:
             self.spool.release(item)
         if result.kind == "pdf":
             return searchable_pdf.pdf_with_text(source, [replace(p, text_layer=p.number in texts) for p in pages])
-        frames = _tiff_frames(source)
-        return searchable_pdf.pdf_from_images([replace(page, image=frame) for page, frame in zip(pages, frames)])
+        return searchable_pdf.pdf_from_images([replace(page, image=source, frame=index)
+                                               for index, page in enumerate(pages)])
 
 
 def _pages_with_text(path: str, limits: PageLimits) -> set[int]:
@@ -109,16 +108,3 @@ def _made(fmt: str, make: Callable[[], bytes]) -> bytes:
         log.error("cannot make the %s file: %s: %s", fmt, type(exc).__name__, exc)
         raise StorageError(f"cannot make the {fmt} file: {type(exc).__name__}: {exc}"[:500], code="write_error",
                            permanent=True) from exc
-
-
-def _tiff_frames(data: bytes) -> list[bytes]:
-    """Each frame of a TIFF as a PNG (lossless; the page's DPI comes from its result)."""
-    from PIL import Image, ImageSequence
-
-    frames = []
-    with Image.open(io.BytesIO(data)) as im:
-        for frame in ImageSequence.Iterator(im):
-            buf = io.BytesIO()
-            frame.save(buf, "PNG")
-            frames.append(buf.getvalue())
-    return frames

@@ -5,6 +5,7 @@ decides what happens to pages that already have text. Every document is built he
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -207,6 +208,47 @@ def test_the_searchable_pdf_adds_no_second_text_layer_to_a_born_digital_page(tmp
                             check=True).stdout
     assert first.split() == ["Digital", "page", "words"]
     assert "SCANNED" in second
+
+
+def test_a_cmyk_tiffs_searchable_pdf_has_every_frame_with_its_text(tmp_path):
+    """A CMYK multi-page TIFF (prepress and some scanners) is read, and its searchable PDF is
+    made from the frames as the engine read them: once a write_error, as PNG cannot hold CMYK."""
+    import subprocess
+
+    source = tmp_path / "cmyk.tif"
+    source.write_bytes(tiff([scan("CYAN PAGE").convert("CMYK"), scan("BLACK PAGE").convert("CMYK")], dpi=150))
+    run([source], tmp_path / "out", "--format", "pdf")
+    searchable = str(tmp_path / "out" / "cmyk.tif.pdf")
+    pages = [subprocess.run(["pdftotext", "-f", str(n), "-l", str(n), searchable, "-"], capture_output=True, text=True,
+                            check=True).stdout for n in (1, 2)]
+    assert "CYAN" in pages[0] and "BLACK" in pages[1]
+
+
+def test_a_tiff_frame_that_cannot_be_read_is_a_blank_page_of_the_searchable_pdf(tmp_path):
+    """One corrupt frame is that page's decode_error; the searchable PDF still holds every
+    page, the broken one blank at the frame's size, and the others' text where it was."""
+    import io
+    import subprocess
+
+    from PIL import Image
+
+    data = bytearray(tiff([scan("PAGE ONE"), scan("PAGE TWO", size=(900, 200)), scan("PAGE THREE")],
+                          dpi=150, compression="tiff_lzw"))
+    with Image.open(io.BytesIO(bytes(data))) as im:
+        im.seek(1)
+        start, length = im.tag_v2[273][0], im.tag_v2[279][0]
+    data[start:start + length] = b"\xff" * length  # LZW codes not yet in its table
+    source = tmp_path / "broken.tif"
+    source.write_bytes(bytes(data))
+    run([source], tmp_path / "out", "--format", "pdf")
+    assert [p["status"] for p in document(tmp_path / "out", "broken.tif")["pages"]] == ["ok", "failed", "ok"]
+    searchable = str(tmp_path / "out" / "broken.tif.pdf")
+    shown = [subprocess.run(["pdftotext", "-f", str(n), "-l", str(n), searchable, "-"], capture_output=True,
+                            text=True, check=True).stdout.split() for n in (1, 2, 3)]
+    assert shown == [["PAGE", "ONE"], [], ["PAGE", "THREE"]]
+    info = subprocess.run(["pdfinfo", "-f", "2", "-l", "2", searchable], capture_output=True, text=True,
+                          check=True).stdout
+    assert re.search(r"^Page +2 size: +432 x 96 pts$", info, re.MULTILINE)  # 900 x 200 pixels at 150 dpi
 
 
 def test_a_multipage_tiff_whose_pages_folder_would_be_itself_gets_one_error_and_no_pages(tmp_path):

@@ -35,6 +35,8 @@ class OutputPage:
       the document's name);
     - `image`: the encoded image file, for an image page of a searchable PDF built from images
       (None for a PDF page: the original PDF is given to searchable_pdf instead);
+    - `frame`: for a page of a multi-page TIFF, its frame in `image` (the whole TIFF, so no
+      frame is copied out before the PDF needs it); None for an image file read whole;
     - `text_layer`: the PDF page already has text of its own (born digital), so the searchable
       PDF adds none over it: its text would be found twice.
     """
@@ -46,6 +48,7 @@ class OutputPage:
     image_name: str = ""
     image: bytes | None = None
     text_layer: bool = False
+    frame: int | None = None
 
     @property
     def number(self) -> int:

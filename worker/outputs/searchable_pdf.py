@@ -6,8 +6,10 @@ Two sources:
   A4 scan of 2480 x 3508 pixels A4-sized). A grey or RGB JPEG goes in as it is (DCTDecode,
   as img2pdf does; its EXIF orientation is applied by the placement, not by re-encoding); a
   plain PNG's compressed data goes in as it is (Flate with PNG predictors); so does a grey or
-  RGB JP2 file (JPXDecode); any other image
-  goes in losslessly as the pixels the engine read, encoded as such a PNG;
+  RGB JP2 file (JPXDecode). Any other image, and each frame of a multi-page TIFF, goes in as
+  the pixels the engine read: black and white in CCITT Group 4, a frame stored as JPEG as a
+  JPEG with its own quantisation, the rest losslessly as such a PNG. A frame the engine could
+  not read is a blank page of its size, so the others keep their page numbers;
 - a PDF (`pdf_with_text`): its pages are kept as they are (pikepdf), their content wrapped in
   q/Q, and the text layer added as one more content stream. Page pixels map to PDF user
   space through the page's visible box (the crop box within the media box, its origin
@@ -32,10 +34,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import pikepdf
-from PIL import Image
+from PIL import Image, JpegImagePlugin
+from PIL.TiffImagePlugin import (JPEGTABLES, PHOTOMETRIC_INTERPRETATION, ROWSPERSTRIP, STRIPBYTECOUNTS,
+                                  STRIPOFFSETS, TILEBYTECOUNTS, TILEOFFSETS)
 
 from docmill.result import OcrResult, Word
-from pages.decode import decode_image
+from pages.decode import decode_frame, decode_image
 from worker.outputs.glyphless import ADVANCE, ASCENT, DESCENT, UNITS_PER_EM, TextFont
 from worker.outputs.page import OutputPage, exif_orientation
 from worker.outputs.reading import line_words, reading_corners, text_angle
@@ -48,6 +52,10 @@ _BASELINE_UP = -DESCENT / (ASCENT - DESCENT)  # the baseline's height in a word'
 _JPEG_COLOURS = {"L": pikepdf.Name.DeviceGray, "RGB": pikepdf.Name.DeviceRGB}
 _PNG_COLOURS = {0: (1, pikepdf.Name.DeviceGray), 2: (3, pikepdf.Name.DeviceRGB)}  # IHDR colour type
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_JPEG = ("jpeg", "tiff_jpeg")  # Pillow's names for TIFF's JPEG compressions (7, and the old 6)
+_JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
+_FALLBACK_JPEG_QUALITY = 90
+_MIN_IS_BLACK = 1  # TIFF PhotometricInterpretation
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"  # the JP2 file format's first box (a bare codestream has none)
 # EXIF orientation: displayed (x, y) from stored (u, v), both 0 to 1 from the top-left corner,
 # as rows of x = a u + b v + c and y = d u + e v + f (Pillow's exif_transpose for each value).
@@ -131,7 +139,9 @@ def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage) -> None:
     scale = POINTS_PER_INCH / (page.dpi or DEFAULT_DPI)
     width_pt, height_pt = page.width * scale, page.height * scale
     pdf_page = pdf.add_blank_page(page_size=(width_pt, height_pt))
-    image, orientation = _image_xobject(pdf, page.image, page.width * page.height)
+    if page.result.error is not None:  # a frame that could not be read stays a blank page of its size
+        return
+    image, orientation = _image_xobject(pdf, page)
     name = pdf_page.add_resource(image, pikepdf.Name.XObject, pikepdf.Name("/Im0"))
     placement = _matrix(_placement(orientation, width_pt, height_pt))
     pdf_page.contents_add(f"q {placement} cm {name} Do Q\n".encode())
@@ -162,17 +172,86 @@ def _placement(orientation: int, width_pt: float, height_pt: float) -> Matrix:
     return m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2]
 
 
-def _image_xobject(pdf: pikepdf.Pdf, data: bytes, pixels: int) -> tuple[pikepdf.Stream, int]:
-    """An image file (of `pixels` pixels) as an image XObject, and the EXIF orientation to
-    place it with."""
+def _image_xobject(pdf: pikepdf.Pdf, page: OutputPage) -> tuple[pikepdf.Stream, int]:
+    """The page's image as an image XObject, and the EXIF orientation to place it with: the
+    file's own data where a PDF can hold it, else the pixels the engine read (same decoder)."""
+    data, pixels = page.image or b"", page.width * page.height
     with Image.open(io.BytesIO(data)) as im:
-        if im.format == "JPEG" and im.mode in _JPEG_COLOURS:
-            return _jpeg(pdf, data, im), exif_orientation(im)
-        if im.format == "PNG" and _plain_png(data) and exif_orientation(im) == 1:
-            return _png(pdf, data), 1
-        if im.format == "JPEG2000" and im.mode in _JPEG_COLOURS and data.startswith(_JP2_SIGNATURE):
-            return _jpx(pdf, data, im), 1
-    return _png(pdf, _lossless_png(data, pixels)), 1
+        if page.frame is None:
+            kept = _kept_as_is(pdf, data, im)
+            if kept is not None:
+                return kept
+            read = decode_image(data, max_pixels=pixels)
+        else:
+            im.seek(page.frame)
+            read = decode_frame(im, pixels)
+        return _encoded(pdf, read, _jpeg_settings(im, data)), 1
+
+
+def _kept_as_is(pdf: pikepdf.Pdf, data: bytes, im: Image.Image) -> tuple[pikepdf.Stream, int] | None:
+    """An image file whose data a PDF holds as it is, with its EXIF orientation; None for others."""
+    if im.format == "JPEG" and im.mode in _JPEG_COLOURS:
+        return _jpeg(pdf, data, im), exif_orientation(im)
+    if im.format == "PNG" and _plain_png(data) and exif_orientation(im) == 1:
+        return _png(pdf, data), 1
+    if im.format == "JPEG2000" and im.mode in _JPEG_COLOURS and data.startswith(_JP2_SIGNATURE):
+        return _jpx(pdf, data, im), 1
+    return None
+
+
+def _encoded(pdf: pikepdf.Pdf, bgr: np.ndarray, jpeg: dict[str, object] | None) -> pikepdf.Stream:
+    """Decoded pixels as an image XObject: black and white in CCITT Group 4 (lossless, and a
+    third smaller than one-bit Flate on a text page); a frame the source stored as JPEG as a
+    JPEG again, with the source's quantisation (`jpeg`) so that it keeps its size and quality
+    (as PNG, a colour scan grew 3.7 times); anything else as a lossless PNG."""
+    grey = bgr[:, :, 0] if (bgr[:, :, 0] == bgr[:, :, 1]).all() and (bgr[:, :, 1] == bgr[:, :, 2]).all() else None
+    if grey is not None and bool(np.isin(grey, (0, 255)).all()):
+        return _ccitt_g4(pdf, grey)
+    image = Image.fromarray(grey) if grey is not None else Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+    buffer = io.BytesIO()
+    if jpeg is None:
+        image.save(buffer, "PNG")
+        return _png(pdf, buffer.getvalue())
+    image.save(buffer, "JPEG", **jpeg)
+    with Image.open(buffer) as encoded:
+        return _jpeg(pdf, buffer.getvalue(), encoded)
+
+
+def _jpeg_settings(im: Image.Image, data: bytes) -> dict[str, object] | None:
+    """For a TIFF frame stored as JPEG, Pillow's save options that encode like it did: its
+    quantisation tables and chroma subsampling, read from its first strip or tile completed
+    by the shared JPEGTables (quality 90 where they cannot be read); None for other images."""
+    if im.format != "TIFF" or im.info.get("compression") not in _TIFF_JPEG:
+        return None
+    tags = im.tag_v2
+    offsets, counts = tags.get(STRIPOFFSETS) or tags.get(TILEOFFSETS), tags.get(STRIPBYTECOUNTS) or tags.get(TILEBYTECOUNTS)
+    fallback = {"quality": _FALLBACK_JPEG_QUALITY}
+    try:
+        first = data[offsets[0]:offsets[0] + counts[0]]
+        tables = tags.get(JPEGTABLES, b"")
+        stream = tables[:-2] + first[2:] if tables.endswith(_JPEG_EOI) and first.startswith(_JPEG_SOI) else first
+        with Image.open(io.BytesIO(stream), formats=["JPEG"]) as source:
+            if not source.quantization:
+                return fallback
+            return {"qtables": source.quantization, "subsampling": JpegImagePlugin.get_sampling(source)}
+    except Exception:  # noqa: BLE001 - a frame whose tables cannot be read still goes in as a JPEG
+        return fallback
+
+
+def _ccitt_g4(pdf: pikepdf.Pdf, grey: np.ndarray) -> pikepdf.Stream:
+    """A black-and-white page (0 and 255 only) in CCITT Group 4, as libtiff encodes it in one strip."""
+    height, width = grey.shape
+    buffer = io.BytesIO()
+    Image.fromarray(grey).convert("1", dither=Image.Dither.NONE).save(
+        buffer, "TIFF", compression="group4", tiffinfo={ROWSPERSTRIP: height})
+    with Image.open(buffer) as tiff:
+        start, length = tiff.tag_v2[STRIPOFFSETS][0], tiff.tag_v2[STRIPBYTECOUNTS][0]
+        black_is_one = tiff.tag_v2[PHOTOMETRIC_INTERPRETATION] == _MIN_IS_BLACK  # its coded white is then 0
+    parms = pikepdf.Dictionary(K=-1, Columns=width, Rows=height, BlackIs1=black_is_one)
+    return pdf.make_stream(buffer.getvalue()[start:start + length], Type=pikepdf.Name.XObject,
+                           Subtype=pikepdf.Name.Image, Width=width, Height=height,
+                           ColorSpace=pikepdf.Name.DeviceGray, BitsPerComponent=1,
+                           Filter=pikepdf.Name.CCITTFaxDecode, DecodeParms=parms)
 
 
 def _jpx(pdf: pikepdf.Pdf, data: bytes, im: Image.Image) -> pikepdf.Stream:
@@ -216,21 +295,6 @@ def _png(pdf: pikepdf.Pdf, data: bytes) -> pikepdf.Stream:
                            Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image, Width=width, Height=height,
                            ColorSpace=space, BitsPerComponent=depth, Filter=pikepdf.Name.FlateDecode,
                            DecodeParms=parms)
-
-
-def _lossless_png(data: bytes, pixels: int) -> bytes:
-    """The pixels the engine read (same decoder) as a plain PNG: grey when every pixel is,
-    one bit deep when only black and white."""
-    bgr = decode_image(data, max_pixels=pixels)
-    if (bgr[:, :, 0] == bgr[:, :, 1]).all() and (bgr[:, :, 1] == bgr[:, :, 2]).all():
-        grey = bgr[:, :, 0]
-        bilevel = bool(np.isin(grey, (0, 255)).all())
-        image = Image.fromarray(grey).convert("1") if bilevel else Image.fromarray(grey)
-    else:
-        image = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def _text_layer(page: OutputPage, font: TextFont, font_name: pikepdf.Name, pixels_to_user: Matrix) -> bytes:

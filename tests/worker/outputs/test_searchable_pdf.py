@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pikepdf
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from docmill.result import DocumentPage, OcrResult
-from pages.decode import decode_image
+from pages.decode import decode_frame, decode_image
 from pages.document import PageLimits
 from pages.source import open_document
-from tests.pages import encoded, encrypted, scanned_pdf, text_pdf
+from tests.pages import encoded, encrypted, scan, scanned_pdf, text_pdf, tiff, ycbcr_jpeg_tiff
 from tests.worker.drawn import bounds, iou
 from tests.worker.outputs import hand_line, hand_result, mean_difference, pdf_text, pdf_words, rect, render
 from worker.outputs import glyphless
@@ -208,6 +208,72 @@ def test_an_image_page_renders_like_its_image(drawn, tmp_path, kind):
             assert image.Filter == pikepdf.Name.JPXDecode and image.read_raw_bytes() == data
         if kind == "j2k codestream":  # PDF's JPXDecode takes the JP2 file format: the pixels go in as PNG
             assert image.Filter == pikepdf.Name.FlateDecode
+
+
+def _rgb_page(text: str) -> Image.Image:
+    """A colour scan: a tinted photo-like ground under a line of text."""
+    across = np.linspace(0, 1, 700)
+    ground = np.stack([150 + 100 * across, np.full(700, 225.0), 200 - 60 * across], axis=1)
+    ground = ground.astype(np.uint8)[None].repeat(300, axis=0)
+    page = Image.fromarray(ground)
+    page.paste(scan(text).convert("RGB").resize((560, 128)), (70, 80))
+    return page
+
+
+TIFF_FRAMES = {  # frames of a multi-page TIFF: how each is written, and how its page must hold it
+    "group4": (lambda frames: tiff([f.convert("L").point(lambda v: 255 * (v > 128)).convert("1") for f in frames],
+                                   dpi=200, compression="group4"), pikepdf.Name.CCITTFaxDecode),
+    "jpeg in strips": (lambda frames: tiff(frames, dpi=200, compression="jpeg", quality=80), pikepdf.Name.DCTDecode),
+    "lzw": (lambda frames: tiff(frames, dpi=200, compression="tiff_lzw"), pikepdf.Name.FlateDecode),
+    "cmyk": (lambda frames: tiff([f.convert("CMYK") for f in frames], dpi=200), pikepdf.Name.FlateDecode),
+}
+
+
+@pytest.mark.parametrize("kind", list(TIFF_FRAMES))
+def test_each_tiff_frame_renders_like_the_engine_read_it_in_a_pdf_no_bigger_than_needed(tmp_path, kind):
+    """Every frame of a multi-page TIFF is its own page, as the engine read it (a CMYK frame
+    too); black and white stays CCITT Group 4 and JPEG stays JPEG, so the PDF's images are not
+    many times the TIFF."""
+    make, kept_as = TIFF_FRAMES[kind]
+    data = make([_rgb_page("FRAME ONE"), _rgb_page("FRAME TWO")])
+    with Image.open(io.BytesIO(data)) as im:
+        frames = []
+        for index in range(2):
+            im.seek(index)
+            frames.append(decode_frame(im, 10**8))
+    pages = [OutputPage(hand_result([], f.shape[1], f.shape[0]), f.shape[1], f.shape[0], 200, "scan.tif", data,
+                        frame=index) for index, f in enumerate(frames)]
+    pdf = written(tmp_path, pdf_from_images(pages))
+    with pikepdf.open(pdf) as opened:
+        images = [next(iter(page.get_images().values())) for page in opened.pages]
+        assert [image.Filter for image in images] == [kept_as, kept_as]
+        held = sum(len(image.read_raw_bytes()) for image in images)
+        if kind == "group4":  # lossless: every pixel as it was
+            for image, frame in zip(images, frames):
+                assert np.array_equal(np.asarray(pikepdf.PdfImage(image).as_pil_image().convert("L")), frame[:, :, 0])
+    for number, frame in enumerate(frames, 1):
+        assert mean_difference(render(pdf, 200, tmp_path, number), frame[:, :, ::-1]) <= MAX_DIFFERENCE
+    if kind in ("group4", "jpeg in strips"):  # the pages' images take about what the frames took
+        assert held <= 1.2 * len(data), (held, len(data))
+
+
+def test_a_ycbcr_jpeg_tiff_keeps_its_quantisation_and_subsampling(tmp_path):
+    """A colour scan's JPEG comes back out near bit for bit (re-encoding with its own tables
+    and 4:2:0 sampling), at its own size rather than as a PNG many times it."""
+    data = ycbcr_jpeg_tiff([_rgb_page("COLOUR SCAN")], dpi=200)
+    read = decode_image(data, 10**8)
+    page = OutputPage.of_image(hand_result([], read.shape[1], read.shape[0]), data, "scan.tif")
+    assert page.dpi == 200
+    pdf = written(tmp_path, pdf_from_images([page]))
+    with pikepdf.open(pdf) as opened:
+        image = next(iter(opened.pages[0].get_images().values()))
+        assert image.Filter == pikepdf.Name.DCTDecode
+        kept = image.read_raw_bytes()
+    with Image.open(io.BytesIO(kept)) as jpeg:
+        assert JpegImagePlugin.get_sampling(jpeg) == 2
+        again = np.asarray(jpeg.convert("RGB")).astype(int)
+    assert np.abs(again - read[:, :, ::-1]).mean() <= 0.5
+    assert len(kept) <= 1.1 * len(data)
 
 
 # Pillow's transpose that undoes each EXIF orientation's display transform: stored = shown.transpose(...)
