@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from docmill.result import ModelsInfo, OcrResult, ResultError, SourceInfo, TextSource, shipped_schema
-from docmill.storage import is_s3_uri
+from docmill.storage import is_s3_uri, join_uri, key_under
 
 DOCUMENT_SCHEMA_ID = "docmill.document/v1"
 PdfText = Literal["ocr", "skip", "embedded"]
@@ -27,6 +28,8 @@ PDF_TEXT_HELP = ("PDF pages that already have a text layer: ocr them anyway (def
                  "(recorded as skipped), or take their embedded text and boxes instead of OCR")
 PageStatus = Literal["ok", "failed", "skipped"]
 _RESULT_SUFFIX = ".json"
+_PICTURE_SUFFIX = ".png"
+_BLOB_NAMES = ("NAME", "3fa9c2e1b7d04a6f", "20240117")  # a word, a hash, a number
 
 
 OutputFormat = Literal["txt", "hocr", "alto", "pdf"]
@@ -50,6 +53,34 @@ def output_uri(result_dst: str, fmt: str) -> str:
     """Where format `fmt` of the image or document whose result is `result_dst` goes: beside
     it, OUT/<rel>.txt, .hocr, .alto.xml or .pdf."""
     return _rel(result_dst) + OUTPUT_SUFFIXES[fmt]
+
+
+def picture_uri(result_dst: str) -> str:
+    """Where --visualize's picture of the result `result_dst` goes: OUT/<rel>.png."""
+    return _rel(result_dst) + _PICTURE_SUFFIX
+
+
+def results_read_again(include: Callable[[str], bool], include_text: str, roots: Iterable[str],
+                       out_root: str) -> str | None:
+    """Why this --include and --out cannot go together, as the sentence to refuse them with;
+    None when they can. They cannot when --out lies inside an input and the patterns take in
+    both a name with no suffix (a blob named by a word, a hash or a number) and what docmill
+    writes for it (its result, formats, picture or pages'): the next run would read those as
+    new inputs, and nothing in their names tells them from inputs (for named inputs,
+    docmill.storage.written_by_docmill does)."""
+    inside = next((root for root in roots if key_under(root, join_uri(out_root, "NAME")) is not None), None)
+    if inside is None:
+        return None
+    for stem in _BLOB_NAMES:
+        result = stem + _RESULT_SUFFIX
+        written = [result, picture_uri(result), page_result_uri(result, 1), picture_uri(page_result_uri(result, 1)),
+                   *(output_uri(result, fmt) for fmt in OUTPUT_SUFFIXES)]
+        taken = [name for name in written if include(name)] if include(stem) else []
+        if taken:
+            return (f"--out {out_root} lies inside the input {inside}, and --include {include_text!r} takes in what "
+                    f"docmill writes there for an input named {stem} ({taken[0]}): a later run would read those "
+                    "results as inputs; put --out outside the input, or narrow --include")
+    return None
 
 
 def page_result_uri(document_dst: str, number: int) -> str:

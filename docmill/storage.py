@@ -89,6 +89,11 @@ class Storage(Protocol):
         returns its size."""
         ...
 
+    def read_start(self, uri: str, count: int) -> bytes:
+        """The object's first `count` bytes (all of it when shorter): enough to tell what it
+        is without fetching the rest."""
+        ...
+
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
                     metadata: dict[str, str] | None = None) -> None: ...
 
@@ -285,6 +290,15 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"{uri}: {type(exc).__name__}: {exc}") from exc
 
+    def read_start(self, uri: str, count: int) -> bytes:
+        try:
+            with _local_path(uri).open("rb") as f:
+                return f.read(count)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{uri}: no such file") from exc
+        except OSError as exc:
+            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}") from exc
+
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
                     metadata: dict[str, str] | None = None) -> None:
         path = _local_path(uri)
@@ -445,6 +459,20 @@ class S3Storage:
         except StorageError:
             raise
         except Exception as exc:  # noqa: BLE001
+            raise _s3_error(exc, uri) from exc
+
+    def read_start(self, uri: str, count: int) -> bytes:
+        """A ranged GET; an empty object, which has no byte 0 to range over (416), is b""."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{count - 1}")["Body"]
+            try:
+                return body.read(count)
+            finally:
+                body.close()
+        except Exception as exc:  # noqa: BLE001
+            if _s3_code(exc) == "InvalidRange":
+                return b""
             raise _s3_error(exc, uri) from exc
 
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",

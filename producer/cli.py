@@ -11,17 +11,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from docmill.documents import parse_formats
+from docmill.documents import parse_formats, results_read_again
 from docmill.errors import UsageError
+from docmill.inputs import DEFAULT_INCLUDE, parse_include
 from docmill.jobs import JobNotFound, JobState, JobStore, connect
 from docmill.messages import JOB_ID, MAX_ITEMS_PER_TASK
-from docmill.inputs import DEFAULT_INCLUDE
 from docmill.modelset import ModelSetError, pin_for_job
 from docmill.settings import Settings, mask_url
 from docmill.storage import StorageError, open_storage, require_writable
 from producer.enqueue import (Backpressure, Counts, JobPlan, Services, TaskSender, load_plan, run_job,
                               save_plan)
-from producer.listing import drop_last_modified, parse_include
+from producer.listing import drop_last_modified
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
@@ -60,8 +60,12 @@ def _start(args: argparse.Namespace, settings: Settings, store: JobStore) -> tup
         raise UsageError(f"--job {job!r}: letters, digits, '.', '_' and '-' only, at most 128")
     try:
         open_storage(args.input, settings)
+        include_text = args.include or DEFAULT_INCLUDE
+        include = parse_include(include_text)
+        refusal = results_read_again(include, include_text, [args.input], args.out)
+        if refusal is not None:
+            raise UsageError(refusal)
         require_writable(args.out, settings)
-        include = parse_include(args.include or DEFAULT_INCLUDE)
         models, set_name = pin_for_job(args.models or settings.models, settings)
         plan = JobPlan(in_uri=args.input, out_uri=args.out, models=models, models_set=set_name,
                        include=",".join(include.patterns), chunk=args.chunk,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from docmill.commandline import Subparsers, lazy
 from docmill.documents import FORMATS_HELP, PDF_TEXT_HELP, PDF_TEXT_MODES
-from docmill.inputs import DEFAULT_INCLUDE
+from docmill.inputs import INCLUDE_HELP
 from docmill.messages import MAX_ITEMS_PER_TASK, QUEUE
 
 DEFAULT_CHUNK = 16
@@ -22,8 +22,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--job", help="job id (default: generated from the time)")
     p.add_argument("--models", help="published model set: s3://.../<set> (LATEST is read once, at job start), "
                    "s3://.../<set>/<version>, or a folder every worker sees (default: DOCMILL_MODELS)")
-    p.add_argument("--include", help=f'glob patterns, comma-separated (default "{DEFAULT_INCLUDE}"); '
-                   'a pattern with "/" matches the whole key')
+    p.add_argument("--include", help=INCLUDE_HELP)
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
                    help=f"images per task, 1 to {MAX_ITEMS_PER_TASK} (default {DEFAULT_CHUNK})")
     p.add_argument("--pages-per-task", type=int, default=DEFAULT_PAGES_PER_TASK,

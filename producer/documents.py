@@ -4,7 +4,9 @@ The producer reads each document once to count its pages (in the page source's r
 under the same time and memory limits as the workers), then makes one item per
 `pages_per_task` pages. A document it cannot count (encrypted, corrupt, unreadable) stays one
 whole item: the worker that takes it writes the error result, so nothing is left out. A
-one-page TIFF is an image and stays one item too.
+one-page TIFF is an image and stays one item too. A name with no image suffix that an
+--include took in (a hash-named blob) is sniffed first from its first bytes, so an image
+among them is not fetched whole here.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import logging
 import tempfile
 from dataclasses import dataclass
 
+from docmill.inputs import is_document_name
 from docmill.messages import TaskItem
 from docmill.settings import Settings
 from docmill.storage import Storage, StorageError
 from pages.document import DocumentError, PageLimits, descriptor_path
-from pages.source import open_document
+from pages.source import SNIFF_BYTES, open_document, sniff_kind
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ def count_pages(item: TaskItem, storage: Storage, settings: Settings) -> int | N
     read here (the worker gives that its own result)."""
     with tempfile.TemporaryFile(prefix="docmill-count-") as copy:  # no name: nothing left if killed
         try:
+            if not is_document_name(item.src) and sniff_kind(storage.read_start(item.src, SNIFF_BYTES)) == "image":
+                return None  # a blob with no document suffix, and no document in its first bytes
             storage.read_into(item.src, copy, max_bytes=settings.max_document_bytes)
             copy.flush()
             with open_document(descriptor_path(copy.fileno()), PageLimits.from_settings(settings)) as document:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from docmill.documents import OutputFormat, PdfText
-from docmill.inputs import is_document_name
+from docmill.inputs import may_be_document, parse_include
 from docmill.jobs import JobState, JobStore, write_summary
 from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
 from docmill.result import models_tag
@@ -27,7 +27,7 @@ from docmill.settings import Settings
 from docmill.storage import ObjectRef, Storage, result_uri, written_by_docmill
 from producer.commands import DEFAULT_PAGES_PER_TASK
 from producer.documents import split_document
-from producer.listing import chunked, iter_sources, parse_include, prefetched
+from producer.listing import chunked, iter_sources, prefetched
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def _tasks(job: str, todo: list[TaskItem], plan: JobPlan, svc: Services, counts:
     ranges: list[list[TaskItem]] = []
     for item in todo:
         split = split_document(item, svc.in_storage, svc.settings, plan.pages_per_task) \
-            if is_document_name(item.src) else None
+            if may_be_document(item.src) else None
         if split is None or split.page_count is None:
             whole.append(item)
             continue

@@ -7,45 +7,17 @@ chunk at a time, so the producer's memory does not grow with the size of the pre
 
 from __future__ import annotations
 
-import fnmatch
 import queue
 import re
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from docmill.inputs import Include
 from docmill.storage import ObjectRef, S3Storage, Storage
 
 _LAST_MODIFIED = re.compile(rb"<LastModified>[^<]*</LastModified>")
 T = TypeVar("T")
-
-
-class Include:
-    """Glob patterns, case-insensitive. A pattern without '/' matches the file name; one with
-    '/' matches the key relative to the input prefix. Compiled once: it runs on every key."""
-
-    def __init__(self, patterns: tuple[str, ...]) -> None:
-        if not patterns:
-            raise ValueError("--include needs at least one pattern")
-        self.patterns = patterns
-        self._name_re = _compile([p for p in patterns if "/" not in p])
-        self._key_re = _compile([p for p in patterns if "/" in p])
-
-    def __call__(self, key: str) -> bool:
-        name = key.rsplit("/", 1)[-1]
-        return bool((self._name_re and self._name_re.match(name))
-                    or (self._key_re and self._key_re.match(key)))
-
-
-def _compile(patterns: list[str]) -> re.Pattern[str] | None:
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.IGNORECASE)
-
-
-def parse_include(text: str) -> Include:
-    """'*.jpg, *.png' -> Include(('*.jpg', '*.png'))."""
-    return Include(tuple(p.strip() for p in text.split(",") if p.strip()))
 
 
 def iter_sources(storage: Storage, in_uri: str, include: Include,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from docmill.commandline import Subparsers, lazy
 from docmill.documents import FORMATS_HELP, PDF_TEXT_HELP, PDF_TEXT_MODES
+from docmill.inputs import DEFAULT_INCLUDE, INCLUDE_HELP
 
 DEVICES = ["auto", "cpu", "cuda"]
 
@@ -30,6 +31,7 @@ def _add_run(sub: Subparsers) -> None:
     p.add_argument("--batch-images", type=int, help="images per engine batch (default: DOCMILL_BATCH_IMAGES)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an engine option for this run (repeatable; see docmill config)")
+    p.add_argument("--include", default=DEFAULT_INCLUDE, metavar="PATTERNS", help=INCLUDE_HELP)
     p.add_argument("--pdf-text", choices=PDF_TEXT_MODES, default="ocr", help=PDF_TEXT_HELP)
     p.add_argument("--format", default="json", metavar="FORMATS", help=FORMATS_HELP)
     p.add_argument("--visualize", action="store_true", help="write a PNG with boxes and text beside each JSON")

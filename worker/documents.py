@@ -24,7 +24,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from docmill.inputs import is_document_name
+from docmill.inputs import may_be_document
 from docmill.documents import DocumentResult, PageSummary, PdfText, blocked_page_folder, page_result_uri
 from docmill.messages import TaskItem
 from docmill.result import DocumentPage, ModelsInfo, ResultError, SourceInfo
@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 
 
 def is_document_item(item: TaskItem) -> bool:
-    """Items read as documents: page ranges the producer split, and PDF or TIFF names (the
-    bytes decide in the end: a one-page TIFF stays an image, and anything that is no PDF or
-    TIFF goes down the image path, which reports what it is)."""
-    return item.pages is not None or is_document_name(PurePosixPath(item.src).name)
+    """Items opened as documents: page ranges the producer split, and every name but an image's
+    (docmill.inputs.may_be_document). The bytes decide in the end: a one-page TIFF stays an
+    image, and anything that is no PDF or TIFF goes down the image path, which reports what it is."""
+    return item.pages is not None or may_be_document(PurePosixPath(item.src).name)
 
 
 @dataclass
@@ -200,7 +200,7 @@ class DocumentReader:
             self._spooled = self._spool.acquire(self.item)
             with open(self._spooled.path, "rb") as f:
                 self._image_bytes = sniff_kind(f.read(SNIFF_BYTES)) == "image" and self.item.pages is None
-            if self._image_bytes:  # a PDF or TIFF name on an image: the image path tells what it is
+            if self._image_bytes:  # no PDF or TIFF in these bytes: the image path tells what they are
                 return
             self.document = open_document(self._spooled.path, PageLimits.from_settings(self.settings))
         except StorageError as exc:

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from docmill.documents import OutputFormat, PdfText, blocked_page_folder, parse_formats
+from docmill.documents import OutputFormat, PdfText, blocked_page_folder, parse_formats, results_read_again
 from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
-from docmill.inputs import INPUT_SUFFIXES, describe_skipped, is_input_name, suffix_of
+from docmill.inputs import (DEFAULT_INCLUDE, INPUT_SUFFIXES, Include, describe_skipped, parse_include,
+                            suffix_of)
 from docmill.messages import TaskItem
 from docmill.modelset import ModelSet, ModelSetError
 from docmill.options import parse_option_assignments
@@ -119,17 +120,21 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         overrides = parse_option_assignments(args.set)
         formats = parse_formats(args.format)
+        include = parse_include(args.include)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    refusal = results_read_again(include, args.include, args.inputs, args.out)
+    if refusal is not None:
+        raise UsageError(refusal)
     from worker.engine.providers import resolve_providers
 
     resolve_providers(args.device or settings.device)  # DeviceUnavailable is a usage error
     require_writable(args.out, settings)
-    inputs = list_inputs(args.inputs, args.out, settings)
+    inputs = list_inputs(args.inputs, args.out, settings, include)
     if not inputs.items:
         passed = f" (passed over: {describe_skipped(inputs.skipped)})" if inputs.skipped else ""
-        raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads "
-                         f"{' '.join(INPUT_SUFFIXES)}")
+        reads = " ".join(INPUT_SUFFIXES) if args.include == DEFAULT_INCLUDE else f"what --include {args.include!r} matches"
+        raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads {reads}")
     model_set = _model_set(args.models or settings.models, settings)
     current = _drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing else 0
     replaced = _results_there(inputs, args.out, settings)
@@ -147,9 +152,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILED if args.fail_on_error and (summary.failed or summary.documents_failed) else EXIT_OK
 
 
-def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inputs:
-    """Every image and document under the inputs (files, folders recursively, s3:// prefixes),
-    each with its result location `OUT/<path relative to its input>.json`. Other files are
+def list_inputs(roots: Iterable[str], out_root: str, settings: Settings, include: Include) -> Inputs:
+    """Every image and document under the inputs (files, folders recursively, s3:// prefixes)
+    that `include` matches (a file named as an input is always read), each with its result
+    location `OUT/<path relative to its input>.json`. Other files are
     counted by suffix, never passed over in silence, and so are the searchable PDFs and pictures an
     earlier run wrote into an --out inside an input folder. Two inputs that would write the same result are
     refused: one result would silently overwrite the other."""
@@ -166,7 +172,7 @@ def list_inputs(roots: Iterable[str], out_root: str, settings: Settings) -> Inpu
             raise UsageError(f"input {root}: {str(exc).splitlines()[0]}") from exc
         explicit_file = not is_s3_uri(root) and Path(root).is_file()
         for ref in refs:
-            passed_over = None if explicit_file else _passed_over(ref.key, ref.uri, out_root)
+            passed_over = None if explicit_file else _passed_over(ref.key, ref.uri, out_root, include)
             if passed_over:
                 inputs.skipped[passed_over] += 1
                 continue
@@ -194,9 +200,9 @@ def _check_page_folder(src: str, key: str, dst: str) -> None:
         raise UsageError(f"{src}: {blocked}")
 
 
-def _passed_over(key: str, uri: str, out_root: str) -> str | None:
+def _passed_over(key: str, uri: str, out_root: str, include: Include) -> str | None:
     """Why a listed file is not read, as its count's label in the summary; None when it is."""
-    if not is_input_name(key):
+    if not include(key):
         return suffix_of(key)
     if written_by_docmill(out_root, uri):
         return f"{suffix_of(key)} written by docmill in --out"

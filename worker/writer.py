@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from docmill.documents import DocumentResult
+from docmill.documents import DocumentResult, picture_uri
 from docmill.result import OcrResult, storage_metadata
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
@@ -42,7 +42,7 @@ class ResultWriter:
         if picture is not None:
             from worker.visualize import render_png
 
-            png_uri = dst.removesuffix(".json") + ".png"
+            png_uri = picture_uri(dst)
             self._with_retries(png_uri, render_png(picture, result.lines), "image/png", metadata)
         self.metrics.observe_stage("write", time.perf_counter() - start)
 

@@ -1,10 +1,10 @@
-"""What docmill reads as an image and as a document, by name."""
+"""What docmill reads as an image and as a document, by name, and which names --include takes."""
 
 from __future__ import annotations
 
 import pytest
 
-from docmill.inputs import is_document_name
+from docmill.inputs import is_document_name, may_be_document, parse_include
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -33,3 +33,21 @@ def test_every_image_suffix_names_a_format_the_decoder_opens() -> None:
 
     Image.init()
     assert {Image.EXTENSION[suffix] for suffix in IMAGE_SUFFIXES} <= set(FORMATS) | {"MPO"}
+
+
+def test_include_patterns_match_names_or_whole_keys_case_insensitively():
+    include = parse_include(" *.jpg , scans/*.png,,")
+    assert include.patterns == ("*.jpg", "scans/*.png")
+    cases = {"a.jpg": True, "deep/b.JPG": True, "c.jpgx": False, "x.png": False,
+             "scans/x.png": True, "scans/y/z.PNG": True, "a/scans/x.png": False}
+    assert {key: include(key) for key in cases} == cases
+    with pytest.raises(ValueError):
+        parse_include(" , ")
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("a.pdf", True), ("scan.TIF", True), ("3fa9c2e1", True), ("blobs/3fa9c2e1", True), ("notes.txt", True),
+    ("a.jpg", False), ("a.PNG", False), ("master.jp2", False)])
+def test_only_an_image_name_is_read_as_an_image_without_looking(name: str, expected: bool) -> None:
+    """A hash-named blob may hold a PDF: its bytes must decide, or a PDF would be decoded as an image."""
+    assert may_be_document(name) is expected

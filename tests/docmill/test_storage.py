@@ -421,3 +421,23 @@ def test_s3_counts_the_retries_boto3_makes_inside_a_call(s3_endpoint: str, s3_cl
     injected = sum(proxy.injected.values())
     assert injected >= 4
     assert s3.retries == injected
+
+
+def test_read_start_gives_the_first_bytes_only(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(b"%PDF-1.7\n" + b"x" * 5000)
+    assert LocalStorage().read_start(str(path), 16) == b"%PDF-1.7\nxxxxxxx"
+    (tmp_path / "short").write_bytes(b"II*")
+    assert LocalStorage().read_start(str(tmp_path / "short"), 16) == b"II*"
+    with pytest.raises(ObjectNotFound):
+        LocalStorage().read_start(str(tmp_path / "nope"), 16)
+
+
+def test_s3_read_start_is_a_ranged_read(s3: S3Storage, s3_client, s3_bucket: str) -> None:  # type: ignore[no-untyped-def]
+    s3_client.put_object(Bucket=s3_bucket, Key="blob", Body=b"%PDF-1.7\n" + b"x" * 5000)
+    s3_client.put_object(Bucket=s3_bucket, Key="empty", Body=b"")
+    assert s3.read_start(f"s3://{s3_bucket}/blob", 16) == b"%PDF-1.7\nxxxxxxx"
+    assert s3.read_start(f"s3://{s3_bucket}/empty", 16) == b""
+    with pytest.raises(StorageError) as caught:
+        s3.read_start(f"s3://{s3_bucket}/nope", 16)
+    assert caught.value.code == "not_found"

@@ -1,4 +1,4 @@
-"""Listing pieces: include patterns, chunks, resuming a listing after a key (local and S3)."""
+"""Listing pieces: chunks, resuming a listing after a key (local and S3)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from docmill.inputs import parse_include
 from docmill.storage import LocalStorage, S3Storage
-from producer.listing import chunked, iter_sources, parse_include
+from producer.listing import chunked, iter_sources
 from tests.producer.conftest import put_objects
 
 ALL = parse_include("*")
-
-
-def test_include_patterns_match_names_or_whole_keys_case_insensitively():
-    include = parse_include(" *.jpg , scans/*.png,,")
-    assert include.patterns == ("*.jpg", "scans/*.png")
-    cases = {"a.jpg": True, "deep/b.JPG": True, "c.jpgx": False, "x.png": False,
-             "scans/x.png": True, "scans/y/z.PNG": True, "a/scans/x.png": False}
-    assert {key: include(key) for key in cases} == cases
-    with pytest.raises(ValueError):
-        parse_include(" , ")
 
 
 def test_chunked_keeps_order_and_a_short_last_chunk():

@@ -65,6 +65,31 @@ def test_include_patterns(capsys, s3_client, s3_bucket, models_uri, queue, redis
     assert srcs == ["a.tif", "b.TIF", "scans/d.png"]
 
 
+def test_hash_named_blobs_are_what_their_bytes_are(capsys, s3_client, s3_bucket, models_uri, queue, redis_client,
+                                                    job_id):
+    """--include '*' over blobs with no suffix: a PDF among them is split into page ranges like
+    any PDF, an image and a text file stay whole items (the worker reports what the text is)."""
+    from tests.pages import encoded, numbered_pdf, page_image
+
+    blobs = {"in/3fa9c2": numbered_pdf(5), "in/77aa01": encoded(page_image("BLOB"), "JPEG"), "in/notes": b"hello"}
+    for key, body in blobs.items():
+        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=body)
+    rc, _, err = produce(capsys, f"s3://{s3_bucket}/in", "--out", f"s3://{s3_bucket}/out", "--models", models_uri,
+                         "--job", job_id, "--queue", queue, "--include", "*", "--pages-per-task", "2")
+    assert rc == 0, err
+    items = [(i.src.rsplit("/in/", 1)[1], i.pages) for q in drain(redis_client, queue) for i in q.task.items]
+    assert sorted(items, key=str) == sorted([("3fa9c2", (1, 2)), ("3fa9c2", (3, 4)), ("3fa9c2", (5, 5)),
+                                             ("77aa01", None), ("notes", None)], key=str)
+    assert JobStore(redis_client).get(job_id).documents == 1
+
+
+def test_an_include_that_would_read_results_again_is_refused_before_any_work(capsys, s3_bucket, models_uri,
+                                                                             queue, job_id):
+    rc, _, err = produce(capsys, f"s3://{s3_bucket}/in", "--out", f"s3://{s3_bucket}/in/out", "--models",
+                         models_uri, "--job", job_id, "--queue", queue, "--include", "*")
+    assert rc == 2 and "lies inside the input" in err and len(err.strip().splitlines()) == 1
+
+
 def _put_result(s3_client, bucket: str, key: str, etag: str, models: str) -> None:  # type: ignore[no-untyped-def]
     s3_client.put_object(Bucket=bucket, Key=key, Body=b"{}", ContentType="application/json",
                          Metadata={"source-etag": etag, "docmill-models": models})

@@ -70,6 +70,17 @@ def test_a_folder_without_images_is_exit_2_naming_what_was_passed_over(tmp_path,
                      capsys, "2 .docx, 1 .txt")
 
 
+def test_an_include_that_would_read_this_runs_results_again_is_exit_2(tmp_path, capsys):
+    """--out inside the input with --include '*': the next run would take this one's results
+    for blobs as inputs. Narrower patterns, or --out elsewhere, are fine."""
+    _page(tmp_path / "in" / "page.jpg")
+    _one_line_exit_2(["run", str(tmp_path / "in"), "--out", str(tmp_path / "in" / "out"), "--include", "*",
+                      "--quiet"], capsys, "lies inside the input")
+    assert not (tmp_path / "in" / "out").exists()
+    _one_line_exit_2(["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--include", " , ", "--quiet"],
+                     capsys, "--include needs at least one pattern")
+
+
 @pytest.mark.slow
 def test_files_that_are_not_images_are_counted_by_suffix(tmp_path, capsys):
     _page(tmp_path / "in" / "page.jpg")

@@ -251,6 +251,31 @@ def test_a_tiff_frame_that_cannot_be_read_is_a_blank_page_of_the_searchable_pdf(
     assert re.search(r"^Page +2 size: +432 x 96 pts$", info, re.MULTILINE)  # 900 x 200 pixels at 150 dpi
 
 
+def test_hash_named_blobs_are_read_as_what_their_bytes_are(tmp_path, capsys):
+    """A store of blobs with no suffix: passed over and counted by default; with --include '*'
+    a PDF and a multi-page TIFF among them are documents, an image an image, and a text file
+    an error result that says what it is. A blob named as an input is read by its bytes too."""
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    (blobs / "3fa9c2").write_bytes(scanned_pdf([scan("BLOB PDF ONE"), scan("BLOB PDF TWO")], dpi=150))
+    (blobs / "b0c1d2").write_bytes(tiff([scan("FRAME ONE"), scan("FRAME TWO")], dpi=150))
+    (blobs / "77aa01").write_bytes(encoded(scan("BLOB IMAGE"), "JPEG"))
+    (blobs / "notes").write_bytes(b"not a page at all")
+    assert main(["run", str(blobs), "--out", str(tmp_path / "none"), "--device", "cpu", "--quiet"]) == 2
+    assert "passed over: 4 (none)" in capsys.readouterr().err
+    out = tmp_path / "out"
+    run([blobs], out, "--include", "*")
+    assert [p["status"] for p in document(out, "3fa9c2")["pages"]] == ["ok", "ok"]
+    assert "TWO" in texts(page(out, "3fa9c2", 2))
+    assert document(out, "b0c1d2")["kind"] == "tiff" and "TWO" in texts(page(out, "b0c1d2", 2))
+    image = json.loads((out / "77aa01.json").read_text())
+    assert "IMAGE" in texts(image) and not (out / "77aa01").exists()
+    notes = json.loads((out / "notes.json").read_text())
+    assert notes["error"]["code"] == "decode_error" and "not recognised" in notes["error"]["message"]
+    run([blobs / "3fa9c2"], tmp_path / "named")
+    assert document(tmp_path / "named", "3fa9c2")["page_count"] == 2
+
+
 def test_a_multipage_tiff_whose_pages_folder_would_be_itself_gets_one_error_and_no_pages(tmp_path):
     """--out the input folder: a PDF is refused before any work (tests/worker/test_local_checks.py), a TIFF is a
     document only once read, and then the document says why, without reading its pages."""
