@@ -1,7 +1,9 @@
 """ALTO 4.4: a Description (pixels as the measurement unit, the source image's file name, the
 OCR software and model set) and a Layout with one Page per page, each holding a PrintSpace
 of TextBlock / TextLine / String elements in the result's reading order, with SP between the
-words of a line.
+words of a line. A word broken by a hyphen at a line's end into the next line of its block is
+marked as ALTO marks it: HypPart1, a HYP, then HypPart2, both parts carrying the whole word
+in SUBS_CONTENT.
 
 Positions are HPOS/VPOS/WIDTH/HEIGHT of each element's axis-aligned box in the page's
 pixels; WC is the word's confidence (0 to 1); a block whose text runs turned says so in
@@ -14,12 +16,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from docmill import __version__
-from docmill.result import Line, OcrResult, models_tag
+from docmill.result import Line, OcrResult, Word, models_tag
 from worker.outputs.page import OutputPage
 from worker.outputs.reading import BBox, bbox, blocks, line_words, text_angle, union
 
 NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
 SCHEMA_LOCATION = f"{NAMESPACE} http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
+HYPHENS = "-\u00ad\u2010\u00ac"  # hyphen-minus, soft hyphen, hyphen, and the not sign Fraktur's double hyphen reads as
+_TRAILING_PUNCTUATION = ".,;:!?)]}\"'\u201d\u2019"
 
 
 def alto(pages: Sequence[OutputPage]) -> bytes:
@@ -61,21 +65,45 @@ def _page(layout: ET.Element, page: OutputPage) -> None:
 def _block(space: ET.Element, result: OcrResult, block: list[Line], block_id: str) -> None:
     box = union([bbox(line.box) for line in block])
     element = ET.SubElement(space, "TextBlock", {"ID": block_id, **_position(box), **_rotation(result, block)})
+    words = [line_words(result, line) for line in block]
+    joined = [_hyphenated(words[k], words[k + 1]) for k in range(len(block) - 1)] + [None]
     for l, line in enumerate(block, start=1):
-        _line(element, result, line, f"{block_id}_l{l}")
+        _line(element, line, words[l - 1], f"{block_id}_l{l}", joined[l - 1], joined[l - 2] if l > 1 else None)
 
 
-def _line(block: ET.Element, result: OcrResult, line: Line, line_id: str) -> None:
+def _hyphenated(words: list[Word], following: list[Word]) -> str | None:
+    """The whole word, when this line's last word breaks with a hyphen into the first word of
+    the next line of its block: a letter before the hyphen, a lower-case letter after it (not a
+    dash before a number or a name). Punctuation after the word's second part is no part of it."""
+    if not words or not following:
+        return None
+    first, second = words[-1].text, following[0].text
+    if len(first) < 2 or first[-1] not in HYPHENS or not first[-2].isalpha() or not second[:1].islower():
+        return None
+    return first[:-1] + second.rstrip(_TRAILING_PUNCTUATION)
+
+
+def _line(block: ET.Element, line: Line, words: list[Word], line_id: str, breaks_into: str | None,
+          continues: str | None) -> None:
+    """The line's words, with SP between them. `breaks_into`: the whole word its last word is
+    the first part of (HypPart1 and a closing HYP); `continues`: the one its first word ends
+    (HypPart2). ALTO readers index SUBS_CONTENT, so a search finds the whole word."""
     element = ET.SubElement(block, "TextLine", {"ID": line_id, **_position(bbox(line.box))})
     previous: BBox | None = None
-    for w, word in enumerate(line_words(result, line), start=1):
+    for w, word in enumerate(words, start=1):
         box = bbox(word.box)
         if previous is not None:
             ET.SubElement(element, "SP", {k: v for k, v in _position(_between(previous, box)).items()
                                           if k != "HEIGHT"})
-        ET.SubElement(element, "String", {"ID": f"{line_id}_w{w}", **_position(box),
-                                          "WC": f"{word.score:.4f}", "CONTENT": word.text})
+        attributes = {"ID": f"{line_id}_w{w}", **_position(box), "WC": f"{word.score:.4f}", "CONTENT": word.text}
+        if w == len(words) and breaks_into is not None:
+            attributes.update(CONTENT=word.text[:-1], SUBS_TYPE="HypPart1", SUBS_CONTENT=breaks_into)
+        elif w == 1 and continues is not None:
+            attributes.update(SUBS_TYPE="HypPart2", SUBS_CONTENT=continues)
+        ET.SubElement(element, "String", attributes)
         previous = box
+    if breaks_into is not None:
+        ET.SubElement(element, "HYP", {"CONTENT": words[-1].text[-1]})
 
 
 def _rotation(result: OcrResult, block: list[Line]) -> dict[str, str]:

@@ -102,3 +102,39 @@ def test_the_engines_words_land_on_the_drawn_words(read, drawn, alto_schema):
     found = {s.get("CONTENT"): position(s) for s in strings(data)}
     assert sorted(found) == sorted(text for text, _ in drawn.words)
     assert min(iou(found[text], where) for text, where in drawn.words) >= 0.5
+
+
+def _lines(*texts: str, blocks: tuple[int, ...] | None = None) -> OutputPage:
+    return hand_page([hand_line(text, rect(10, 10 + 40 * k, 300, 40 + 40 * k), block=(blocks or (0,) * len(texts))[k])
+                      for k, text in enumerate(texts)])
+
+
+@pytest.mark.shared
+def test_a_word_broken_at_a_lines_end_is_marked_as_alto_marks_hyphenation(alto_schema):
+    """HypPart1 without its hyphen, a HYP, then HypPart2 on the next line, both naming the
+    whole word (trailing punctuation left off) so that a search of the ALTO finds it."""
+    data = alto([_lines("the docu-", "ment, which is", "an archi\u00ad", "val record")])
+    alto_schema.validate(data.decode())
+    marked = [(s.get("CONTENT"), s.get("SUBS_TYPE"), s.get("SUBS_CONTENT")) for s in strings(data) if s.get("SUBS_TYPE")]
+    assert marked == [("docu", "HypPart1", "document"), ("ment,", "HypPart2", "document"),
+                      ("archi", "HypPart1", "archival"), ("val", "HypPart2", "archival")]
+    lines = ET.fromstring(data).findall(".//a:TextLine", NS)
+    assert [[child.tag.split("}")[1] for child in line][-1] for line in lines] == ["HYP", "String", "HYP", "String"]
+    assert [hyp.get("CONTENT") for hyp in ET.fromstring(data).findall(".//a:HYP", NS)] == ["-", "\u00ad"]
+
+
+@pytest.mark.parametrize("texts", [
+    ("pages 10-", "12 and on"),  # a range, not a word
+    ("Smith-", "Jones wrote"),  # a double name: the second part is capitalised
+    ("a list", "- item"),  # a dash that starts a line
+    ("ends with -", "and goes on"),  # a dash alone
+])
+def test_a_dash_that_breaks_no_word_is_left_as_it_is(texts: tuple[str, str]) -> None:
+    data = alto([_lines(*texts)])
+    assert not ET.fromstring(data).findall(".//a:HYP", NS)
+    assert [s.get("CONTENT") for s in strings(data)] == " ".join(texts).split()
+
+
+def test_a_hyphen_at_a_blocks_last_line_joins_nothing_across_blocks() -> None:
+    data = alto([_lines("the docu-", "ment here", blocks=(0, 1))])
+    assert not ET.fromstring(data).findall(".//a:HYP", NS)
