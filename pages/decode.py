@@ -46,6 +46,9 @@ _NOT_IMAGES = ((b"%PDF", "a PDF document"), (b"<?xml", "XML/SVG text"), (b"<svg"
 _SAMPLE_PIXELS = 1 << 16
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # R, G, B (ITU-R BT.601)
 REDUCE_ABOVE_LONG_SIDE = 6000  # pixels: an A4 page at 600 dpi is 7016 long, at 400 dpi 4677
+SQUARE_WITHIN = 0.02  # two stated resolutions closer than this share are one resolution
+MAX_PIXEL_ASPECT = 4.0  # a fax's fine and standard modes are 204 x 196 and 204 x 98 dpi
+EXIF_ORIENTATION = 0x0112
 _REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2}
 # warnings.catch_warnings swaps the process-wide filter list on entry and puts back what it
 # found on exit: decode threads that overlapped would restore each other's lists.
@@ -60,19 +63,22 @@ class ImageDecodeError(Exception):
         self.code = code
 
 
-def decode_image(data: bytes, max_pixels: int, reduce: bool = False) -> np.ndarray:
+def decode_image(data: bytes, max_pixels: int, engine_size: bool = False) -> np.ndarray:
     """HxWx3 uint8 BGR, EXIF orientation applied. Raises ImageDecodeError and nothing else.
 
-    With `reduce`, a plain JPEG (or a JPEG 2000) whose long side is over REDUCE_ABOVE_LONG_SIDE
-    is decoded at half its size by libjpeg's own DCT scaling (by JPEG 2000's wavelet levels),
-    several times faster than decoding it whole and
-    a quarter of the memory: such a page is a 600 dpi scan, and at 300 dpi its text is still
-    taller than the recogniser's 48-pixel lines (on the shared samples' two 600 dpi receipts,
-    105 of 106 lines read the same, and the other closer to its label). The caller maps
-    coordinates back by the shapes."""
+    With `engine_size`, the size the engine reads, which the caller maps coordinates back from
+    by the shapes:
+    - a plain JPEG (or a JPEG 2000) whose long side is over REDUCE_ABOVE_LONG_SIDE is decoded
+      at half its size by libjpeg's own DCT scaling (by JPEG 2000's wavelet levels), several
+      times faster than decoding it whole and a quarter of the memory: such a page is a 600
+      dpi scan, and at 300 dpi its text is still taller than the recogniser's 48-pixel lines
+      (on the shared samples' two 600 dpi receipts, 105 of 106 lines read the same, and the
+      other closer to its label);
+    - an image stated at two resolutions (a fax at 204 x 98 dpi) is stretched to square
+      pixels (pixel_stretch), so that its text has its printed shape."""
     _require_bytes(data)
     with _coded_errors():
-        return _decode(data, max_pixels, reduce)
+        return _decode(data, max_pixels, engine_size)
 
 
 def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
@@ -82,21 +88,63 @@ def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
 
 
 def image_sizes(data: bytes, max_pixels: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The file's (width, height) and the size decode_image(reduce=True) gives (both before
-    EXIF orientation), from one read of the header."""
+    """The file's (width, height) and the size decode_image(engine_size=True) gives (both
+    before EXIF orientation), from one read of the header."""
     _require_bytes(data)
     with _coded_errors(), _open(data) as im:
         width, height = _checked_size(im, max_pixels)
         factor = _reduction(im)
-        return (width, height), (-(-width // factor), -(-height // factor))
+        return (width, height), _stretched((-(-width // factor), -(-height // factor)), pixel_stretch(im))
 
 
-def decode_frame(im: Image.Image, max_pixels: int) -> np.ndarray:
+def decode_frame(im: Image.Image, max_pixels: int, engine_size: bool = False) -> np.ndarray:
     """The current frame of an image Pillow already holds open (a multi-page TIFF's page) as
-    HxWx3 uint8 BGR, with the same size limit, modes and error codes as decode_image."""
+    HxWx3 uint8 BGR, with the same size limit, modes and error codes as decode_image; with
+    `engine_size`, stretched to square pixels as decode_image stretches an image."""
     with _coded_errors():
         _checked_size(im, max_pixels)
-        return _decode_pillow(im)
+        stretch, turned = _stretch_of(im, engine_size)
+        return _squared(_decode_pillow(im), stretch, turned)
+
+
+def pixel_stretch(im: Image.Image) -> tuple[float, float]:
+    """How far to stretch the stored image along x and y for square pixels: (1, 2.08) for a fax
+    at 204 x 98 dpi. (1, 1) when the file states one resolution, none, or a pair further apart
+    than MAX_PIXEL_ASPECT (no scanner's: a broken tag)."""
+    try:
+        x, y = (float(v) for v in im.info["dpi"][:2])
+    except (KeyError, TypeError, ValueError):
+        return 1.0, 1.0
+    high, low = max(x, y), min(x, y)
+    if low <= 0 or high / low > MAX_PIXEL_ASPECT or high - low <= SQUARE_WITHIN * high:
+        return 1.0, 1.0
+    return high / x, high / y
+
+
+def turned_sideways(im: Image.Image) -> bool:
+    """Whether the image's EXIF orientation (or TIFF's) swaps its width and height."""
+    return im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+
+
+def _stretch_of(im: Image.Image, engine_size: bool) -> tuple[tuple[float, float], bool]:
+    """The stretch to square pixels (with `engine_size`), and whether EXIF turns it sideways:
+    read only for an image that needs stretching (most need none)."""
+    stretch = pixel_stretch(im) if engine_size else (1.0, 1.0)
+    return stretch, stretch != (1.0, 1.0) and turned_sideways(im)
+
+
+def _stretched(size: tuple[int, int], stretch: tuple[float, float]) -> tuple[int, int]:
+    return round(size[0] * stretch[0]), round(size[1] * stretch[1])
+
+
+def _squared(image: np.ndarray, stretch: tuple[float, float], turned: bool) -> np.ndarray:
+    """The decoded (EXIF-turned) image stretched by the stored image's `stretch`, to the size
+    image_sizes gives for it."""
+    if stretch == (1.0, 1.0):
+        return image
+    sx, sy = stretch[::-1] if turned else stretch
+    height, width = image.shape[:2]
+    return cv2.resize(image, _stretched((width, height), (sx, sy)), interpolation=cv2.INTER_LINEAR)
 
 
 def _require_bytes(data: bytes) -> None:
@@ -126,16 +174,18 @@ def _checked_size(im: Image.Image, max_pixels: int) -> tuple[int, int]:
     return width, height
 
 
-def _decode(data: bytes, max_pixels: int, reduce: bool = False) -> np.ndarray:
+def _decode(data: bytes, max_pixels: int, engine_size: bool = False) -> np.ndarray:
     with _open(data) as im:
         _checked_size(im, max_pixels)
         if im.format in _JPEG_FORMATS and not _jpeg_complete(data):
             raise ImageDecodeError("decode_error", "truncated JPEG (no end-of-image marker after the last scan)")
+        stretch, turned = _stretch_of(im, engine_size)
         if _cv2_can_decode(im):
-            return _decode_cv2(data, _REDUCED_FLAGS[_reduction(im)] if reduce else cv2.IMREAD_COLOR)
-        if reduce and _reduction(im) == 2:
+            flags = _REDUCED_FLAGS[_reduction(im)] if engine_size else cv2.IMREAD_COLOR
+            return _squared(_decode_cv2(data, flags), stretch, turned)
+        if engine_size and _reduction(im) == 2:
             im.reduce = 1  # JPEG 2000: its wavelet levels hold the half-size image; the finest is not decoded
-        return _decode_pillow(im)
+        return _squared(_decode_pillow(im), stretch, turned)
 
 
 def _reduction(im: Image.Image) -> int:

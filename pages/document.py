@@ -113,12 +113,16 @@ class PageInfo:
 
 @dataclass(frozen=True)
 class Page:
-    """One rendered page: `image` is HxWx3 uint8 BGR, as pages.decode gives for images."""
+    """One rendered page: `image` is HxWx3 uint8 BGR, as pages.decode gives for images.
+    `scale`: the page's own pixels per pixel of `image` (x, y), where it was read at another
+    size (a TIFF frame stated at two resolutions, a fax, is read stretched to square pixels);
+    its results are given in its own pixels."""
 
     index: int
     image: np.ndarray
     dpi: float | None
     has_text: bool | None
+    scale: tuple[float, float] = (1.0, 1.0)
 
 
 Point = tuple[float, float]

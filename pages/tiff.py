@@ -13,7 +13,7 @@ import io
 from PIL import Image, TiffImagePlugin
 
 from pages.document import Document, DocumentError, EmbeddedLine, Page, PageInfo, PageLimits
-from pages.decode import ImageDecodeError, decode_frame, no_bomb_warning
+from pages.decode import ImageDecodeError, decode_frame, no_bomb_warning, turned_sideways
 
 
 class TiffDocument(Document):
@@ -38,12 +38,15 @@ class TiffDocument(Document):
         return PageInfo(index, width, height, self._dpi(), None)
 
     def render_page(self, index: int) -> Page:
+        """The frame as the engine reads it: stretched to square pixels when its resolutions
+        differ (a fax), with the scale back to its own pixels."""
         info = self.page_info(index)
+        width, height = (info.height, info.width) if turned_sideways(self._image) else (info.width, info.height)
         try:
-            image = decode_frame(self._image, self._limits.max_pixels)
+            image = decode_frame(self._image, self._limits.max_pixels, engine_size=True)
         except ImageDecodeError as exc:  # a broken or oversized frame is that page's result
             raise DocumentError(exc.code, f"page {index + 1}: {exc}", index) from exc
-        return Page(index, image, info.dpi, None)
+        return Page(index, image, info.dpi, None, (width / image.shape[1], height / image.shape[0]))
 
     def embedded_lines(self, index: int) -> list[EmbeddedLine]:
         self._check_index(index)

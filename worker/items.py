@@ -42,7 +42,7 @@ class DecodedItem:
     ticket: PixelTicket | None = None  # the page's share of the pixel budget while it is held
     data: bytes | None = None  # the file as read, kept only while a --format file needs it
     page: DocumentPage | None = None  # which page of a document this is
-    scale: tuple[float, float] = (1.0, 1.0)  # the file's pixels per pixel of `image` (x, y): read reduced
+    scale: tuple[float, float] = (1.0, 1.0)  # the file's pixels per pixel of `image` (x, y): read reduced or stretched
     given: PageLines | None = None  # lines not for OCR: a PDF page's own text (--pdf-text)
 
     def release(self) -> None:
@@ -67,9 +67,9 @@ def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | No
         waited = time.perf_counter()
         decoded.ticket = admit(width, height)
         start += time.perf_counter() - waited  # time spent waiting for the budget is not decoding
-        decoded.image = decode_image(data, settings.max_image_pixels, reduce=True)
+        decoded.image = decode_image(data, settings.max_image_pixels, engine_size=True)
         decoded.height, decoded.width = (int(n) for n in decoded.image.shape[:2])
-        if (width, height) != full:  # read at half size: results are given in the file's own pixels
+        if (width, height) != full:  # read at half size or stretched square: results are in the file's pixels
             read_width, read_height = decoded.width, decoded.height
             turned = (read_width, read_height) != (width, height)  # EXIF turned it sideways
             decoded.width, decoded.height = full[::-1] if turned else full

@@ -337,12 +337,12 @@ def test_a_jpeg_over_the_long_side_limit_is_decoded_at_half_size_only_when_asked
     jpeg = cv2.imencode(".jpg", wide)[1].tobytes()
     assert image_size(jpeg, 10**9) == (REDUCE_ABOVE_LONG_SIDE + 2, 300)
     assert image_sizes(jpeg, 10**9) == ((REDUCE_ABOVE_LONG_SIDE + 2, 300), (REDUCE_ABOVE_LONG_SIDE // 2 + 1, 150))
-    assert decode_image(jpeg, 10**9, reduce=True).shape == (150, REDUCE_ABOVE_LONG_SIDE // 2 + 1, 3)
+    assert decode_image(jpeg, 10**9, engine_size=True).shape == (150, REDUCE_ABOVE_LONG_SIDE // 2 + 1, 3)
     assert decode_image(jpeg, 10**9).shape == wide.shape
     png = cv2.imencode(".png", wide)[1].tobytes()
-    assert decode_image(png, 10**9, reduce=True).shape == wide.shape
+    assert decode_image(png, 10**9, engine_size=True).shape == wide.shape
     narrow = cv2.imencode(".jpg", wide[:, :REDUCE_ABOVE_LONG_SIDE])[1].tobytes()
-    assert decode_image(narrow, 10**9, reduce=True).shape == (300, REDUCE_ABOVE_LONG_SIDE, 3)
+    assert decode_image(narrow, 10**9, engine_size=True).shape == (300, REDUCE_ABOVE_LONG_SIDE, 3)
 
 
 def test_a_long_jpeg2000_is_decoded_at_half_size_only_when_asked():
@@ -357,7 +357,7 @@ def test_a_long_jpeg2000_is_decoded_at_half_size_only_when_asked():
     jp2 = fx.encode(wide, "JPEG2000")
     half = (REDUCE_ABOVE_LONG_SIDE // 2 + 2, 151)
     assert image_sizes(jp2, 10**9) == ((REDUCE_ABOVE_LONG_SIDE + 3, 301), half)
-    reduced = decode_image(jp2, 10**9, reduce=True)
+    reduced = decode_image(jp2, 10**9, engine_size=True)
     assert reduced.shape == (half[1], half[0], 3)
     assert np.abs(reduced.astype(int) - cv2.resize(wide, half, interpolation=cv2.INTER_AREA)).mean() < 8
     assert decode_image(jp2, 10**9).shape == wide.shape
@@ -372,3 +372,47 @@ def test_a_progressive_jpeg_cut_after_any_of_its_scans_is_refused() -> None:
     for start in scans:
         assert decode_error(data[: min(start + 64, len(data) - 2)]).code == "decode_error"
     assert decode_image(data, LIMIT).shape == (120, 160, 3)
+
+
+def test_an_image_stated_at_two_resolutions_is_read_with_square_pixels():
+    """A fax at 204 x 98 dpi holds every other row: the engine reads it stretched to square
+    pixels, the size image_sizes promises; without engine_size it is the file's own pixels."""
+    from pages.decode import image_sizes
+
+    page = np.full((100, 408, 3), 255, np.uint8)
+    cv2.putText(page, "FAX", (20, 80), cv2.FONT_HERSHEY_SIMPLEX, 2, (0, 0, 0), 4)
+    fax = _bilevel_tiff(page, (204, 98))
+    assert image_sizes(fax, 10**9) == ((408, 100), (408, 208))
+    assert decode_image(fax, 10**9, engine_size=True).shape == (208, 408, 3)
+    assert decode_image(fax, 10**9).shape == (100, 408, 3)
+    sideways = _bilevel_tiff(page, (98, 204))  # the lower resolution along x: x is stretched
+    assert image_sizes(sideways, 10**9)[1] == (849, 100)
+
+
+@pytest.mark.parametrize("dpi", [(300, 300), (300, 296), (600, 100), None])
+def test_one_stated_resolution_or_an_implausible_pair_reads_as_it_is(dpi: tuple[int, int] | None) -> None:
+    page = np.full((100, 200, 3), 255, np.uint8)
+    data = _bilevel_tiff(page, dpi)
+    assert decode_image(data, 10**9, engine_size=True).shape == (100, 200, 3)
+
+
+def test_a_jpeg_stated_at_two_resolutions_and_turned_by_exif_is_stretched_along_its_stored_axes():
+    """EXIF orientation 6 shows the stored rows as columns: the stored y (150 dpi) is stretched,
+    which is the shown x."""
+    from pages.decode import EXIF_ORIENTATION, image_sizes
+
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    stored = Image.fromarray(np.full((100, 300, 3), 200, np.uint8))
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", dpi=(300, 150), exif=exif.tobytes())
+    data = buffer.getvalue()
+    assert image_sizes(data, 10**9) == ((300, 100), (300, 200))
+    assert decode_image(data, 10**9, engine_size=True).shape == (300, 200, 3)  # shown: 200 wide, 300 tall
+
+
+def _bilevel_tiff(page: np.ndarray, dpi: tuple[int, int] | None) -> bytes:
+    image = Image.fromarray(page[:, :, 0]).convert("1", dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF", compression="group3", **({"dpi": dpi} if dpi else {}))
+    return buffer.getvalue()

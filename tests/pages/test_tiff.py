@@ -76,3 +76,15 @@ def test_orientation_is_applied_to_every_frame_as_for_a_single_image() -> None:
             assert np.array_equal(doc.render_page(index).image, expected)
             assert doc.page_info(index).height == pages[index].width
         assert np.array_equal(doc.render_page(0).image, decode_image(tiff(pages[:1], tiffinfo=turned), 10**8))
+
+
+def test_a_fax_frame_is_read_with_square_pixels_and_its_scale_back() -> None:
+    """A frame at 204 x 98 dpi (a standard fax) is read stretched twice as tall; the page
+    says how its pixels map back to the frame's own."""
+    fax = page_image("fax", size=(408, 100), seed=4).point(lambda v: 255 if v > 128 else 0).convert("1")
+    with open_document(tiff([fax, fax], compression="group3", dpi=None, resolution_unit=2,
+                            tiffinfo={282: 204, 283: 98, 296: 2}), PageLimits()) as doc:
+        page = doc.render_page(1)
+        assert page.image.shape == (208, 408, 3)
+        assert page.scale == (1.0, 100 / 208)
+        assert (doc.page_info(1).width, doc.page_info(1).height, page.dpi) == (408, 100, 204.0)

@@ -276,6 +276,30 @@ def test_hash_named_blobs_are_read_as_what_their_bytes_are(tmp_path, capsys):
     assert document(tmp_path / "named", "3fa9c2")["page_count"] == 2
 
 
+def test_a_standard_resolution_fax_reads_and_keeps_its_paper_size(tmp_path):
+    """A fax at 204 x 98 dpi holds every other row: its text is read stretched back to square
+    pixels, its boxes come back in the frame's own pixels, and its searchable PDF pages have the
+    paper's size (at one resolution they came out half as tall)."""
+    import subprocess
+
+    from PIL import Image
+
+    frames = [scan(text, size=(900, 200)).resize((900, 100), Image.Resampling.NEAREST)
+              .point(lambda v: 255 if v > 128 else 0).convert("1") for text in ("FAX PAGE ONE", "FAX PAGE TWO")]
+    source = tmp_path / "fax.tif"
+    source.write_bytes(tiff(frames, compression="group3", tiffinfo={282: 204, 283: 98, 296: 2}))
+    run([source], tmp_path / "out", "--format", "pdf")
+    for number, word in ((1, "ONE"), (2, "TWO")):
+        result = page(tmp_path / "out", "fax.tif", number)
+        assert (result["image"]["width"], result["image"]["height"]) == (900, 100)
+        assert texts(result).replace(" ", "") == f"FAXPAGE{word}"
+        assert max(y for line in result["lines"] for _, y in line["box"]) < 100  # in the frame's pixels
+    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "2", str(tmp_path / "out" / "fax.tif.pdf")],
+                          capture_output=True, text=True, check=True).stdout
+    sizes = re.findall(r"^Page +\d+ size: +([\d.]+) x ([\d.]+) pts$", info, re.M)
+    assert [(round(float(w), 1), round(float(h), 1)) for w, h in sizes] == [(317.6, 73.5)] * 2  # 900/204, 100/98 in
+
+
 def test_a_multipage_tiff_whose_pages_folder_would_be_itself_gets_one_error_and_no_pages(tmp_path):
     """--out the input folder: a PDF is refused before any work (tests/worker/test_local_checks.py), a TIFF is a
     document only once read, and then the document says why, without reading its pages."""

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 from docmill.result import OcrResult
+from pages.decode import EXIF_ORIENTATION, turned_sideways
 
-EXIF_ORIENTATION = 0x0112
-_TURNED_SIDEWAYS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
 MIN_STATED_DPI = 20.0
 
 
@@ -61,7 +60,7 @@ class OutputPage:
         header (a 90-degree EXIF orientation swaps the sides, as the decoder turns it)."""
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
-            if exif_orientation(im) in _TURNED_SIDEWAYS:
+            if turned_sideways(im):
                 width, height = height, width
             return cls(result, width, height, stated_dpi(im), image_name, data)
 

@@ -39,7 +39,7 @@ from PIL.TiffImagePlugin import (JPEGTABLES, PHOTOMETRIC_INTERPRETATION, ROWSPER
                                   STRIPOFFSETS, TILEBYTECOUNTS, TILEOFFSETS)
 
 from docmill.result import OcrResult, Word
-from pages.decode import decode_frame, decode_image
+from pages.decode import decode_frame, decode_image, pixel_stretch, turned_sideways
 from worker.outputs.glyphless import ADVANCE, ASCENT, DESCENT, UNITS_PER_EM, TextFont
 from worker.outputs.page import OutputPage, exif_orientation
 from worker.outputs.reading import line_words, reading_corners, text_angle
@@ -136,8 +136,7 @@ def _pdf_pixels(pdf_page: pikepdf.Page, page: OutputPage) -> Matrix:
 def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage) -> None:
     if page.image is None:
         raise ValueError(f"page {page.number}: a PDF built from images needs each page's image bytes")
-    scale = POINTS_PER_INCH / (page.dpi or DEFAULT_DPI)
-    width_pt, height_pt = page.width * scale, page.height * scale
+    width_pt, height_pt = _size_pt(page)
     pdf_page = pdf.add_blank_page(page_size=(width_pt, height_pt))
     if page.result.error is not None:  # a frame that could not be read stays a blank page of its size
         return
@@ -147,8 +146,24 @@ def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage) -> None:
     pdf_page.contents_add(f"q {placement} cm {name} Do Q\n".encode())
     if _has_ocr_text(page.result):
         font_name = _font_name(pdf_page, font)
-        pdf_page.contents_add(_text_layer(page, font, font_name, (scale, 0, 0, -scale, 0, height_pt)))
+        pixels_to_user = (width_pt / page.width, 0, 0, -height_pt / page.height, 0, height_pt)
+        pdf_page.contents_add(_text_layer(page, font, font_name, pixels_to_user))
         _show_upright(pdf_page, page.result)
+
+
+def _size_pt(page: OutputPage) -> tuple[float, float]:
+    """The image page's size in points: its pixels at the resolution its file states
+    (DEFAULT_DPI when none), each axis at its own where the file states two, as a fax at 204
+    x 98 dpi does (at one, its page came out half as tall as the paper)."""
+    scale = POINTS_PER_INCH / (page.dpi or DEFAULT_DPI)  # page.dpi: the stored image's x resolution
+    with Image.open(io.BytesIO(page.image or b"")) as im:
+        if page.frame is not None:
+            im.seek(page.frame)
+        stretch_x, stretch_y = pixel_stretch(im)
+        x_over_y = stretch_y / stretch_x  # the stored x resolution over its y resolution
+        if turned_sideways(im):  # shown turned: its width runs along the stored y
+            return page.width * scale * x_over_y, page.height * scale
+    return page.width * scale, page.height * scale * x_over_y
 
 
 def _show_upright(pdf_page: pikepdf.Page, result: OcrResult) -> None:

@@ -276,6 +276,27 @@ def test_a_ycbcr_jpeg_tiff_keeps_its_quantisation_and_subsampling(tmp_path):
     assert len(kept) <= 1.1 * len(data)
 
 
+def test_a_fax_page_has_the_papers_size_and_its_words_on_their_boxes(tmp_path):
+    """A fax at 204 x 98 dpi: the page is 8 x 4 inches for 1632 x 392 pixels, not 8 x 1.9, and
+    each word lies on its box read through both resolutions."""
+    image = Image.fromarray(np.full((392, 1632), 255, np.uint8)).convert("1")
+    data = encoded(image, "TIFF", compression="group3", tiffinfo={282: 204, 283: 98, 296: 2})
+    line = hand_line("paper size kept", rect(100, 100, 900, 160),
+                     words=[("paper", rect(100, 100, 380, 160)), ("size", rect(420, 100, 620, 160)),
+                            ("kept", rect(660, 100, 900, 160))])
+    page = OutputPage.of_image(hand_result([line], 1632, 392), data, "fax.tif")
+    assert (page.width, page.height, page.dpi) == (1632, 392, 204.0)
+    pdf = written(tmp_path, pdf_from_images([page]))
+    with pikepdf.open(pdf) as opened:
+        assert [round(float(v), 1) for v in opened.pages[0].mediabox] == [0, 0, 576.0, 288.0]
+    words = pdf_words(pdf)
+    assert sorted(text for text, _ in words) == ["kept", "paper", "size"]
+    for text, (x0, y0, x1, y1) in words:
+        found = (x0 * 204 / 72, y0 * 98 / 72, x1 * 204 / 72, y1 * 98 / 72)
+        expected = next(w for w in line.words if w.text == text)
+        assert iou(bounds(expected.box), found) >= MIN_IOU, (text, found)
+
+
 # Pillow's transpose that undoes each EXIF orientation's display transform: stored = shown.transpose(...)
 _STORED_AS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
               5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
