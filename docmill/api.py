@@ -80,8 +80,28 @@ class _Planned:
     page), how to make its pixels once the batch has room, and fields its page gets."""
 
     size: tuple[int, int] | None
-    make: Callable[[], np.ndarray | OcrPage]
+    make: Callable[[], Pixels | OcrPage]
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Scaled:
+    """Pixels the engine reads at another size than the file's (a 600 dpi scan at half size,
+    a fax stretched to square pixels), and the file's size as shown and scale back to it:
+    the page comes back in the file's own pixels, as `docmill run` gives it."""
+
+    image: np.ndarray
+    size: tuple[int, int]
+    scale: tuple[float, float]
+
+    def back(self, page: OcrPage) -> OcrPage:
+        from pages.decode import box_in_file
+
+        lines = [replace(line, box=box_in_file(line.box, self.scale, self.size)) for line in page.lines]
+        return replace(page, width=self.size[0], height=self.size[1], lines=lines)
+
+
+Pixels = np.ndarray | _Scaled  # what the engine reads for one page
 
 
 class Ocr:
@@ -121,7 +141,7 @@ class Ocr:
             if first.error:
                 raise ValueError(first.error)
             return first
-        return self._pages([to_array(raw, self.settings)])[0]
+        return self._run([(_engine_pixels(raw, self.settings), {})])[0]
 
     def read_document(self, document: str | PathLike[str] | bytes, pdf_text: PdfText = "ocr") -> Iterator[OcrPage]:
         """Each page of a PDF or multi-page TIFF (a path or its bytes), in order, rendered at
@@ -233,11 +253,11 @@ class Ocr:
         page (given text, an error) passes through in its place."""
         from worker.engine.pipeline import page_pixels
 
-        batch: list[tuple[np.ndarray | OcrPage, dict[str, Any]]] = []
+        batch: list[tuple[Pixels | OcrPage, dict[str, Any]]] = []
         held, budget = 0, self.settings.pixel_budget()
         for plan in planned:
             cost = page_pixels(*plan.size, self.options) if plan.size else 0
-            arrays = sum(1 for made, _ in batch if isinstance(made, np.ndarray))
+            arrays = sum(1 for made, _ in batch if not isinstance(made, OcrPage))
             if arrays and (arrays == self.batch_size or held + cost > budget):
                 yield from self._run(batch)
                 batch, held = [], 0
@@ -246,9 +266,19 @@ class Ocr:
         if batch:
             yield from self._run(batch)
 
-    def _run(self, batch: list[tuple[np.ndarray | OcrPage, dict[str, Any]]]) -> list[OcrPage]:
-        read = iter(self._pages([made for made, _ in batch if isinstance(made, np.ndarray)]))
-        return [replace(next(read), **fields) if isinstance(made, np.ndarray) else made for made, fields in batch]
+    def _run(self, batch: list[tuple[Pixels | OcrPage, dict[str, Any]]]) -> list[OcrPage]:
+        """The batch's pages in order: its pixels read by the engine (pages read at another size
+        given back in their file's pixels), its finished pages as they are."""
+        pixels = [made for made, _ in batch if not isinstance(made, OcrPage)]
+        read = iter(self._pages([made.image if isinstance(made, _Scaled) else made for made in pixels]))
+        pages = []
+        for made, fields in batch:
+            if isinstance(made, OcrPage):
+                pages.append(made)
+                continue
+            page = next(read)
+            pages.append(replace(made.back(page) if isinstance(made, _Scaled) else page, **fields))
+        return pages
 
     def _pages(self, arrays: list[np.ndarray]) -> list[OcrPage]:
         pages = self._engine.run(arrays, self.options)
@@ -258,30 +288,41 @@ class Ocr:
                 for a, page in zip(arrays, pages)]
 
 
-def to_array(image: ImageInput, settings: Settings) -> np.ndarray:
-    """A numpy image from a path, encoded bytes, an array (grey, BGR or BGRA) or a PIL image
-    (its RGB order turned into the engine's BGR). Files and bytes go through the same
-    decoder, limits and error codes as `docmill run`."""
-    from pages.decode import ImageDecodeError, decode_image
+def _engine_pixels(image: ImageInput, settings: Settings) -> Pixels:
+    """What the engine reads of a path, encoded bytes, an array (grey, BGR or BGRA) or a PIL
+    image (its RGB order turned into the engine's BGR). Files and bytes go through the same
+    decoder, limits and error codes as `docmill run`, read at the same size (a 600 dpi scan
+    at half size, a fax with square pixels), their pages given back in the file's pixels."""
+    from pages.decode import ImageDecodeError, decode_image, file_pixels, image_sizes
 
     if isinstance(image, np.ndarray):
         return image
     image = _read_path(image)
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        try:
-            return decode_image(bytes(image), settings.max_image_pixels)
-        except ImageDecodeError as exc:
-            raise ValueError(f"{exc.code}: {exc}") from exc
-    return _from_pil(image)
+    if not isinstance(image, (bytes, bytearray, memoryview)):
+        return _from_pil(image)
+    data = bytes(image)
+    try:
+        full, read = image_sizes(data, settings.max_image_pixels)
+        pixels = decode_image(data, settings.max_image_pixels, engine_size=True)
+    except ImageDecodeError as exc:
+        raise ValueError(f"{exc.code}: {exc}") from exc
+    size, scale = file_pixels(full, read, pixels)
+    return pixels if scale == (1.0, 1.0) else _Scaled(pixels, size, scale)
 
 
-def _array_or_unreadable(image: ImageInput, settings: Settings) -> np.ndarray | OcrPage:
+def _array_or_unreadable(image: ImageInput, settings: Settings) -> Pixels | OcrPage:
     """The engine's BGR pixels of an image, or the page read_many gives in place of one it
     cannot read. Arrays are checked here too: a bad one fails alone, not its whole batch."""
     from worker.engine.pixels import as_bgr
 
     try:
-        return as_bgr(to_array(image, settings))
+        pixels = _engine_pixels(image, settings)
+    except (ValueError, OSError) as exc:
+        return _unreadable(exc)
+    if isinstance(pixels, _Scaled):
+        return pixels
+    try:
+        return as_bgr(pixels)
     except (ValueError, OSError) as exc:
         return _unreadable(exc)
 
@@ -316,12 +357,16 @@ def _is_document(data: bytes) -> bool:
     return kind == "pdf"
 
 
-def _rendered(document: Any, info: Any) -> np.ndarray | OcrPage:
-    """The page's pixels, or an error page when it cannot be rendered."""
+def _rendered(document: Any, info: Any) -> Pixels | OcrPage:
+    """The page's pixels (read at another size for a fax's frame: its page comes back in the
+    frame's pixels), or an error page when it cannot be rendered."""
     from pages.document import DocumentError
 
     try:
-        return document.render_page(info.index).image
+        rendered = document.render_page(info.index)
+        if rendered.scale == (1.0, 1.0):
+            return rendered.image
+        return _Scaled(rendered.image, rendered.own_size, rendered.scale)
     except DocumentError as exc:
         return OcrPage(0, 0, page=info.index + 1, dpi=info.dpi, error=f"{exc.code}: {exc}")
 
@@ -336,7 +381,7 @@ def _read_path(image: ImageInput) -> ImageInput:
 
 def _size_of(image: ImageInput, settings: Settings) -> tuple[int, int]:
     """(width, height) without decoding: from the header of bytes, the shape of an array,
-    the size of a PIL image. Raises ValueError like to_array for bytes it cannot read."""
+    the size of a PIL image. Raises ValueError like _engine_pixels for bytes it cannot read."""
     from pages.decode import ImageDecodeError, image_size
 
     if isinstance(image, np.ndarray):

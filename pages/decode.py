@@ -97,6 +97,24 @@ def image_sizes(data: bytes, max_pixels: int) -> tuple[tuple[int, int], tuple[in
         return (width, height), _stretched((-(-width // factor), -(-height // factor)), pixel_stretch(im))
 
 
+def file_pixels(full: tuple[int, int], read: tuple[int, int], image: np.ndarray) -> tuple[tuple[int, int], tuple[float, float]]:
+    """For `image`, decoded at engine_size from a file whose image_sizes were `full` and `read`:
+    the file's (width, height) as shown (EXIF orientation applied) and its pixels per pixel of
+    `image` (x, y), by which results are given in the file's own pixels."""
+    height, width = image.shape[:2]
+    if read == full:
+        return (width, height), (1.0, 1.0)
+    shown = full[::-1] if (width, height) != read else full  # EXIF turned it sideways
+    return shown, (shown[0] / width, shown[1] / height)
+
+
+def box_in_file(box: list[list[int]], scale: tuple[float, float], size: tuple[int, int]) -> list[list[int]]:
+    """A box from the pixels the engine read to the file's own (file_pixels' `scale`, the
+    file's `size` as shown), kept inside the file."""
+    (sx, sy), right, bottom = scale, size[0] - 1, size[1] - 1
+    return [[min(round(x * sx), right), min(round(y * sy), bottom)] for x, y in box]
+
+
 def decode_frame(im: Image.Image, max_pixels: int, engine_size: bool = False) -> np.ndarray:
     """The current frame of an image Pillow already holds open (a multi-page TIFF's page) as
     HxWx3 uint8 BGR, with the same size limit, modes and error codes as decode_image; with

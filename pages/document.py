@@ -124,6 +124,12 @@ class Page:
     has_text: bool | None
     scale: tuple[float, float] = (1.0, 1.0)
 
+    @property
+    def own_size(self) -> tuple[int, int]:
+        """The page's (width, height) in its own pixels, which its results are given in."""
+        height, width = self.image.shape[:2]
+        return round(width * self.scale[0]), round(height * self.scale[1])
+
 
 Point = tuple[float, float]
 

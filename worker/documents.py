@@ -286,8 +286,7 @@ class DocumentReader:
                 rendered = self.document.render_page(number - 1)
                 decoded.image, decoded.scale = rendered.image, rendered.scale
                 if rendered.scale != (1.0, 1.0):  # results in the page's own pixels, as it is shown
-                    decoded.width, decoded.height = (round(n * s) for n, s in zip(rendered.image.shape[1::-1],
-                                                                                  rendered.scale))
+                    decoded.width, decoded.height = rendered.own_size
         except DocumentError as exc:
             decoded.error = ResultError(code=exc.code, message=str(exc)[:500])
             decoded.release()

@@ -21,7 +21,7 @@ from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 from worker.budget import PixelTicket
 from worker.engine.pipeline import PageLines
-from pages.decode import ImageDecodeError, decode_image, image_sizes
+from pages.decode import ImageDecodeError, decode_image, file_pixels, image_sizes
 
 # Blocks until a page of this width and height may be decoded; what it returns is held until
 # the engine is done with the page.
@@ -68,12 +68,8 @@ def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | No
         decoded.ticket = admit(width, height)
         start += time.perf_counter() - waited  # time spent waiting for the budget is not decoding
         decoded.image = decode_image(data, settings.max_image_pixels, engine_size=True)
-        decoded.height, decoded.width = (int(n) for n in decoded.image.shape[:2])
-        if (width, height) != full:  # read at half size or stretched square: results are in the file's pixels
-            read_width, read_height = decoded.width, decoded.height
-            turned = (read_width, read_height) != (width, height)  # EXIF turned it sideways
-            decoded.width, decoded.height = full[::-1] if turned else full
-            decoded.scale = (decoded.width / read_width, decoded.height / read_height)
+        # read at half size or stretched square: results are given in the file's own pixels
+        (decoded.width, decoded.height), decoded.scale = file_pixels(full, (width, height), decoded.image)
     except StorageError as exc:
         decoded.error = ResultError(code=exc.code, message=str(exc)[:500])
         decoded.permanent = exc.permanent

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from docmill.result import (ImageInfo, Line, ModelsInfo, OcrResult, PageOrientation, ResultError, SourceInfo,
                             Timings, Word)
+from pages.decode import box_in_file
 from worker.engine.pipeline import PageLines
 from worker.items import DecodedItem
 
@@ -40,9 +41,8 @@ def build_result(
 
 def _to_file_pixels(decoded: DecodedItem) -> Callable[[list[list[int]]], list[list[int]]]:
     """Boxes from the pixels the engine read to the file's own: the same boxes, unless the page
-    was read at a reduced size (pages.decode's `reduce`)."""
-    sx, sy = decoded.scale
-    if (sx, sy) == (1.0, 1.0) or not decoded.width or not decoded.height:
+    was read at another size (pages.decode's `engine_size`: half size, or square pixels)."""
+    if decoded.scale == (1.0, 1.0) or not decoded.width or not decoded.height:
         return lambda box: box
-    right, bottom = decoded.width - 1, decoded.height - 1
-    return lambda box: [[min(round(x * sx), right), min(round(y * sy), bottom)] for x, y in box]
+    size = (decoded.width, decoded.height)
+    return lambda box: box_in_file(box, decoded.scale, size)

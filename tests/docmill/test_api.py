@@ -186,3 +186,26 @@ def test_export_gives_the_files_docmill_run_writes(ocr, tmp_path):
         ocr.export(b"not an image at all", ["txt"])
     as_text = ocr.export(scanned_pdf([scan("EXPORT ONE")], dpi=150), "txt,hocr")  # as --format takes it
     assert set(as_text) == {"json", "txt", "hocr"} and "ONE" in as_text["txt"].decode()
+
+
+def test_a_fax_is_read_as_docmill_run_reads_it_and_answers_in_its_own_pixels(ocr, monkeypatch):
+    """A fax at 204 x 98 dpi (every other row), alone and as a frame of a document: the engine
+    is given it with square pixels (twice as tall), and the page and boxes come back in the
+    file's own pixels."""
+    from PIL import Image
+
+    from tests.pages import encoded, scan, tiff
+
+    engine, shapes = ocr._engine, []
+    run = engine.run
+    monkeypatch.setattr(engine, "run", lambda arrays, options: shapes.extend(a.shape for a in arrays) or run(arrays, options))
+    frame = scan("FAX PAGE", size=(900, 200)).resize((900, 100), Image.Resampling.NEAREST) \
+        .point(lambda v: 255 if v > 128 else 0).convert("1")
+    fax = {282: 204, 283: 98, 296: 2}
+    alone = ocr.read(encoded(frame, "TIFF", compression="group3", tiffinfo=fax))
+    pages = list(ocr.read_document(tiff([frame, frame], compression="group3", tiffinfo=fax)))
+    assert shapes == [(208, 900, 3)] * 3
+    for page in (alone, *pages):
+        assert (page.width, page.height) == (900, 100)
+        assert page.text.replace(" ", "") == "FAXPAGE"
+        assert all(0 <= y < 100 for line in page.lines for _, y in line.box)
