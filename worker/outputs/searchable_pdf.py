@@ -156,14 +156,23 @@ def _size_pt(page: OutputPage) -> tuple[float, float]:
     (DEFAULT_DPI when none), each axis at its own where the file states two, as a fax at 204
     x 98 dpi does (at one, its page came out half as tall as the paper)."""
     scale = POINTS_PER_INCH / (page.dpi or DEFAULT_DPI)  # page.dpi: the stored image's x resolution
-    with Image.open(io.BytesIO(page.image or b"")) as im:
-        if page.frame is not None:
-            im.seek(page.frame)
-        stretch_x, stretch_y = pixel_stretch(im)
-        x_over_y = stretch_y / stretch_x  # the stored x resolution over its y resolution
-        if turned_sideways(im):  # shown turned: its width runs along the stored y
-            return page.width * scale * x_over_y, page.height * scale
+    x_over_y, turned = _resolution_shape(page)
+    if turned:  # shown turned: its width runs along the stored y
+        return page.width * scale * x_over_y, page.height * scale
     return page.width * scale, page.height * scale * x_over_y
+
+
+def _resolution_shape(page: OutputPage) -> tuple[float, bool]:
+    """The stored image's x resolution over its y resolution, and whether EXIF shows it
+    turned sideways; (1, False) for a frame whose header cannot be read (its page is blank)."""
+    try:
+        with Image.open(io.BytesIO(page.image or b"")) as im:
+            if page.frame is not None:
+                im.seek(page.frame)
+            stretch_x, stretch_y = pixel_stretch(im)
+            return stretch_y / stretch_x, turned_sideways(im)
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken header
+        return 1.0, False
 
 
 def _show_upright(pdf_page: pikepdf.Page, result: OcrResult) -> None:
@@ -215,8 +224,8 @@ def _kept_as_is(pdf: pikepdf.Pdf, data: bytes, im: Image.Image) -> tuple[pikepdf
 
 
 def _encoded(pdf: pikepdf.Pdf, bgr: np.ndarray, jpeg: dict[str, object] | None) -> pikepdf.Stream:
-    """Decoded pixels as an image XObject: black and white in CCITT Group 4 (lossless, and a
-    third smaller than one-bit Flate on a text page); a frame the source stored as JPEG as a
+    """Decoded pixels as an image XObject: black and white in CCITT Group 4 (lossless, and 56%
+    of one-bit PNG data on the receipts, bench.tiff_pdf); a frame the source stored as JPEG as a
     JPEG again, with the source's quantisation (`jpeg`) so that it keeps its size and quality
     (as PNG, a colour scan grew 3.7 times); anything else as a lossless PNG."""
     grey = bgr[:, :, 0] if (bgr[:, :, 0] == bgr[:, :, 1]).all() and (bgr[:, :, 1] == bgr[:, :, 2]).all() else None
@@ -239,7 +248,8 @@ def _jpeg_settings(im: Image.Image, data: bytes) -> dict[str, object] | None:
     if im.format != "TIFF" or im.info.get("compression") not in _TIFF_JPEG:
         return None
     tags = im.tag_v2
-    offsets, counts = tags.get(STRIPOFFSETS) or tags.get(TILEOFFSETS), tags.get(STRIPBYTECOUNTS) or tags.get(TILEBYTECOUNTS)
+    offsets = tags.get(STRIPOFFSETS) or tags.get(TILEOFFSETS)
+    counts = tags.get(STRIPBYTECOUNTS) or tags.get(TILEBYTECOUNTS)
     fallback = {"quality": _FALLBACK_JPEG_QUALITY}
     try:
         first = data[offsets[0]:offsets[0] + counts[0]]
