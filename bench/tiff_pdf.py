@@ -21,8 +21,9 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import struct
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,36 @@ from bench.results import save_result
 from bench.run_bench import DOCMILL_BIN, REPO, _checked, measure
 from docmill.settings import DEFAULT_MODEL_SET
 from pages.decode import decode_frame
-from tests.pages import tiff, ycbcr_jpeg_tiff
 
 QUALITY = 85
+
+
+def tiff(frames: list[Image.Image], **params: object) -> bytes:
+    """A multi-page TIFF of the frames, as Pillow writes it."""
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "TIFF", save_all=True, append_images=frames[1:], **params)
+    return buffer.getvalue()
+
+
+def ycbcr_jpeg_tiff(images: Sequence[Image.Image], dpi: int, quality: int = 75) -> bytes:
+    """A TIFF of one-strip frames, each a whole 4:2:0 YCbCr JPEG, as scanners and libtiff write
+    colour scans (Pillow writes JPEG in TIFF only as RGB, in strips sharing JPEGTables). The
+    tests build theirs with it too."""
+    out = bytearray(b"II*\0" + struct.pack("<I", 8))
+    for index, image in enumerate(images):
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "JPEG", quality=quality, subsampling=2)
+        jpeg = buffer.getvalue()
+        ifd = len(out)
+        rational = ifd + 2 + 11 * 12 + 4  # the resolution's value, then the bit depths, then the JPEG
+        entries = [(256, 4, 1, image.width), (257, 4, 1, image.height), (258, 3, 3, rational + 8),
+                   (259, 3, 1, 7), (262, 3, 1, 6), (273, 4, 1, rational + 14), (277, 3, 1, 3),
+                   (278, 4, 1, image.height), (279, 4, 1, len(jpeg)), (282, 5, 1, rational),
+                   (530, 3, 2, 2 | 2 << 16)]
+        following = 0 if index == len(images) - 1 else rational + 14 + len(jpeg)
+        out += struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *entry) for entry in entries)
+        out += struct.pack("<I", following) + struct.pack("<II", dpi, 1) + struct.pack("<HHH", 8, 8, 8) + jpeg
+    return bytes(out)
 
 
 def _bilevel(page: Image.Image) -> Image.Image:
@@ -44,9 +72,9 @@ def _bilevel(page: Image.Image) -> Image.Image:
 
 
 STORAGES: dict[str, Callable[[list[Image.Image]], bytes]] = {
-    "g4": lambda pages: tiff([_bilevel(p) for p in pages], dpi=300, compression="group4"),
+    "g4": lambda pages: tiff([_bilevel(p) for p in pages], dpi=(300, 300), compression="group4"),
     "jpeg ycbcr": lambda pages: ycbcr_jpeg_tiff(pages, dpi=300, quality=QUALITY),
-    "jpeg rgb strips": lambda pages: tiff(pages, dpi=300, compression="jpeg", quality=QUALITY),
+    "jpeg rgb strips": lambda pages: tiff(pages, dpi=(300, 300), compression="jpeg", quality=QUALITY),
 }
 
 

@@ -7,7 +7,6 @@ Shared with the tests that wire the page source into the runners: import from he
 from __future__ import annotations
 
 import io
-import struct
 from collections.abc import Callable, Sequence
 
 import img2pdf
@@ -110,24 +109,6 @@ def tiff(frames: Sequence[Image.Image], dpi: float | None = None, **params: obje
     """A multi-page TIFF of the frames, with a resolution tag when `dpi` is given."""
     extra = {"dpi": (dpi, dpi)} if dpi else {}
     return encoded(frames[0], "TIFF", save_all=True, append_images=list(frames[1:]), **extra, **params)
-
-
-def ycbcr_jpeg_tiff(images: Sequence[Image.Image], dpi: int, quality: int = 75) -> bytes:
-    """A TIFF of one-strip frames, each a whole 4:2:0 YCbCr JPEG, as scanners and libtiff write
-    colour scans (Pillow writes JPEG in TIFF only as RGB, in strips sharing JPEGTables)."""
-    out = bytearray(b"II*\0" + struct.pack("<I", 8))
-    for index, image in enumerate(images):
-        jpeg = encoded(image.convert("RGB"), "JPEG", quality=quality, subsampling=2)
-        ifd = len(out)
-        rational = ifd + 2 + 11 * 12 + 4  # the resolution's value, then the bit depths, then the JPEG
-        entries = [(256, 4, 1, image.width), (257, 4, 1, image.height), (258, 3, 3, rational + 8),
-                   (259, 3, 1, 7), (262, 3, 1, 6), (273, 4, 1, rational + 14), (277, 3, 1, 3),
-                   (278, 4, 1, image.height), (279, 4, 1, len(jpeg)), (282, 5, 1, rational),
-                   (530, 3, 2, 2 | 2 << 16)]
-        following = 0 if index == len(images) - 1 else rational + 14 + len(jpeg)
-        out += struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *entry) for entry in entries)
-        out += struct.pack("<I", following) + struct.pack("<II", dpi, 1) + struct.pack("<HHH", 8, 8, 8) + jpeg
-    return bytes(out)
 
 
 def _rewrite(data: bytes, change: Callable[[pikepdf.Pdf], None] | None = None, **save: object) -> bytes:

@@ -13,11 +13,12 @@ import pikepdf
 import pytest
 from PIL import Image, JpegImagePlugin
 
+from bench.tiff_pdf import ycbcr_jpeg_tiff
 from docmill.result import DocumentPage, OcrResult
 from pages.decode import decode_frame, decode_image
 from pages.document import PageLimits
 from pages.source import open_document
-from tests.pages import encoded, encrypted, scan, scanned_pdf, text_pdf, tiff, ycbcr_jpeg_tiff
+from tests.pages import encoded, encrypted, scan, scanned_pdf, text_pdf, tiff
 from tests.worker.drawn import bounds, iou
 from tests.worker.outputs import hand_line, hand_result, mean_difference, pdf_text, pdf_words, rect, render
 from worker.outputs import glyphless
