@@ -349,9 +349,11 @@ def _is_document(data: bytes) -> bool:
     if kind == "tiff":
         from PIL import Image
 
+        from pages.tiff import page_frames
+
         try:
             with Image.open(io.BytesIO(data)) as im:
-                return getattr(im, "n_frames", 1) > 1
+                return len(page_frames(im)) > 1
         except Exception:  # noqa: BLE001 - any failure here is the decoder's to report
             return False
     return kind == "pdf"

@@ -1,4 +1,8 @@
-"""Multi-page TIFF: every frame, one at a time, decoded like a single TIFF image is today.
+"""Multi-page TIFF: every page, one at a time, decoded like a single TIFF image is today.
+
+A page is a frame that the TIFF does not mark as a reduced-resolution copy of another (the
+levels of a pyramidal TIFF, as IIIF image servers keep their masters, or a thumbnail) or as a
+transparency mask: those are how the page is stored, not more pages (page_frames).
 
 Pillow reads the frame headers lazily, so a frame's size is checked against max_pixels before
 its pixels cost memory; each frame then goes through pages.decode's Pillow path (the
@@ -16,8 +20,30 @@ from pages.document import Document, DocumentError, EmbeddedLine, Page, PageInfo
 from pages.decode import ImageDecodeError, decode_frame, no_bomb_warning, turned_sideways
 
 
+NEW_SUBFILE_TYPE, SUBFILE_TYPE = 254, 255
+_REDUCED, _MASK = 1, 4  # NewSubfileType bits: a reduced-resolution copy, a transparency mask
+_OLD_REDUCED = 2  # the old SubfileType's value for a reduced-resolution copy
+
+
+def page_frames(im: Image.Image) -> list[int]:
+    """The frames of an open TIFF that are pages, from their headers alone (no pixels): not
+    those its NewSubfileType (or old SubfileType) marks as a reduced-resolution copy or a
+    transparency mask. A frame whose header cannot be read counts as a page, for reading it to
+    report what is wrong; all frames count when none is left."""
+    frames = []
+    for index in range(im.n_frames):  # n_frames walks the chain of frame headers
+        try:
+            im.seek(index)
+            kind, old = im.tag_v2.get(NEW_SUBFILE_TYPE, 0), im.tag_v2.get(SUBFILE_TYPE, 1)
+        except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken header
+            kind, old = 0, 1
+        if not kind & (_REDUCED | _MASK) and old != _OLD_REDUCED:
+            frames.append(index)
+    return frames or list(range(im.n_frames))
+
+
 class TiffDocument(Document):
-    """A TIFF's frames as pages; `dpi` is the resolution tag, None when the file has none."""
+    """A TIFF's pages (page_frames); `dpi` is the resolution tag, None when the file has none."""
 
     kind = "tiff"
 
@@ -26,7 +52,8 @@ class TiffDocument(Document):
         try:
             with no_bomb_warning():  # from a path, Pillow reads frames as they are asked for
                 self._image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data, formats=["TIFF"])
-            self.page_count = self._image.n_frames  # walks the chain of frame headers, no pixels
+            self._frames = page_frames(self._image)
+            self.page_count = len(self._frames)
         except Image.DecompressionBombError as exc:
             raise DocumentError("too_large", f"page 1: {exc}", page=0) from exc
         except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for a broken file
@@ -58,7 +85,7 @@ class TiffDocument(Document):
     def _seek(self, index: int) -> None:
         self._check_index(index)
         try:
-            self._image.seek(index)
+            self._image.seek(self._frames[index])
         except Exception as exc:  # noqa: BLE001
             raise DocumentError("decode_error", f"page {index + 1}: {type(exc).__name__}: {exc}", index) from exc
 

@@ -10,10 +10,13 @@ document: a PDF keeps its pages and gains a text layer; a TIFF's frames become i
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import PurePosixPath
+
+from PIL import Image
 
 from docmill.documents import DocumentResult, OutputFormat, output_uri, page_result_uri
 from docmill.messages import TaskItem
@@ -21,6 +24,7 @@ from docmill.result import OcrResult
 from docmill.storage import StorageError, open_storage
 from pages.document import PageLimits
 from pages.source import open_document
+from pages.tiff import page_frames
 from worker.documents import DocumentSpool
 from worker.outputs import alto, hocr, searchable_pdf, text
 from worker.outputs.page import OutputPage
@@ -90,8 +94,10 @@ class DeliverableWriter:
             self.spool.release(item)
         if result.kind == "pdf":
             return searchable_pdf.pdf_with_text(source, [replace(p, text_layer=p.number in texts) for p in pages])
-        return searchable_pdf.pdf_from_images([replace(page, image=source, frame=index)
-                                               for index, page in enumerate(pages)])
+        with Image.open(io.BytesIO(source)) as im:
+            frames = page_frames(im)
+        return searchable_pdf.pdf_from_images([replace(page, image=source, frame=frame)
+                                               for frame, page in zip(frames, pages)])
 
 
 def _pages_with_text(path: str, limits: PageLimits) -> set[int]:

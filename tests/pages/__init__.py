@@ -111,6 +111,19 @@ def tiff(frames: Sequence[Image.Image], dpi: float | None = None, **params: obje
     return encoded(frames[0], "TIFF", save_all=True, append_images=list(frames[1:]), **extra, **params)
 
 
+def tagged_tiff(frames: Sequence[tuple[Image.Image, dict[int, int]]]) -> bytes:
+    """A multi-page TIFF whose frames each carry tags of their own (Pillow's save_all gives
+    every frame the same), e.g. NewSubfileType (254) marking reduced-resolution copies."""
+    from PIL import TiffImagePlugin
+
+    buffer = io.BytesIO()
+    with TiffImagePlugin.AppendingTiffWriter(buffer, new=True) as writer:
+        for frame, tags in frames:
+            frame.save(writer, "TIFF", tiffinfo=tags)
+            writer.newFrame()
+    return buffer.getvalue()
+
+
 def _rewrite(data: bytes, change: Callable[[pikepdf.Pdf], None] | None = None, **save: object) -> bytes:
     pdf = pikepdf.open(io.BytesIO(data))
     if change is not None:

@@ -88,3 +88,21 @@ def test_a_fax_frame_is_read_with_square_pixels_and_its_scale_back() -> None:
         assert page.image.shape == (208, 408, 3)
         assert page.scale == (1.0, 100 / 208)
         assert (doc.page_info(1).width, doc.page_info(1).height, page.dpi) == (408, 100, 204.0)
+
+
+def test_reduced_resolution_copies_and_masks_are_not_pages() -> None:
+    """A pyramidal TIFF (a IIIF master: the page, then halves of it) is one page; a scan that
+    keeps a thumbnail after each page and a mask has only its pages, in order."""
+    from tests.pages import tagged_tiff
+
+    page = page_image("master", size=(800, 400), seed=5).convert("RGB")
+    pyramid = tagged_tiff([(page, {254: 0}), (page.resize((400, 200)), {254: 1}), (page.resize((200, 100)), {254: 1})])
+    with open_document(pyramid, PageLimits()) as doc:
+        assert doc.page_count == 1 and doc.render_page(0).image.shape == (400, 800, 3)
+    one, two = page_image("one", size=(300, 200), seed=6), page_image("two", size=(400, 300), seed=7)
+    scan = tagged_tiff([(one, {254: 2}), (one.resize((30, 20)), {254: 1}), (two, {254: 2}),
+                        (two.resize((40, 30)), {255: 2}), (two.convert("1"), {254: 4})])
+    with open_document(scan, PageLimits()) as doc:
+        assert doc.page_count == 2
+        assert [doc.render_page(i).image.shape[:2] for i in (0, 1)] == [(200, 300), (300, 400)]
+        assert np.array_equal(doc.render_page(1).image, np.asarray(two.convert("RGB"))[..., ::-1])

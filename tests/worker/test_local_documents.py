@@ -300,6 +300,31 @@ def test_a_standard_resolution_fax_reads_and_keeps_its_paper_size(tmp_path):
     assert [(round(float(w), 1), round(float(h), 1)) for w, h in sizes] == [(317.6, 73.5)] * 2  # 900/204, 100/98 in
 
 
+def test_a_tiffs_thumbnails_and_pyramid_levels_are_not_read_as_pages(tmp_path):
+    """A pyramidal master (the page and halves of it) is one image; a scan keeping a thumbnail
+    after each page is a document of its pages, and its searchable PDF has just those."""
+    import subprocess
+
+    from tests.pages import tagged_tiff
+
+    master = scan("MASTER PAGE", size=(900, 200))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "pyramid.tif").write_bytes(
+        tagged_tiff([(master, {254: 0}), (master.resize((450, 100)), {254: 1}), (master.resize((225, 50)), {254: 1})]))
+    first, second = scan("FIRST PAGE"), scan("SECOND PAGE")
+    (tmp_path / "in" / "thumbs.tif").write_bytes(tagged_tiff(
+        [(first, {254: 2}), (first.resize((70, 16)), {254: 1}), (second, {254: 2}), (second.resize((70, 16)), {254: 1})]))
+    out = tmp_path / "out"
+    run([tmp_path / "in"], out, "--format", "pdf")
+    assert "MASTER" in texts(json.loads((out / "pyramid.tif.json").read_text()))
+    assert not (out / "pyramid.tif").exists()
+    assert [p["status"] for p in document(out, "thumbs.tif")["pages"]] == ["ok", "ok"]
+    assert "SECOND" in texts(page(out, "thumbs.tif", 2))
+    shown = subprocess.run(["pdftotext", str(out / "thumbs.tif.pdf"), "-"], capture_output=True, text=True,
+                           check=True).stdout.split("\f")[:-1]  # each page ends in a form feed
+    assert len(shown) == 2 and "FIRST" in shown[0] and "SECOND" in shown[1]
+
+
 def test_a_multipage_tiff_whose_pages_folder_would_be_itself_gets_one_error_and_no_pages(tmp_path):
     """--out the input folder: a PDF is refused before any work (tests/worker/test_local_checks.py), a TIFF is a
     document only once read, and then the document says why, without reading its pages."""
