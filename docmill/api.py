@@ -306,7 +306,7 @@ def _engine_pixels(image: ImageInput, settings: Settings) -> Pixels:
         pixels = decode_image(data, settings.max_image_pixels, engine_size=True)
     except ImageDecodeError as exc:
         raise ValueError(f"{exc.code}: {exc}") from exc
-    size, scale = file_pixels(full, read, pixels)
+    size, scale = file_pixels(data, full, read, pixels)
     return pixels if scale == (1.0, 1.0) else _Scaled(pixels, size, scale)
 
 

@@ -97,14 +97,20 @@ def image_sizes(data: bytes, max_pixels: int) -> tuple[tuple[int, int], tuple[in
         return (width, height), _stretched((-(-width // factor), -(-height // factor)), pixel_stretch(im))
 
 
-def file_pixels(full: tuple[int, int], read: tuple[int, int], image: np.ndarray) -> tuple[tuple[int, int], tuple[float, float]]:
-    """For `image`, decoded at engine_size from a file whose image_sizes were `full` and `read`:
-    the file's (width, height) as shown (EXIF orientation applied) and its pixels per pixel of
-    `image` (x, y), by which results are given in the file's own pixels."""
+def file_pixels(data: bytes, full: tuple[int, int], read: tuple[int, int],
+                image: np.ndarray) -> tuple[tuple[int, int], tuple[float, float]]:
+    """For `image`, decoded at engine_size from `data`, whose image_sizes were `full` and
+    `read`: the file's (width, height) as shown (EXIF orientation applied) and its pixels per
+    pixel of `image` (x, y), by which results are given in the file's own pixels."""
     height, width = image.shape[:2]
     if read == full:
         return (width, height), (1.0, 1.0)
-    shown = full[::-1] if (width, height) != read else full  # EXIF turned it sideways
+    if read[0] != read[1]:
+        turned = (width, height) != read
+    else:  # a square read (a stretched fax can be) looks the same turned or not: EXIF says
+        with _coded_errors(), _open(data) as im:
+            turned = turned_sideways(im)
+    shown = full[::-1] if turned else full
     return shown, (shown[0] / width, shown[1] / height)
 
 

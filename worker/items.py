@@ -69,7 +69,7 @@ def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | No
         start += time.perf_counter() - waited  # time spent waiting for the budget is not decoding
         decoded.image = decode_image(data, settings.max_image_pixels, engine_size=True)
         # read at half size or stretched square: results are given in the file's own pixels
-        (decoded.width, decoded.height), decoded.scale = file_pixels(full, (width, height), decoded.image)
+        (decoded.width, decoded.height), decoded.scale = file_pixels(data, full, (width, height), decoded.image)
     except StorageError as exc:
         decoded.error = ResultError(code=exc.code, message=str(exc)[:500])
         decoded.permanent = exc.permanent

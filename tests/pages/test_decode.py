@@ -416,3 +416,21 @@ def _bilevel_tiff(page: np.ndarray, dpi: tuple[int, int] | None) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "TIFF", compression="group3", **({"dpi": dpi} if dpi else {}))
     return buffer.getvalue()
+
+
+def test_a_turned_fax_that_reads_square_maps_back_to_its_shown_size():
+    """Stretched, a 200 x 100 page at 200 x 100 dpi reads 200 x 200 whether EXIF turns it or
+    not; its size as shown comes from its EXIF orientation then."""
+    from pages.decode import EXIF_ORIENTATION, file_pixels, image_sizes
+
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    for tags, shown in (({}, (200, 100)), ({"exif": exif.tobytes()}, (100, 200))):
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((100, 200, 3), 200, np.uint8)).save(buffer, "JPEG", dpi=(200, 100), **tags)
+        data = buffer.getvalue()
+        full, read = image_sizes(data, 10**9)
+        image = decode_image(data, 10**9, engine_size=True)
+        assert (full, read, image.shape[:2]) == ((200, 100), (200, 200), (200, 200))
+        size, scale = file_pixels(data, full, read, image)
+        assert size == shown and scale == (shown[0] / 200, shown[1] / 200)
