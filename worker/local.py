@@ -133,7 +133,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     inputs = list_inputs(args.inputs, args.out, settings, include)
     if not inputs.items:
         passed = f" (passed over: {describe_skipped(inputs.skipped)})" if inputs.skipped else ""
-        reads = " ".join(INPUT_SUFFIXES) if args.include == DEFAULT_INCLUDE else f"what --include {args.include!r} matches"
+        reads = (" ".join(INPUT_SUFFIXES) if args.include == DEFAULT_INCLUDE
+                 else f"what --include {args.include!r} matches")
         raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads {reads}")
     model_set = _model_set(args.models or settings.models, settings)
     current = _drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing else 0

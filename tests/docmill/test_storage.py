@@ -433,7 +433,7 @@ def test_read_start_gives_the_first_bytes_only(tmp_path: Path) -> None:
         LocalStorage().read_start(str(tmp_path / "nope"), 16)
 
 
-def test_s3_read_start_is_a_ranged_read(s3: S3Storage, s3_client, s3_bucket: str) -> None:  # type: ignore[no-untyped-def]
+def test_s3_read_start_is_a_ranged_read(s3: S3Storage, s3_client, s3_bucket) -> None:  # type: ignore[no-untyped-def]
     s3_client.put_object(Bucket=s3_bucket, Key="blob", Body=b"%PDF-1.7\n" + b"x" * 5000)
     s3_client.put_object(Bucket=s3_bucket, Key="empty", Body=b"")
     assert s3.read_start(f"s3://{s3_bucket}/blob", 16) == b"%PDF-1.7\nxxxxxxx"
