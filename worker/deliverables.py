@@ -83,17 +83,18 @@ class DeliverableWriter:
                           PurePosixPath(document.source.uri).name)
 
     def _pdf(self, result: DocumentResult, item: TaskItem, pages: list[OutputPage]) -> bytes:
-        """The original under a text layer: a PDF as it is, a TIFF's frames as image pages."""
+        """The original under a text layer: a PDF as it is, read from its spooled file as qpdf
+        needs it (never whole in memory beside the PDF being made), a TIFF's frames as image pages."""
         spooled = self.spool.acquire(item)
         try:
-            with open(spooled.path, "rb") as f:
-                source = f.read()
             if result.kind == "pdf":
                 texts = _pages_with_text(spooled.path, PageLimits.from_settings(self.writer.settings))
+                return searchable_pdf.pdf_with_text(spooled.path,
+                                                    [replace(p, text_layer=p.number in texts) for p in pages])
+            with open(spooled.path, "rb") as f:
+                source = f.read()
         finally:
             self.spool.release(item)
-        if result.kind == "pdf":
-            return searchable_pdf.pdf_with_text(source, [replace(p, text_layer=p.number in texts) for p in pages])
         with Image.open(io.BytesIO(source)) as im:
             frames = page_frames(im)
         return searchable_pdf.pdf_from_images([replace(page, image=source, frame=frame)

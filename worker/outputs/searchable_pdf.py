@@ -74,22 +74,24 @@ def pdf_from_images(pages: Sequence[OutputPage]) -> bytes:
     return _saved(pdf, deterministic_id=True)
 
 
-def pdf_with_text(source: bytes, pages: Sequence[OutputPage]) -> bytes:
-    """The PDF `source` with a text layer on each of its pages; `pages` are its pages in
-    order, one each. A page whose text came from the PDF itself (`embedded`), that has text of
-    its own (`text_layer`), or that has no lines, is left as it is."""
-    pdf = pikepdf.open(io.BytesIO(source))
-    if len(pdf.pages) != len(pages):
-        raise ValueError(f"the PDF has {len(pdf.pages)} pages but {len(pages)} page results were given")
-    font = TextFont(pdf)
-    for pdf_page, page in zip(pdf.pages, pages):
-        if _has_ocr_text(page.result) and not page.text_layer:
-            pdf_page.contents_add(b"q\n", prepend=True)
-            pdf_page.contents_add(b"\nQ\n")
-            pdf_page.contents_add(_text_layer(page, font, _font_name(pdf_page, font), _pdf_pixels(pdf_page, page)))
-            _show_upright(pdf_page, page.result)
-    font.finish()
-    return _saved(pdf, deterministic_id=False, keep_encryption=pdf.is_encrypted)
+def pdf_with_text(source: bytes | str, pages: Sequence[OutputPage]) -> bytes:
+    """The PDF `source` (its bytes, or the path of a file holding them, which qpdf then reads
+    as it needs, so that a large scan is not held whole beside the PDF made from it) with a
+    text layer on each of its pages; `pages` are its pages in order, one each. A page whose text came from the PDF itself
+    (`embedded`), that has text of its own (`text_layer`), or that has no lines, is left as it is.
+    The file is closed on return, so its caller may let it go."""
+    with pikepdf.open(io.BytesIO(source) if isinstance(source, bytes) else source) as pdf:
+        if len(pdf.pages) != len(pages):
+            raise ValueError(f"the PDF has {len(pdf.pages)} pages but {len(pages)} page results were given")
+        font = TextFont(pdf)
+        for pdf_page, page in zip(pdf.pages, pages):
+            if _has_ocr_text(page.result) and not page.text_layer:
+                pdf_page.contents_add(b"q\n", prepend=True)
+                pdf_page.contents_add(b"\nQ\n")
+                pdf_page.contents_add(_text_layer(page, font, _font_name(pdf_page, font), _pdf_pixels(pdf_page, page)))
+                _show_upright(pdf_page, page.result)
+        font.finish()
+        return _saved(pdf, deterministic_id=False, keep_encryption=pdf.is_encrypted)
 
 
 def _has_ocr_text(result: OcrResult) -> bool:
