@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Sequence
+from contextlib import ExitStack
 
 import numpy as np
 import pikepdf
@@ -65,11 +66,20 @@ _EXIF_PLACEMENT = {1: ((1, 0, 0), (0, 1, 0)), 2: ((-1, 0, 1), (0, 1, 0)), 3: ((-
 
 
 def pdf_from_images(pages: Sequence[OutputPage]) -> bytes:
-    """A PDF of the page images, each page under its text layer; every page needs `image`."""
+    """A PDF of the page images, each page under its text layer; every page needs `image`.
+    Each image file is opened once for all the pages it holds: a TIFF finds a frame by walking
+    its chain of frame headers, so opening it again for each page made a 1,000-page TIFF cost
+    23 s of CPU."""
     pdf = pikepdf.new()
     font = TextFont(pdf)
-    for page in pages:
-        _image_page(pdf, font, page)
+    with ExitStack() as stack:
+        opened: dict[int, Image.Image] = {}  # by the identity of the bytes the pages share
+        for page in pages:
+            if page.image is None:
+                raise ValueError(f"page {page.number}: a PDF built from images needs each page's image bytes")
+            if id(page.image) not in opened:
+                opened[id(page.image)] = stack.enter_context(Image.open(io.BytesIO(page.image)))
+            _image_page(pdf, font, page, opened[id(page.image)])
     font.finish()
     return _saved(pdf, deterministic_id=True)
 
@@ -135,14 +145,13 @@ def _pdf_pixels(pdf_page: pikepdf.Page, page: OutputPage) -> Matrix:
             180: (-sx, 0, 0, sy, x1, y0), 270: (0, -sx, -sy, 0, x1, y1)}[rotation]
 
 
-def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage) -> None:
-    if page.image is None:
-        raise ValueError(f"page {page.number}: a PDF built from images needs each page's image bytes")
-    width_pt, height_pt = _size_pt(page)
+def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage, im: Image.Image) -> None:
+    """The page drawn from `im`, its image file opened (for a TIFF's frame, the whole TIFF)."""
+    width_pt, height_pt = _size_pt(page, im)
     pdf_page = pdf.add_blank_page(page_size=(width_pt, height_pt))
     if page.result.error is not None:  # a frame that could not be read stays a blank page of its size
         return
-    image, orientation = _image_xobject(pdf, page)
+    image, orientation = _image_xobject(pdf, page, im)
     name = pdf_page.add_resource(image, pikepdf.Name.XObject, pikepdf.Name("/Im0"))
     placement = _matrix(_placement(orientation, width_pt, height_pt))
     pdf_page.contents_add(f"q {placement} cm {name} Do Q\n".encode())
@@ -153,26 +162,25 @@ def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage) -> None:
         _show_upright(pdf_page, page.result)
 
 
-def _size_pt(page: OutputPage) -> tuple[float, float]:
+def _size_pt(page: OutputPage, im: Image.Image) -> tuple[float, float]:
     """The image page's size in points: its pixels at the resolution its file states
     (DEFAULT_DPI when none), each axis at its own where the file states two, as a fax at 204
     x 98 dpi does (at one, its page came out half as tall as the paper)."""
     scale = POINTS_PER_INCH / (page.dpi or DEFAULT_DPI)  # page.dpi: the stored image's x resolution
-    x_over_y, turned = _resolution_shape(page)
+    x_over_y, turned = _resolution_shape(page, im)
     if turned:  # shown turned: its width runs along the stored y
         return page.width * scale * x_over_y, page.height * scale
     return page.width * scale, page.height * scale * x_over_y
 
 
-def _resolution_shape(page: OutputPage) -> tuple[float, bool]:
+def _resolution_shape(page: OutputPage, im: Image.Image) -> tuple[float, bool]:
     """The stored image's x resolution over its y resolution, and whether EXIF shows it
     turned sideways; (1, False) for a frame whose header cannot be read (its page is blank)."""
     try:
-        with Image.open(io.BytesIO(page.image or b"")) as im:
-            if page.frame is not None:
-                im.seek(page.frame)
-            stretch_x, stretch_y = pixel_stretch(im)
-            return stretch_y / stretch_x, turned_sideways(im)
+        if page.frame is not None:
+            im.seek(page.frame)
+        stretch_x, stretch_y = pixel_stretch(im)
+        return stretch_y / stretch_x, turned_sideways(im)
     except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken header
         return 1.0, False
 
@@ -198,20 +206,19 @@ def _placement(orientation: int, width_pt: float, height_pt: float) -> Matrix:
     return m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2]
 
 
-def _image_xobject(pdf: pikepdf.Pdf, page: OutputPage) -> tuple[pikepdf.Stream, int]:
+def _image_xobject(pdf: pikepdf.Pdf, page: OutputPage, im: Image.Image) -> tuple[pikepdf.Stream, int]:
     """The page's image as an image XObject, and the EXIF orientation to place it with: the
     file's own data where a PDF can hold it, else the pixels the engine read (same decoder)."""
     data, pixels = page.image or b"", page.width * page.height
-    with Image.open(io.BytesIO(data)) as im:
-        if page.frame is None:
-            kept = _kept_as_is(pdf, data, im)
-            if kept is not None:
-                return kept
-            read = decode_image(data, max_pixels=pixels)
-        else:
-            im.seek(page.frame)
-            read = decode_frame(im, pixels)
-        return _encoded(pdf, read, _jpeg_settings(im, data)), 1
+    if page.frame is None:
+        kept = _kept_as_is(pdf, data, im)
+        if kept is not None:
+            return kept
+        read = decode_image(data, max_pixels=pixels)
+    else:
+        im.seek(page.frame)
+        read = decode_frame(im, pixels)
+    return _encoded(pdf, read, _jpeg_settings(im, data)), 1
 
 
 def _kept_as_is(pdf: pikepdf.Pdf, data: bytes, im: Image.Image) -> tuple[pikepdf.Stream, int] | None:
