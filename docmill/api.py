@@ -317,12 +317,7 @@ def _array_or_unreadable(image: ImageInput, settings: Settings) -> Pixels | OcrP
 
     try:
         pixels = _engine_pixels(image, settings)
-    except (ValueError, OSError) as exc:
-        return _unreadable(exc)
-    if isinstance(pixels, _Scaled):
-        return pixels
-    try:
-        return as_bgr(pixels)
+        return pixels if isinstance(pixels, _Scaled) else as_bgr(pixels)
     except (ValueError, OSError) as exc:
         return _unreadable(exc)
 
