@@ -247,8 +247,9 @@ def publish(src: Path, manifest: Manifest, dest: str, storage: "Storage",
     else:
         for file, sha256 in manifest.files():
             progress(f"{manifest.name}: uploading {file}")
-            storage.write_bytes(join_uri(target, file), (src / file).read_bytes(),
-                                _CONTENT_TYPES[Path(file).suffix], {"sha256": sha256})
+            with (src / file).open("rb") as model_file:  # in parts: a server-size model is hundreds of MB
+                storage.write_from(join_uri(target, file), model_file, _CONTENT_TYPES[Path(file).suffix],
+                                   {"sha256": sha256})
         storage.write_bytes(join_uri(target, MANIFEST_FILE), manifest_bytes, "application/json", {})
     storage.write_bytes(latest, manifest.version.encode(), "text/plain", {})
     return target

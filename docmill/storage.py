@@ -13,9 +13,10 @@ import errno
 import io
 import os
 import re
+import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -38,6 +39,8 @@ _PERMANENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.E
 _S3_PERMANENT = frozenset({"NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId",
                            "SignatureDoesNotMatch", "InvalidBucketName", "AccountProblem"})
 PROBE_PREFIX = "_docmill/probe-"
+UPLOAD_PART_BYTES = 16 << 20  # a multipart upload's part; with UPLOAD_THREADS, what it holds at once
+UPLOAD_THREADS = 4
 
 
 class StorageError(Exception):
@@ -96,6 +99,12 @@ class Storage(Protocol):
 
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
                     metadata: dict[str, str] | None = None) -> None: ...
+
+    def write_from(self, uri: str, source: BinaryIO, content_type: str,
+                   metadata: dict[str, str] | None = None) -> None:
+        """Write what `source` holds from where it stands to its end, read in chunks: a
+        searchable PDF as large as its scan is never whole in memory."""
+        ...
 
     def exists(self, uri: str) -> bool: ...
 
@@ -301,6 +310,15 @@ class LocalStorage:
 
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/json",
                     metadata: dict[str, str] | None = None) -> None:
+        self._write(uri, lambda f: f.write(data))
+
+    def write_from(self, uri: str, source: BinaryIO, content_type: str,
+                   metadata: dict[str, str] | None = None) -> None:
+        self._write(uri, lambda f: shutil.copyfileobj(source, f, _COPY_CHUNK))
+
+    @staticmethod
+    def _write(uri: str, fill: Callable[[BinaryIO], object]) -> None:
+        """A whole file or none: `fill` writes a temporary beside it, which then replaces it."""
         path = _local_path(uri)
         tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")  # not from the name: that may be at NAME_MAX
         try:
@@ -308,7 +326,7 @@ class LocalStorage:
             # os.open with 0o666 keeps the umask's permissions (mkstemp would force 0600).
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                fill(f)
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):  # under a file, even the unlink fails
@@ -482,16 +500,30 @@ class S3Storage:
             self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
                                    Metadata=metadata or {})
         except Exception as exc:  # noqa: BLE001
-            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error",
-                               permanent=_s3_code(exc) in _S3_PERMANENT) from exc
+            raise _s3_write_error(exc, uri) from exc
+
+    def write_from(self, uri: str, source: BinaryIO, content_type: str,
+                   metadata: dict[str, str] | None = None) -> None:
+        """In parts (a multipart upload past one part's size), so an object may pass the 5 GB
+        a single PUT can hold; a failed upload's parts are aborted, not left behind."""
+        from boto3.s3.transfer import TransferConfig
+
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.client.upload_fileobj(source, bucket, key, ExtraArgs={"ContentType": content_type,
+                                                                       "Metadata": metadata or {}},
+                                       Config=TransferConfig(multipart_threshold=UPLOAD_PART_BYTES,
+                                                             multipart_chunksize=UPLOAD_PART_BYTES,
+                                                             max_concurrency=UPLOAD_THREADS))
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_write_error(exc, uri) from exc
 
     def delete(self, uri: str) -> None:
         bucket, key = split_s3_uri(uri)
         try:
             self.client.delete_object(Bucket=bucket, Key=key)
         except Exception as exc:  # noqa: BLE001
-            raise StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error",
-                               permanent=_s3_code(exc) in _S3_PERMANENT) from exc
+            raise _s3_write_error(exc, uri) from exc
 
     def exists(self, uri: str) -> bool:
         bucket, key = split_s3_uri(uri)
@@ -506,15 +538,24 @@ def _etag(value: str | None) -> str | None:
     return value.strip('"') if value else None
 
 
-def _s3_code(exc: Exception) -> str | None:
-    """The S3 error code of a botocore ClientError ('403' when only the status is known)."""
+def _s3_code(exc: BaseException) -> str | None:
+    """The S3 error code of a botocore ClientError ('403' when only the status is known), or
+    of the ClientError behind boto3's S3UploadFailedError."""
+    from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import ClientError
 
+    if isinstance(exc, S3UploadFailedError) and exc.__context__ is not None:
+        return _s3_code(exc.__context__)
     if not isinstance(exc, ClientError):
         return None
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     code = exc.response.get("Error", {}).get("Code")
     return "AccessDenied" if status == 403 and code in (None, "403", "Forbidden") else code or str(status)
+
+
+def _s3_write_error(exc: Exception, uri: str) -> StorageError:
+    return StorageError(f"{uri}: {type(exc).__name__}: {exc}", code="write_error",
+                        permanent=_s3_code(exc) in _S3_PERMANENT)
 
 
 def _s3_error(exc: Exception, uri: str) -> StorageError:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import BinaryIO
 
 import onnx
 import onnxruntime
@@ -248,6 +250,11 @@ class RecordingStorage:
                     metadata: dict | None = None) -> None:
         self.writes.append((uri, data, content_type, metadata or {}))
         self.real.write_bytes(uri, data, content_type, metadata)
+
+    def write_from(self, uri: str, source: BinaryIO, content_type: str, metadata: dict | None = None) -> None:
+        data = source.read()
+        self.writes.append((uri, data, content_type, metadata or {}))
+        self.real.write_from(uri, io.BytesIO(data), content_type, metadata)
 
 
 @pytest.mark.services

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import stat
 import threading
@@ -292,6 +293,28 @@ def test_local_write_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     assert uri.read_bytes() == b"old" and os.listdir(tmp_path) == ["r.json"]
 
 
+class BrokenSource(io.BytesIO):
+    """A file that fails partway through being read, as a disk or a pipe can."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() >= 1 << 20:
+            raise OSError(5, "Input/output error")
+        return super().read(size)
+
+
+def test_local_write_from_copies_a_file_from_where_it_stands_whole_or_nothing(tmp_path: Path) -> None:
+    uri = tmp_path / "out" / "big.pdf"
+    data = os.urandom(3 << 20)  # three chunks' worth
+    source = io.BytesIO(b"skipped" + data)
+    source.seek(len(b"skipped"))
+    LocalStorage().write_from(str(uri), source, "application/pdf")
+    assert uri.read_bytes() == data
+    with pytest.raises(StorageError) as info:
+        LocalStorage().write_from(str(uri), BrokenSource(b"new" * (1 << 20)), "application/pdf")
+    assert info.value.code == "write_error"
+    assert uri.read_bytes() == data and os.listdir(uri.parent) == ["big.pdf"]
+
+
 def test_local_exists_and_head(tmp_path: Path) -> None:
     make_tree(tmp_path, {"d/a.jpg": b"123"})
     local = LocalStorage()
@@ -400,7 +423,33 @@ def test_s3_exists_and_head(s3: S3Storage, s3_client, s3_bucket: str) -> None:  
 def test_s3_failed_write_is_a_write_error(s3: S3Storage) -> None:
     with pytest.raises(StorageError) as info:
         s3.write_bytes("s3://no-such-bucket-here/r.json", b"{}")
-    assert info.value.code == "write_error"
+    assert (info.value.code, info.value.permanent) == ("write_error", True)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("size", [1000, 11 << 20])
+def test_s3_write_from_uploads_a_file_in_parts_with_its_metadata(
+        s3: S3Storage, s3_client, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, size: int) -> None:  # type: ignore[no-untyped-def]
+    """Past one part's size (5 MB here, S3's least) the file goes up in parts, each read as
+    it is sent; the object is whole and carries its content type and metadata either way."""
+    monkeypatch.setattr(storage, "UPLOAD_PART_BYTES", 5 << 20)
+    data = os.urandom(size)
+    s3.write_from(f"s3://{s3_bucket}/out/doc.pdf", io.BytesIO(data), "application/pdf", {"source-etag": "abc"})
+    assert s3.read_bytes(f"s3://{s3_bucket}/out/doc.pdf") == data
+    head = s3_client.head_object(Bucket=s3_bucket, Key="out/doc.pdf")
+    assert (head["ContentType"], head["Metadata"]) == ("application/pdf", {"source-etag": "abc"})
+    parts = head["ETag"].strip('"').partition("-")[2]  # a multipart upload's ETag ends in -<parts>
+    assert parts == ("3" if size > 5 << 20 else "")
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("size", [1000, 11 << 20])
+def test_s3_write_from_to_a_missing_bucket_fails_at_once(s3: S3Storage, monkeypatch: pytest.MonkeyPatch,
+                                                         size: int) -> None:
+    monkeypatch.setattr(storage, "UPLOAD_PART_BYTES", 5 << 20)
+    with pytest.raises(StorageError) as info:
+        s3.write_from("s3://no-such-bucket-here/doc.pdf", io.BytesIO(bytes(size)), "application/pdf")
+    assert (info.value.code, info.value.permanent) == ("write_error", True)
 
 
 @pytest.mark.services
