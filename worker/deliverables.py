@@ -4,17 +4,24 @@
 An image's are made from its result and its own bytes as soon as its result is written. A
 document's are assembled once its last page is done, by whoever writes its document result,
 from the page results as stored (so the runner that assembles them need not have read the
-pages itself, and memory stays flat with the document's length) and from the original
-document: a PDF keeps its pages and gains a text layer; a TIFF's frames become image pages.
+pages itself) and from the original document, read from its spooled file: a PDF keeps its
+pages and gains a text layer; a TIFF's frames become image pages. Each file is made in a
+temporary file that stays in memory while small and goes to disk past
+IN_MEMORY_OUTPUT_BYTES, and is written to storage from there in chunks (bench.pdf_memory): a
+searchable PDF is as large as its scan, yet a PDF's is made with a few MB whatever its length,
+and a TIFF's holds only searchable_pdf.PAGES_PER_PART page images at a time.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import PurePosixPath
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -36,6 +43,7 @@ CONTENT_TYPES = {"txt": "text/plain; charset=utf-8", "hocr": "text/html; charset
                  "alto": "application/xml", "pdf": "application/pdf"}
 _PAGE_WRITERS: dict[str, Callable[[Sequence[OutputPage]], bytes]] = {"txt": text.text, "hocr": hocr.hocr,
                                                                      "alto": alto.alto}
+IN_MEMORY_OUTPUT_BYTES = 8 << 20
 
 
 class DeliverableWriter:
@@ -47,11 +55,10 @@ class DeliverableWriter:
 
     def image(self, result: OcrResult, dst: str, etag: str | None, data: bytes, formats: Sequence[OutputFormat]) -> None:
         """An image's formats, from its result and its file. Raises StorageError."""
-        page = OutputPage.of_image(result, data, PurePosixPath(result.source.uri).name)
+        pages = [OutputPage.of_image(result, data, PurePosixPath(result.source.uri).name)]
         for fmt in formats:
-            made = _made(fmt, lambda: searchable_pdf.pdf_from_images([page]) if fmt == "pdf"
-                         else _PAGE_WRITERS[fmt]([page]))
-            self.writer.write_output(made, output_uri(dst, fmt), CONTENT_TYPES[fmt], result, etag)
+            with output_file(fmt, pages, partial(searchable_pdf.pdf_from_images, pages)) as made:
+                self.writer.write_output(made, output_uri(dst, fmt), CONTENT_TYPES[fmt], result, etag)
 
     def document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> None:
         """A whole document's formats, from its stored page results and the original; nothing
@@ -60,8 +67,8 @@ class DeliverableWriter:
             return
         pages = [self._page(item, number, result) for number in range(1, result.page_count + 1)]
         for fmt in formats:
-            made = _made(fmt, lambda: self._pdf(result, item, pages) if fmt == "pdf" else _PAGE_WRITERS[fmt](pages))
-            self.writer.write_output(made, output_uri(item.dst, fmt), CONTENT_TYPES[fmt], result, item.etag)
+            with output_file(fmt, pages, partial(self._pdf, result, item, pages)) as made:
+                self.writer.write_output(made, output_uri(item.dst, fmt), CONTENT_TYPES[fmt], result, item.etag)
 
     def finish_document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> str | None:
         """The document result, then its formats; the code the document counts as failed
@@ -82,23 +89,22 @@ class DeliverableWriter:
         return OutputPage(result, width, height, result.page.dpi if result.page else None,
                           PurePosixPath(document.source.uri).name)
 
-    def _pdf(self, result: DocumentResult, item: TaskItem, pages: list[OutputPage]) -> bytes:
-        """The original under a text layer: a PDF as it is, read from its spooled file as qpdf
-        needs it (never whole in memory beside the PDF being made), a TIFF's frames as image pages."""
+    def _pdf(self, result: DocumentResult, item: TaskItem, pages: list[OutputPage], target: BinaryIO) -> None:
+        """The original under a text layer, read from its spooled file as the PDF is made: a
+        PDF's pages as they are, a TIFF's frames as image pages."""
         spooled = self.spool.acquire(item)
         try:
             if result.kind == "pdf":
                 texts = _pages_with_text(spooled.path, PageLimits.from_settings(self.writer.settings))
-                return searchable_pdf.pdf_with_text(spooled.path,
-                                                    [replace(p, text_layer=p.number in texts) for p in pages])
-            with open(spooled.path, "rb") as f:
-                source = f.read()
+                searchable_pdf.pdf_with_text(spooled.path, [replace(p, text_layer=p.number in texts) for p in pages],
+                                             target)
+                return
+            with Image.open(spooled.path) as im:
+                frames = page_frames(im)
+            searchable_pdf.pdf_from_images([replace(page, image=spooled.path, frame=frame)
+                                            for frame, page in zip(frames, pages)], target)
         finally:
             self.spool.release(item)
-        with Image.open(io.BytesIO(source)) as im:
-            frames = page_frames(im)
-        return searchable_pdf.pdf_from_images([replace(page, image=source, frame=frame)
-                                               for frame, page in zip(frames, pages)])
 
 
 def _pages_with_text(path: str, limits: PageLimits) -> set[int]:
@@ -107,11 +113,19 @@ def _pages_with_text(path: str, limits: PageLimits) -> set[int]:
         return {index + 1 for index in range(document.page_count) if document.page_info(index).has_text}
 
 
-def _made(fmt: str, make: Callable[[], bytes]) -> bytes:
-    """A format's bytes; a failure to make them is this item's write_error, never the run's."""
-    try:
-        return make()
-    except Exception as exc:  # noqa: BLE001 - a writer's failure costs this file, reported as such
-        log.error("cannot make the %s file: %s: %s", fmt, type(exc).__name__, exc)
-        raise StorageError(f"cannot make the {fmt} file: {type(exc).__name__}: {exc}"[:500], code="write_error",
-                           permanent=True) from exc
+@contextmanager
+def output_file(fmt: str, pages: Sequence[OutputPage], make_pdf: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
+    """A format's file, made from `pages` (a PDF by `make_pdf`), removed when done with; a
+    failure to make it is this item's write_error, never the run's."""
+    with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_OUTPUT_BYTES, prefix="docmill-out-") as target:
+        try:
+            if fmt == "pdf":
+                make_pdf(target)
+            else:
+                target.write(_PAGE_WRITERS[fmt](pages))
+        except Exception as exc:  # noqa: BLE001 - a writer's failure costs this file, reported as such
+            log.error("cannot make the %s file: %s: %s", fmt, type(exc).__name__, exc)
+            raise StorageError(f"cannot make the {fmt} file: {type(exc).__name__}: {exc}"[:500],
+                               code="write_error", permanent=True) from exc
+        yield target  # type: ignore[misc]  # a SpooledTemporaryFile is a binary file
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import BinaryIO
 
 import numpy as np
 
@@ -46,20 +47,26 @@ class ResultWriter:
             self._with_retries(png_uri, render_png(picture, result.lines), "image/png", metadata)
         self.metrics.observe_stage("write", time.perf_counter() - start)
 
-    def write_output(self, data: bytes, uri: str, content_type: str, result: OcrResult | DocumentResult,
+    def write_output(self, data: bytes | BinaryIO, uri: str, content_type: str, result: OcrResult | DocumentResult,
                      etag: str | None) -> None:
-        """One `--format` file, with its result's storage metadata; raises like write."""
+        """One `--format` file, with its result's storage metadata: its bytes, or a file it was
+        made in (a document's searchable PDF is as large as its scan), read from its start at
+        each attempt. Raises like write."""
         self._with_retries(uri, data, content_type, storage_metadata(result, etag))
 
     def write_document(self, result: DocumentResult, dst: str, etag: str | None) -> None:
         """A document result to `dst`, like a page's; raises StorageError the same way."""
         self._with_retries(dst, result.to_json_bytes(), "application/json", storage_metadata(result, etag))
 
-    def _with_retries(self, uri: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
+    def _with_retries(self, uri: str, data: bytes | BinaryIO, content_type: str, metadata: dict[str, str]) -> None:
         storage = open_storage(uri, self.settings)
         for attempt in range(1, self.attempts + 1):
             try:
-                storage.write_bytes(uri, data, content_type, metadata)
+                if isinstance(data, bytes):
+                    storage.write_bytes(uri, data, content_type, metadata)
+                else:
+                    data.seek(0)
+                    storage.write_from(uri, data, content_type, metadata)
                 return
             except StorageError as exc:
                 if exc.permanent or attempt == self.attempts:

@@ -337,3 +337,30 @@ def test_a_multipage_tiff_whose_pages_folder_would_be_itself_gets_one_error_and_
     assert "ONLY" in texts(json.loads((tmp_path / "single.tif.json").read_text()))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.tif", "frames.tif.json", "single.tif",
                                                           "single.tif.json"]
+
+
+def test_formats_too_large_to_hold_are_made_on_disk_and_come_out_the_same(tmp_path, monkeypatch):
+    """Past IN_MEMORY_OUTPUT_BYTES a format file is made in a temporary file on disk and
+    written from there (a searchable PDF is as large as its scan): the files are the same as
+    those made in memory, and no temporary file is left."""
+    import subprocess
+    import tempfile
+
+    from worker import deliverables
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "frames.tif").write_bytes(tiff([scan("FRAME ONE"), scan("FRAME TWO")], dpi=150))
+    (folder / "scans.pdf").write_bytes(scanned_pdf([scan("FIRST PAGE"), scan("SECOND PAGE")], dpi=150))
+    run([folder], tmp_path / "held", "--format", "pdf,alto,txt")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+    monkeypatch.setattr(deliverables, "IN_MEMORY_OUTPUT_BYTES", 1)
+    run([folder], tmp_path / "spilled", "--format", "pdf,alto,txt")
+    for name in ("frames.tif.pdf", "frames.tif.alto.xml", "frames.tif.txt", "scans.pdf.alto.xml", "scans.pdf.txt"):
+        assert (tmp_path / "spilled" / name).read_bytes() == (tmp_path / "held" / name).read_bytes(), name
+    texts = [subprocess.run(["pdftotext", str(out / "scans.pdf.pdf"), "-"], capture_output=True, text=True,
+                            check=True).stdout for out in (tmp_path / "held", tmp_path / "spilled")]
+    assert texts[0] == texts[1] and "SECOND" in texts[1]
+    assert list(spill.iterdir()) == []

@@ -32,10 +32,12 @@ class OutputPage:
       sizes an image page at searchable_pdf.DEFAULT_DPI);
     - `image_name`: the file name hOCR and ALTO record for the page (for a page of a document,
       the document's name);
-    - `image`: the encoded image file, for an image page of a searchable PDF built from images
-      (None for a PDF page: the original PDF is given to searchable_pdf instead);
-    - `frame`: for a page of a multi-page TIFF, its frame in `image` (the whole TIFF, so no
-      frame is copied out before the PDF needs it); None for an image file read whole;
+    - `image`: the encoded image file, its bytes or its path, for an image page of a
+      searchable PDF built from images (None for a PDF page: the original PDF is given to
+      searchable_pdf instead);
+    - `frame`: for a page of a multi-page TIFF, its frame in `image` (the whole TIFF, by path
+      for a document's pages, so that neither it nor any frame is held in memory before the
+      PDF needs it); None for an image file read whole;
     - `text_layer`: the PDF page already has text of its own (born digital), so the searchable
       PDF adds none over it: its text would be found twice.
     """
@@ -45,7 +47,7 @@ class OutputPage:
     height: int
     dpi: float | None = None
     image_name: str = ""
-    image: bytes | None = None
+    image: bytes | str | None = None
     text_layer: bool = False
     frame: int | None = None
 

@@ -29,9 +29,13 @@ gap, so extraction and search find words where they are and selection runs on un
 from __future__ import annotations
 
 import io
+import shutil
 import struct
+import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pikepdf
@@ -46,6 +50,7 @@ from worker.outputs.page import OutputPage, exif_orientation
 from worker.outputs.reading import line_words, reading_corners, text_angle
 
 DEFAULT_DPI = 300.0
+PAGES_PER_PART = 20  # image pages held in memory at once while a long document's PDF is made
 SNAP_DEGREES = 10.0  # a skew this small is drawn straight (see _word)
 POINTS_PER_INCH = 72.0
 Matrix = tuple[float, float, float, float, float, float]  # a PDF matrix [a b c d e f]
@@ -65,31 +70,68 @@ _EXIF_PLACEMENT = {1: ((1, 0, 0), (0, 1, 0)), 2: ((-1, 0, 1), (0, 1, 0)), 3: ((-
                    7: ((0, -1, 1), (-1, 0, 1)), 8: ((0, 1, 0), (-1, 0, 1))}
 
 
-def pdf_from_images(pages: Sequence[OutputPage]) -> bytes:
-    """A PDF of the page images, each page under its text layer; every page needs `image`.
-    Each image file is opened once for all the pages it holds: a TIFF finds a frame by walking
-    its chain of frame headers, so opening it again for each page made a 1,000-page TIFF cost
-    23 s of CPU."""
+def pdf_from_images(pages: Sequence[OutputPage], target: BinaryIO) -> None:
+    """Write to `target` a PDF of the page images, each page under its text layer; every page
+    needs `image`. A long document is made PAGES_PER_PART pages at a time, each part saved to
+    a temporary file, and the parts joined by qpdf's own page merging, which copies their data
+    as it writes (pikepdf's pages.extend copies it all into memory first): only one part's page
+    images are ever held. Each image file is opened once for all the pages it holds: a TIFF
+    finds a frame by walking its chain of frame headers, so opening it again for each page
+    made a 1,000-page TIFF cost 23 s of CPU."""
+    with ExitStack() as stack:
+        images = _ImageFiles(stack)
+        if len(pages) <= PAGES_PER_PART:
+            with _image_part(pages, images) as pdf:
+                _save(pdf, target, deterministic_id=True)
+            return
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="docmill-pdf-")))
+        parts = []
+        for start in range(0, len(pages), PAGES_PER_PART):
+            parts.append(str(folder / f"{start}.pdf"))
+            with _image_part(pages[start:start + PAGES_PER_PART], images) as pdf:
+                _save(pdf, Path(parts[-1]), deterministic_id=True)
+        joined = folder / "joined.pdf"
+        pikepdf.Job(["qpdf", "--empty", "--deterministic-id", "--pages", *parts, "--", str(joined)]).run()
+        with joined.open("rb") as made:
+            shutil.copyfileobj(made, target, 1 << 20)
+
+
+class _ImageFiles:
+    """Each page's image file opened once, for all the pages it holds (by path, or by the
+    bytes the pages share), until the stack closes."""
+
+    def __init__(self, stack: ExitStack):
+        self.stack = stack
+        self.opened: dict[int | str, tuple[Image.Image, BinaryIO]] = {}
+
+    def of(self, page: OutputPage) -> tuple[Image.Image, BinaryIO]:
+        if page.image is None:
+            raise ValueError(f"page {page.number}: a PDF built from images needs each page's image file")
+        key = page.image if isinstance(page.image, str) else id(page.image)
+        if key not in self.opened:
+            file = (self.stack.enter_context(open(page.image, "rb")) if isinstance(page.image, str)  # noqa: SIM115
+                    else io.BytesIO(page.image))
+            self.opened[key] = self.stack.enter_context(Image.open(file)), file
+        return self.opened[key]
+
+
+def _image_part(pages: Sequence[OutputPage], images: _ImageFiles) -> pikepdf.Pdf:
+    """A new PDF of these pages, in memory."""
     pdf = pikepdf.new()
     font = TextFont(pdf)
-    with ExitStack() as stack:
-        opened: dict[int, Image.Image] = {}  # by the identity of the bytes the pages share
-        for page in pages:
-            if page.image is None:
-                raise ValueError(f"page {page.number}: a PDF built from images needs each page's image bytes")
-            if id(page.image) not in opened:
-                opened[id(page.image)] = stack.enter_context(Image.open(io.BytesIO(page.image)))
-            _image_page(pdf, font, page, opened[id(page.image)])
+    for page in pages:
+        _image_page(pdf, font, page, *images.of(page))
     font.finish()
-    return _saved(pdf, deterministic_id=True)
+    return pdf
 
 
-def pdf_with_text(source: bytes | str, pages: Sequence[OutputPage]) -> bytes:
-    """The PDF `source` (its bytes, or the path of a file holding them, which qpdf then reads
-    as it needs, so that a large scan is not held whole beside the PDF made from it) with a
-    text layer on each of its pages; `pages` are its pages in order, one each. A page whose text came from the PDF itself
-    (`embedded`), that has text of its own (`text_layer`), or that has no lines, is left as it is.
-    The file is closed on return, so its caller may let it go."""
+def pdf_with_text(source: bytes | str, pages: Sequence[OutputPage], target: BinaryIO) -> None:
+    """Write to `target` the PDF `source` (its bytes, or the path of a file holding them, which
+    qpdf then reads as it needs, so that a large scan is not held whole beside the PDF made
+    from it) with a text layer on each of its pages; `pages` are its pages in order, one each.
+    A page whose text came from the PDF itself (`embedded`), that has text of its own
+    (`text_layer`), or that has no lines, is left as it is. The source is closed on return, so
+    its caller may let it go."""
     with pikepdf.open(io.BytesIO(source) if isinstance(source, bytes) else source) as pdf:
         if len(pdf.pages) != len(pages):
             raise ValueError(f"the PDF has {len(pdf.pages)} pages but {len(pages)} page results were given")
@@ -101,19 +143,17 @@ def pdf_with_text(source: bytes | str, pages: Sequence[OutputPage]) -> bytes:
                 pdf_page.contents_add(_text_layer(page, font, _font_name(pdf_page, font), _pdf_pixels(pdf_page, page)))
                 _show_upright(pdf_page, page.result)
         font.finish()
-        return _saved(pdf, deterministic_id=False, keep_encryption=pdf.is_encrypted)
+        _save(pdf, target, deterministic_id=False, keep_encryption=pdf.is_encrypted)
 
 
 def _has_ocr_text(result: OcrResult) -> bool:
     return bool(result.lines) and not (result.page and result.page.text == "embedded")
 
 
-def _saved(pdf: pikepdf.Pdf, deterministic_id: bool, keep_encryption: bool = False) -> bytes:
-    """The PDF's bytes; an encrypted source (one that opens without a password, its owner's
-    restrictions only) stays encrypted as it was."""
-    buffer = io.BytesIO()
-    pdf.save(buffer, compress_streams=True, deterministic_id=deterministic_id, encryption=keep_encryption)
-    return buffer.getvalue()
+def _save(pdf: pikepdf.Pdf, target: BinaryIO | Path, deterministic_id: bool, keep_encryption: bool = False) -> None:
+    """The PDF written out; an encrypted source (one that opens without a password, its
+    owner's restrictions only) stays encrypted as it was."""
+    pdf.save(target, compress_streams=True, deterministic_id=deterministic_id, encryption=keep_encryption)
 
 
 def _font_name(pdf_page: pikepdf.Page, font: TextFont) -> pikepdf.Name:
@@ -145,13 +185,13 @@ def _pdf_pixels(pdf_page: pikepdf.Page, page: OutputPage) -> Matrix:
             180: (-sx, 0, 0, sy, x1, y0), 270: (0, -sx, -sy, 0, x1, y1)}[rotation]
 
 
-def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage, im: Image.Image) -> None:
-    """The page drawn from `im`, its image file opened (for a TIFF's frame, the whole TIFF)."""
+def _image_page(pdf: pikepdf.Pdf, font: TextFont, page: OutputPage, im: Image.Image, file: BinaryIO) -> None:
+    """The page drawn from `im`, its image `file` opened (for a TIFF's frame, the whole TIFF)."""
     width_pt, height_pt = _size_pt(page, im)
     pdf_page = pdf.add_blank_page(page_size=(width_pt, height_pt))
     if page.result.error is not None:  # a frame that could not be read stays a blank page of its size
         return
-    image, orientation = _image_xobject(pdf, page, im)
+    image, orientation = _image_xobject(pdf, page, im, file)
     name = pdf_page.add_resource(image, pikepdf.Name.XObject, pikepdf.Name("/Im0"))
     placement = _matrix(_placement(orientation, width_pt, height_pt))
     pdf_page.contents_add(f"q {placement} cm {name} Do Q\n".encode())
@@ -206,11 +246,14 @@ def _placement(orientation: int, width_pt: float, height_pt: float) -> Matrix:
     return m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2]
 
 
-def _image_xobject(pdf: pikepdf.Pdf, page: OutputPage, im: Image.Image) -> tuple[pikepdf.Stream, int]:
+def _image_xobject(pdf: pikepdf.Pdf, page: OutputPage, im: Image.Image,
+                   file: BinaryIO) -> tuple[pikepdf.Stream, int]:
     """The page's image as an image XObject, and the EXIF orientation to place it with: the
     file's own data where a PDF can hold it, else the pixels the engine read (same decoder)."""
-    data, pixels = page.image or b"", page.width * page.height
+    pixels = page.width * page.height
     if page.frame is None:
+        file.seek(0)
+        data = file.read()
         kept = _kept_as_is(pdf, data, im)
         if kept is not None:
             return kept
@@ -218,7 +261,7 @@ def _image_xobject(pdf: pikepdf.Pdf, page: OutputPage, im: Image.Image) -> tuple
     else:
         im.seek(page.frame)
         read = decode_frame(im, pixels)
-    return _encoded(pdf, read, _jpeg_settings(im, data)), 1
+    return _encoded(pdf, read, _jpeg_settings(im, file)), 1
 
 
 def _kept_as_is(pdf: pikepdf.Pdf, data: bytes, im: Image.Image) -> tuple[pikepdf.Stream, int] | None:
@@ -250,7 +293,7 @@ def _encoded(pdf: pikepdf.Pdf, bgr: np.ndarray, jpeg: dict[str, object] | None) 
         return _jpeg(pdf, buffer.getvalue(), encoded)
 
 
-def _jpeg_settings(im: Image.Image, data: bytes) -> dict[str, object] | None:
+def _jpeg_settings(im: Image.Image, file: BinaryIO) -> dict[str, object] | None:
     """For a TIFF frame stored as JPEG, Pillow's save options that encode like it did: its
     quantisation tables and chroma subsampling, read from its first strip or tile completed
     by the shared JPEGTables (quality 90 where they cannot be read); None for other images."""
@@ -261,7 +304,7 @@ def _jpeg_settings(im: Image.Image, data: bytes) -> dict[str, object] | None:
     counts = tags.get(STRIPBYTECOUNTS) or tags.get(TILEBYTECOUNTS)
     fallback = {"quality": _FALLBACK_JPEG_QUALITY}
     try:
-        first = data[offsets[0]:offsets[0] + counts[0]]
+        first = _read_at(file, offsets[0], counts[0])
         tables = tags.get(JPEGTABLES, b"")
         stream = tables[:-2] + first[2:] if tables.endswith(_JPEG_EOI) and first.startswith(_JPEG_SOI) else first
         with Image.open(io.BytesIO(stream), formats=["JPEG"]) as source:
@@ -270,6 +313,16 @@ def _jpeg_settings(im: Image.Image, data: bytes) -> dict[str, object] | None:
             return {"qtables": source.quantization, "subsampling": JpegImagePlugin.get_sampling(source)}
     except Exception:  # noqa: BLE001 - a frame whose tables cannot be read still goes in as a JPEG
         return fallback
+
+
+def _read_at(file: BinaryIO, offset: int, count: int) -> bytes:
+    """`count` bytes at `offset`, the file left where it was (Pillow reads the same file)."""
+    was = file.tell()
+    try:
+        file.seek(offset)
+        return file.read(count)
+    finally:
+        file.seek(was)
 
 
 def _ccitt_g4(pdf: pikepdf.Pdf, grey: np.ndarray) -> pikepdf.Stream:

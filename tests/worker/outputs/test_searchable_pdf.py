@@ -31,6 +31,18 @@ MIN_IOU = 0.5
 RENDER_DPI = 150.0
 
 
+def made_from_images(pages: list[OutputPage]) -> bytes:
+    target = io.BytesIO()
+    pdf_from_images(pages, target)
+    return target.getvalue()
+
+
+def made_with_text(source: bytes | str, pages: list[OutputPage]) -> bytes:
+    target = io.BytesIO()
+    pdf_with_text(source, pages, target)
+    return target.getvalue()
+
+
 def written(tmp_path: Path, data: bytes, name: str = "out.pdf") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
@@ -83,7 +95,7 @@ def test_an_image_pages_words_are_where_pdftotext_finds_them(read, drawn, tmp_pa
     data = grey_png(drawn.image)
     page = OutputPage.of_image(read(drawn.image), data, "drawn.png")
     assert page.dpi is None
-    pdf = written(tmp_path, pdf_from_images([page]))
+    pdf = written(tmp_path, made_from_images([page]))
     check_words(pdf, page.result, DEFAULT_DPI)
     assert mean_difference(render(pdf, DEFAULT_DPI, tmp_path), np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))) \
         <= MAX_DIFFERENCE
@@ -103,7 +115,7 @@ def test_a_slightly_skewed_scans_words_are_found_whole(read, tmp_path):
     image = np.asarray(render(skewed).convert("RGB"))[:, :, ::-1].copy()
     data = encoded(Image.fromarray(image[:, :, ::-1]), "PNG", dpi=(150, 150))
     page = OutputPage.of_image(read(image), data, "skewed.png")
-    check_words(written(tmp_path, pdf_from_images([page])), page.result, 150)
+    check_words(written(tmp_path, made_from_images([page])), page.result, 150)
 
 
 @pytest.mark.models
@@ -117,7 +129,7 @@ def test_a_sideways_pages_words_run_down_it_in_the_pdf(read, drawn, tmp_path):
     result = read(turned, use_doc_orientation=False)
     assert result.lines and all(line.angle == 90 for line in result.lines)
     page = OutputPage.of_image(result, grey_png(turned), "sideways.png")
-    check_words(written(tmp_path, pdf_from_images([page])), result, DEFAULT_DPI)
+    check_words(written(tmp_path, made_from_images([page])), result, DEFAULT_DPI)
 
 
 TURNS = {90: "ROTATE_90_CLOCKWISE", 180: "ROTATE_180", 270: "ROTATE_90_COUNTERCLOCKWISE"}
@@ -140,7 +152,7 @@ def test_a_page_scanned_turned_is_shown_upright_and_its_text_runs_in_order(read,
     result = read(turned, use_doc_orientation=True)
     assert result.orientation and result.orientation.angle == turn
     data = grey_png(turned, dpi=(RENDER_DPI, RENDER_DPI))
-    pdf = written(tmp_path, pdf_from_images([OutputPage.of_image(result, data, "turned.png")]))
+    pdf = written(tmp_path, made_from_images([OutputPage.of_image(result, data, "turned.png")]))
     assert lines_of(pdf) == list(drawn.lines)
     assert mean_difference(render(pdf, RENDER_DPI, tmp_path), drawn.image[:, :, ::-1]) <= MAX_DIFFERENCE
     with pikepdf.open(pdf) as opened:
@@ -160,7 +172,7 @@ def test_a_pdf_page_whose_scan_lies_turned_is_shown_upright(read, drawn, tmp_pat
     source = _changed(scanned_pdf([scan], dpi=100), _turned(rotate))
     pages = _pages_of(source, read)
     assert pages[0].result.orientation and pages[0].result.orientation.angle == (90 + rotate) % 360
-    out = written(tmp_path, pdf_with_text(source, pages))
+    out = written(tmp_path, made_with_text(source, pages))
     assert lines_of(out) == list(drawn.lines)
     with pikepdf.open(out) as opened:
         assert opened.pages[0].Rotate == 270
@@ -171,7 +183,7 @@ def test_only_a_page_found_turned_changes_its_rotate():
     for turn, shown in ((None, None), (90, 270), (270, 90), (180, 180)):
         page = OutputPage(hand_result([line], 800, 600, orientation=turn), 800, 600,
                           image=grey_png(np.full((600, 800, 3), 255, np.uint8)), image_name="page.png")
-        with pikepdf.open(io.BytesIO(pdf_from_images([page]))) as opened:
+        with pikepdf.open(io.BytesIO(made_from_images([page]))) as opened:
             assert opened.pages[0].get("/Rotate") == shown, turn
 
 
@@ -195,7 +207,7 @@ def test_an_image_page_renders_like_its_image(drawn, tmp_path, kind):
     line = hand_line("The quick brown fox jumps", rect(75, 59, 620, 108))
     page = OutputPage.of_image(hand_result([line], width, height), data, "page")
     assert (page.width, page.height) == (width, height)
-    pdf = written(tmp_path, pdf_from_images([page]))
+    pdf = written(tmp_path, made_from_images([page]))
     dpi = page.dpi or DEFAULT_DPI
     assert mean_difference(render(pdf, dpi, tmp_path), shown[:, :, ::-1]) <= MAX_DIFFERENCE
     assert "The quick brown fox jumps" in pdf_text(pdf)
@@ -230,11 +242,12 @@ TIFF_FRAMES = {  # frames of a multi-page TIFF: how each is written, and how its
 }
 
 
+@pytest.mark.parametrize("given", ["bytes", "path"])
 @pytest.mark.parametrize("kind", list(TIFF_FRAMES))
-def test_each_tiff_frame_renders_like_the_engine_read_it_in_a_pdf_no_bigger_than_needed(tmp_path, kind):
+def test_each_tiff_frame_renders_like_the_engine_read_it_in_a_pdf_no_bigger_than_needed(tmp_path, kind, given):
     """Every frame of a multi-page TIFF is its own page, as the engine read it (a CMYK frame
     too); black and white stays CCITT Group 4 and JPEG stays JPEG, so the PDF's images are not
-    many times the TIFF."""
+    many times the TIFF. The same from the TIFF's bytes and from its file (a document's)."""
     make, kept_as = TIFF_FRAMES[kind]
     data = make([_rgb_page("FRAME ONE"), _rgb_page("FRAME TWO")])
     with Image.open(io.BytesIO(data)) as im:
@@ -242,9 +255,12 @@ def test_each_tiff_frame_renders_like_the_engine_read_it_in_a_pdf_no_bigger_than
         for index in range(2):
             im.seek(index)
             frames.append(decode_frame(im, 10**8))
-    pages = [OutputPage(hand_result([], f.shape[1], f.shape[0]), f.shape[1], f.shape[0], 200, "scan.tif", data,
+    source = tmp_path / "scan.tif"
+    source.write_bytes(data)
+    image = data if given == "bytes" else str(source)
+    pages = [OutputPage(hand_result([], f.shape[1], f.shape[0]), f.shape[1], f.shape[0], 200, "scan.tif", image,
                         frame=index) for index, f in enumerate(frames)]
-    pdf = written(tmp_path, pdf_from_images(pages))
+    pdf = written(tmp_path, made_from_images(pages))
     with pikepdf.open(pdf) as opened:
         images = [next(iter(page.get_images().values())) for page in opened.pages]
         assert [image.Filter for image in images] == [kept_as, kept_as]
@@ -258,6 +274,34 @@ def test_each_tiff_frame_renders_like_the_engine_read_it_in_a_pdf_no_bigger_than
         assert held <= 1.2 * len(data), (held, len(data))
 
 
+def test_a_long_documents_pdf_is_made_in_parts_that_join_into_the_same_pages(tmp_path, monkeypatch):
+    """Past PAGES_PER_PART pages the PDF is made part by part and the parts joined: every page
+    is there in order, with its own image data and its words, as when made whole; no
+    temporary file is left."""
+    from worker.outputs import searchable_pdf
+
+    frames = [_rgb_page(f"PAGE {n}") for n in range(1, 6)]
+    source = tmp_path / "long.tif"
+    source.write_bytes(tiff(frames, dpi=200, compression="jpeg"))
+    box = [[20, 20], [300, 20], [300, 60], [20, 60]]
+    pages = [OutputPage(hand_result([hand_line(f"page{n}", box)], f.width, f.height), f.width, f.height, 200,
+                        "long.tif", str(source), frame=n - 1) for n, f in enumerate(frames, 1)]
+    whole = written(tmp_path, made_from_images(pages), "whole.pdf")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(spill))
+    monkeypatch.setattr(searchable_pdf, "PAGES_PER_PART", 2)
+    parted = written(tmp_path, made_from_images(pages), "parted.pdf")
+    with pikepdf.open(whole) as a, pikepdf.open(parted) as b:
+        assert len(b.pages) == len(a.pages) == 5
+        for page_a, page_b in zip(a.pages, b.pages):
+            image_a, image_b = (next(iter(p.get_images().values())) for p in (page_a, page_b))
+            assert image_b.read_raw_bytes() == image_a.read_raw_bytes()
+            assert page_b.mediabox == page_a.mediabox
+    assert [pdf_text(parted).split()] == [[f"page{n}" for n in range(1, 6)]]
+    assert list(spill.iterdir()) == []
+
+
 def test_a_ycbcr_jpeg_tiff_keeps_its_quantisation_and_subsampling(tmp_path):
     """A colour scan's JPEG comes back out near bit for bit (re-encoding with its own tables
     and 4:2:0 sampling), at its own size rather than as a PNG many times it."""
@@ -265,7 +309,7 @@ def test_a_ycbcr_jpeg_tiff_keeps_its_quantisation_and_subsampling(tmp_path):
     read = decode_image(data, 10**8)
     page = OutputPage.of_image(hand_result([], read.shape[1], read.shape[0]), data, "scan.tif")
     assert page.dpi == 200
-    pdf = written(tmp_path, pdf_from_images([page]))
+    pdf = written(tmp_path, made_from_images([page]))
     with pikepdf.open(pdf) as opened:
         image = next(iter(opened.pages[0].get_images().values()))
         assert image.Filter == pikepdf.Name.DCTDecode
@@ -287,7 +331,7 @@ def test_a_fax_page_has_the_papers_size_and_its_words_on_their_boxes(tmp_path):
                             ("kept", rect(660, 100, 900, 160))])
     page = OutputPage.of_image(hand_result([line], 1632, 392), data, "fax.tif")
     assert (page.width, page.height, page.dpi) == (1632, 392, 204.0)
-    pdf = written(tmp_path, pdf_from_images([page]))
+    pdf = written(tmp_path, made_from_images([page]))
     with pikepdf.open(pdf) as opened:
         assert [round(float(v), 1) for v in opened.pages[0].mediabox] == [0, 0, 576.0, 288.0]
     words = pdf_words(pdf)
@@ -314,7 +358,7 @@ def test_a_jpeg_with_an_exif_orientation_is_placed_as_shown_not_re_encoded(drawn
     assert mean_difference(read[:, :, ::-1], np.asarray(shown)) <= MAX_DIFFERENCE  # the engine sees it upright
     page = OutputPage.of_image(hand_result([], read.shape[1], read.shape[0]), data, "photo.jpg")
     assert (page.width, page.height, page.dpi) == (read.shape[1], read.shape[0], 200)
-    pdf = written(tmp_path, pdf_from_images([page]))
+    pdf = written(tmp_path, made_from_images([page]))
     assert mean_difference(render(pdf, 200, tmp_path), read[:, :, ::-1]) <= MAX_DIFFERENCE
     with pikepdf.open(pdf) as opened:
         assert next(iter(opened.pages[0].get_images().values())).read_raw_bytes() == data
@@ -369,7 +413,7 @@ def test_a_pdfs_pages_are_kept_and_its_words_found_where_they_are(read, drawn, t
     assert [line.text for line in pages[0].result.lines] == list(drawn.lines)
     turn = pages[0].result.orientation.angle if pages[0].result.orientation else 0
     assert turn == (int(change.split()[1]) if change.startswith("turned") else 0)
-    out = written(tmp_path, pdf_with_text(source, pages))
+    out = written(tmp_path, made_with_text(source, pages))
     original = written(tmp_path, source, "in.pdf")
     shown = written(tmp_path, scanned, "scanned.pdf") if turn else original
     assert mean_difference(render(out, RENDER_DPI, tmp_path), render(shown, RENDER_DPI, tmp_path)) <= MAX_DIFFERENCE
@@ -393,12 +437,12 @@ def test_a_document_keeps_every_page_and_leaves_its_own_text_alone(read, drawn, 
     pages = _pages_of(source, read)
     embedded = pages[2].result.model_copy(update={"page": DocumentPage(index=3, count=3, text="embedded")})
     pages[2] = OutputPage(embedded, pages[2].width, pages[2].height, pages[2].dpi)
-    out = written(tmp_path, pdf_with_text(source, pages))
+    out = written(tmp_path, made_with_text(source, pages))
     for number in (1, 2):
         check_words(out, pages[number - 1].result, RENDER_DPI, page=number)
     assert [t for t, _ in pdf_words(out, 3)] == ["Already", "searchable"]  # once: no text layer added
     with pytest.raises(ValueError, match="3 pages but 2"):
-        pdf_with_text(source, pages[:2])
+        made_with_text(source, pages[:2])
 
 
 def test_an_encrypted_pdf_stays_encrypted_and_gets_its_text_layer(tmp_path):
@@ -407,7 +451,7 @@ def test_an_encrypted_pdf_stays_encrypted_and_gets_its_text_layer(tmp_path):
     line = hand_line("kept locked", rect(50, 40, 400, 90), words=[("kept", rect(50, 40, 180, 90)),
                                                                    ("locked", rect(220, 40, 400, 90))])
     page = OutputPage(hand_result([line], 600, 200), 600, 200, 100.0)
-    out = written(tmp_path, pdf_with_text(source, [page]))
+    out = written(tmp_path, made_with_text(source, [page]))
     with pikepdf.open(out) as opened:
         assert opened.is_encrypted
     check_words(out, page.result, 100.0)
@@ -423,18 +467,18 @@ def test_a_cjk_line_round_trips_through_pdftotext(tmp_path):
     page = _cjk_page("你好世界 docmill 日本語のテキスト", [("你好世界", rect(20, 40, 180, 90)),
                                                       ("docmill", rect(200, 40, 330, 90)),
                                                       ("日本語のテキスト", rect(350, 40, 560, 90))])
-    pdf = written(tmp_path, pdf_from_images([page]))
+    pdf = written(tmp_path, made_from_images([page]))
     assert pdf_text(pdf).strip() == "你好世界 docmill 日本語のテキスト"
     check_words(pdf, page.result, DEFAULT_DPI)
 
 
 def test_characters_beyond_the_basic_plane_round_trip(tmp_path):
     page = _cjk_page("𠀋𡈽 😀", [("𠀋𡈽", rect(20, 40, 120, 90)), ("😀", rect(200, 40, 250, 90))])
-    pdf = written(tmp_path, pdf_from_images([page]))
+    pdf = written(tmp_path, made_from_images([page]))
     assert pdf_text(pdf).split() == ["𠀋𡈽", "😀"]
 
 
 def test_every_image_page_needs_its_image():
     page = OutputPage(hand_result([], 100, 100), 100, 100)
-    with pytest.raises(ValueError, match="image bytes"):
-        pdf_from_images([page])
+    with pytest.raises(ValueError, match="image file"):
+        made_from_images([page])
