@@ -92,6 +92,8 @@ def pdf_from_images(pages: Sequence[OutputPage], target: BinaryIO) -> None:
                 _save(pdf, Path(parts[-1]), deterministic_id=True)
         joined = folder / "joined.pdf"
         pikepdf.Job(["qpdf", "--empty", "--deterministic-id", "--pages", *parts, "--", str(joined)]).run()
+        for part in parts:  # before the copy: disk holds at most twice the PDF
+            Path(part).unlink()
         with joined.open("rb") as made:
             shutil.copyfileobj(made, target, 1 << 20)
 
