@@ -336,19 +336,20 @@ def _unreadable(exc: ValueError | OSError) -> OcrPage:
 
 
 def _is_document(data: bytes) -> bool:
-    """PDF bytes, or a TIFF of more than one page. A TIFF whose header cannot be read is no
-    document: the image decoder then says what is wrong with it."""
+    """PDF bytes, or a TIFF that is not one page stored first (pages.tiff.reads_as_image). A
+    TIFF whose header cannot be read is no document: the image decoder then says what is
+    wrong with it."""
     from pages.source import sniff_kind
 
     kind = sniff_kind(data)
     if kind == "tiff":
         from PIL import Image
 
-        from pages.tiff import page_frames
+        from pages.tiff import page_frames, reads_as_image
 
         try:
             with Image.open(io.BytesIO(data)) as im:
-                return len(page_frames(im)) > 1
+                return not reads_as_image(page_frames(im))
         except Exception:  # noqa: BLE001 - any failure here is the decoder's to report
             return False
     return kind == "pdf"

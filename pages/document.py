@@ -154,6 +154,7 @@ class Document(ABC):
 
     kind: Literal["pdf", "tiff"]
     page_count: int
+    is_image: bool = False  # an image in a document's format (a one-page TIFF): read with an image's result layout
 
     @abstractmethod
     def page_info(self, index: int) -> PageInfo:

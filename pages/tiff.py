@@ -42,6 +42,13 @@ def page_frames(im: Image.Image) -> list[int]:
     return frames or list(range(im.n_frames))
 
 
+def reads_as_image(frames: list[int]) -> bool:
+    """Whether a TIFF of these page frames is an image rather than a document: one page, stored
+    first, where any TIFF reader (the image decoder among them) finds it. A lone page behind a
+    thumbnail frame is a one-page document, so that the page, not the thumbnail, is read."""
+    return frames == [0]
+
+
 class TiffDocument(Document):
     """A TIFF's pages (page_frames); `dpi` is the resolution tag, None when the file has none."""
 
@@ -54,6 +61,7 @@ class TiffDocument(Document):
                 self._image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data, formats=["TIFF"])
             self._frames = page_frames(self._image)
             self.page_count = len(self._frames)
+            self.is_image = reads_as_image(self._frames)
         except Image.DecompressionBombError as exc:
             raise DocumentError("too_large", f"page 1: {exc}", page=0) from exc
         except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for a broken file

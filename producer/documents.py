@@ -4,7 +4,7 @@ The producer reads each document once to count its pages (in the page source's r
 under the same time and memory limits as the workers), then makes one item per
 `pages_per_task` pages. A document it cannot count (encrypted, corrupt, unreadable) stays one
 whole item: the worker that takes it writes the error result, so nothing is left out. A
-one-page TIFF is an image and stays one item too. A name with no image suffix that an
+one-page TIFF is an image (pages.tiff.reads_as_image) and stays one item too. A name with no image suffix that an
 --include took in (a hash-named blob) is sniffed first from its first bytes, so an image
 among them is not fetched whole here.
 """
@@ -52,8 +52,7 @@ def count_pages(item: TaskItem, storage: Storage, settings: Settings) -> int | N
             storage.read_into(item.src, copy, max_bytes=settings.max_document_bytes)
             copy.flush()
             with open_document(descriptor_path(copy.fileno()), PageLimits.from_settings(settings)) as document:
-                single_image = document.kind == "tiff" and document.page_count == 1
-                return None if single_image else document.page_count
+                return None if document.is_image else document.page_count
         except (StorageError, DocumentError) as exc:
             log.warning("%s stays one item, for the worker to report: %s", item.src, exc)
             return None

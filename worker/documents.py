@@ -222,10 +222,10 @@ class DocumentReader:
 
     @property
     def is_single_image(self) -> bool:
-        """A whole one-page TIFF, or bytes that are no document at all: an image, with an
-        image's result layout."""
+        """A whole one-page TIFF (pages.tiff.reads_as_image), or bytes that are no document at
+        all: an image, with an image's result layout."""
         return self._image_bytes or (self.item.pages is None and self.document is not None
-                                     and self.document.kind == "tiff" and self.document.page_count == 1)
+                                     and self.document.is_image)
 
     def read_whole(self) -> bytes | None:
         """The bytes, for the image path; None when they are over the image size limit (the

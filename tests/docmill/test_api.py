@@ -151,7 +151,7 @@ def test_read_many_gives_an_error_page_for_each_bad_input_and_reads_the_rest(ocr
 
 
 def test_documents_read_page_by_page_everywhere_an_image_is_read(ocr, tmp_path):
-    from tests.pages import encrypted, scan, scanned_pdf, text_pdf, tiff
+    from tests.pages import encrypted, scan, scanned_pdf, tagged_tiff, text_pdf, tiff
 
     pdf = scanned_pdf([scan("FIRST PAGE"), scan("SECOND PAGE")], dpi=150)
     (tmp_path / "two.pdf").write_bytes(pdf)
@@ -161,6 +161,8 @@ def test_documents_read_page_by_page_everywhere_an_image_is_read(ocr, tmp_path):
     mixed = list(ocr.read_many([scan_bytes := tiff([scan("FRAME ONE"), scan("FRAME TWO")]), pdf]))
     assert [p.page for p in mixed] == [1, 2, 1, 2] and "TWO" in mixed[1].text
     assert "ONLY" in ocr.read(scanned_pdf([scan("ONLY PAGE")], dpi=150)).text
+    late = scan("LATE PAGE", size=(900, 200))
+    assert "LATE" in ocr.read(tagged_tiff([(late.resize((90, 20)), {254: 1}), (late, {254: 0})])).text  # not its thumbnail
     with pytest.raises(ValueError, match="several pages"):
         ocr.read(scan_bytes)
     with pytest.raises(ValueError, match="^encrypted"):

@@ -99,6 +99,10 @@ def test_reduced_resolution_copies_and_masks_are_not_pages() -> None:
     pyramid = tagged_tiff([(page, {254: 0}), (page.resize((400, 200)), {254: 1}), (page.resize((200, 100)), {254: 1})])
     with open_document(pyramid, PageLimits()) as doc:
         assert doc.page_count == 1 and doc.render_page(0).image.shape == (400, 800, 3)
+        assert doc.is_image  # its page comes first: an image, read as one
+    behind = tagged_tiff([(page.resize((200, 100)), {254: 1}), (page, {254: 0})])
+    with open_document(behind, PageLimits()) as doc:  # a thumbnail first: the image decoder would read that
+        assert doc.page_count == 1 and not doc.is_image and doc.render_page(0).image.shape == (400, 800, 3)
     one, two = page_image("one", size=(300, 200), seed=6), page_image("two", size=(400, 300), seed=7)
     scan = tagged_tiff([(one, {254: 2}), (one.resize((30, 20)), {254: 1}), (two, {254: 2}),
                         (two.resize((40, 30)), {255: 2}), (two.convert("1"), {254: 4})])

@@ -314,10 +314,14 @@ def test_a_tiffs_thumbnails_and_pyramid_levels_are_not_read_as_pages(tmp_path):
     first, second = scan("FIRST PAGE"), scan("SECOND PAGE")
     (tmp_path / "in" / "thumbs.tif").write_bytes(tagged_tiff(
         [(first, {254: 2}), (first.resize((70, 16)), {254: 1}), (second, {254: 2}), (second.resize((70, 16)), {254: 1})]))
+    late = scan("LATE PAGE", size=(900, 200))
+    (tmp_path / "in" / "thumb-first.tif").write_bytes(tagged_tiff([(late.resize((90, 20)), {254: 1}), (late, {254: 0})]))
     out = tmp_path / "out"
     run([tmp_path / "in"], out, "--format", "pdf")
     assert "MASTER" in texts(json.loads((out / "pyramid.tif.json").read_text()))
     assert not (out / "pyramid.tif").exists()
+    assert document(out, "thumb-first.tif")["page_count"] == 1  # the thumbnail, read as the image, said nothing
+    assert "LATE" in texts(page(out, "thumb-first.tif", 1))
     assert [p["status"] for p in document(out, "thumbs.tif")["pages"]] == ["ok", "ok"]
     assert "SECOND" in texts(page(out, "thumbs.tif", 2))
     shown = subprocess.run(["pdftotext", str(out / "thumbs.tif.pdf"), "-"], capture_output=True, text=True,
