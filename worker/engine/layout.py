@@ -13,8 +13,11 @@ have median aspects 9.5 and 11.4, while the gaps in receipts (labels and amounts
 values, table cells) have sides of 1.0 to 7.4 (one of 10.3 against 3.1); cutting there read
 receipts in columns of labels and columns of amounts.
 
-Each line also gets a block index: blocks change at a column cut and at a horizontal gap
-taller than a line (a paragraph break), which hOCR and ALTO output use as text blocks.
+Each line also gets a block index: blocks change at a column cut and at a paragraph break,
+which hOCR and ALTO output use as text blocks. A paragraph break is a horizontal gap taller
+than a line and than PARAGRAPH_OVER_LEADING times the page's leading (the usual gap from a
+line to the next below it in its column): a typescript double-spaced has gaps as tall as its
+lines between all of them, and read one block a line before.
 
 The cuts are made on the page straightened first: its boxes turned back by the median slant
 of its long lines. Askew, each line's upright bounding box overlaps the next line's, so there
@@ -34,6 +37,7 @@ MIN_COLUMN_LINES = 2
 COLUMN_MIN_ASPECT = 8.0  # median width / height of the lines on each side of a gutter
 GUTTER_RATIO = 1.0  # a gutter is at most as wide as the median line on its narrower side
 PARAGRAPH_GAP = 1.0  # a horizontal gap taller than this many median line heights starts a block
+PARAGRAPH_OVER_LEADING = 1.5  # ... when it is also this many times the page's leading
 BAND_TIE = 0.8  # horizontal gaps this close to the widest are cut at the same level
 SLANT_MIN_ASPECT = 3.0  # lines at least this many times longer than high say the page's slant
 SLANT_MIN_DEGREES = 0.5  # a page slanted less is cut as it stands
@@ -56,9 +60,9 @@ def reading_order(boxes: list[np.ndarray]) -> Order:
     rects = np.array([[b[:, 0].min(), b[:, 1].min(), b[:, 0].max(), b[:, 1].max()] for b in _straightened(boxes)],
                      np.float64)
     heights = rects[:, 3] - rects[:, 1]
-    line_height = float(np.median(heights)) if len(heights) else 1.0
+    paragraph = max(PARAGRAPH_GAP * float(np.median(heights)), PARAGRAPH_OVER_LEADING * _leading(rects))
     leaves: list[tuple[list[int], bool]] = []  # (indices in order, starts a new block)
-    _cut(rects, list(range(len(boxes))), line_height, leaves, new_block=True)
+    _cut(rects, list(range(len(boxes))), paragraph, leaves, new_block=True)
     indices, blocks, block = [], [], -1
     for members, starts_block in leaves:
         if starts_block:
@@ -91,9 +95,25 @@ def _straightened(boxes: list[np.ndarray]) -> list[np.ndarray]:
     return list(corners @ back.T)
 
 
-def _cut(rects: np.ndarray, members: list[int], line_height: float,
+def _leading(rects: np.ndarray, chunk: int = 256) -> float:
+    """The median gap from a line down to the nearest line below it that it overlaps across
+    (the next line of its column), over the lines that have one; 0 when none has. In chunks of
+    lines, so that a dense page's pairs are never all in memory at once."""
+    gaps = []
+    for start in range(0, len(rects), chunk):
+        line = rects[start:start + chunk, None, :]
+        across = (line[..., 0] < rects[None, :, 2]) & (rects[None, :, 0] < line[..., 2])
+        down = rects[None, :, 1] - line[..., 3]
+        nearest = np.where(across & (down >= 0), down, np.inf).min(axis=1)
+        gaps.append(nearest[np.isfinite(nearest)])
+    found = np.concatenate(gaps)
+    return float(np.median(found)) if len(found) else 0.0
+
+
+def _cut(rects: np.ndarray, members: list[int], paragraph: float,
          leaves: list[tuple[list[int], bool]], new_block: bool) -> None:
-    """Append the leaves of `members` to `leaves`, in reading order."""
+    """Append the leaves of `members` to `leaves`, in reading order; a horizontal gap taller
+    than `paragraph` starts a block."""
     if len(members) == 1:
         leaves.append((members, new_block))
         return
@@ -103,12 +123,12 @@ def _cut(rects: np.ndarray, members: list[int], line_height: float,
     band_gap = max((gap for _, gap in bands[1:]), default=0.0)
     if columns and columns[1] >= band_gap:
         for k, group in enumerate(columns[0]):
-            _cut(rects, [members[i] for i in group], line_height, leaves, new_block=True if k else new_block)
+            _cut(rects, [members[i] for i in group], paragraph, leaves, new_block=True if k else new_block)
         return
     if len(bands) > 1:
         for k, (group, gap) in enumerate(_merge_bands(bands, band_gap)):
-            starts = new_block if k == 0 else gap > PARAGRAPH_GAP * line_height
-            _cut(rects, [members[i] for i in group], line_height, leaves, starts)
+            starts = new_block if k == 0 else gap > paragraph
+            _cut(rects, [members[i] for i in group], paragraph, leaves, starts)
         return
     leaves.append(([members[i] for i in _row_order(sub)], new_block))
 

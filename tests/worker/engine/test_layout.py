@@ -45,6 +45,16 @@ def test_paragraph_gaps_start_blocks_and_input_order_does_not_matter():
     assert order.blocks == [0, 0, 0, 1, 1]
 
 
+def test_a_double_spaced_typescript_is_one_block_a_paragraph_not_one_a_line():
+    """Lines 30 high with gaps of 33 between them (double spacing) are one paragraph; a blank
+    line more (a gap of 96) starts the next."""
+    boxes = [box(100, 100 + r * 63, 900, 130 + r * 63) for r in range(4)]
+    boxes += [box(100, 100 + 3 * 63 + 126 + r * 63, 900, 130 + 3 * 63 + 126 + r * 63) for r in range(3)]
+    order = reading_order(boxes)
+    assert order.indices == list(range(7))
+    assert order.blocks == [0, 0, 0, 0, 1, 1, 1]
+
+
 def test_skewed_touching_lines_fall_back_to_rows():
     boxes = [box(100, 100, 500, 140), box(520, 110, 900, 150), box(100, 135, 500, 175)]
     assert reading_order(boxes).indices == [0, 1, 2]
