@@ -1,9 +1,10 @@
 """ALTO 4.4: a Description (pixels as the measurement unit, the source image's file name, the
 OCR software and model set) and a Layout with one Page per page, each holding a PrintSpace
 of TextBlock / TextLine / String elements in the result's reading order, with SP between the
-words of a line. A word broken by a hyphen at a line's end into the next line of its block is
-marked as ALTO marks it: HypPart1, a HYP, then HypPart2, both parts carrying the whole word
-in SUBS_CONTENT.
+words of a line. A word broken by a hyphen at a line's end into the next line in reading
+order is marked as ALTO marks it: HypPart1, a HYP, then HypPart2, both parts carrying the
+whole word in SUBS_CONTENT. The next line may open the next block: a newspaper's column
+breaks mid-word as often as its lines do, and its ALTO is where such words are searched for.
 
 Positions are HPOS/VPOS/WIDTH/HEIGHT of each element's axis-aligned box in the page's
 pixels; WC is the word's confidence (0 to 1); a block whose text runs turned says so in
@@ -58,24 +59,34 @@ def _page(layout: ET.Element, page: OutputPage) -> None:
     element = ET.SubElement(layout, "Page", {"ID": f"p{n}", "PHYSICAL_IMG_NR": str(n),
                                              "WIDTH": str(page.width), "HEIGHT": str(page.height)})
     space = ET.SubElement(element, "PrintSpace", _position((0, 0, page.width, page.height)))
-    for b, block in enumerate(blocks(page.result), start=1):
-        _block(space, page.result, block, f"p{n}_b{b}")
+    page_blocks = list(blocks(page.result))
+    lines = [line for block in page_blocks for line in block]
+    words = [line_words(page.result, line) for line in lines]
+    joined = [_hyphenated(page.result, lines[k:k + 2], words[k:k + 2]) for k in range(len(lines) - 1)] + [None]
+    first = 0  # the block's first line, among the page's
+    for b, block in enumerate(page_blocks, start=1):
+        last = first + len(block)
+        _block(space, page.result, block, words[first:last], [None, *joined][first:last + 1], f"p{n}_b{b}")
+        first = last
 
 
-def _block(space: ET.Element, result: OcrResult, block: list[Line], block_id: str) -> None:
+def _block(space: ET.Element, result: OcrResult, block: list[Line], words: list[list[Word]],
+           joined: list[str | None], block_id: str) -> None:
+    """The block's lines; `joined[k]` is the word broken between its line k - 1 and line k
+    (its first into the previous block's last line, its last into the next block's first)."""
     box = union([bbox(line.box) for line in block])
     element = ET.SubElement(space, "TextBlock", {"ID": block_id, **_position(box), **_rotation(result, block)})
-    words = [line_words(result, line) for line in block]
-    joined = [_hyphenated(words[k], words[k + 1]) for k in range(len(block) - 1)] + [None]
-    for l, line in enumerate(block, start=1):
-        _line(element, line, words[l - 1], f"{block_id}_l{l}", joined[l - 1], joined[l - 2] if l > 1 else None)
+    for l, line in enumerate(block):
+        _line(element, line, words[l], f"{block_id}_l{l + 1}", joined[l + 1], joined[l])
 
 
-def _hyphenated(words: list[Word], following: list[Word]) -> str | None:
-    """The whole word, when this line's last word breaks with a hyphen into the first word of
-    the next line of its block: a letter before the hyphen, a lower-case letter after it (not a
-    dash before a number or a name). Punctuation after the word's second part is no part of it."""
-    if not words or not following:
+def _hyphenated(result: OcrResult, lines: list[Line], words: list[list[Word]]) -> str | None:
+    """The whole word, when the first line's last word breaks with a hyphen into the first
+    word of the second (the next in reading order), both running the same way: a letter
+    before the hyphen, a lower-case letter after it (not a dash before a number or a name).
+    Punctuation after the word's second part is no part of it."""
+    (words, following), (line, next_line) = words, lines
+    if not words or not following or text_angle(result, line) != text_angle(result, next_line):
         return None
     first, second = words[-1].text, following[0].text
     if len(first) < 2 or first[-1] not in HYPHENS or not first[-2].isalpha() or not second[:1].islower():

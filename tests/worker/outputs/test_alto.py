@@ -135,6 +135,25 @@ def test_a_dash_that_breaks_no_word_is_left_as_it_is(texts: tuple[str, str]) -> 
     assert [s.get("CONTENT") for s in strings(data)] == " ".join(texts).split()
 
 
-def test_a_hyphen_at_a_blocks_last_line_joins_nothing_across_blocks() -> None:
-    data = alto([_lines("the docu-", "ment here", blocks=(0, 1))])
+@pytest.mark.shared
+def test_a_word_broken_at_a_column_break_is_marked_across_the_blocks(alto_schema) -> None:
+    """A newspaper column ends mid-word as often as its lines do: the word's first part
+    closes the block, its second opens the next one in reading order."""
+    data = alto([_lines("the first docu-", "ment here", "and a last", blocks=(0, 1, 1))])
+    alto_schema.validate(data.decode())
+    blocks = ET.fromstring(data).findall(".//a:TextBlock", NS)
+    marked = [[(s.get("CONTENT"), s.get("SUBS_TYPE"), s.get("SUBS_CONTENT")) for s in block.findall(".//a:String", NS)
+               if s.get("SUBS_TYPE")] for block in blocks]
+    assert marked == [[("docu", "HypPart1", "document")], [("ment", "HypPart2", "document")]]
+    assert [len(block.findall(".//a:HYP", NS)) for block in blocks] == [1, 0]
+
+
+def test_a_hyphen_joins_nothing_across_pages_or_into_a_line_running_another_way() -> None:
+    """A page's last word and the next page's first are no one word (a running head or a
+    folio comes between them), nor is a line's last word and a turned line's first."""
+    data = alto([_lines("the docu-"), hand_page([hand_line("ment here", rect(10, 10, 300, 40))],
+                                                page=DocumentPage(index=2, count=2))])
     assert not ET.fromstring(data).findall(".//a:HYP", NS)
+    turned = hand_page([hand_line("the docu-", rect(10, 10, 300, 40)),
+                        hand_line("ment here", rect(10, 50, 300, 80), block=1, angle=180)])
+    assert not ET.fromstring(alto([turned])).findall(".//a:HYP", NS)
