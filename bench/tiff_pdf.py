@@ -1,5 +1,5 @@
-"""`make bench` (TIFF part): how big the searchable PDF of a multi-page TIFF is, and how close
-its page images are to the frames the engine read. A benchmark, not a test: it prints a
+"""`make bench` (TIFF part): how big the searchable PDF of a multi-page TIFF (and of lossy
+WebP images) is, and how close its page images are to the frames the engine read. A benchmark, not a test: it prints a
 table, writes bench/results/tiff_pdf.json, and fails only when a run fails.
 
     .venv/bin/python -m bench.tiff_pdf [--models SET] [--images FOLDER]
@@ -9,11 +9,15 @@ One multi-page TIFF per storage, built in a scratch folder from ../shared's 20 S
 - g4: every page thresholded to black and white, CCITT Group 4 (archives' bilevel masters);
 - jpeg ycbcr: every page a one-strip 4:2:0 YCbCr JPEG at quality 85 (colour TIFFs as
   libtiff and scanners write them);
-- jpeg rgb strips: Pillow's JPEG in TIFF at quality 85 (RGB, strips sharing their tables).
+- jpeg rgb strips: Pillow's JPEG in TIFF at quality 85 (RGB, strips sharing their tables);
+- webp lossy: not a TIFF but one lossy WebP file a page at quality 80, all read by one run
+  (web archives and access copies; each page goes in as a JPEG at quality 90, or as PNG where
+  that is smaller).
 
-For each it reports the PDF's size and its page images' size against the TIFF's, beside what
-the same frames take as PNG files, which is how the writer held every frame before
-2026-12-01's ninth session; and the page images' PSNR against the frames as decoded.
+For each it reports the PDF's size and its page images' size against the source's, beside what
+the same frames take as PNG files, which is how the writer held every TIFF frame before
+2026-12-01's ninth session and every lossy WebP before its tenth; and the page images' PSNR
+against the frames as decoded.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ from bench.paths import SROIE_IMAGES
 from bench.results import save_result
 from bench.run_bench import DOCMILL_BIN, REPO, _checked, measure
 from docmill.settings import DEFAULT_MODEL_SET
-from pages.decode import decode_frame
+from pages.decode import decode_frame, decode_image
 
 QUALITY = 85
+WEBP_QUALITY = 80
 
 
 def tiff(frames: list[Image.Image], **params: object) -> bytes:
@@ -114,23 +119,45 @@ def _page_images(pdf: Path) -> list[tuple[int, np.ndarray]]:
                 for image in images]
 
 
-def measure_storage(name: str, pages: list[Image.Image], models: str, scratch: Path) -> dict:
-    data = STORAGES[name](pages)
-    source = scratch / f"{name.replace(' ', '-')}.tif"
-    source.write_bytes(data)
-    out = scratch / f"out-{source.stem}"
+def _webp_pages(pages: list[Image.Image], folder: Path) -> list[bytes]:
+    """One lossy WebP file a page, named in page order."""
+    files = []
+    for number, page in enumerate(pages):
+        buffer = io.BytesIO()
+        page.save(buffer, "WEBP", quality=WEBP_QUALITY)
+        (folder / f"{number:03d}.webp").write_bytes(buffer.getvalue())
+        files.append(buffer.getvalue())
+    return files
+
+
+def _run(source: Path, out: Path, models: str) -> None:
     _checked(f"docmill run {source.name}", measure([str(DOCMILL_BIN), "run", str(source), "--out", str(out),
                                                    "--models", models, "--format", "pdf", "--quiet"], REPO))
-    pdf = out / f"{source.name}.pdf"
-    frames = _frames(data)
-    held = _page_images(pdf)
+
+
+def measure_storage(name: str, pages: list[Image.Image], models: str, scratch: Path) -> dict:
+    out = scratch / f"out-{name.replace(' ', '-')}"
+    if name == "webp lossy":
+        folder = scratch / "webp"
+        folder.mkdir()
+        files = _webp_pages(pages, folder)
+        _run(folder, out, models)
+        pdfs = sorted(out.glob("*.webp.pdf"))
+        frames = [decode_image(data, 10**9) for data in files]
+    else:
+        data = STORAGES[name](pages)
+        source = scratch / f"{name.replace(' ', '-')}.tif"
+        source.write_bytes(data)
+        _run(source, out, models)
+        files, pdfs, frames = [data], [out / f"{source.name}.pdf"], _frames(data)
+    held = [image for pdf in pdfs for image in _page_images(pdf)]
     psnr = [_psnr(pixels, frame[:, :, ::-1]) for (_, pixels), frame in zip(held, frames)]
-    images = sum(size for size, _ in held)
-    png = _png_bytes(frames)
-    return {"storage": name, "pages": len(frames), "tiff_bytes": len(data), "pdf_bytes": pdf.stat().st_size,
+    source_bytes, pdf_bytes = sum(map(len, files)), sum(pdf.stat().st_size for pdf in pdfs)
+    images, png = sum(size for size, _ in held), _png_bytes(frames)
+    return {"storage": name, "pages": len(frames), "source_bytes": source_bytes, "pdf_bytes": pdf_bytes,
             "page_image_bytes": images, "png_frames_bytes": png,
-            "pdf_to_tiff": round(pdf.stat().st_size / len(data), 3), "images_to_tiff": round(images / len(data), 3),
-            "png_to_tiff": round(png / len(data), 3), "min_psnr_db": round(min(psnr), 1)}
+            "pdf_to_source": round(pdf_bytes / source_bytes, 3), "images_to_source": round(images / source_bytes, 3),
+            "png_to_source": round(png / source_bytes, 3), "min_psnr_db": round(min(psnr), 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,13 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no images at {args.images}: give --images a folder")
     pages = [Image.open(path).convert("RGB") for path in sorted(args.images.iterdir()) if path.is_file()]
     rows = []
-    print(f"{'storage':16s} pages  TIFF MB  PDF/TIFF  images/TIFF  PNG frames/TIFF  min PSNR dB")
+    print(f"{'storage':16s} pages  source MB  PDF/source  images/source  PNG frames/source  min PSNR dB")
     with tempfile.TemporaryDirectory(prefix="docmill-tiffpdf-") as scratch:
-        for name in STORAGES:
+        for name in [*STORAGES, "webp lossy"]:
             row = measure_storage(name, pages, args.models, Path(scratch))
             rows.append(row)
-            print(f"{name:16s} {row['pages']:5d}  {row['tiff_bytes'] / 1e6:7.2f}  {row['pdf_to_tiff']:8.3f}  "
-                  f"{row['images_to_tiff']:11.3f}  {row['png_to_tiff']:15.3f}  {row['min_psnr_db']:11}", flush=True)
+            print(f"{name:16s} {row['pages']:5d}  {row['source_bytes'] / 1e6:9.2f}  {row['pdf_to_source']:10.3f}  "
+                  f"{row['images_to_source']:13.3f}  {row['png_to_source']:17.3f}  {row['min_psnr_db']:11}", flush=True)
     print(f"wrote {save_result('tiff_pdf', {'images': str(args.images), 'models': args.models, 'rows': rows})}")
     return 0
 

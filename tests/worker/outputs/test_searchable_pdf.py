@@ -196,6 +196,12 @@ IMAGES = {
     "jp2": lambda image: encoded(Image.fromarray(image[:, :, ::-1]), "JPEG2000"),
     "grey jp2": lambda image: encoded(Image.fromarray(image[:, :, 0]), "JPEG2000", irreversible=True),
     "j2k codestream": lambda image: encoded(Image.fromarray(image[:, :, 0]), "JPEG2000", no_jp2=True),
+    "lossy webp": lambda image: encoded(Image.fromarray(image[:, :, ::-1]), "WEBP", quality=80),
+    "lossy webp with alpha and a profile": lambda image: encoded(
+        Image.fromarray(image[:, :, ::-1]).convert("RGBA"), "WEBP", quality=80, icc_profile=bytes(20000)),
+    "animated lossy webp": lambda image: encoded(Image.fromarray(image[:, :, ::-1]), "WEBP", quality=80,
+                                                 save_all=True, append_images=[Image.new("RGB", image.shape[1::-1])]),
+    "lossless webp": lambda image: encoded(Image.fromarray(image[:, :, ::-1]), "WEBP", lossless=True),
 }
 
 
@@ -221,6 +227,28 @@ def test_an_image_page_renders_like_its_image(drawn, tmp_path, kind):
             assert image.Filter == pikepdf.Name.JPXDecode and image.read_raw_bytes() == data
         if kind == "j2k codestream":  # PDF's JPXDecode takes the JP2 file format: the pixels go in as PNG
             assert image.Filter == pikepdf.Name.FlateDecode
+        if "webp" in kind:  # never bigger than its pixels as PNG, as it went in before; lossless stays so
+            assert len(image.read_raw_bytes()) <= len(encoded(Image.fromarray(shown[:, :, ::-1]), "PNG"))
+        if kind == "lossless webp":
+            assert image.Filter == pikepdf.Name.FlateDecode
+
+
+def test_a_lossy_webp_photo_goes_in_as_jpeg_at_a_few_times_its_size_not_as_png(tmp_path):
+    """A colour photo page as a lossy WebP: as PNG its pixels take many times the WebP, as
+    JPEG a few, close to what the engine read."""
+    rng = np.random.default_rng(3)
+    scene = Image.fromarray(rng.normal(128, 40, (20, 30, 3)).clip(0, 255).astype(np.uint8))
+    grain = rng.normal(0, 4, (800, 1200, 3))  # a camera's noise, which PNG cannot shrink
+    photo = (np.asarray(scene.resize((1200, 800), Image.Resampling.BICUBIC)) + grain).clip(0, 255).astype(np.uint8)
+    data = encoded(Image.fromarray(photo), "WEBP", quality=80)
+    shown = decode_image(data, 10**8)
+    page = OutputPage.of_image(hand_result([], 1200, 800), data, "photo.webp")
+    pdf = written(tmp_path, made_from_images([page]))
+    with pikepdf.open(pdf) as opened:
+        image = next(iter(opened.pages[0].get_images().values()))
+        assert image.Filter == pikepdf.Name.DCTDecode and len(image.read_raw_bytes()) <= 3 * len(data)
+    assert len(encoded(Image.fromarray(shown[:, :, ::-1]), "PNG")) > 5 * len(data)
+    assert mean_difference(render(pdf, DEFAULT_DPI, tmp_path), shown[:, :, ::-1]) <= MAX_DIFFERENCE
 
 
 def _rgb_page(text: str) -> Image.Image:
