@@ -119,7 +119,7 @@ bench: models install-local $(PEER_VENV)/.installed $(PEER3_VENV)/.installed $(O
 	$(BIN)/python -m bench.host_cpu
 	$(BIN)/python -m bench.documents --models $(MODELS)
 	$(BIN)/python -m bench.tiff_pdf --models $(MODELS)
-	$(BIN)/python -m bench.pdf_memory
+	$(BIN)/python -m bench.output_memory
 	$(BIN)/python -m bench.distributed --models $(MODELS)
 	scripts/ensure-tools.sh $(OCRMYPDF_TOOLS)
 	$(BIN)/python -m bench.ocrmypdf_peer --models $(MODELS)

@@ -5,11 +5,15 @@ An image's are made from its result and its own bytes as soon as its result is w
 document's are assembled once its last page is done, by whoever writes its document result,
 from the page results as stored (so the runner that assembles them need not have read the
 pages itself) and from the original document, read from its spooled file: a PDF keeps its
-pages and gains a text layer; a TIFF's frames become image pages. Each file is made in a
-temporary file that stays in memory while small and goes to disk past
-IN_MEMORY_OUTPUT_BYTES, and is written to storage from there in chunks (bench.pdf_memory): a
-searchable PDF is as large as its scan, yet a PDF's is made with a few MB whatever its length,
-and a TIFF's holds only searchable_pdf.PAGES_PER_PART page images at a time.
+pages and gains a text layer; a TIFF's frames become image pages.
+
+Memory stays flat with the document's length (bench.output_memory). Page results are read as
+each page is written (LazyPages): the text formats take them in one pass, page by page
+(worker.outputs.page.PageWriter), and the PDF in a second. Each file is made in a temporary
+file that stays in memory while small and goes to disk past IN_MEMORY_OUTPUT_BYTES, and is
+written to storage from there in chunks: a searchable PDF is as large as its scan, yet a
+PDF's is made with a few MB, and a TIFF's holds searchable_pdf.PAGES_PER_PART page images at
+a time.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, overload
 
 from PIL import Image
+from pydantic import ValidationError
 
 from docmill.documents import DocumentResult, OutputFormat, output_uri, page_result_uri
 from docmill.messages import TaskItem
@@ -33,16 +38,19 @@ from pages.document import PageLimits
 from pages.source import open_document
 from pages.tiff import page_frames
 from worker.documents import DocumentSpool
-from worker.outputs import alto, hocr, searchable_pdf, text
-from worker.outputs.page import OutputPage
+from worker.outputs import searchable_pdf
+from worker.outputs.alto import AltoWriter
+from worker.outputs.hocr import HocrWriter
+from worker.outputs.page import OutputPage, PageWriter
+from worker.outputs.text import TextWriter
 from worker.writer import ResultWriter
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {"txt": "text/plain; charset=utf-8", "hocr": "text/html; charset=utf-8",
                  "alto": "application/xml", "pdf": "application/pdf"}
-_PAGE_WRITERS: dict[str, Callable[[Sequence[OutputPage]], bytes]] = {"txt": text.text, "hocr": hocr.hocr,
-                                                                     "alto": alto.alto}
+_PAGE_WRITERS: dict[str, Callable[[BinaryIO, int], PageWriter]] = {"txt": TextWriter, "hocr": HocrWriter,
+                                                                   "alto": AltoWriter}
 IN_MEMORY_OUTPUT_BYTES = 8 << 20
 
 
@@ -56,19 +64,19 @@ class DeliverableWriter:
     def image(self, result: OcrResult, dst: str, etag: str | None, data: bytes, formats: Sequence[OutputFormat]) -> None:
         """An image's formats, from its result and its file. Raises StorageError."""
         pages = [OutputPage.of_image(result, data, PurePosixPath(result.source.uri).name)]
-        for fmt in formats:
-            with output_file(fmt, pages, partial(searchable_pdf.pdf_from_images, pages)) as made:
-                self.writer.write_output(made, output_uri(dst, fmt), CONTENT_TYPES[fmt], result, etag)
+        with output_files(formats, pages, partial(searchable_pdf.pdf_from_images, pages)) as made:
+            for fmt in formats:
+                self.writer.write_output(made[fmt], output_uri(dst, fmt), CONTENT_TYPES[fmt], result, etag)
 
     def document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> None:
         """A whole document's formats, from its stored page results and the original; nothing
         for a document that could not be read. Raises StorageError."""
         if not formats or result.error is not None or not result.page_count:
             return
-        pages = [self._page(item, number, result) for number in range(1, result.page_count + 1)]
-        for fmt in formats:
-            with output_file(fmt, pages, partial(self._pdf, result, item, pages)) as made:
-                self.writer.write_output(made, output_uri(item.dst, fmt), CONTENT_TYPES[fmt], result, item.etag)
+        pages = LazyPages(result.page_count, partial(self._page, item, result))
+        with output_files(formats, pages, partial(self._pdf, result, item, pages)) as made:
+            for fmt in formats:
+                self.writer.write_output(made[fmt], output_uri(item.dst, fmt), CONTENT_TYPES[fmt], result, item.etag)
 
     def finish_document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> str | None:
         """The document result, then its formats; the code the document counts as failed
@@ -82,29 +90,66 @@ class DeliverableWriter:
             return result.error.code
         return next((page.error.code for page in result.pages if page.error is not None), None)
 
-    def _page(self, item: TaskItem, number: int, document: DocumentResult) -> OutputPage:
-        uri = page_result_uri(item.dst, number)
-        result = OcrResult.model_validate_json(open_storage(uri, self.writer.settings).read_bytes(uri))
+    def _page(self, item: TaskItem, document: DocumentResult, index: int) -> OutputPage:
+        """Page `index` (0-based) as stored. Raises StorageError, also for a stored result
+        that is no longer a valid one."""
+        uri = page_result_uri(item.dst, index + 1)
+        try:
+            result = OcrResult.model_validate_json(open_storage(uri, self.writer.settings).read_bytes(uri))
+        except ValidationError as exc:
+            raise StorageError(f"{uri}: not a valid page result ({exc.error_count()} errors)", code="write_error",
+                               permanent=True) from exc
         width, height = (result.image.width, result.image.height) if result.image else (1, 1)
         return OutputPage(result, width, height, result.page.dpi if result.page else None,
                           PurePosixPath(document.source.uri).name)
 
-    def _pdf(self, result: DocumentResult, item: TaskItem, pages: list[OutputPage], target: BinaryIO) -> None:
+    def _pdf(self, result: DocumentResult, item: TaskItem, pages: Sequence[OutputPage], target: BinaryIO) -> None:
         """The original under a text layer, read from its spooled file as the PDF is made: a
         PDF's pages as they are, a TIFF's frames as image pages."""
         spooled = self.spool.acquire(item)
         try:
             if result.kind == "pdf":
                 texts = _pages_with_text(spooled.path, PageLimits.from_settings(self.writer.settings))
-                searchable_pdf.pdf_with_text(spooled.path, [replace(p, text_layer=p.number in texts) for p in pages],
-                                             target)
+                searchable_pdf.pdf_with_text(
+                    spooled.path, LazyPages(len(pages), lambda i: replace(pages[i], text_layer=i + 1 in texts)), target)
                 return
             with Image.open(spooled.path) as im:
                 frames = page_frames(im)
-            searchable_pdf.pdf_from_images([replace(page, image=spooled.path, frame=frame)
-                                            for frame, page in zip(frames, pages)], target)
+            if len(frames) != len(pages):
+                raise ValueError(f"the TIFF has {len(frames)} pages but {len(pages)} page results were given")
+            searchable_pdf.pdf_from_images(
+                LazyPages(len(pages), lambda i: replace(pages[i], image=spooled.path, frame=frames[i])), target)
         finally:
             self.spool.release(item)
+
+
+class LazyPages(Sequence[OutputPage]):
+    """`count` pages, each made by `load(index)` when asked for and not kept: a long
+    document's page results are never all in memory (a dense page's take about a MB)."""
+
+    def __init__(self, count: int, load: Callable[[int], OutputPage]):
+        self.count = count
+        self.load = load
+
+    def __len__(self) -> int:
+        return self.count
+
+    @overload
+    def __getitem__(self, index: int) -> OutputPage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[OutputPage]: ...
+
+    def __getitem__(self, index: int | slice) -> OutputPage | list[OutputPage]:
+        if isinstance(index, slice):
+            return [self.load(i) for i in range(*index.indices(self.count))]
+        if not -self.count <= index < self.count:
+            raise IndexError(index)
+        return self.load(index % self.count)
+
+    def __iter__(self) -> Iterator[OutputPage]:
+        """Each page in turn (an IndexError inside `load` is an error, not the end)."""
+        return (self.load(index) for index in range(self.count))
 
 
 def _pages_with_text(path: str, limits: PageLimits) -> set[int]:
@@ -114,18 +159,38 @@ def _pages_with_text(path: str, limits: PageLimits) -> set[int]:
 
 
 @contextmanager
-def output_file(fmt: str, pages: Sequence[OutputPage], make_pdf: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
-    """A format's file, made from `pages` (a PDF by `make_pdf`), removed when done with; a
-    failure to make it is this item's write_error, never the run's."""
-    with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_OUTPUT_BYTES, prefix="docmill-out-") as target:
-        try:
-            if fmt == "pdf":
-                make_pdf(target)
-            else:
-                target.write(_PAGE_WRITERS[fmt](pages))
-        except Exception as exc:  # noqa: BLE001 - a writer's failure costs this file, reported as such
-            log.error("cannot make the %s file: %s: %s", fmt, type(exc).__name__, exc)
-            raise StorageError(f"cannot make the {fmt} file: {type(exc).__name__}: {exc}"[:500],
-                               code="write_error", permanent=True) from exc
-        yield target  # type: ignore[misc]  # a SpooledTemporaryFile is a binary file
+def output_files(formats: Sequence[str], pages: Sequence[OutputPage],
+                 make_pdf: Callable[[BinaryIO], None] | None = None) -> Iterator[dict[str, BinaryIO]]:
+    """The formats' files by format, removed when done with. The text formats are made
+    together in one pass over `pages` (each page read once), the PDF by `make_pdf` after
+    (needed only when a PDF is asked for). A failure to make a file is this item's
+    write_error, never the run's."""
+    with ExitStack() as stack:
+        files: dict[str, BinaryIO] = {fmt: stack.enter_context(tempfile.SpooledTemporaryFile(  # type: ignore[misc]
+            max_size=IN_MEMORY_OUTPUT_BYTES, prefix="docmill-out-")) for fmt in formats}
+        writers = {fmt: _PAGE_WRITERS[fmt](target, len(pages)) for fmt, target in files.items() if fmt != "pdf"}
+        if writers:
+            for page in pages:
+                for fmt, writer in writers.items():
+                    with _making(fmt):
+                        writer.add(page)
+            for fmt, writer in writers.items():
+                with _making(fmt):
+                    writer.finish()
+        if "pdf" in files:
+            with _making("pdf"):
+                make_pdf(files["pdf"])  # type: ignore[misc]
+        yield files
 
+
+@contextmanager
+def _making(fmt: str) -> Iterator[None]:
+    """A writer's failure, as the write_error of the item whose `fmt` file it was making."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a writer's failure costs this file, reported as such
+        log.error("cannot make the %s file: %s: %s", fmt, type(exc).__name__, exc)
+        raise StorageError(f"cannot make the {fmt} file: {type(exc).__name__}: {exc}"[:500],
+                           code="write_error", permanent=True) from exc

@@ -18,46 +18,55 @@ from collections.abc import Sequence
 
 from docmill import __version__
 from docmill.result import Line, OcrResult, Word, models_tag
-from worker.outputs.page import OutputPage
+from worker.outputs.page import OutputPage, written
 from worker.outputs.reading import BBox, bbox, blocks, line_words, text_angle, union
+from worker.outputs.xmlpages import XmlPagesWriter
 
 NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
 SCHEMA_LOCATION = f"{NAMESPACE} http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
 HYPHENS = "-\u00ad\u2010\u00ac"  # hyphen-minus, soft hyphen, hyphen, and the not sign Fraktur's double hyphen reads as
 _TRAILING_PUNCTUATION = ".,;:!?)]}\"'\u201d\u2019"
+_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>\n"
 
 
 def alto(pages: Sequence[OutputPage]) -> bytes:
     """One ALTO file holding every page; its sourceImageInformation names the first page's
     image (for a document, each page's `image_name` is the document's)."""
-    root = ET.Element("alto", {"xmlns": NAMESPACE, "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
-                               "xsi:schemaLocation": SCHEMA_LOCATION})
-    _description(root, pages)
-    layout = ET.SubElement(root, "Layout")
-    for page in pages:
-        _page(layout, page)
-    ET.indent(root, space=" ")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    return written(AltoWriter, pages)
 
 
-def _description(root: ET.Element, pages: Sequence[OutputPage]) -> None:
+class AltoWriter(XmlPagesWriter):
+    """One ALTO file, a page at a time (a PageWriter): the Description from the first page,
+    then each Page as it comes."""
+
+    def skeleton(self, first: OutputPage | None) -> tuple[bytes, ET.Element, ET.Element]:
+        root = ET.Element("alto", {"xmlns": NAMESPACE, "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+                                   "xsi:schemaLocation": SCHEMA_LOCATION})
+        _description(root, first)
+        return _DECLARATION, root, ET.SubElement(root, "Layout")
+
+    def page_element(self, page: OutputPage) -> ET.Element:
+        return _page(page)
+
+
+def _description(root: ET.Element, first: OutputPage | None) -> None:
     description = ET.SubElement(root, "Description")
     ET.SubElement(description, "MeasurementUnit").text = "pixel"
     source = ET.SubElement(description, "sourceImageInformation")
-    ET.SubElement(source, "fileName").text = pages[0].image_name if pages else ""
+    ET.SubElement(source, "fileName").text = first.image_name if first else ""
     step = ET.SubElement(ET.SubElement(description, "OCRProcessing", {"ID": "ocr"}), "ocrProcessingStep")
-    if pages:
-        models = pages[0].result.models
+    if first:
+        models = first.result.models
         ET.SubElement(step, "processingStepSettings").text = f"models {models_tag(models.set, models.version)}"
     software = ET.SubElement(step, "processingSoftware")
     ET.SubElement(software, "softwareName").text = "docmill"
     ET.SubElement(software, "softwareVersion").text = __version__
 
 
-def _page(layout: ET.Element, page: OutputPage) -> None:
+def _page(page: OutputPage) -> ET.Element:
     n = page.number
-    element = ET.SubElement(layout, "Page", {"ID": f"p{n}", "PHYSICAL_IMG_NR": str(n),
-                                             "WIDTH": str(page.width), "HEIGHT": str(page.height)})
+    element = ET.Element("Page", {"ID": f"p{n}", "PHYSICAL_IMG_NR": str(n),
+                                  "WIDTH": str(page.width), "HEIGHT": str(page.height)})
     space = ET.SubElement(element, "PrintSpace", _position((0, 0, page.width, page.height)))
     page_blocks = list(blocks(page.result))
     lines = [line for block in page_blocks for line in block]
@@ -68,6 +77,7 @@ def _page(layout: ET.Element, page: OutputPage) -> None:
         last = first + len(block)
         _block(space, page.result, block, words[first:last], [None, *joined][first:last + 1], f"p{n}_b{b}")
         first = last
+    return element
 
 
 def _block(space: ET.Element, result: OcrResult, block: list[Line], words: list[list[Word]],

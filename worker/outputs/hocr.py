@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 from docmill import __version__
 from docmill.result import Line, OcrResult
-from worker.outputs.page import OutputPage
+from worker.outputs.page import OutputPage, written
 from worker.outputs.reading import bbox, blocks, line_words, text_angle, union
+from worker.outputs.xmlpages import XmlPagesWriter
 
 CAPABILITIES = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocrp_wconf"
 _HEAD = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -25,29 +26,37 @@ _HEAD = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 def hocr(pages: Sequence[OutputPage]) -> bytes:
     """One hOCR file holding every page."""
-    html = ET.Element("html", {"xmlns": "http://www.w3.org/1999/xhtml", "xml:lang": "en", "lang": "en"})
-    head = ET.SubElement(html, "head")
-    ET.SubElement(head, "title").text = pages[0].image_name if pages else ""
-    for name, content in (("ocr-system", f"docmill {__version__}"), ("ocr-capabilities", CAPABILITIES),
-                          ("ocr-number-of-pages", str(len(pages)))):
-        ET.SubElement(head, "meta", {"name": name, "content": content})
-    ET.SubElement(head, "meta", {"http-equiv": "Content-Type", "content": "text/html; charset=utf-8"})
-    body = ET.SubElement(html, "body")
-    for page in pages:
-        _page(body, page)
-    ET.indent(html, space=" ")
-    return _HEAD + ET.tostring(html, encoding="unicode").encode("utf-8") + b"\n"
+    return written(HocrWriter, pages)
 
 
-def _page(body: ET.Element, page: OutputPage) -> None:
+class HocrWriter(XmlPagesWriter):
+    """One hOCR file, a page at a time (a PageWriter): the head, titled by the first page's
+    image, then each page's div as it comes."""
+
+    def skeleton(self, first: OutputPage | None) -> tuple[bytes, ET.Element, ET.Element]:
+        html = ET.Element("html", {"xmlns": "http://www.w3.org/1999/xhtml", "xml:lang": "en", "lang": "en"})
+        head = ET.SubElement(html, "head")
+        ET.SubElement(head, "title").text = first.image_name if first else ""
+        for name, content in (("ocr-system", f"docmill {__version__}"), ("ocr-capabilities", CAPABILITIES),
+                              ("ocr-number-of-pages", str(self.page_count))):
+            ET.SubElement(head, "meta", {"name": name, "content": content})
+        ET.SubElement(head, "meta", {"http-equiv": "Content-Type", "content": "text/html; charset=utf-8"})
+        return _HEAD, html, ET.SubElement(html, "body")
+
+    def page_element(self, page: OutputPage) -> ET.Element:
+        return _page(page)
+
+
+def _page(page: OutputPage) -> ET.Element:
     n = page.number
     title = f'image "{_quoted(page.image_name)}"; bbox 0 0 {page.width} {page.height}; ppageno {n - 1}'
     if page.dpi:
         title += f"; scan_res {round(page.dpi)} {round(page.dpi)}"
-    element = ET.SubElement(body, "div", {"class": "ocr_page", "id": f"page_{n}", "title": title})
+    element = ET.Element("div", {"class": "ocr_page", "id": f"page_{n}", "title": title})
     counter = _Ids(n)
     for block in blocks(page.result):
         _block(element, page.result, block, counter)
+    return element
 
 
 class _Ids:

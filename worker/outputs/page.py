@@ -10,7 +10,9 @@ read, origin top-left, which for a PDF page is the page as rendered at `dpi` wit
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO, Protocol
 
 from PIL import Image
 
@@ -65,6 +67,26 @@ class OutputPage:
             if turned_sideways(im):
                 width, height = height, width
             return cls(result, width, height, stated_dpi(im), image_name, data)
+
+
+class PageWriter(Protocol):
+    """A format's file written a page at a time into the target it was made with, so that a
+    long document's file is never built whole in memory: `add` each page in order, then
+    `finish`."""
+
+    def add(self, page: OutputPage) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def written(writer: Callable[[BinaryIO, int], PageWriter], pages: Sequence[OutputPage]) -> bytes:
+    """The whole file for `pages`, made by a PageWriter in memory."""
+    buffer = io.BytesIO()
+    made = writer(buffer, len(pages))
+    for page in pages:
+        made.add(page)
+    made.finish()
+    return buffer.getvalue()
 
 
 def exif_orientation(im: Image.Image) -> int:

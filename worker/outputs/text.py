@@ -5,9 +5,10 @@ text can be found again by counting form feeds)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import BinaryIO
 
 from docmill.result import OcrResult
-from worker.outputs.page import OutputPage
+from worker.outputs.page import OutputPage, written
 from worker.outputs.reading import blocks
 
 PAGE_BREAK = "\f"
@@ -18,6 +19,21 @@ def page_text(result: OcrResult) -> str:
     return "\n".join("".join(f"{line.text}\n" for line in block) for block in blocks(result))
 
 
+class TextWriter:
+    """The pages' text, UTF-8, a page at a time (a PageWriter)."""
+
+    def __init__(self, target: BinaryIO, page_count: int) -> None:
+        self.target = target
+        self.first = True
+
+    def add(self, page: OutputPage) -> None:
+        self.target.write(("" if self.first else PAGE_BREAK).encode() + page_text(page.result).encode("utf-8"))
+        self.first = False
+
+    def finish(self) -> None:
+        """Nothing follows the last page."""
+
+
 def text(pages: Sequence[OutputPage]) -> bytes:
     """The pages' text, UTF-8."""
-    return PAGE_BREAK.join(page_text(page.result) for page in pages).encode("utf-8")
+    return written(TextWriter, pages)

@@ -1,20 +1,24 @@
-"""`make bench` (searchable PDF memory part): the peak memory of making and writing a long
-document's searchable PDF, as the writer does it beside holding the PDF in memory. A
-benchmark, not a test: it prints a table, writes bench/results/pdf_memory.json, and fails only
-when a case fails.
+"""`make bench` (output memory part): the peak memory of making and writing a long document's
+`--format` files, as the writer does it beside holding them in memory. A benchmark, not a
+test: it prints a table, writes bench/results/output_memory.json, and fails only when a case
+fails.
 
-    .venv/bin/python -m bench.pdf_memory [--pages 20,100]
+    .venv/bin/python -m bench.output_memory [--pages 20,100]
 
-Two documents of each length are built in a scratch folder, `--pages` pages of one colour page
-(noise, which JPEG cannot shrink: about 1.5 MB a page): a scanned PDF (img2pdf's way, each
-page a JPEG kept as it is) and a multi-page TIFF of the same pages in JPEG. Each is given one
-text line a page and made into a searchable PDF, each case in a fresh process that reports
-its own peak RSS above its resident set when it began:
-- file: as worker.deliverables does: the source read from its file, the PDF made into a
-  temporary file (on disk past IN_MEMORY_OUTPUT_BYTES) and written to storage from it;
-- held: the source's bytes in memory (a PDF's by path, as before), the PDF made into memory
-  and written as bytes, as the writer did before 2026-12-01's tenth session (but for the
-  TIFF's page images, now made PAGES_PER_PART at a time either way).
+Three documents of each length are built in a scratch folder, `--pages` pages long: a scanned
+PDF (img2pdf's way, each page a JPEG kept as it is) and a multi-page TIFF of the same pages
+in JPEG, both of one colour page of noise (which JPEG cannot shrink: about 1.5 MB a page),
+each page given one text line and made into a searchable PDF; and the stored page results of
+a dense document (80 lines of 10 words a page, 0.2 MB of JSON each), made into text, hOCR and
+ALTO. Each case runs in a fresh process that reports its own peak RSS above its resident set
+when it began:
+- file: as worker.deliverables does: the source read from its file, page results read as
+  each page is written, each file made into a temporary file (on disk past
+  IN_MEMORY_OUTPUT_BYTES) and written to storage from it;
+- held: the source's bytes in memory (a PDF's by path, as before), every page result loaded
+  first, each file made into memory and written as bytes, as the writer did before
+  2026-12-01's tenth session (but for the TIFF's page images, now made PAGES_PER_PART at a
+  time either way).
 The figures to read: each case's peak against the document's size, and how the peak grows
 from the shortest length to the longest (1x is flat). The peak is at least 1 MB in that ratio:
 below it, it is the noise of the interpreter.
@@ -39,6 +43,7 @@ from bench.results import save_result
 from bench.run_bench import REPO
 
 PAGE_SIZE = (1240, 1754)  # A4 at 150 dpi
+TEXT_FORMATS = ["txt", "hocr", "alto"]
 DPI = 150
 
 
@@ -61,13 +66,59 @@ def build(folder: Path, pages: int) -> dict[str, Path]:
                                 Filter=pikepdf.Name.DCTDecode)
         name = page.add_resource(image, pikepdf.Name.XObject, pikepdf.Name("/Im0"))
         page.contents_add(f"q {width_pt} 0 0 {height_pt} 0 0 cm {name} Do Q".encode())
-    paths = {"pdf": folder / "scan.pdf", "tiff": folder / "scan.tif"}
+    paths = {"pdf": folder / "scan.pdf", "tiff": folder / "scan.tif", "text": folder / "results"}
     pdf.save(paths["pdf"])
+    paths["text"].mkdir(exist_ok=True)
+    for number in range(1, pages + 1):
+        (paths["text"] / f"page-{number:04d}.json").write_bytes(_dense_result(number, pages).to_json_bytes())
     with Image.open(io.BytesIO(jpeg)) as im:
         frames = [im.convert("RGB")] * pages
         frames[0].save(paths["tiff"], "TIFF", save_all=True, append_images=frames[1:], compression="jpeg",
                        quality=75, dpi=(DPI, DPI))
     return paths
+
+
+def _dense_result(number: int, count: int):  # type: ignore[no-untyped-def]
+    """A page of 80 lines of 10 words, each with its box: a dense page's stored result."""
+    from docmill.result import DocumentPage, ImageInfo, Line, ModelsInfo, OcrResult, SourceInfo, Word
+
+    lines = []
+    for row in range(80):
+        top, bottom = 40 + 40 * row, 70 + 40 * row
+        words = [Word(text=f"word{column}", score=0.9, box=[[40 + 110 * column, top], [140 + 110 * column, top],
+                                                            [140 + 110 * column, bottom], [40 + 110 * column, bottom]])
+                 for column in range(10)]
+        lines.append(Line(text=" ".join(word.text for word in words), score=0.9,
+                          box=[[40, top], [1140, top], [1140, bottom], [40, bottom]], words=words))
+    return OcrResult(source=SourceInfo(uri="dense.pdf"), image=ImageInfo(width=1240, height=3300),
+                     models=ModelsInfo(set="bench", version="1"), providers=["CPUExecutionProvider"],
+                     page=DocumentPage(index=number, count=count, dpi=300), lines=lines)
+
+
+def _stored_page(folder: Path, index: int):  # type: ignore[no-untyped-def]
+    """Page `index` read back from its stored result, as worker.deliverables reads it."""
+    from docmill.result import OcrResult
+    from worker.outputs.page import OutputPage
+
+    result = OcrResult.model_validate_json((folder / f"page-{index + 1:04d}.json").read_bytes())
+    return OutputPage(result, result.image.width, result.image.height, 300, "dense.pdf")
+
+
+def _text_case(how: str, folder: Path, count: int, out: Path) -> None:
+    from docmill.storage import LocalStorage
+    from worker import deliverables
+    from worker.outputs import alto, hocr, text
+
+    load = partial(_stored_page, folder)
+    if how == "file":
+        with deliverables.output_files(TEXT_FORMATS, deliverables.LazyPages(count, load)) as files:
+            for fmt, made in files.items():
+                made.seek(0)
+                LocalStorage().write_from(f"{out}.{fmt}", made, "text/plain")
+        return
+    pages = [load(index) for index in range(count)]
+    for fmt, make in (("txt", text.text), ("hocr", hocr.hocr), ("alto", alto.alto)):
+        LocalStorage().write_bytes(f"{out}.{fmt}", make(pages), "text/plain")
 
 
 def _pages(kind: str, source: Path, count: int, image: bytes | str | None) -> list:
@@ -107,6 +158,11 @@ def case(how: str, kind: str, source: Path, count: int, out: Path) -> dict[str, 
     from worker.outputs import searchable_pdf
 
     before = _start_peak()
+    if kind == "text":
+        _text_case(how, source, count, out)
+        peak = _status_kb("VmHWM")
+        return {"rss_before_mb": before / 1024, "peak_above_mb": (peak - before) / 1024,
+                "out_mb": sum(f.stat().st_size for f in out.parent.glob(f"{out.name}.*")) / 2**20}
     if kind == "pdf":
         pages = _pages(kind, source, count, None)
         make = partial(searchable_pdf.pdf_with_text, str(source), pages)
@@ -114,7 +170,8 @@ def case(how: str, kind: str, source: Path, count: int, out: Path) -> dict[str, 
         pages = _pages(kind, source, count, str(source) if how == "file" else source.read_bytes())
         make = partial(searchable_pdf.pdf_from_images, pages)
     if how == "file":
-        with deliverables.output_file("pdf", pages, make) as made:
+        with deliverables.output_files(["pdf"], pages, make) as files:
+            made = files["pdf"]
             made.seek(0)
             LocalStorage().write_from(str(out), made, "application/pdf")
     else:
@@ -127,12 +184,18 @@ def case(how: str, kind: str, source: Path, count: int, out: Path) -> dict[str, 
 
 
 def _run_case(how: str, kind: str, source: Path, pages: int, out: Path) -> dict[str, float]:
-    run = subprocess.run([sys.executable, "-m", "bench.pdf_memory", "--pages", str(pages), "--case", how, kind,
+    run = subprocess.run([sys.executable, "-m", "bench.output_memory", "--pages", str(pages), "--case", how, kind,
                           str(source), str(out)], cwd=REPO, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise SystemExit(f"{kind} {how} {pages} pages failed: {run.stderr.strip()[-600:]}")
-    out.unlink()
+    for made in out.parent.glob(f"{out.name}*"):
+        made.unlink()
     return json.loads(run.stdout)
+
+
+def _size_mb(source: Path) -> float:
+    files = source.iterdir() if source.is_dir() else [source]
+    return sum(f.stat().st_size for f in files) / 2**20
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,23 +209,23 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(case(how, kind, Path(source), lengths[0], Path(out))))
         return 0
     report: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="docmill-pdfmem-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="docmill-outmem-") as scratch:
         for pages in lengths:
             for kind, source in build(Path(scratch), pages).items():
-                size_mb = source.stat().st_size / 2**20
+                size_mb = _size_mb(source)
                 for how in ("held", "file"):
-                    figures = _run_case(how, kind, source, pages, Path(scratch) / f"{kind}-{how}.pdf")
+                    figures = _run_case(how, kind, source, pages, Path(scratch) / f"{kind}-{how}.out")
                     figures.update(source_mb=size_mb, peak_over_source=figures["peak_above_mb"] / size_mb)
                     report[f"{kind} {how} {pages}"] = figures
                     print(f"{kind:4s} {how:4s} {pages:4d} pages  source {size_mb:7.1f} MB  "
-                          f"PDF {figures['out_mb']:7.1f} MB  peak above start {figures['peak_above_mb']:7.1f} MB "
+                          f"made {figures['out_mb']:7.1f} MB  peak above start {figures['peak_above_mb']:7.1f} MB "
                           f"= {figures['peak_over_source']:.2f}x the source", flush=True)
     growth = {f"{kind} {how}": report[f"{kind} {how} {lengths[-1]}"]["peak_above_mb"]
               / max(report[f"{kind} {how} {lengths[0]}"]["peak_above_mb"], 1.0)
-              for kind in ("pdf", "tiff") for how in ("held", "file")}
+              for kind in ("pdf", "tiff", "text") for how in ("held", "file")}
     for name, ratio in growth.items():
         print(f"{name}: peak at {lengths[-1]} pages / at {lengths[0]} = {ratio:.2f}x")
-    print(f"wrote {save_result('pdf_memory', {'pages': lengths, 'cases': report, 'growth': growth})}")
+    print(f"wrote {save_result('output_memory', {'pages': lengths, 'cases': report, 'growth': growth})}")
     return 0
 
 
