@@ -256,8 +256,7 @@ def _image_xobject(pdf: pikepdf.Pdf, page: OutputPage, im: Image.Image,
     file's own data where a PDF can hold it, else the pixels the engine read (same decoder)."""
     pixels = page.width * page.height
     if page.frame is None:
-        file.seek(0)
-        data = file.read()
+        data = _read_at(file, 0, -1)
         kept = _kept_as_is(pdf, data, im)
         if kept is not None:
             return kept
@@ -347,7 +346,8 @@ def _lossy_webp(file: BinaryIO) -> bool:
 
 
 def _read_at(file: BinaryIO, offset: int, count: int) -> bytes:
-    """`count` bytes at `offset`, the file left where it was (Pillow reads the same file)."""
+    """`count` bytes at `offset` (-1: the rest), the file left where it was (Pillow reads the
+    same file)."""
     was = file.tell()
     try:
         file.seek(offset)
