@@ -15,9 +15,10 @@ receipts in columns of labels and columns of amounts.
 
 Each line also gets a block index: blocks change at a column cut and at a paragraph break,
 which hOCR and ALTO output use as text blocks. A paragraph break is a horizontal gap taller
-than a line and than PARAGRAPH_OVER_LEADING times the page's leading (the usual gap from a
-line to the next below it in its column): a typescript double-spaced has gaps as tall as its
-lines between all of them, and read one block a line before.
+than a line and than PARAGRAPH_OVER_LEADING times the page's leading (the lower quartile of
+the gaps from a line to the next below it in its column): a typescript double-spaced has gaps
+as tall as its lines between all of them, and read one block a line before. Not the median:
+a letter of short paragraphs has more gaps between paragraphs than within them.
 
 The cuts are made on the page straightened first: its boxes turned back by the median slant
 of its long lines. Askew, each line's upright bounding box overlaps the next line's, so there
@@ -38,6 +39,8 @@ COLUMN_MIN_ASPECT = 8.0  # median width / height of the lines on each side of a 
 GUTTER_RATIO = 1.0  # a gutter is at most as wide as the median line on its narrower side
 PARAGRAPH_GAP = 1.0  # a horizontal gap taller than this many median line heights starts a block
 PARAGRAPH_OVER_LEADING = 1.5  # ... when it is also this many times the page's leading
+LEADING_QUANTILE = 0.25  # the page's leading: this quantile of its lines' gaps to the next line below
+MIN_LEADING_GAPS = 8  # fewer gaps (a photo of a few signs) cannot tell the leading from the breaks
 BAND_TIE = 0.8  # horizontal gaps this close to the widest are cut at the same level
 SLANT_MIN_ASPECT = 3.0  # lines at least this many times longer than high say the page's slant
 SLANT_MIN_DEGREES = 0.5  # a page slanted less is cut as it stands
@@ -96,9 +99,10 @@ def _straightened(boxes: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _leading(rects: np.ndarray, chunk: int = 256) -> float:
-    """The median gap from a line down to the nearest line below it that it overlaps across
-    (the next line of its column), over the lines that have one; 0 when none has. In chunks of
-    lines, so that a dense page's pairs are never all in memory at once."""
+    """The LEADING_QUANTILE of the gaps from a line down to the nearest line below it that it
+    overlaps across (the next line of its column), over the lines that have one; 0 when fewer
+    than MIN_LEADING_GAPS have. In chunks of lines, so that a dense page's pairs are never all
+    in memory at once."""
     gaps = []
     for start in range(0, len(rects), chunk):
         line = rects[start:start + chunk, None, :]
@@ -107,7 +111,7 @@ def _leading(rects: np.ndarray, chunk: int = 256) -> float:
         nearest = np.where(across & (down >= 0), down, np.inf).min(axis=1)
         gaps.append(nearest[np.isfinite(nearest)])
     found = np.concatenate(gaps)
-    return float(np.median(found)) if len(found) else 0.0
+    return float(np.quantile(found, LEADING_QUANTILE)) if len(found) >= MIN_LEADING_GAPS else 0.0
 
 
 def _cut(rects: np.ndarray, members: list[int], paragraph: float,

@@ -47,12 +47,22 @@ def test_paragraph_gaps_start_blocks_and_input_order_does_not_matter():
 
 def test_a_double_spaced_typescript_is_one_block_a_paragraph_not_one_a_line():
     """Lines 30 high with gaps of 33 between them (double spacing) are one paragraph; a blank
-    line more (a gap of 96) starts the next."""
-    boxes = [box(100, 100 + r * 63, 900, 130 + r * 63) for r in range(4)]
-    boxes += [box(100, 100 + 3 * 63 + 126 + r * 63, 900, 130 + 3 * 63 + 126 + r * 63) for r in range(3)]
-    order = reading_order(boxes)
-    assert order.indices == list(range(7))
-    assert order.blocks == [0, 0, 0, 0, 1, 1, 1]
+    line more (a gap of 96) starts the next: a page of 12 lines, then 10."""
+    tops = [100 + 63 * r for r in range(12)] + [100 + 63 * 11 + 126 + 63 * r for r in range(10)]
+    order = reading_order([box(100, t, 900, t + 30) for t in tops])
+    assert order.indices == list(range(22))
+    assert order.blocks == [0] * 12 + [1] * 10
+
+
+def test_a_letter_of_short_paragraphs_keeps_each_paragraph_its_own_block():
+    """More gaps between paragraphs than within them, as on the demo letter as read (lines 36
+    high): an address of three lines, a date, a greeting, paragraphs of 4, 2 and 1 lines, a
+    closing and a signature of two. The median gap is a paragraph's there; each is a block."""
+    gaps = [26, 14, 113, 69, 66, 15, 13, 12, 61, 9, 62, 63, 114, 19]
+    tops = [100 + 36 * k + sum(gaps[:k]) for k in range(len(gaps) + 1)]
+    order = reading_order([box(100, t, 900, t + 36) for t in tops])
+    assert order.indices == list(range(len(tops)))
+    assert order.blocks == [0, 0, 0, 1, 2, 3, 3, 3, 3, 4, 4, 5, 6, 7, 7]
 
 
 def test_skewed_touching_lines_fall_back_to_rows():
