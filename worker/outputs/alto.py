@@ -71,11 +71,13 @@ def _page(page: OutputPage) -> ET.Element:
     page_blocks = list(blocks(page.result))
     lines = [line for block in page_blocks for line in block]
     words = [line_words(page.result, line) for line in lines]
-    joined = [_hyphenated(page.result, lines[k:k + 2], words[k:k + 2]) for k in range(len(lines) - 1)] + [None]
+    # breaks[k]: the word broken between the page's lines k - 1 and k (none before the first, after the last)
+    breaks = [None, *(_hyphenated(page.result, lines[k], lines[k + 1], words[k], words[k + 1])
+                      for k in range(len(lines) - 1)), None]
     first = 0  # the block's first line, among the page's
     for b, block in enumerate(page_blocks, start=1):
         last = first + len(block)
-        _block(space, page.result, block, words[first:last], [None, *joined][first:last + 1], f"p{n}_b{b}")
+        _block(space, page.result, block, words[first:last], breaks[first:last + 1], f"p{n}_b{b}")
         first = last
     return element
 
@@ -90,12 +92,12 @@ def _block(space: ET.Element, result: OcrResult, block: list[Line], words: list[
         _line(element, line, words[l], f"{block_id}_l{l + 1}", joined[l + 1], joined[l])
 
 
-def _hyphenated(result: OcrResult, lines: list[Line], words: list[list[Word]]) -> str | None:
-    """The whole word, when the first line's last word breaks with a hyphen into the first
-    word of the second (the next in reading order), both running the same way: a letter
-    before the hyphen, a lower-case letter after it (not a dash before a number or a name).
-    Punctuation after the word's second part is no part of it."""
-    (words, following), (line, next_line) = words, lines
+def _hyphenated(result: OcrResult, line: Line, next_line: Line, words: list[Word],
+                following: list[Word]) -> str | None:
+    """The whole word, when `line`'s last word breaks with a hyphen into the first word of
+    `next_line` (the next in reading order), both running the same way: a letter before the
+    hyphen, a lower-case letter after it (not a dash before a number or a name). Punctuation
+    after the word's second part is no part of it."""
     if not words or not following or text_angle(result, line) != text_angle(result, next_line):
         return None
     first, second = words[-1].text, following[0].text
