@@ -64,9 +64,7 @@ class DeliverableWriter:
     def image(self, result: OcrResult, dst: str, etag: str | None, data: bytes, formats: Sequence[OutputFormat]) -> None:
         """An image's formats, from its result and its file. Raises StorageError."""
         pages = [OutputPage.of_image(result, data, PurePosixPath(result.source.uri).name)]
-        with output_files(formats, pages, partial(searchable_pdf.pdf_from_images, pages)) as made:
-            for fmt in formats:
-                self.writer.write_output(made[fmt], output_uri(dst, fmt), CONTENT_TYPES[fmt], result, etag)
+        self._write(formats, pages, partial(searchable_pdf.pdf_from_images, pages), result, dst, etag)
 
     def document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> None:
         """A whole document's formats, from its stored page results and the original; nothing
@@ -74,9 +72,7 @@ class DeliverableWriter:
         if not formats or result.error is not None or not result.page_count:
             return
         pages = LazyPages(result.page_count, partial(self._page, item, result))
-        with output_files(formats, pages, partial(self._pdf, result, item, pages)) as made:
-            for fmt in formats:
-                self.writer.write_output(made[fmt], output_uri(item.dst, fmt), CONTENT_TYPES[fmt], result, item.etag)
+        self._write(formats, pages, partial(self._pdf, result, item, pages), result, item.dst, item.etag)
 
     def finish_document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> str | None:
         """The document result, then its formats; the code the document counts as failed
@@ -89,6 +85,13 @@ class DeliverableWriter:
         if result.error is not None:
             return result.error.code
         return next((page.error.code for page in result.pages if page.error is not None), None)
+
+    def _write(self, formats: Sequence[OutputFormat], pages: Sequence[OutputPage], make_pdf: Callable[[BinaryIO], None],
+               result: OcrResult | DocumentResult, dst: str, etag: str | None) -> None:
+        """Each format's file made (output_files) and written beside the result at `dst`."""
+        with output_files(formats, pages, make_pdf) as made:
+            for fmt in formats:
+                self.writer.write_output(made[fmt], output_uri(dst, fmt), CONTENT_TYPES[fmt], result, etag)
 
     def _page(self, item: TaskItem, document: DocumentResult, index: int) -> OutputPage:
         """Page `index` (0-based) as stored. Raises StorageError, also for a stored result
