@@ -4,9 +4,9 @@ The producer reads each document once to count its pages (in the page source's r
 under the same time and memory limits as the workers), then makes one item per
 `pages_per_task` pages. A document it cannot count (encrypted, corrupt, unreadable) stays one
 whole item: the worker that takes it writes the error result, so nothing is left out. A
-one-page TIFF is an image (pages.tiff.reads_as_image) and stays one item too. A name with no image suffix that an
---include took in (a hash-named blob) is sniffed first from its first bytes, so an image
-among them is not fetched whole here.
+one-page TIFF is an image (pages.tiff.reads_as_image) and stays one item too. A name with
+no image suffix that an --include took in (a hash-named blob) is sniffed first from its
+first bytes, so an image among them is not fetched whole here.
 """
 
 from __future__ import annotations
