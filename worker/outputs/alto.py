@@ -26,6 +26,7 @@ NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
 SCHEMA_LOCATION = f"{NAMESPACE} http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
 HYPHENS = "-\u00ad\u2010\u00ac"  # hyphen-minus, soft hyphen, hyphen, and the not sign Fraktur's double hyphen reads as
 _TRAILING_PUNCTUATION = ".,;:!?)]}\"'\u201d\u2019"
+_LEADING_PUNCTUATION = "([{\"'\u201c\u2018\u201e\u00bf\u00a1"
 _DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>\n"
 
 
@@ -97,13 +98,13 @@ def _hyphenated(result: OcrResult, line: Line, next_line: Line, words: list[Word
     """The whole word, when `line`'s last word breaks with a hyphen into the first word of
     `next_line` (the next in reading order), both running the same way: a letter before the
     hyphen, a lower-case letter after it (not a dash before a number or a name). Punctuation
-    after the word's second part is no part of it."""
+    before the first part, "(docu-", and after the second, "ment),", is no part of it."""
     if not words or not following or text_angle(result, line) != text_angle(result, next_line):
         return None
     first, second = words[-1].text, following[0].text
     if len(first) < 2 or first[-1] not in HYPHENS or not first[-2].isalpha() or not second[:1].islower():
         return None
-    return first[:-1] + second.rstrip(_TRAILING_PUNCTUATION)
+    return first[:-1].lstrip(_LEADING_PUNCTUATION) + second.rstrip(_TRAILING_PUNCTUATION)
 
 
 def _line(block: ET.Element, line: Line, words: list[Word], line_id: str, breaks_into: str | None,

@@ -112,12 +112,12 @@ def _lines(*texts: str, blocks: tuple[int, ...] | None = None) -> OutputPage:
 @pytest.mark.shared
 def test_a_word_broken_at_a_lines_end_is_marked_as_alto_marks_hyphenation(alto_schema):
     """HypPart1 without its hyphen, a HYP, then HypPart2 on the next line, both naming the
-    whole word (trailing punctuation left off) so that a search of the ALTO finds it."""
-    data = alto([_lines("the docu-", "ment, which is", "an archi\u00ad", "val record")])
+    whole word (the punctuation around it left off) so that a search of the ALTO finds it."""
+    data = alto([_lines("the docu-", "ment, which is", "an (archi\u00ad", "val) record")])
     alto_schema.validate(data.decode())
     marked = [(s.get("CONTENT"), s.get("SUBS_TYPE"), s.get("SUBS_CONTENT")) for s in strings(data) if s.get("SUBS_TYPE")]
     assert marked == [("docu", "HypPart1", "document"), ("ment,", "HypPart2", "document"),
-                      ("archi", "HypPart1", "archival"), ("val", "HypPart2", "archival")]
+                      ("(archi", "HypPart1", "archival"), ("val)", "HypPart2", "archival")]
     lines = ET.fromstring(data).findall(".//a:TextLine", NS)
     assert [[child.tag.split("}")[1] for child in line][-1] for line in lines] == ["HYP", "String", "HYP", "String"]
     assert [hyp.get("CONTENT") for hyp in ET.fromstring(data).findall(".//a:HYP", NS)] == ["-", "\u00ad"]
