@@ -56,7 +56,8 @@ class OcrLine:
 class OcrPage:
     """One image's lines in reading order, its size, and, when page orientation ran
     (`use_doc_orientation=True`), the angle it was found turned by, clockwise. A page of a
-    document also has its 1-based number, the DPI it was rendered at (None: unknown), where
+    document also has its 1-based number, the DPI it was rendered at (None: unknown; `dpi_y`
+    the vertical one where a TIFF states another, a fax's), where
     its lines came from (`ocr`, or a PDF's own text layer with `pdf_text`). `error` ("code:
     message") is set, with no lines, for a page or a read_many image that could not be read."""
 
@@ -66,6 +67,7 @@ class OcrPage:
     angle: int | None = None
     page: int | None = None
     dpi: float | None = None
+    dpi_y: float | None = None
     text_from: str = "ocr"
     error: str | None = None
 
@@ -236,7 +238,7 @@ class Ocr:
                     yield _Planned(None, lambda info=info: self._given_page(document, info, pdf_text))
                     continue
                 yield _Planned((info.width, info.height), lambda info=info: _rendered(document, info),
-                               {"page": index + 1, "dpi": info.dpi})
+                               {"page": index + 1, "dpi": info.dpi, "dpi_y": info.dpi_y})
 
         yield from self._batched(planned())
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 SCHEMA_ID = "docmill.result/v1"
 
@@ -89,7 +89,8 @@ TextSource = Literal["ocr", "embedded", "skipped"]
 
 class DocumentPage(BaseModel):
     """Which page of a document (PDF or multi-page TIFF) a result is: `index` is 1-based, as in
-    its file name page-NNNN.json; `dpi` the resolution its pixels stand for (None: unknown);
+    its file name page-NNNN.json; `dpi` the resolution its pixels stand for (None: unknown),
+    and `dpi_y` the vertical one where the page states another (a fax at 204 x 98 dpi);
     `text` says where its lines came from: OCR, the PDF's own text layer, or nowhere because
     the page has a text layer and `--pdf-text skip` left it out."""
 
@@ -97,7 +98,17 @@ class DocumentPage(BaseModel):
     index: int = Field(ge=1)
     count: int = Field(ge=1)
     dpi: float | None = None
+    dpi_y: float | None = None
     text: TextSource = "ocr"
+
+    @model_serializer(mode="wrap")
+    def _stated(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`dpi_y` only where a page has one, so that every other page's result is what it
+        was before the field existed."""
+        data = handler(self)
+        if self.dpi_y is None:
+            data.pop("dpi_y", None)
+        return data
 
 
 class ResultError(BaseModel):

@@ -102,6 +102,8 @@ class PageInfo:
     `dpi` is the resolution those pixels stand for: the render DPI for a PDF page (lower than
     PageLimits.dpi when the pixel cap lowered it), the TIFF's resolution tag, or None when the
     TIFF has none. `has_text` says whether a PDF page already has a text layer (None for TIFF).
+    `dpi_y` is the vertical resolution where the TIFF states one other than `dpi` (a fax at 204
+    x 98), None otherwise.
     """
 
     index: int
@@ -109,6 +111,7 @@ class PageInfo:
     height: int
     dpi: float | None
     has_text: bool | None
+    dpi_y: float | None = None
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,8 @@ class TiffDocument(Document):
     def page_info(self, index: int) -> PageInfo:
         self._seek(index)
         width, height = self._image.size
-        return PageInfo(index, width, height, self._dpi(), None)
+        dpi_x, dpi_y = self._dpi()
+        return PageInfo(index, width, height, dpi_x, None, dpi_y if dpi_y != dpi_x else None)
 
     def render_page(self, index: int) -> Page:
         """The frame as the engine reads it: stretched to square pixels when its resolutions
@@ -97,7 +98,10 @@ class TiffDocument(Document):
         except Exception as exc:  # noqa: BLE001
             raise DocumentError("decode_error", f"page {index + 1}: {type(exc).__name__}: {exc}", index) from exc
 
-    def _dpi(self) -> float | None:
-        """The horizontal resolution in dots per inch; None without a tag or an absolute unit."""
-        dpi = self._image.info.get("dpi")  # Pillow's (1, 1) stands in for a missing tag
-        return float(dpi[0]) if dpi and TiffImagePlugin.X_RESOLUTION in self._image.tag_v2 else None
+    def _dpi(self) -> tuple[float | None, float | None]:
+        """The horizontal and vertical resolutions in dots per inch; None without a tag or an
+        absolute unit."""
+        dpi, tags = self._image.info.get("dpi"), self._image.tag_v2  # Pillow's 1 stands in for a missing tag
+        if not dpi or TiffImagePlugin.X_RESOLUTION not in tags:
+            return None, None
+        return float(dpi[0]), float(dpi[1] if TiffImagePlugin.Y_RESOLUTION in tags else dpi[0])

@@ -104,7 +104,7 @@ class DeliverableWriter:
                                permanent=True) from exc
         width, height = (result.image.width, result.image.height) if result.image else (1, 1)
         return OutputPage(result, width, height, result.page.dpi if result.page else None,
-                          PurePosixPath(document.source.uri).name)
+                          PurePosixPath(document.source.uri).name, dpi_y=result.page.dpi_y if result.page else None)
 
     def _pdf(self, result: DocumentResult, item: TaskItem, pages: Sequence[OutputPage], target: BinaryIO) -> None:
         """The original under a text layer, read from its spooled file as the PDF is made: a

@@ -274,7 +274,7 @@ class DocumentReader:
         try:
             info = self.document.page_info(number - 1)
             decoded.width, decoded.height = info.width, info.height
-            decoded.page = decoded.page.model_copy(update={"dpi": info.dpi})
+            decoded.page = decoded.page.model_copy(update={"dpi": info.dpi, "dpi_y": info.dpi_y})
             if info.has_text and self.pdf_text != "ocr":
                 decoded.given = self._given(info)
                 text = "embedded" if self.pdf_text == "embedded" else "skipped"

@@ -88,6 +88,7 @@ def test_a_fax_frame_is_read_with_square_pixels_and_its_scale_back() -> None:
         assert page.image.shape == (208, 408, 3)
         assert page.scale == (1.0, 100 / 208)
         assert (doc.page_info(1).width, doc.page_info(1).height, page.dpi) == (408, 100, 204.0)
+        assert doc.page_info(1).dpi_y == 98.0
 
 
 def test_reduced_resolution_copies_and_masks_are_not_pages() -> None:

@@ -279,7 +279,8 @@ def test_hash_named_blobs_are_read_as_what_their_bytes_are(tmp_path, capsys):
 def test_a_standard_resolution_fax_reads_and_keeps_its_paper_size(tmp_path):
     """A fax at 204 x 98 dpi holds every other row: its text is read stretched back to square
     pixels, its boxes come back in the frame's own pixels, and its searchable PDF pages have the
-    paper's size (at one resolution they came out half as tall)."""
+    paper's size (at one resolution they came out half as tall); its results and hOCR state
+    both resolutions."""
     import subprocess
 
     from PIL import Image
@@ -288,16 +289,18 @@ def test_a_standard_resolution_fax_reads_and_keeps_its_paper_size(tmp_path):
               .point(lambda v: 255 if v > 128 else 0).convert("1") for text in ("FAX PAGE ONE", "FAX PAGE TWO")]
     source = tmp_path / "fax.tif"
     source.write_bytes(tiff(frames, compression="group3", tiffinfo={282: 204, 283: 98, 296: 2}))
-    run([source], tmp_path / "out", "--format", "pdf")
+    run([source], tmp_path / "out", "--format", "pdf,hocr")
     for number, word in ((1, "ONE"), (2, "TWO")):
         result = page(tmp_path / "out", "fax.tif", number)
         assert (result["image"]["width"], result["image"]["height"]) == (900, 100)
+        assert (result["page"]["dpi"], result["page"]["dpi_y"]) == (204, 98)
         assert texts(result).replace(" ", "") == f"FAXPAGE{word}"
         assert max(y for line in result["lines"] for _, y in line["box"]) < 100  # in the frame's pixels
     info = subprocess.run(["pdfinfo", "-f", "1", "-l", "2", str(tmp_path / "out" / "fax.tif.pdf")],
                           capture_output=True, text=True, check=True).stdout
     sizes = re.findall(r"^Page +\d+ size: +([\d.]+) x ([\d.]+) pts$", info, re.M)
     assert [(round(float(w), 1), round(float(h), 1)) for w, h in sizes] == [(317.6, 73.5)] * 2  # 900/204, 100/98 in
+    assert re.findall(r"scan_res (\d+ \d+)", (tmp_path / "out" / "fax.tif.hocr").read_text()) == ["204 98"] * 2
 
 
 def test_a_tiffs_thumbnails_and_pyramid_levels_are_not_read_as_pages(tmp_path):

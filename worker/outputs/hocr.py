@@ -51,7 +51,7 @@ def _page(page: OutputPage) -> ET.Element:
     n = page.number
     title = f'image "{_quoted(page.image_name)}"; bbox 0 0 {page.width} {page.height}; ppageno {n - 1}'
     if page.dpi:
-        title += f"; scan_res {round(page.dpi)} {round(page.dpi)}"
+        title += f"; scan_res {round(page.dpi)} {round(page.dpi_y or page.dpi)}"
     element = ET.Element("div", {"class": "ocr_page", "id": f"page_{n}", "title": title})
     counter = _Ids(n)
     for block in blocks(page.result):

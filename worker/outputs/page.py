@@ -31,7 +31,8 @@ class OutputPage:
     - `width`, `height`: the size in pixels of the image the engine read (after EXIF
       orientation; for a PDF page, the render);
     - `dpi`: the resolution those pixels stand for, None when unknown (the searchable PDF then
-      sizes an image page at searchable_pdf.DEFAULT_DPI);
+      sizes an image page at searchable_pdf.DEFAULT_DPI); `dpi_y` the vertical one where the
+      file states another (a fax at 204 x 98), None otherwise;
     - `image_name`: the file name hOCR and ALTO record for the page (for a page of a document,
       the document's name);
     - `image`: the encoded image file, its bytes or its path, for an image page of a
@@ -52,6 +53,7 @@ class OutputPage:
     image: bytes | str | None = None
     text_layer: bool = False
     frame: int | None = None
+    dpi_y: float | None = None
 
     @property
     def number(self) -> int:
@@ -66,7 +68,8 @@ class OutputPage:
             width, height = im.size
             if turned_sideways(im):
                 width, height = height, width
-            return cls(result, width, height, stated_dpi(im), image_name, data)
+            dpi, dpi_y = stated_dpi(im)
+            return cls(result, width, height, dpi, image_name, data, dpi_y=dpi_y)
 
 
 class PageWriter(Protocol):
@@ -95,11 +98,14 @@ def exif_orientation(im: Image.Image) -> int:
     return value if value in range(1, 9) else 1
 
 
-def stated_dpi(im: Image.Image) -> float | None:
+def stated_dpi(im: Image.Image) -> tuple[float | None, float | None]:
     """The horizontal resolution the file states (JFIF, EXIF, PNG pHYs or TIFF tags), None
-    when it states none or one below MIN_STATED_DPI. Pillow reports (1, 1) for a TIFF with
-    no resolution tag, and a page at 1 dpi would be hundreds of inches wide: no scan says so."""
+    when it states none or one below MIN_STATED_DPI, and the vertical one where the file
+    states another (a fax at 204 x 98), None otherwise. Pillow reports 1 for a missing TIFF
+    resolution tag, and a page at 1 dpi would be hundreds of inches wide: no scan says so."""
     dpi = im.info.get("dpi")
     if not dpi or not dpi[0] or float(dpi[0]) < MIN_STATED_DPI:
-        return None
-    return float(dpi[0])
+        return None, None
+    x = float(dpi[0])
+    y = float(dpi[1]) if len(dpi) > 1 and dpi[1] else x
+    return x, (y if MIN_STATED_DPI <= y != x else None)

@@ -62,6 +62,11 @@ def test_a_document_is_valid_with_every_element_boxed_and_scored(tmp_path):
     assert meta["ocr-system"].startswith("docmill ") and set(CLASSES) <= set(meta["ocr-capabilities"].split())
 
 
+def test_a_fax_page_states_both_its_resolutions():
+    page = OutputPage(hand_result([], 1632, 392), 1632, 392, 204.0, "fax.tif", dpi_y=98.0)
+    assert title(elements(hocr([page]), "ocr_page")[0], "scan_res") == ["204", "98"]
+
+
 def test_blocks_lines_and_words_keep_the_results_order(tmp_path):
     page = hand_page([hand_line("lower right", rect(400, 300, 600, 320), block=0),
                       hand_line("upper left", rect(0, 0, 200, 20), block=1),

@@ -358,7 +358,7 @@ def test_a_fax_page_has_the_papers_size_and_its_words_on_their_boxes(tmp_path):
                      words=[("paper", rect(100, 100, 380, 160)), ("size", rect(420, 100, 620, 160)),
                             ("kept", rect(660, 100, 900, 160))])
     page = OutputPage.of_image(hand_result([line], 1632, 392), data, "fax.tif")
-    assert (page.width, page.height, page.dpi) == (1632, 392, 204.0)
+    assert (page.width, page.height, page.dpi, page.dpi_y) == (1632, 392, 204.0, 98.0)
     pdf = written(tmp_path, made_from_images([page]))
     with pikepdf.open(pdf) as opened:
         assert [round(float(v), 1) for v in opened.pages[0].mediabox] == [0, 0, 576.0, 288.0]
