@@ -7,9 +7,11 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from docmill.documents import output_uri
+from pydantic import ValidationError
+
+from docmill.documents import PageSummary, output_uri
 from docmill.messages import TaskItem
-from docmill.result import META_MODELS, META_SOURCE_ETAG, models_tag
+from docmill.result import META_MODELS, META_SOURCE_ETAG, OcrResult, TextSource, models_tag
 from docmill.storage import S3Storage, Storage, StorageError, is_s3_uri, split_s3_uri
 
 HEAD_THREADS = 8  # below botocore's default pool of 10 connections per client
@@ -64,6 +66,21 @@ class ResultCheck:
         except ClientError:
             return None
         return meta.get(META_SOURCE_ETAG, ""), meta.get(META_MODELS, "")
+
+
+def current_page(storage: Storage, item: TaskItem, tag: str, text: TextSource) -> PageSummary | None:
+    """The summary of a document page's stored result where a resumed run may keep it: made
+    from the same source ETag by the same models (`tag`), as any current result is, read the
+    way the run reads that page (`text`: OCR, or its PDF text layer as --pdf-text says), and
+    not failed, for a failed page is worth reading again. None otherwise."""
+    try:
+        result = OcrResult.model_validate_json(storage.read_bytes(item.dst))
+    except (StorageError, ValidationError):
+        return None
+    marks = (result.source.etag or "", models_tag(result.models.set, result.models.version))
+    if result.error is not None or result.page is None or result.page.text != text or marks != (item.etag or "", tag):
+        return None
+    return PageSummary.of(result)
 
 
 def _json_marks(data: bytes) -> tuple[str, str]:

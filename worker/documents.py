@@ -10,6 +10,9 @@ each read, OCRed and written like an image, and then one document result.
   read from that layer instead.
 - `DocumentPart` is what the flow hands the caller once an item's last page is done: the
   pages' summaries, for the document result (whole documents) or the job state (page ranges).
+  A run that is stopping reads no more of a document's pages (`stop_reading`), and a resumed
+  one (`docmill run --skip-existing`) keeps the pages whose results are current
+  (`reuse_current`), so a long document stops promptly and goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -27,13 +31,13 @@ from pathlib import PurePosixPath
 from docmill.inputs import may_be_document
 from docmill.documents import DocumentResult, PageSummary, PdfText, blocked_page_folder, page_result_uri
 from docmill.messages import TaskItem
-from docmill.result import DocumentPage, ModelsInfo, ResultError, SourceInfo
+from docmill.result import DocumentPage, ModelsInfo, ResultError, SourceInfo, TextSource
 from docmill.settings import Settings
 from docmill.storage import StorageError, is_s3_uri, open_storage
 from pages.document import Document, DocumentError, EmbeddedLine, PageInfo, PageLimits, descriptor_path
 from pages.source import SNIFF_BYTES, open_document, sniff_kind
 from worker.engine.pipeline import PageLines, TextLine
-from worker.items import Admit, DecodedItem
+from worker.items import Admit, DecodedItem, Unread
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +151,8 @@ class DocumentPart:
     pages: list[PageSummary] = field(default_factory=list)
     error: ResultError | None = None
     permanent: bool = True  # False: a storage error that a retry of the task may cure
+    unread: int = 0  # pages left unread because the run stopped: then `pages` has only those done
+    reused: int = 0  # pages whose earlier results were current and kept (a resumed run)
 
     @property
     def retryable(self) -> bool:
@@ -171,8 +177,10 @@ def document_result(part: DocumentPart, models: ModelsInfo, pdf_text: PdfText,
 class DocumentReader:
     """One document item: the pages it covers, rendered one at a time."""
 
-    def __init__(self, item: TaskItem, spool: DocumentSpool, settings: Settings, pdf_text: PdfText):
+    def __init__(self, item: TaskItem, spool: DocumentSpool, settings: Settings, pdf_text: PdfText,
+                 stopping: Callable[[], bool] | None = None):
         self.item, self.settings, self.pdf_text = item, settings, pdf_text
+        self._stopping = stopping
         self._spool = spool
         self._spooled: SpooledFile | None = None
         self.document: Document | None = None
@@ -184,6 +192,8 @@ class DocumentReader:
         self._last_load: Future | None = None
         self._released = False
         self._image_bytes = False
+        self._stopped = False
+        self._reused = 0
 
     def open(self) -> None:
         """Copy and open the document, and work out its pages. A failure is kept in `error`;
@@ -241,12 +251,16 @@ class DocumentReader:
 
     def submit_page(self, io: Executor, number: int, admit: Admit) -> Future:
         """Load page `number` on the pool once the page before it is loaded: a Document serves
-        one thread, and pages waiting their turn must not hold pool threads."""
+        one thread, and pages waiting their turn must not hold pool threads. A page whose turn
+        comes once the run is stopping is Unread."""
         loaded: Future = Future()
 
         def load(_: object = None) -> None:
             try:
-                loaded.set_result(self.load_page(number, admit))
+                if self._stopping is not None and self._stopping():
+                    loaded.set_result(Unread(self.page_item(number), page=True))
+                else:
+                    loaded.set_result(self.load_page(number, admit))
             except BaseException as exc:  # noqa: BLE001 - delivered to whoever waits on the page
                 loaded.set_exception(exc)
 
@@ -303,15 +317,50 @@ class DocumentReader:
     def record(self, summary: PageSummary) -> None:
         self._summaries[summary.index] = summary
 
+    def reuse_current(self, stored: Callable[[TaskItem, TextSource], PageSummary | None], io: Executor) -> None:
+        """Record, before any page is read, the pages whose stored results `stored` finds
+        current for the text each would get now; each check is a read from storage, so they
+        run on `io`. Only the others are then `to_read`."""
+        expected = {number: self._text_for(number) for number in self.numbers}
+        checked = list(io.map(lambda n: stored(self.page_item(n), expected[n]) if expected[n] else None, self.numbers))
+        for summary in checked:
+            if summary is not None:
+                self.record(summary)
+                self._reused += 1
+
+    def _text_for(self, number: int) -> TextSource | None:
+        """What the page's result says its text is when read now: OCR, or from its PDF text
+        layer as --pdf-text says. None when its page cannot be looked at (it is read again,
+        and fails with its own error)."""
+        if self.pdf_text == "ocr":
+            return "ocr"
+        assert self.document is not None
+        try:
+            has_text = self.document.page_info(number - 1).has_text
+        except DocumentError:
+            return None
+        return ("embedded" if self.pdf_text == "embedded" else "skipped") if has_text else "ocr"
+
+    @property
+    def to_read(self) -> list[int]:
+        """The pages still to read, in order: those not kept from an earlier run."""
+        return [n for n in self.numbers if n not in self._summaries]
+
+    def stop_reading(self) -> None:
+        """No more of its pages will be read (the run is stopping): its part then lists only
+        the pages done, and counts the rest as unread."""
+        self._stopped = True
+
     def part(self) -> DocumentPart:
         """The item's pages, once all are recorded (or why there are none); closes it."""
         self.close()
         spooled = self._spooled
+        pages = [self._summaries[n] for n in self.numbers if not self._stopped or n in self._summaries]
         return DocumentPart(item=self.item, kind=self.document.kind if self.document else None,
                             page_count=self.document.page_count if self.document else None,
                             size=spooled.size if spooled else None, sha256=spooled.sha256 if spooled else None,
-                            pages=[self._summaries[n] for n in self.numbers], error=self.error,
-                            permanent=self.permanent)
+                            pages=pages, error=self.error, permanent=self.permanent,
+                            unread=len(self.numbers) - len(pages), reused=self._reused)
 
     def close(self) -> None:
         """End the render child and let go of the local copy (idempotent)."""

@@ -21,14 +21,15 @@ import numpy as np
 from docmill.documents import WORD_FORMATS, OutputFormat, PageSummary, PdfText
 from docmill.messages import TaskItem
 from docmill.options import EngineOptions
-from docmill.result import ModelsInfo, OcrResult, ResultError
+from docmill.result import ModelsInfo, OcrResult, ResultError, TextSource, models_tag
+from docmill.resultcheck import current_page
 from docmill.settings import Settings
-from docmill.storage import StorageError
+from docmill.storage import StorageError, open_storage
 from worker.batcher import DynamicBatcher
 from worker.budget import PixelBudget, PixelTicket
 from worker.documents import DocumentPart, DocumentReader, DocumentSpool, is_document_item
 from worker.engine.pipeline import PageLines, page_pixels
-from worker.items import DecodedItem, Loader, load_item
+from worker.items import Admit, DecodedItem, Loader, Unread, load_item
 from worker.results import build_result
 from worker.writer import ResultWriter
 
@@ -78,9 +79,11 @@ class RunContext:
     keep_pixels: bool = False  # --visualize draws on the page after the engine is done
     pdf_text: PdfText = "ocr"  # what to do with PDF pages that already have a text layer
     formats: tuple[OutputFormat, ...] = ()  # files beside each image's result (documents': the caller's)
+    reuse_pages: bool = False  # keep a document's pages whose results are current (docmill run --skip-existing)
+    stopping: Callable[[], bool] | None = None  # true once the run is to read no more (a signal came)
 
 
-Event = Union[Outcome, DocumentPart]
+Event = Union[Outcome, DocumentPart, Unread]
 
 
 def options_for(options: EngineOptions, formats: Sequence[OutputFormat]) -> EngineOptions:
@@ -112,7 +115,8 @@ class ItemFlow:
     def run(self, items: Iterable[TaskItem], context: RunContext, ahead: int = MAX_ITEMS_AHEAD) -> Iterator[Event]:
         """Each image's and page's outcome, in input order, and after a document item's last
         page its DocumentPart; at most `ahead` of them started (and their pixels within the
-        budget). Documents are opened as the window reaches them."""
+        budget). Documents are opened as the window reaches them. Once `context.stopping`,
+        what has not begun to be read is Unread, and no more is started."""
         window: deque[_Pending] = deque()
         try:
             for pending in self._pending(items, context):
@@ -129,22 +133,39 @@ class ItemFlow:
         admit = lambda w, h: self._admit(w, h, context)  # noqa: E731
         for item in items:
             if not is_document_item(item):
-                yield _Pending(self._start(self.io.submit(self.load, item, self.settings, admit), context))
+                yield _Pending(self._start(self.io.submit(self._read, item, context, admit), context))
                 continue
-            reader = DocumentReader(item, self.spool, self.settings, context.pdf_text)
+            reader = DocumentReader(item, self.spool, self.settings, context.pdf_text, context.stopping)
             reader.open()
             if reader.is_single_image:
                 data = reader.read_whole()
                 reader.close()
-                yield _Pending(self._start(self.io.submit(self.load, item, self.settings, admit, data), context))
+                yield _Pending(self._start(self.io.submit(self._read, item, context, admit, data), context))
                 continue
+            if context.reuse_pages and reader.document is not None and reader.error is None:
+                reader.reuse_current(self._current_page(context), self.io)
             try:
-                for number in reader.numbers:
+                for number in reader.to_read:
+                    if context.stopping is not None and context.stopping():
+                        reader.stop_reading()
+                        break
                     yield _Pending(self._start(reader.submit_page(self.io, number, admit), context), reader)
             except GeneratorExit:  # the run was abandoned before this document's end was queued
                 reader.close()
                 raise
             yield _Pending(None, reader)
+
+    def _read(self, item: TaskItem, context: RunContext, admit: Admit,
+              data: bytes | None = None) -> DecodedItem | Unread:
+        """The image loaded, or Unread when the run is stopping before it began."""
+        if context.stopping is not None and context.stopping():
+            return Unread(item)
+        return self.load(item, self.settings, admit, data)
+
+    def _current_page(self, context: RunContext) -> Callable[[TaskItem, TextSource], PageSummary | None]:
+        """A page's stored result, when current (docmill.resultcheck.current_page)."""
+        tag = models_tag(context.models.set, context.models.version)
+        return lambda item, text: current_page(open_storage(item.dst, self.settings), item, tag, text)
 
     def _start(self, loading: Future, context: RunContext) -> Future:
         done: Future = Future()
@@ -154,7 +175,10 @@ class ItemFlow:
     def _admit(self, width: int, height: int, context: RunContext) -> PixelTicket:
         return self.budget.acquire(page_pixels(width, height, context.options))
 
-    def _loaded(self, decoded: DecodedItem, context: RunContext, done: Future) -> None:
+    def _loaded(self, decoded: DecodedItem | Unread, context: RunContext, done: Future) -> None:
+        if isinstance(decoded, Unread):
+            done.set_result(decoded)
+            return
         self.writer.metrics.observe_stage("decode", decoded.decode_ms / 1000)
         if not context.formats or decoded.page is not None:
             decoded.data = None
@@ -200,8 +224,10 @@ class _Pending:
         if self.future is None:
             assert self.reader is not None
             return self.reader.part()
-        outcome: Outcome = self.future.result()
-        if self.reader is not None and outcome.result.page is not None:
+        outcome: Outcome | Unread = self.future.result()
+        if self.reader is not None and isinstance(outcome, Unread):
+            self.reader.stop_reading()
+        elif self.reader is not None and outcome.result.page is not None:
             self.reader.record(outcome.page_summary())
         return outcome
 

@@ -28,6 +28,15 @@ from pages.decode import ImageDecodeError, decode_image, file_pixels, image_size
 Admit = Callable[[int, int], PixelTicket]
 
 
+@dataclass(frozen=True)
+class Unread:
+    """An image or a document's page that a stopping run did not begin to read: it has no
+    result, and is left for a later run."""
+
+    item: TaskItem
+    page: bool = False
+
+
 @dataclass
 class DecodedItem:
     item: TaskItem

@@ -35,6 +35,7 @@ from docmill.storage import (ObjectNotFound, StorageError, is_s3_uri, is_text, j
                              require_writable, result_uri, written_by_docmill)
 from worker.documents import DocumentPart, document_result
 from worker.flow import ItemFlow, Outcome, RunContext, options_for
+from worker.items import Unread
 from worker.stopping import StopOnSignal
 from worker.writer import ResultWriter
 from worker.metrics import Metrics
@@ -77,8 +78,11 @@ class RunSummary:
     session_s: dict[str, float] = field(default_factory=dict)
     new_shape_s: dict[str, float] = field(default_factory=dict)
     distinct_shapes: dict[str, int] = field(default_factory=dict)
-    stopped_by: str | None = None  # the signal that stopped the run before its last input (worker.stopping)
+    stopped_by: str | None = None  # the signal that stopped the run before its end (worker.stopping)
     not_started: int = 0  # inputs it then left for a later run
+    documents_unfinished: int = 0  # documents it stopped part way through: no document result yet
+    pages_unread: int = 0  # their pages it left for a later run
+    current_pages: int = 0  # pages of resumed documents whose results were current and kept (--skip-existing)
 
     def add(self, outcome: Outcome) -> None:
         result = outcome.result
@@ -107,7 +111,8 @@ class RunSummary:
                 "session_s": {k: round(v, 3) for k, v in self.session_s.items()},
                 "new_shape_s": {k: round(v, 3) for k, v in self.new_shape_s.items()},
                 "distinct_shapes": self.distinct_shapes, "stopped_by": self.stopped_by,
-                "not_started": self.not_started}
+                "not_started": self.not_started, "documents_unfinished": self.documents_unfinished,
+                "pages_unread": self.pages_unread, "current_pages": self.current_pages}
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -143,7 +148,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if inputs.items:
         with stop:
             summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize,
-                                args.quiet, args.pdf_text, formats, stop)
+                                args.quiet, args.pdf_text, formats, stop, args.skip_existing)
     else:
         summary = RunSummary(skipped=inputs.skipped)
     summary.current, summary.replaced = current, replaced
@@ -252,7 +257,10 @@ def _model_set(ref: str, settings: Settings) -> ModelSet:
 
 def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: str | None,
               overrides: dict, batch: int, visualize: bool, quiet: bool, pdf_text: PdfText = "ocr",
-              formats: tuple[OutputFormat, ...] = (), stop: StopOnSignal | None = None) -> RunSummary:
+              formats: tuple[OutputFormat, ...] = (), stop: StopOnSignal | None = None,
+              skip_existing: bool = False) -> RunSummary:
+    """Load the engine and run. With `stop`, a signal also stops a document part way; with
+    `skip_existing`, a document's pages whose results are current are kept, not read again."""
     from worker.engine.pipeline import OcrEngine
 
     engine = OcrEngine.load(model_set, settings, device)
@@ -262,7 +270,8 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     context = RunContext(options, ModelsInfo(set=model_set.name, version=model_set.version), engine.providers,
-                         keep_pixels=visualize, pdf_text=pdf_text, formats=formats)
+                         keep_pixels=visualize, pdf_text=pdf_text, formats=formats, reuse_pages=skip_existing,
+                         stopping=stop.stopped if stop else None)
     return run_on_engine(engine, inputs, context, settings, batch, quiet, stop)
 
 
@@ -284,6 +293,9 @@ def run_on_engine(engine: OcrEngine, inputs: Inputs, context: RunContext, settin
             writer = ResultWriter(settings, metrics)
             flow = ItemFlow(batcher, writer, io, settings, PixelBudget(settings.pixel_budget()))
             for event in flow.run(stop.until_stopped(inputs.items) if stop else inputs.items, context):
+                if isinstance(event, Unread):
+                    summary.not_started += not event.page  # a page is counted with its document
+                    continue
                 if isinstance(event, DocumentPart):
                     _finish_document(event, flow.deliverables, context, summary)
                 else:
@@ -296,15 +308,23 @@ def run_on_engine(engine: OcrEngine, inputs: Inputs, context: RunContext, settin
     summary.session_s = engine.session_seconds()
     summary.new_shape_s = engine.new_shape_seconds()
     summary.distinct_shapes = engine.distinct_shapes()
-    if stop is not None and stop.signal_name is not None and stop.started < len(inputs.items):
-        summary.stopped_by, summary.not_started = stop.signal_name, len(inputs.items) - stop.started
+    if stop is not None and stop.signal_name is not None:
+        summary.not_started += len(inputs.items) - stop.started
+        if summary.not_started or summary.documents_unfinished:
+            summary.stopped_by = stop.signal_name
     return summary
 
 
 def _finish_document(part: DocumentPart, deliverables: DeliverableWriter, context: RunContext,
                      summary: RunSummary) -> None:
     """Write a whole document's result and its --format files; count it, failed when it or
-    any page failed."""
+    any page failed. A document the run stopped part way through gets neither yet: its pages
+    written so far are kept by the run that goes on with it (--skip-existing)."""
+    summary.current_pages += part.reused
+    if part.unread:
+        summary.documents_unfinished += 1
+        summary.pages_unread += part.unread
+        return
     result = document_result(part, context.models, context.pdf_text)
     summary.documents += 1
     code = deliverables.finish_document(result, part.item, context.formats)
@@ -338,15 +358,27 @@ class _progress:
             self._progress.__exit__(*exc)
 
 
+def _left(summary: RunSummary) -> str:
+    """What a stopped run left for the next: inputs not started, and pages of documents it
+    stopped part way through."""
+    left = f"{summary.not_started} inputs not started"
+    if summary.documents_unfinished:
+        plural = "s" if summary.documents_unfinished > 1 else ""
+        left += f" and {summary.pages_unread} pages unread in {summary.documents_unfinished} document{plural}"
+    return left
+
+
 def _report(summary: RunSummary, quiet: bool) -> None:
     data = summary.as_dict()
     if not quiet:
         errors = ", ".join(f"{k}={v}" for k, v in sorted(summary.errors.items())) or "none"
         skipped = f", passed over {describe_skipped(summary.skipped)}" if summary.skipped else ""
         skipped += f", {summary.current} already current (--skip-existing)" if summary.current else ""
+        skipped += (f", {summary.current_pages} pages of unfinished documents already current"
+                    if summary.current_pages else "")
         skipped += f", {summary.replaced} earlier results replaced" if summary.replaced else ""
-        skipped += (f"; stopped by {summary.stopped_by} with {summary.not_started} inputs not started "
-                    "(run again with --skip-existing to read only those)") if summary.stopped_by else ""
+        skipped += (f"; stopped by {summary.stopped_by} with {_left(summary)} (run again with --skip-existing "
+                    "to read only those)") if summary.stopped_by else ""
         documents = (f", {data['documents']} documents ({data['pages']} pages, {data['documents_failed']} failed)"
                      if summary.documents else "")
         on = f" on {', '.join(summary.providers)}" if summary.providers else ""  # none: no engine was needed

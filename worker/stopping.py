@@ -1,8 +1,9 @@
 """Stopping `docmill run` part way: a first SIGINT (Ctrl-C) or SIGTERM (`docker stop`, a
-Kubernetes Job ending) stops it taking new inputs. The inputs already started finish, are
-written and counted, and the run ends with its summary and exit status 128 + the signal's
-number. A second signal stops at once, as Python does by default. Either way no result is left
-half written: every write is a rename.
+Kubernetes Job ending) stops it reading anything more: new inputs, a document's next pages,
+and what was queued but not yet begun (worker.flow asks `stopped`). The images and pages
+already being read finish, are written and counted, and the run ends with its summary and
+exit status 128 + the signal's number. A second signal stops at once, as Python does by
+default. Either way no result is left half written: every write is a rename.
 
 The Python API installs no handlers: signals belong to the program that embeds it.
 """
@@ -42,8 +43,12 @@ class StopOnSignal:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"docmill run: {self.signal_name}: finishing the inputs already started, then stopping "
+        print(f"docmill run: {self.signal_name}: finishing the images and pages being read, then stopping "
               "(signal again to stop at once)", file=sys.stderr, flush=True)
+
+    def stopped(self) -> bool:
+        """Whether a signal has come: a document being read then reads no more pages."""
+        return self.signum is not None
 
     @property
     def signal_name(self) -> str | None:

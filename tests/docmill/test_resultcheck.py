@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from docmill.messages import TaskItem
-from docmill.resultcheck import ResultCheck
+from docmill.result import DocumentPage, ModelsInfo, OcrResult, ResultError, SourceInfo
+from docmill.resultcheck import ResultCheck, current_page
 from docmill.storage import LocalStorage, S3Storage
 
 
@@ -99,3 +100,23 @@ def test_a_result_without_every_asked_format_is_pending(tmp_path: Path):
             assert [Path(i.dst).name.split(".")[0] for i in check.pending(items)] == pending
         finally:
             check.close()
+
+
+def test_a_resumed_documents_page_is_kept_only_when_current_read_the_same_way_and_not_failed(tmp_path: Path):
+    def page(name: str, etag: str = "e1", version: str = "v1", text: str = "ocr", failed: bool = False) -> TaskItem:
+        result = OcrResult(source=SourceInfo(uri="doc.pdf", etag=etag), models=ModelsInfo(set="set", version=version),
+                           providers=[], page=DocumentPage(index=3, count=9, text=text),  # type: ignore[arg-type]
+                           error=ResultError(code="decode_error", message="bad page") if failed else None)
+        (tmp_path / name).write_bytes(result.to_json_bytes())
+        return _item(str(tmp_path / name), "e1")
+
+    storage = LocalStorage()
+    kept = current_page(storage, page("same.json"), "set@v1", "ocr")
+    assert kept is not None and (kept.index, kept.status, kept.text) == (3, "ok", "ocr")
+    assert current_page(storage, page("embedded.json", text="embedded"), "set@v1", "embedded") is not None
+    for item, text in [(page("etag.json", etag="e0"), "ocr"), (page("models.json", version="v0"), "ocr"),
+                       (page("failed.json", failed=True), "ocr"), (page("other_way.json"), "embedded"),
+                       (_item(str(tmp_path / "missing.json"), "e1"), "ocr")]:
+        assert current_page(storage, item, "set@v1", text) is None, item.dst
+    (tmp_path / "broken.json").write_text("{")
+    assert current_page(storage, _item(str(tmp_path / "broken.json"), "e1"), "set@v1", "ocr") is None
