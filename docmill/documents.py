@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, get_args
 
@@ -28,6 +29,7 @@ PDF_TEXT_HELP = ("PDF pages that already have a text layer: ocr them anyway (def
                  "(recorded as skipped), or take their embedded text and boxes instead of OCR")
 PageStatus = Literal["ok", "failed", "skipped"]
 _RESULT_SUFFIX = ".json"
+_PAGE_NAME = re.compile(r"page-\d{4,}\.json")  # page_result_uri's names
 _PICTURE_SUFFIX = ".png"
 _BLOB_NAMES = ("NAME", "3fa9c2e1b7d04a6f", "20240117")  # a word, a hash, a number
 
@@ -88,6 +90,11 @@ def page_result_uri(document_dst: str, number: int) -> str:
     if number < 1:
         raise ValueError(f"page numbers start at 1, got {number}")
     return f"{_rel(document_dst)}/page-{number:04d}.json"
+
+
+def page_results_of(uris: Iterable[str]) -> set[str]:
+    """The documents' results (OUT/<rel>.json) that page results among `uris` belong to."""
+    return {uri.rsplit("/", 1)[0] + _RESULT_SUFFIX for uri in uris if _PAGE_NAME.fullmatch(uri.rsplit("/", 1)[-1])}
 
 
 def blocked_page_folder(document_dst: str) -> str | None:

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from docmill.documents import OutputFormat, PdfText, blocked_page_folder, parse_formats, results_read_again
+from docmill.documents import (OutputFormat, PdfText, blocked_page_folder, page_results_of, parse_formats,
+                               results_read_again)
 from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
 from docmill.inputs import (DEFAULT_INCLUDE, INPUT_SUFFIXES, Include, describe_skipped, parse_include,
                             suffix_of)
@@ -143,7 +144,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads {reads}")
     model_set = _model_set(args.models or settings.models, settings)
     current = _drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing else 0
-    replaced = _results_there(inputs, args.out, settings)
+    replaced = _results_there(inputs, args.out, settings, pages_too=not args.skip_existing)
     stop = StopOnSignal()
     if inputs.items:
         with stop:
@@ -229,10 +230,12 @@ def _drop_current(inputs: Inputs, out: str, model_set: ModelSet, formats: tuple[
     return current
 
 
-def _results_there(inputs: Inputs, out: str, settings: Settings) -> int | None:
+def _results_there(inputs: Inputs, out: str, settings: Settings, pages_too: bool = True) -> int | None:
     """How many of the inputs' results are in `out` already, to be written again: one
     listing of `out` (on S3 a request per 1,000 results, where a HEAD per input would cost
     a round trip each), so that a run into an earlier run's --out says what it replaced.
+    With `pages_too`, a document that has only page results there (a stopped run's) counts
+    too: its pages are written again (--skip-existing would keep them instead).
     None when `out` cannot be listed (credentials that may write but not list): the run
     goes on, and says the count is unknown."""
     try:
@@ -243,6 +246,8 @@ def _results_there(inputs: Inputs, out: str, settings: Settings) -> int | None:
         print(f"docmill run: cannot list {out} to count the results it replaces: {str(exc).splitlines()[0]}",
               file=sys.stderr)
         return None
+    if pages_too:
+        there |= page_results_of(there)
     return sum(item.dst in there for item in inputs.items)
 
 

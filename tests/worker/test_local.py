@@ -279,3 +279,19 @@ def test_an_out_that_cannot_be_listed_leaves_the_replaced_count_unknown(monkeypa
     inputs = local.Inputs(items=[TaskItem(src="s3://in/a.png", dst="s3://out/a.png.json")])
     assert local._results_there(inputs, "s3://out", Settings()) is None
     assert "cannot list s3://out to count the results it replaces: s3://out: AccessDenied" in capsys.readouterr().err
+
+
+def test_a_document_a_stopped_run_left_only_pages_of_counts_as_replaced_unless_they_are_kept(tmp_path):
+    from docmill.documents import page_result_uri
+    from docmill.messages import TaskItem
+    from docmill.settings import Settings
+    from worker import local
+
+    out = tmp_path / "out"
+    items = [TaskItem(src=str(tmp_path / name), dst=str(out / f"{name}.json")) for name in ("a.pdf", "b.pdf", "c.png")]
+    for uri in (page_result_uri(items[0].dst, 3), str(out / "c.png.json")):
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri).write_text("{}")
+    inputs = local.Inputs(items=items)
+    assert local._results_there(inputs, str(out), Settings()) == 2
+    assert local._results_there(inputs, str(out), Settings(), pages_too=False) == 1
