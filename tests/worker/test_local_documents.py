@@ -371,3 +371,18 @@ def test_formats_too_large_to_hold_are_made_on_disk_and_come_out_the_same(tmp_pa
                             check=True).stdout for out in (tmp_path / "held", tmp_path / "spilled")]
     assert texts[0] == texts[1] and "SECOND" in texts[1]
     assert list(spill.iterdir()) == []
+
+
+def test_a_format_asked_for_later_is_made_from_the_pages_kept_with_none_read_again(tmp_path, capsys):
+    """A finished document asked for another --format with --skip-existing is not current,
+    but each of its pages is: the new file is made from the stored page results."""
+    source = tmp_path / "in" / "scans.pdf"
+    source.parent.mkdir()
+    source.write_bytes(scanned_pdf([scan("FIRST PAGE"), scan("SECOND PAGE")], dpi=150))
+    run([source.parent], tmp_path / "out", "--format", "txt")
+    capsys.readouterr()
+    run([source.parent], tmp_path / "out", "--format", "txt,hocr", "--skip-existing")
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["pages"], summary["current_pages"], summary["documents"]) == (0, 2, 1)
+    hocr = (tmp_path / "out" / "scans.pdf.hocr").read_text()
+    assert "FIRST" in hocr and "SECOND" in hocr
