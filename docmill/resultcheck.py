@@ -68,10 +68,12 @@ class ResultCheck:
         return meta.get(META_SOURCE_ETAG, ""), meta.get(META_MODELS, "")
 
 
-def current_page(storage: Storage, item: TaskItem, tag: str, text: TextSource) -> PageSummary | None:
+def current_page(storage: Storage, item: TaskItem, tag: str, text: TextSource,
+                 words: bool = False) -> PageSummary | None:
     """The summary of a document page's stored result where a resumed run may keep it: made
     from the same source ETag by the same models (`tag`), as any current result is, read the
-    way the run reads that page (`text`: OCR, or its PDF text layer as --pdf-text says), and
+    way the run reads that page (`text`: OCR, or its PDF text layer as --pdf-text says), with
+    word boxes where the run needs them (`words`: hOCR, ALTO and the PDF place words), and
     not failed, for a failed page is worth reading again. None otherwise."""
     try:
         result = OcrResult.model_validate_json(storage.read_bytes(item.dst))
@@ -79,6 +81,8 @@ def current_page(storage: Storage, item: TaskItem, tag: str, text: TextSource) -
         return None
     marks = (result.source.etag or "", models_tag(result.models.set, result.models.version))
     if result.error is not None or result.page is None or result.page.text != text or marks != (item.etag or "", tag):
+        return None
+    if words and result.page.text == "ocr" and any(line.words is None for line in result.lines):
         return None
     return PageSummary.of(result)
 

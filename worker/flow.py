@@ -164,8 +164,8 @@ class ItemFlow:
 
     def _current_page(self, context: RunContext) -> Callable[[TaskItem, TextSource], PageSummary | None]:
         """A page's stored result, when current (docmill.resultcheck.current_page)."""
-        tag = models_tag(context.models.set, context.models.version)
-        return lambda item, text: current_page(open_storage(item.dst, self.settings), item, tag, text)
+        tag, words = models_tag(context.models.set, context.models.version), context.options.word_boxes
+        return lambda item, text: current_page(open_storage(item.dst, self.settings), item, tag, text, words)
 
     def _start(self, loading: Future, context: RunContext) -> Future:
         done: Future = Future()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from docmill.messages import TaskItem
-from docmill.result import DocumentPage, ModelsInfo, OcrResult, ResultError, SourceInfo
+from docmill.result import DocumentPage, Line, ModelsInfo, OcrResult, ResultError, SourceInfo, Word
 from docmill.resultcheck import ResultCheck, current_page
 from docmill.storage import LocalStorage, S3Storage
 
@@ -103,17 +103,23 @@ def test_a_result_without_every_asked_format_is_pending(tmp_path: Path):
 
 
 def test_a_resumed_documents_page_is_kept_only_when_current_read_the_same_way_and_not_failed(tmp_path: Path):
-    def page(name: str, etag: str = "e1", version: str = "v1", text: str = "ocr", failed: bool = False) -> TaskItem:
+    def page(name: str, etag: str = "e1", version: str = "v1", text: str = "ocr", failed: bool = False,
+             words: bool = False) -> TaskItem:
+        box = [[0, 0], [9, 0], [9, 9], [0, 9]]
+        line = Line(text="word", score=0.9, box=box, words=[Word(text="word", score=0.9, box=box)] if words else None)
         result = OcrResult(source=SourceInfo(uri="doc.pdf", etag=etag), models=ModelsInfo(set="set", version=version),
                            providers=[], page=DocumentPage(index=3, count=9, text=text),  # type: ignore[arg-type]
+                           lines=[] if failed else [line],
                            error=ResultError(code="decode_error", message="bad page") if failed else None)
         (tmp_path / name).write_bytes(result.to_json_bytes())
         return _item(str(tmp_path / name), "e1")
 
     storage = LocalStorage()
     kept = current_page(storage, page("same.json"), "set@v1", "ocr")
-    assert kept is not None and (kept.index, kept.status, kept.text) == (3, "ok", "ocr")
+    assert kept is not None and (kept.index, kept.status, kept.text, kept.lines) == (3, "ok", "ocr", 1)
     assert current_page(storage, page("embedded.json", text="embedded"), "set@v1", "embedded") is not None
+    assert current_page(storage, page("words.json", words=True), "set@v1", "ocr", words=True) is not None
+    assert current_page(storage, page("no_words.json"), "set@v1", "ocr", words=True) is None  # hOCR would guess them
     for item, text in [(page("etag.json", etag="e0"), "ocr"), (page("models.json", version="v0"), "ocr"),
                        (page("failed.json", failed=True), "ocr"), (page("other_way.json"), "embedded"),
                        (_item(str(tmp_path / "missing.json"), "e1"), "ocr")]:

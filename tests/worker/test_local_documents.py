@@ -373,16 +373,23 @@ def test_formats_too_large_to_hold_are_made_on_disk_and_come_out_the_same(tmp_pa
     assert list(spill.iterdir()) == []
 
 
-def test_a_format_asked_for_later_is_made_from_the_pages_kept_with_none_read_again(tmp_path, capsys):
+@pytest.mark.parametrize(("first", "then", "read_again"), [
+    ("hocr", "hocr,alto", 0),  # the pages have their word boxes: none is read again
+    ("txt", "txt,hocr", 2),  # they have none, and hOCR places words: every page is read again
+])
+def test_a_format_asked_for_later_is_made_from_the_pages_kept_where_they_serve(tmp_path, capsys, first, then,
+                                                                                read_again):
     """A finished document asked for another --format with --skip-existing is not current,
-    but each of its pages is: the new file is made from the stored page results."""
+    but each of its pages is, unless the new format needs word boxes its results lack: the
+    new file is made from the stored page results."""
     source = tmp_path / "in" / "scans.pdf"
     source.parent.mkdir()
     source.write_bytes(scanned_pdf([scan("FIRST PAGE"), scan("SECOND PAGE")], dpi=150))
-    run([source.parent], tmp_path / "out", "--format", "txt")
+    run([source.parent], tmp_path / "out", "--format", first)
     capsys.readouterr()
-    run([source.parent], tmp_path / "out", "--format", "txt,hocr", "--skip-existing")
+    run([source.parent], tmp_path / "out", "--format", then, "--skip-existing")
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (summary["pages"], summary["current_pages"], summary["documents"]) == (0, 2, 1)
-    hocr = (tmp_path / "out" / "scans.pdf.hocr").read_text()
-    assert "FIRST" in hocr and "SECOND" in hocr
+    assert (summary["pages"], summary["current_pages"], summary["documents"]) == (read_again, 2 - read_again, 1)
+    added = (tmp_path / "out" / f"scans.pdf.{then.split(',')[1].replace('alto', 'alto.xml')}").read_text()
+    assert "FIRST" in added and "SECOND" in added
+    assert all(line["words"] for number in (1, 2) for line in page(tmp_path / "out", "scans.pdf", number)["lines"])
