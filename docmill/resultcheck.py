@@ -68,21 +68,31 @@ class ResultCheck:
         return meta.get(META_SOURCE_ETAG, ""), meta.get(META_MODELS, "")
 
 
-def current_page(storage: Storage, item: TaskItem, tag: str, text: TextSource,
-                 words: bool = False) -> PageSummary | None:
-    """The summary of a document page's stored result where a resumed run may keep it: made
-    from the same source ETag by the same models (`tag`), as any current result is, read the
-    way the run reads that page (`text`: OCR, or its PDF text layer as --pdf-text says), with
-    word boxes where the run needs them (`words`: hOCR, ALTO and the PDF place words), and
-    not failed, for a failed page is worth reading again. None otherwise."""
+def kept_result(storage: Storage, item: TaskItem, tag: str, words: bool = False) -> OcrResult | None:
+    """The stored result of an image or page where a run may keep it instead of reading the
+    item again (a resumed document, --format files added later): made from the same source
+    ETag by the same models (`tag`), as any current result is; with word boxes where the run
+    needs them (`words`: hOCR, ALTO and the PDF place words, and would guess them from the
+    line otherwise); and not failed, for a failed item is worth reading again. None otherwise."""
     try:
         result = OcrResult.model_validate_json(storage.read_bytes(item.dst))
     except (StorageError, ValidationError):
         return None
     marks = (result.source.etag or "", models_tag(result.models.set, result.models.version))
-    if result.error is not None or result.page is None or result.page.text != text or marks != (item.etag or "", tag):
+    if result.error is not None or marks != (item.etag or "", tag):
         return None
-    if words and result.page.text == "ocr" and any(line.words is None for line in result.lines):
+    recognised = result.page is None or result.page.text == "ocr"  # a PDF's own text has no word boxes
+    if words and recognised and any(line.words is None for line in result.lines):
+        return None
+    return result
+
+
+def current_page(storage: Storage, item: TaskItem, tag: str, text: TextSource,
+                 words: bool = False) -> PageSummary | None:
+    """The summary of a document page's kept_result, where it was read the way the run reads
+    that page (`text`: OCR, or its PDF text layer as --pdf-text says). None otherwise."""
+    result = kept_result(storage, item, tag, words)
+    if result is None or result.page is None or result.page.text != text:
         return None
     return PageSummary.of(result)
 

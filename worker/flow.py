@@ -22,14 +22,14 @@ from docmill.documents import WORD_FORMATS, OutputFormat, PageSummary, PdfText
 from docmill.messages import TaskItem
 from docmill.options import EngineOptions
 from docmill.result import ModelsInfo, OcrResult, ResultError, TextSource, models_tag
-from docmill.resultcheck import current_page
+from docmill.resultcheck import current_page, kept_result
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 from worker.batcher import DynamicBatcher
 from worker.budget import PixelBudget, PixelTicket
 from worker.documents import DocumentPart, DocumentReader, DocumentSpool, is_document_item
 from worker.engine.pipeline import PageLines, page_pixels
-from worker.items import Admit, DecodedItem, Loader, Unread, load_item
+from worker.items import Admit, DecodedItem, Kept, Loader, Unread, load_item
 from worker.results import build_result
 from worker.writer import ResultWriter
 
@@ -49,6 +49,7 @@ class Outcome:
     result: OcrResult
     write_error: StorageError | None = None
     retryable: bool = False  # a storage failure (read or write) that a later try may cure
+    kept: bool = False  # an earlier run's result, kept: only --format files were made (Kept)
 
     def page_summary(self) -> PageSummary:
         """How its document result lists this page (a document's page only)."""
@@ -79,7 +80,7 @@ class RunContext:
     keep_pixels: bool = False  # --visualize draws on the page after the engine is done
     pdf_text: PdfText = "ocr"  # what to do with PDF pages that already have a text layer
     formats: tuple[OutputFormat, ...] = ()  # files beside each image's result (documents': the caller's)
-    reuse_pages: bool = False  # keep a document's pages whose results are current (docmill run --skip-existing)
+    reuse_results: bool = False  # keep the results that serve, read only the rest (docmill run --skip-existing)
     stopping: Callable[[], bool] | None = None  # true once the run is to read no more (a signal came)
 
 
@@ -142,7 +143,7 @@ class ItemFlow:
                 reader.close()
                 yield _Pending(self._start(self.io.submit(self._read, item, context, admit, data), context))
                 continue
-            if context.reuse_pages and reader.document is not None and reader.error is None:
+            if context.reuse_results and reader.document is not None and reader.error is None:
                 reader.reuse_current(self._current_page(context), self.io)
             try:
                 for number in reader.to_read:
@@ -156,11 +157,27 @@ class ItemFlow:
             yield _Pending(None, reader)
 
     def _read(self, item: TaskItem, context: RunContext, admit: Admit,
-              data: bytes | None = None) -> DecodedItem | Unread:
-        """The image loaded, or Unread when the run is stopping before it began."""
+              data: bytes | None = None) -> DecodedItem | Unread | Kept:
+        """The image loaded; Unread when the run is stopping before it began; Kept when its
+        stored result serves (a resumed run that adds --format files)."""
         if context.stopping is not None and context.stopping():
             return Unread(item)
-        return self.load(item, self.settings, admit, data)
+        kept = self._kept(item, context, data) if context.reuse_results else None
+        return kept or self.load(item, self.settings, admit, data)
+
+    def _kept(self, item: TaskItem, context: RunContext, data: bytes | None) -> Kept | None:
+        """The image's stored result and bytes, where kept_result keeps the result; None when
+        not, or when the file cannot be read (then it is read as any image, and fails so)."""
+        tag = models_tag(context.models.set, context.models.version)
+        result = kept_result(open_storage(item.dst, self.settings), item, tag, context.options.word_boxes)
+        if result is None:
+            return None
+        try:
+            data = data if data is not None else open_storage(item.src, self.settings).read_bytes(
+                item.src, max_bytes=self.settings.max_image_bytes)
+        except StorageError:
+            return None
+        return Kept(item, result, data)
 
     def _current_page(self, context: RunContext) -> Callable[[TaskItem, TextSource], PageSummary | None]:
         """A page's stored result, when current (docmill.resultcheck.current_page)."""
@@ -175,9 +192,15 @@ class ItemFlow:
     def _admit(self, width: int, height: int, context: RunContext) -> PixelTicket:
         return self.budget.acquire(page_pixels(width, height, context.options))
 
-    def _loaded(self, decoded: DecodedItem | Unread, context: RunContext, done: Future) -> None:
+    def _loaded(self, decoded: DecodedItem | Unread | Kept, context: RunContext, done: Future) -> None:
         if isinstance(decoded, Unread):
             done.set_result(decoded)
+            return
+        if isinstance(decoded, Kept):
+            kept = decoded
+            writing = self.io.submit(self.deliverables.image, kept.result, kept.item.dst, kept.item.etag, kept.data,
+                                     context.formats)
+            writing.add_done_callback(_guarded(done, lambda f: done.set_result(_outcome(kept.result, None, f))))
             return
         self.writer.metrics.observe_stage("decode", decoded.decode_ms / 1000)
         if not context.formats or decoded.page is not None:
@@ -236,14 +259,16 @@ class _Pending:
             self.reader.close()
 
 
-def _outcome(result: OcrResult, decoded: DecodedItem, writing: Future) -> Outcome:
-    decoded.release()
-    decoded.data = None
+def _outcome(result: OcrResult, decoded: DecodedItem | None, writing: Future) -> Outcome:
+    """What became of an item once its writes are done; `decoded` None for a Kept one."""
+    if decoded is not None:
+        decoded.release()
+        decoded.data = None
     error = writing.exception()
     if error is not None and not isinstance(error, StorageError):
         raise error
-    retryable = (error is not None and not error.permanent) or (decoded.error is not None and not decoded.permanent)
-    return Outcome(result, error, retryable)
+    read_error = decoded is not None and decoded.error is not None and not decoded.permanent
+    return Outcome(result, error, (error is not None and not error.permanent) or read_error, kept=decoded is None)
 
 
 def _guarded(done: Future, step: Callable[[Future], None]) -> Callable[[Future], None]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from docmill.messages import TaskItem
-from docmill.result import DocumentPage, ResultError
+from docmill.result import DocumentPage, OcrResult, ResultError
 from docmill.settings import Settings
 from docmill.storage import StorageError, open_storage
 from worker.budget import PixelTicket
@@ -35,6 +35,17 @@ class Unread:
 
     item: TaskItem
     page: bool = False
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An image whose stored result a resumed run keeps (docmill.resultcheck.kept_result): it
+    is not read again, and only its missing --format files are made, from that result and
+    the file's bytes."""
+
+    item: TaskItem
+    result: OcrResult
+    data: bytes
 
 
 @dataclass

@@ -83,15 +83,20 @@ class RunSummary:
     not_started: int = 0  # inputs it then left for a later run
     documents_unfinished: int = 0  # documents it stopped part way through: no document result yet
     pages_unread: int = 0  # their pages it left for a later run
-    current_pages: int = 0  # pages of resumed documents whose results were current and kept (--skip-existing)
+    results_kept: int = 0  # earlier results kept (--skip-existing): resumed documents' pages, images given formats
+    images_kept: int = 0  # of those, images: their results are not written again, so not `replaced`
 
     def add(self, outcome: Outcome) -> None:
+        if outcome.kept and not outcome.code:  # only its --format files were made
+            self.results_kept += 1
+            self.images_kept += 1
+            return
         result = outcome.result
         if result.page is None:
             self.images += 1
         else:
             self.pages += 1
-        for stage in self.stage_s:
+        for stage in self.stage_s if not outcome.kept else ():  # a kept result's timings are an earlier run's
             self.stage_s[stage] += getattr(result.timings_ms, stage) / 1000
         if outcome.code:
             self.failed += 1
@@ -113,7 +118,7 @@ class RunSummary:
                 "new_shape_s": {k: round(v, 3) for k, v in self.new_shape_s.items()},
                 "distinct_shapes": self.distinct_shapes, "stopped_by": self.stopped_by,
                 "not_started": self.not_started, "documents_unfinished": self.documents_unfinished,
-                "pages_unread": self.pages_unread, "current_pages": self.current_pages}
+                "pages_unread": self.pages_unread, "results_kept": self.results_kept}
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -152,7 +157,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                                 args.quiet, args.pdf_text, formats, stop, args.skip_existing)
     else:
         summary = RunSummary(skipped=inputs.skipped)
-    summary.current, summary.replaced = current, replaced
+    summary.current = current
+    summary.replaced = None if replaced is None else replaced - summary.images_kept
     _report(summary, args.quiet)
     if summary.stopped_by is not None and stop.exit_status is not None:
         return stop.exit_status
@@ -275,7 +281,7 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     context = RunContext(options, ModelsInfo(set=model_set.name, version=model_set.version), engine.providers,
-                         keep_pixels=visualize, pdf_text=pdf_text, formats=formats, reuse_pages=skip_existing,
+                         keep_pixels=visualize, pdf_text=pdf_text, formats=formats, reuse_results=skip_existing,
                          stopping=stop.stopped if stop else None)
     return run_on_engine(engine, inputs, context, settings, batch, quiet, stop)
 
@@ -325,7 +331,7 @@ def _finish_document(part: DocumentPart, deliverables: DeliverableWriter, contex
     """Write a whole document's result and its --format files; count it, failed when it or
     any page failed. A document the run stopped part way through gets neither yet: its pages
     written so far are kept by the run that goes on with it (--skip-existing)."""
-    summary.current_pages += part.reused
+    summary.results_kept += part.reused
     if part.unread:
         summary.documents_unfinished += 1
         summary.pages_unread += part.unread
@@ -379,8 +385,7 @@ def _report(summary: RunSummary, quiet: bool) -> None:
         errors = ", ".join(f"{k}={v}" for k, v in sorted(summary.errors.items())) or "none"
         skipped = f", passed over {describe_skipped(summary.skipped)}" if summary.skipped else ""
         skipped += f", {summary.current} already current (--skip-existing)" if summary.current else ""
-        skipped += (f", {summary.current_pages} pages of unfinished documents already current"
-                    if summary.current_pages else "")
+        skipped += f", {summary.results_kept} earlier results kept" if summary.results_kept else ""
         skipped += f", {summary.replaced} earlier results replaced" if summary.replaced else ""
         skipped += (f"; stopped by {summary.stopped_by} with {_left(summary)} (run again with --skip-existing "
                     "to read only those)") if summary.stopped_by else ""

@@ -108,9 +108,11 @@ def test_skip_existing_resumes_a_run_and_redoes_only_what_changed(mixed_folder, 
     redone = run()
     assert (redone["images"], redone["current"], redone["replaced"]) == (1, 1, 1)
     assert [p.name for p, ns in written.items() if p.stat().st_mtime_ns != ns] == ["letter.png.json"]
-    with_text = run("--format", "txt")  # a format asked for the first time: every image makes it
-    assert (with_text["images"], with_text["current"], with_text["replaced"]) == (2, 0, 2)
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
+    with_text = run("--format", "txt")  # a format asked for the first time: made from the results kept
+    assert (with_text["images"], with_text["current"], with_text["results_kept"], with_text["replaced"]) == (0, 0, 2, 0)
     assert sorted(p.name for p in out.glob("*.txt")) == ["letter.png.txt", "rotated.jpg.txt"]
+    assert all(p.stat().st_mtime_ns == ns for p, ns in written.items())
 
 
 def test_a_run_into_an_earlier_runs_out_says_how_many_results_it_replaced(mixed_folder, tmp_path, capsys):
@@ -295,3 +297,25 @@ def test_a_document_a_stopped_run_left_only_pages_of_counts_as_replaced_unless_t
     inputs = local.Inputs(items=items)
     assert local._results_there(inputs, str(out), Settings()) == 2
     assert local._results_there(inputs, str(out), Settings(), pages_too=False) == 1
+
+
+@pytest.mark.parametrize(("first", "then", "read_again"), [
+    ("hocr", "hocr,alto", 0),  # its result has word boxes: only the ALTO is made
+    ("txt", "txt,hocr", 1),  # it has none, and hOCR places words: the image is read again
+])
+def test_an_images_format_asked_for_later_is_made_from_its_kept_result(tmp_path, capsys, first, then, read_again):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    page = np.full((120, 640, 3), 255, np.uint8)
+    cv2.putText(page, "KEPT RESULT", (20, 80), cv2.FONT_HERSHEY_SIMPLEX, 2, (0, 0, 0), 4)
+    cv2.imwrite(str(folder / "page.png"), page)
+    args = ["run", str(folder), "--out", str(out), "--device", "cpu", "--quiet", "--models", "pp-ocrv4-ch"]
+    assert main([*args, "--format", first]) == 0
+    written = (out / "page.png.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main([*args, "--format", then, "--skip-existing"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["images"], summary["results_kept"]) == (read_again, 1 - read_again)
+    assert ((out / "page.png.json").stat().st_mtime_ns == written) == (not read_again)
+    added = (out / f"page.png.{then.split(',')[1].replace('alto', 'alto.xml')}").read_text()
+    assert "KEPT" in added and "RESULT" in added

@@ -389,7 +389,7 @@ def test_a_format_asked_for_later_is_made_from_the_pages_kept_where_they_serve(t
     capsys.readouterr()
     run([source.parent], tmp_path / "out", "--format", then, "--skip-existing")
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (summary["pages"], summary["current_pages"], summary["documents"]) == (read_again, 2 - read_again, 1)
+    assert (summary["pages"], summary["results_kept"], summary["documents"]) == (read_again, 2 - read_again, 1)
     added = (tmp_path / "out" / f"scans.pdf.{then.split(',')[1].replace('alto', 'alto.xml')}").read_text()
     assert "FIRST" in added and "SECOND" in added
     assert all(line["words"] for number in (1, 2) for line in page(tmp_path / "out", "scans.pdf", number)["lines"])

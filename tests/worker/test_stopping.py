@@ -123,7 +123,7 @@ def test_a_signal_stops_a_document_part_way_and_a_rerun_reads_only_its_unread_pa
     stdout, stderr = rest.communicate(timeout=300)
     assert rest.returncode == 0, stderr
     again = json.loads(stdout.strip().splitlines()[-1])
-    assert (again["pages"], again["current_pages"], again["documents"]) == (summary["pages_unread"], len(kept), 1)
+    assert (again["pages"], again["results_kept"], again["documents"]) == (summary["pages_unread"], len(kept), 1)
     assert {name: (out / "long.tif" / name).stat().st_mtime_ns for name in kept} == kept
     document = json.loads((out / "long.tif.json").read_text())
     assert [page["status"] for page in document["pages"]] == ["ok"] * count
