@@ -31,16 +31,24 @@ class ResultCheck:
     def pending(self, items: list[TaskItem]) -> list[TaskItem]:
         """The items whose result is missing or stale; the checks run in parallel, as each
         is one round trip to storage."""
-        current = list(self.pool.map(self._is_current, items))
-        return [item for item, ok in zip(items, current) if not ok]
+        return self.split(items)[0]
+
+    def split(self, items: list[TaskItem]) -> tuple[list[TaskItem], set[str]]:
+        """pending's items, and the results (`dst`) among them that are current but for a
+        --format file: what a run may keep (kept_result) instead of reading the item again."""
+        states = list(self.pool.map(self._state, items))
+        lacking = {item.dst for item, state in zip(items, states) if state == "lacking"}
+        return [item for item, state in zip(items, states) if state != "current"], lacking
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def _is_current(self, item: TaskItem) -> bool:
-        marks = self._marks(item.dst)
-        return (marks is not None and marks == (item.etag or "", self.models_tag)
-                and all(self._exists(output_uri(item.dst, fmt)) for fmt in self.formats))
+    def _state(self, item: TaskItem) -> str:
+        """"current"; "lacking": made from the same source by the same models, but without
+        every --format file; or "stale": missing, or made from another source or models."""
+        if self._marks(item.dst) != (item.etag or "", self.models_tag):
+            return "stale"
+        return "current" if all(self._exists(output_uri(item.dst, fmt)) for fmt in self.formats) else "lacking"
 
     def _exists(self, uri: str) -> bool:
         try:

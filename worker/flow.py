@@ -80,7 +80,8 @@ class RunContext:
     keep_pixels: bool = False  # --visualize draws on the page after the engine is done
     pdf_text: PdfText = "ocr"  # what to do with PDF pages that already have a text layer
     formats: tuple[OutputFormat, ...] = ()  # files beside each image's result (documents': the caller's)
-    reuse_results: bool = False  # keep the results that serve, read only the rest (docmill run --skip-existing)
+    reuse_pages: bool = False  # keep a document's pages whose results serve (docmill run --skip-existing)
+    formats_lacking: frozenset[str] = frozenset()  # results current but for a --format file: kept, files made
     stopping: Callable[[], bool] | None = None  # true once the run is to read no more (a signal came)
 
 
@@ -143,7 +144,7 @@ class ItemFlow:
                 reader.close()
                 yield _Pending(self._start(self.io.submit(self._read, item, context, admit, data), context))
                 continue
-            if context.reuse_results and reader.document is not None and reader.error is None:
+            if context.reuse_pages and reader.document is not None and reader.error is None:
                 reader.reuse_current(self._current_page(context), self.io)
             try:
                 for number in reader.to_read:
@@ -162,7 +163,7 @@ class ItemFlow:
         stored result serves (a resumed run that adds --format files)."""
         if context.stopping is not None and context.stopping():
             return Unread(item)
-        kept = self._kept(item, context, data) if context.reuse_results else None
+        kept = self._kept(item, context, data) if item.dst in context.formats_lacking else None
         return kept or self.load(item, self.settings, admit, data)
 
     def _kept(self, item: TaskItem, context: RunContext, data: bytes | None) -> Kept | None:

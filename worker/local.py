@@ -148,13 +148,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                  else f"what --include {args.include!r} matches")
         raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads {reads}")
     model_set = _model_set(args.models or settings.models, settings)
-    current = _drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing else 0
+    current, lacking = (_drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing
+                        else (0, frozenset()))
     replaced = _results_there(inputs, args.out, settings, pages_too=not args.skip_existing)
     stop = StopOnSignal()
     if inputs.items:
         with stop:
             summary = run_items(inputs, model_set, settings, args.device, overrides, batch, args.visualize,
-                                args.quiet, args.pdf_text, formats, stop, args.skip_existing)
+                                args.quiet, args.pdf_text, formats, stop, args.skip_existing, lacking)
     else:
         summary = RunSummary(skipped=inputs.skipped)
     summary.current = current
@@ -223,17 +224,18 @@ def _passed_over(key: str, uri: str, out_root: str, include: Include) -> str | N
 
 
 def _drop_current(inputs: Inputs, out: str, model_set: ModelSet, formats: tuple[OutputFormat, ...],
-                  settings: Settings) -> int:
+                  settings: Settings) -> tuple[int, frozenset[str]]:
     """Take the inputs whose result is current out of `inputs` (the producer's rule,
-    docmill.resultcheck); how many there were."""
+    docmill.resultcheck); how many there were, and the results left in that are current but
+    for a --format file (ResultCheck.split)."""
     check = ResultCheck(open_storage(out, settings), models_tag(model_set.name, model_set.version), formats)
     try:
-        pending = check.pending(inputs.items)
+        pending, lacking = check.split(inputs.items)
     finally:
         check.close()
     current = len(inputs.items) - len(pending)
     inputs.items = pending
-    return current
+    return current, frozenset(lacking)
 
 
 def _results_there(inputs: Inputs, out: str, settings: Settings, pages_too: bool = True) -> int | None:
@@ -269,9 +271,10 @@ def _model_set(ref: str, settings: Settings) -> ModelSet:
 def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: str | None,
               overrides: dict, batch: int, visualize: bool, quiet: bool, pdf_text: PdfText = "ocr",
               formats: tuple[OutputFormat, ...] = (), stop: StopOnSignal | None = None,
-              skip_existing: bool = False) -> RunSummary:
+              skip_existing: bool = False, formats_lacking: frozenset[str] = frozenset()) -> RunSummary:
     """Load the engine and run. With `stop`, a signal also stops a document part way; with
-    `skip_existing`, a document's pages whose results are current are kept, not read again."""
+    `skip_existing`, a document's pages whose results are current are kept, not read again,
+    and so are the results in `formats_lacking` (current but for a --format file)."""
     from worker.engine.pipeline import OcrEngine
 
     engine = OcrEngine.load(model_set, settings, device)
@@ -281,7 +284,8 @@ def run_items(inputs: Inputs, model_set: ModelSet, settings: Settings, device: s
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     context = RunContext(options, ModelsInfo(set=model_set.name, version=model_set.version), engine.providers,
-                         keep_pixels=visualize, pdf_text=pdf_text, formats=formats, reuse_results=skip_existing,
+                         keep_pixels=visualize, pdf_text=pdf_text, formats=formats, reuse_pages=skip_existing,
+                         formats_lacking=formats_lacking,
                          stopping=stop.stopped if stop else None)
     return run_on_engine(engine, inputs, context, settings, batch, quiet, stop)
 

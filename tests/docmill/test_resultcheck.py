@@ -93,11 +93,16 @@ def test_a_result_without_every_asked_format_is_pending(tmp_path: Path):
     (tmp_path / "both.jpg.pdf").write_bytes(b"%PDF")
     (tmp_path / "both.jpg.txt").write_text("text")
     (tmp_path / "pdf-only.jpg.pdf").write_bytes(b"%PDF")
-    items = [_item(str(tmp_path / f"{name}.jpg.json"), "e1") for name in ("both", "pdf-only", "none")]
-    for formats, pending in (((), []), (("pdf",), ["none"]), (("pdf", "txt"), ["pdf-only", "none"])):
+    names = ("both", "pdf-only", "none", "stale", "missing")
+    (tmp_path / "stale.jpg.json").write_text(json.dumps({**doc, "source": {"uri": "x", "etag": "e0"}}))
+    items = [_item(str(tmp_path / f"{name}.jpg.json"), "e1") for name in names]
+    for formats, pending in (((), ["stale", "missing"]), (("pdf",), ["none", "stale", "missing"]),
+                             (("pdf", "txt"), ["pdf-only", "none", "stale", "missing"])):
         check = ResultCheck(LocalStorage(), "set@v1", formats)
         try:
             assert [Path(i.dst).name.split(".")[0] for i in check.pending(items)] == pending
+            _, lacking = check.split(items)  # only a --format file missing: a run may keep the result
+            assert sorted(Path(dst).name.split(".")[0] for dst in lacking) == sorted(set(pending) - {"stale", "missing"})
         finally:
             check.close()
 
