@@ -317,12 +317,15 @@ class DocumentReader:
     def record(self, summary: PageSummary) -> None:
         self._summaries[summary.index] = summary
 
-    def reuse_current(self, stored: Callable[[TaskItem, TextSource], PageSummary | None], io: Executor) -> None:
+    def reuse_current(self, stored: Callable[[TaskItem, TextSource], PageSummary | None], io: Executor,
+                      present: set[str] | None) -> None:
         """Record, before any page is read, the pages whose stored results `stored` finds
         current for the text each would get now; each check is a read from storage, so they
-        run on `io`. Only the others are then `to_read`."""
-        expected = {number: self._text_for(number) for number in self.numbers}
-        checked = list(io.map(lambda n: stored(self.page_item(n), expected[n]) if expected[n] else None, self.numbers))
+        run on `io`, and only for the pages whose results are `present` (None: unknown, try
+        each). Only the others are then `to_read`."""
+        numbers = [n for n in self.numbers if present is None or self.page_item(n).dst in present]
+        expected = {number: self._text_for(number) for number in numbers}
+        checked = list(io.map(lambda n: stored(self.page_item(n), expected[n]) if expected[n] else None, numbers))
         for summary in checked:
             if summary is not None:
                 self.record(summary)

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from docmill.documents import WORD_FORMATS, OutputFormat, PageSummary, PdfText
+from docmill.documents import WORD_FORMATS, OutputFormat, PageSummary, PdfText, page_result_uri
 from docmill.messages import TaskItem
 from docmill.options import EngineOptions
 from docmill.result import ModelsInfo, OcrResult, ResultError, TextSource, models_tag
 from docmill.resultcheck import current_page, kept_result
 from docmill.settings import Settings
-from docmill.storage import StorageError, open_storage
+from docmill.storage import ObjectNotFound, StorageError, join_uri, open_storage
 from worker.batcher import DynamicBatcher
 from worker.budget import PixelBudget, PixelTicket
 from worker.documents import DocumentPart, DocumentReader, DocumentSpool, is_document_item
@@ -145,7 +145,7 @@ class ItemFlow:
                 yield _Pending(self._start(self.io.submit(self._read, item, context, admit, data), context))
                 continue
             if context.reuse_pages and reader.document is not None and reader.error is None:
-                reader.reuse_current(self._current_page(context), self.io)
+                reader.reuse_current(self._current_page(context), self.io, self._stored_pages(item))
             try:
                 for number in reader.to_read:
                     if context.stopping is not None and context.stopping():
@@ -179,6 +179,19 @@ class ItemFlow:
         except StorageError:
             return None
         return Kept(item, result, data)
+
+    def _stored_pages(self, item: TaskItem) -> set[str] | None:
+        """The page results stored for a document item, from one listing of their folder, so
+        that a document never read before costs no read per page; None when the folder
+        cannot be listed (credentials that may read but not list)."""
+        folder = page_result_uri(item.dst, 1).rsplit("/", 1)[0]
+        storage = open_storage(folder, self.settings)
+        try:
+            return {join_uri(folder, ref.key) for ref in storage.iter_objects(folder, (".json",))}
+        except ObjectNotFound:
+            return set()
+        except StorageError:
+            return None
 
     def _current_page(self, context: RunContext) -> Callable[[TaskItem, TextSource], PageSummary | None]:
         """A page's stored result, when current (docmill.resultcheck.current_page)."""
