@@ -49,6 +49,7 @@ REDUCE_ABOVE_LONG_SIDE = 6000  # pixels: an A4 page at 600 dpi is 7016 long, at 
 SQUARE_WITHIN = 0.02  # two stated resolutions closer than this share are one resolution
 MAX_PIXEL_ASPECT = 4.0  # a fax's fine and standard modes are 204 x 196 and 204 x 98 dpi
 EXIF_ORIENTATION = 0x0112
+MIN_STATED_DPI = 20.0  # below this a stated resolution is a stand-in (Pillow's 1 for a missing TIFF tag)
 _REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2}
 # warnings.catch_warnings swaps the process-wide filter list on entry and puts back what it
 # found on exit: decode threads that overlapped would restore each other's lists.
@@ -143,6 +144,19 @@ def pixel_stretch(im: Image.Image) -> tuple[float, float]:
     if low <= 0 or high / low > MAX_PIXEL_ASPECT or high - low <= SQUARE_WITHIN * high:
         return 1.0, 1.0
     return high / x, high / y
+
+
+def stated_dpi(im: Image.Image) -> tuple[float | None, float | None]:
+    """The horizontal resolution the file states (JFIF, EXIF, PNG pHYs or TIFF tags), None
+    when it states none or one below MIN_STATED_DPI, and the vertical one where the file
+    states another (a fax at 204 x 98), None otherwise. Pillow reports 1 for a missing TIFF
+    resolution tag, and a page at 1 dpi would be hundreds of inches wide: no scan says so."""
+    dpi = im.info.get("dpi")
+    if not dpi or not dpi[0] or float(dpi[0]) < MIN_STATED_DPI:
+        return None, None
+    x = float(dpi[0])
+    y = float(dpi[1]) if len(dpi) > 1 and dpi[1] else x
+    return x, (y if MIN_STATED_DPI <= y != x else None)
 
 
 def turned_sideways(im: Image.Image) -> bool:

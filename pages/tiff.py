@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, TiffImagePlugin
+from PIL import Image
 
 from pages.document import Document, DocumentError, EmbeddedLine, Page, PageInfo, PageLimits
-from pages.decode import ImageDecodeError, decode_frame, no_bomb_warning, turned_sideways
+from pages.decode import ImageDecodeError, decode_frame, no_bomb_warning, stated_dpi, turned_sideways
 
 
 NEW_SUBFILE_TYPE, SUBFILE_TYPE = 254, 255
@@ -70,8 +70,8 @@ class TiffDocument(Document):
     def page_info(self, index: int) -> PageInfo:
         self._seek(index)
         width, height = self._image.size
-        dpi_x, dpi_y = self._dpi()
-        return PageInfo(index, width, height, dpi_x, None, dpi_y if dpi_y != dpi_x else None)
+        dpi_x, dpi_y = stated_dpi(self._image)
+        return PageInfo(index, width, height, dpi_x, None, dpi_y)
 
     def render_page(self, index: int) -> Page:
         """The frame as the engine reads it: stretched to square pixels when its resolutions
@@ -97,11 +97,3 @@ class TiffDocument(Document):
             self._image.seek(self._frames[index])
         except Exception as exc:  # noqa: BLE001
             raise DocumentError("decode_error", f"page {index + 1}: {type(exc).__name__}: {exc}", index) from exc
-
-    def _dpi(self) -> tuple[float | None, float | None]:
-        """The horizontal and vertical resolutions in dots per inch; None without a tag or an
-        absolute unit."""
-        dpi, tags = self._image.info.get("dpi"), self._image.tag_v2  # Pillow's 1 stands in for a missing tag
-        if not dpi or TiffImagePlugin.X_RESOLUTION not in tags:
-            return None, None
-        return float(dpi[0]), float(dpi[1] if TiffImagePlugin.Y_RESOLUTION in tags else dpi[0])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, TiffImagePlugin
 
-from tests.pages import page_image, tiff
+from tests.pages import page_image, tagged_tiff, tiff
 from pages.document import DocumentError, PageLimits
 from pages.source import open_document
 from pages.decode import decode_image
@@ -44,6 +44,15 @@ def test_pages_can_be_read_in_any_order() -> None:
 def test_no_resolution_tag_is_no_dpi() -> None:
     with open_document(tiff(frames()), PageLimits()) as doc:
         assert doc.render_page(0).dpi is None and doc.page_info(2).dpi is None
+
+
+def test_each_frame_states_its_own_resolution() -> None:
+    """A scan bundle may mix a 300 dpi page, a page with no tag and a fax page: each page's
+    resolution is its own frame's, never one read before it."""
+    tags = [{282: 300, 283: 300, 296: 2}, {}, {282: 204, 283: 98, 296: 2}]
+    with open_document(tagged_tiff(list(zip(frames(), tags))), PageLimits()) as doc:
+        stated = [(doc.page_info(i).dpi, doc.page_info(i).dpi_y) for i in (0, 1, 2, 1, 0)]
+    assert stated == [(300.0, None), (None, None), (204.0, 98.0), (None, None), (300.0, None)]
 
 
 def test_a_frame_over_the_pixel_cap_is_too_large_and_the_rest_render() -> None:

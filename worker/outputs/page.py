@@ -17,9 +17,7 @@ from typing import BinaryIO, Protocol
 from PIL import Image
 
 from docmill.result import OcrResult
-from pages.decode import EXIF_ORIENTATION, turned_sideways
-
-MIN_STATED_DPI = 20.0
+from pages.decode import EXIF_ORIENTATION, stated_dpi, turned_sideways
 
 
 @dataclass(frozen=True)
@@ -96,16 +94,3 @@ def exif_orientation(im: Image.Image) -> int:
     """The image's EXIF orientation (1 to 8; 1, upright, when it states none)."""
     value = im.getexif().get(EXIF_ORIENTATION, 1)
     return value if value in range(1, 9) else 1
-
-
-def stated_dpi(im: Image.Image) -> tuple[float | None, float | None]:
-    """The horizontal resolution the file states (JFIF, EXIF, PNG pHYs or TIFF tags), None
-    when it states none or one below MIN_STATED_DPI, and the vertical one where the file
-    states another (a fax at 204 x 98), None otherwise. Pillow reports 1 for a missing TIFF
-    resolution tag, and a page at 1 dpi would be hundreds of inches wide: no scan says so."""
-    dpi = im.info.get("dpi")
-    if not dpi or not dpi[0] or float(dpi[0]) < MIN_STATED_DPI:
-        return None, None
-    x = float(dpi[0])
-    y = float(dpi[1]) if len(dpi) > 1 and dpi[1] else x
-    return x, (y if MIN_STATED_DPI <= y != x else None)
