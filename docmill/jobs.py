@@ -15,7 +15,9 @@ call completed the job, so exactly one worker writes the job summary.
 
 What the job counts (`total`, `done`, `failed`, `skipped`) are images and documents: a
 document is done once its result is written, after its last page. Pages are counted apart
-(`pages`, `pages_done`, `pages_failed`) for `docmill status`.
+(`pages`, `pages_done`, `pages_failed`) for `docmill status`. `kept` counts the results, of
+images and of pages, that a `--skip-existing` job kept from an earlier run rather than read
+again (within `done` and `pages_done`).
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ redis.call('HINCRBY', key, 'done', tonumber(ARGV[2]))
 redis.call('HINCRBY', key, 'failed', tonumber(ARGV[3]))
 redis.call('HINCRBY', key, 'pages_done', tonumber(ARGV[5]))
 redis.call('HINCRBY', key, 'pages_failed', tonumber(ARGV[6]))
-local failures = tonumber(ARGV[7])
-for i = 8, 7 + 2 * failures, 2 do
+redis.call('HINCRBY', key, 'kept', tonumber(ARGV[7]))
+local failures = tonumber(ARGV[8])
+for i = 9, 8 + 2 * failures, 2 do
   redis.call('HSET', key .. ':failed', ARGV[i], ARGV[i + 1])
   redis.call('HINCRBY', key, 'code:' .. ARGV[i + 1], 1)
 end
-local completed, i = {}, 8 + 2 * failures
+local completed, i = {}, 9 + 2 * failures
 while i <= #ARGV do
   local dst, pages = ARGV[i], tonumber(ARGV[i + 1])
   local hash = key .. ':doc:' .. dst
@@ -104,6 +107,7 @@ class JobState(BaseModel):
     pages: int = 0  # their pages, and how many of those have a result
     pages_done: int = 0
     pages_failed: int = 0
+    kept: int = 0  # earlier results kept (--skip-existing), images' and pages', within done and pages_done
 
 
 class TaskPages(BaseModel):
@@ -192,20 +196,21 @@ class JobStore:
         return bool(self._finish(keys=[self.key(job)], args=[repr(time.time())]))
 
     def record_task(self, job: str, seq: int, failures: dict[str, str], done: int, failed: int | None = None,
-                    pages: TaskPages | None = None) -> int:
+                    pages: TaskPages | None = None, kept: int = 0) -> int:
         """Count one task's outcomes once: 0 = already counted (a redelivery), 1 = counted,
         2 = counted and this completed the job (the caller writes the summary). `failures`
         names every failed image and page; `done` and `failed` (default: as many as
-        `failures`) count images and whole documents, `pages` the task's document pages."""
-        return self.record_task_pages(job, seq, failures, done, failed, pages)[0]
+        `failures`) count images and whole documents, `pages` the task's document pages,
+        `kept` the results among them kept from an earlier run."""
+        return self.record_task_pages(job, seq, failures, done, failed, pages, kept)[0]
 
     def record_task_pages(self, job: str, seq: int, failures: dict[str, str], done: int, failed: int | None = None,
-                          pages: TaskPages | None = None) -> tuple[int, list[str]]:
+                          pages: TaskPages | None = None, kept: int = 0) -> tuple[int, list[str]]:
         """record_task, and the split documents whose last page this call recorded: their
         results are this caller's to write, nobody else's (the check is in the same script)."""
         pages = pages or TaskPages()
         args: list[Any] = [seq, done, len(failures) if failed is None else failed, repr(time.time()),
-                           pages.done, pages.failed, len(failures)]
+                           pages.done, pages.failed, kept, len(failures)]
         for src, code in failures.items():
             args += [src, code]
         for dst, summaries in pages.summaries.items():
@@ -243,7 +248,7 @@ class JobStore:
         if not raw:
             raise JobNotFound(f"no job {job!r} in this Redis (check DOCMILL_BROKER_URL)")
         ints = {k: int(raw.get(k, 0)) for k in ("total", "done", "failed", "skipped", "tasks_enqueued", "documents",
-                                                  "documents_done", "pages", "pages_done", "pages_failed")}
+                                                  "documents_done", "pages", "pages_done", "pages_failed", "kept")}
         finished_at = float(raw["finished_at"]) if raw.get("finished_at") else None
         return JobState(
             job=job, **ints,
@@ -272,6 +277,7 @@ class JobStore:
         return {"schema": "docmill.job/v1", "job": job, "total": state.total, "done": state.done,
                 "failed": state.failed, "skipped": state.skipped, "documents": state.documents,
                 "pages": state.pages, "pages_done": state.pages_done, "pages_failed": state.pages_failed,
+                "kept": state.kept,
                 "models": state.models,
                 "in_prefix": state.in_prefix, "out_prefix": state.out_prefix,
                 "started_at": state.started_at, "finished_at": state.finished_at,

@@ -34,6 +34,8 @@ class TaskItem(BaseModel):
     bytes: int | None = Field(None, ge=0)
     pages: tuple[int, int] | None = None
     page_count: int | None = Field(None, ge=1, description="the document's pages, as the producer counted them")
+    formats_only: bool = Field(False, description="its result was current but for a --format file when enqueued: "
+                                                  "a worker keeps it (if still current) and makes only the files")
 
     @property
     def key(self) -> str:
@@ -68,6 +70,8 @@ class OcrTask(BaseModel):
     out_prefix: str = Field(min_length=1)
     pdf_text: PdfText = "ocr"
     formats: list[OutputFormat] = Field(default_factory=list, description="files beside each JSON result")
+    skip_existing: bool = Field(False, description="the producer's --skip-existing: a document's page results "
+                                                   "that are current are kept, not read again")
     items: list[TaskItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
 
     @field_validator("job")
@@ -105,11 +109,13 @@ class OcrTask(BaseModel):
             if data.get(name) == default:
                 del data[name]
         for item in data["items"]:
-            for name in _ADDED_ITEM_FIELDS:
-                if item.get(name) is None:
+            for name, default in _ADDED_ITEM_FIELDS.items():
+                if item.get(name) == default:
                     del item[name]
         return data
 
 
-_ADDED_TASK_FIELDS: dict[str, Any] = {"pdf_text": "ocr", "formats": []}  # documents in and out
-_ADDED_ITEM_FIELDS = ("pages", "page_count")  # documents split into page ranges
+_ADDED_TASK_FIELDS: dict[str, Any] = {"pdf_text": "ocr", "formats": [],  # documents in and out
+                                      "skip_existing": False}  # a fleet that resumes a document part way
+_ADDED_ITEM_FIELDS: dict[str, Any] = {"pages": None, "page_count": None,  # documents split into page ranges
+                                      "formats_only": False}  # a result kept, given only its --format files

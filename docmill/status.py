@@ -83,6 +83,8 @@ def _table(data: dict[str, Any]):  # type: ignore[no-untyped-def]
     table.add_column(justify="right")
     for key in ("total", "done", "failed", "skipped", "pending"):
         table.add_row(key, f"{data[key]:,}")
+    if data["kept"]:
+        table.add_row("kept", f"{data['kept']:,} earlier results (within done)")
     if data["documents"]:
         table.add_row("documents", f"{data['documents_done']:,} of {data['documents']:,} written")
         table.add_row("pages", f"{data['pages_done'] + data['pages_failed']:,} of {data['pages']:,} "

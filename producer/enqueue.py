@@ -196,7 +196,7 @@ def _enqueue_chunk(job: str, seq: int, chunk: list[ObjectRef], plan: JobPlan, sv
     tasks sent. Images (and documents that stay whole) share one task; each page range of a
     split document is a task of its own."""
     items = _items(chunk, plan.out_uri, counts)
-    todo = check.pending(items) if check else items
+    todo = _pending(items, check) if check else items
     tasks = _tasks(job, todo, plan, svc, counts)
 
     def waiting(depth: int) -> None:
@@ -208,7 +208,7 @@ def _enqueue_chunk(job: str, seq: int, chunk: list[ObjectRef], plan: JobPlan, sv
         counts.waiting_depth = 0
         svc.sender.send(OcrTask(job=job, seq=seq + offset, models=plan.models, options=plan.options,
                                 out_prefix=plan.out_uri, pdf_text=plan.pdf_text, formats=plan.formats,
-                                items=task_items))
+                                skip_existing=plan.skip_existing, items=task_items))
     skipped = len(items) - len(todo)
     svc.store.record_enqueued(job, items=len(todo), tasks=len(tasks), skipped=skipped, cursor=chunk[-1].key)
     counts.listed += len(chunk)
@@ -216,6 +216,13 @@ def _enqueue_chunk(job: str, seq: int, chunk: list[ObjectRef], plan: JobPlan, sv
     counts.skipped += skipped
     counts.tasks += len(tasks)
     return len(tasks)
+
+
+def _pending(items: list[TaskItem], check: ResultCheck) -> list[TaskItem]:
+    """The items whose results are not current, those current but for a --format file marked
+    `formats_only`: the worker keeps such a result and makes only the files."""
+    todo, lacking = check.split(items)
+    return [item.model_copy(update={"formats_only": True}) if item.dst in lacking else item for item in todo]
 
 
 def _tasks(job: str, todo: list[TaskItem], plan: JobPlan, svc: Services, counts: Counts) -> list[list[TaskItem]]:

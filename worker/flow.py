@@ -80,7 +80,7 @@ class RunContext:
     keep_pixels: bool = False  # --visualize draws on the page after the engine is done
     pdf_text: PdfText = "ocr"  # what to do with PDF pages that already have a text layer
     formats: tuple[OutputFormat, ...] = ()  # files beside each image's result (documents': the caller's)
-    reuse_pages: bool = False  # keep a document's pages whose results serve (docmill run --skip-existing)
+    reuse_pages: bool = False  # keep a document's pages whose results serve (--skip-existing)
     formats_lacking: frozenset[str] = frozenset()  # results current but for a --format file: kept, files made
     stopping: Callable[[], bool] | None = None  # true once the run is to read no more (a signal came)
 

@@ -60,7 +60,7 @@ class Metrics:
         retries = Counter("docmill_retries", "Retries of storage writes and whole tasks, and boto3's "
                           "re-sent storage requests (what=storage_request)", ["what"], registry=None)
         self._counters = {
-            "items": Counter("docmill_items", "Images finished, by outcome (ok or an error code)",
+            "items": Counter("docmill_items", "Images and pages finished, by outcome (ok, kept or an error code)",
                              ["outcome"], registry=self.registry),
             "tasks": Counter("docmill_tasks", "Tasks by what happened to them (done, redelivered, rejected)",
                              ["event"], registry=self.registry),

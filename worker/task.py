@@ -20,7 +20,7 @@ from worker.documents import DocumentPart, DocumentReader, document_result
 from worker.flow import Event, Outcome, RunContext, options_for
 from worker.host import LoadedModels, WorkerHost
 from worker.items import DecodedItem
-from worker.middleware.outcomes import count_items, count_task
+from worker.middleware.outcomes import count_items, count_kept, count_task
 from worker.middleware.retries import TransientError
 from worker.results import build_result
 
@@ -33,7 +33,9 @@ def run_task(host: WorkerHost, task: OcrTask, final_try: bool = True) -> dict[st
     redelivered = host.redelivery.is_redelivery(task)
     loaded = host.models(task.models)
     context = RunContext(options_for(loaded.engine.options.merged(task.options), task.formats), _models_info(loaded),
-                         loaded.engine.providers, pdf_text=task.pdf_text, formats=tuple(task.formats))
+                         loaded.engine.providers, pdf_text=task.pdf_text, formats=tuple(task.formats),
+                         reuse_pages=task.skip_existing,
+                         formats_lacking=frozenset(item.dst for item in task.items if item.formats_only))
     if redelivered:
         count_task(host.metrics, "redelivered")
         events = [event for item in task.items
@@ -105,11 +107,14 @@ def _record(host: WorkerHost, task: OcrTask, events: list[Event], context: RunCo
     images = [o for o in outcomes if o.result.page is None]
     failed = sum(1 for o in images if o.code) + sum(1 for code in whole if code)
     done = len(images) + len(whole) - failed
-    pages = TaskPages(done=sum(1 for o in outcomes if o.result.page and not o.code),
+    reused = sum(p.reused for p in parts)  # document pages kept from an earlier run: no outcome of their own
+    kept = sum(1 for o in images if o.kept and not o.code) + reused
+    count_kept(host.metrics, reused)
+    pages = TaskPages(done=sum(1 for o in outcomes if o.result.page and not o.code) + reused,
                       failed=sum(1 for o in outcomes if o.result.page and o.code),
                       summaries={p.item.dst: {s.index: s.model_dump_json() for s in p.pages} for p in split})
     status, completed = host.jobs.record_task_pages(task.job, task.seq, failures, done=done, failed=failed,
-                                                    pages=pages)
+                                                    pages=pages, kept=kept)
     if status == 0:  # counted by an earlier delivery, which may have died before writing what it completed
         completed = host.jobs.documents_to_finish(task.job, [p.item.dst for p in split])
     finished = status == 2

@@ -51,10 +51,15 @@ def test_a_task_that_uses_no_document_feature_is_sent_as_before_documents():
 
     plain = OcrTask(job="j", seq=0, models=ModelsRef(uri="s3://m/set/v", version="v"), out_prefix="s3://o",
                     items=[TaskItem(src="s3://i/a.png", dst="s3://o/a.png.json")]).to_payload()
-    assert "pdf_text" not in plain and "formats" not in plain and set(plain["items"][0]) == {"src", "dst", "etag",
-                                                                                             "bytes"}
+    assert "pdf_text" not in plain and "formats" not in plain and "skip_existing" not in plain
+    assert set(plain["items"][0]) == {"src", "dst", "etag", "bytes"}
     split = OcrTask(job="j", seq=0, models=ModelsRef(uri="s3://m/set/v", version="v"), out_prefix="s3://o",
                     formats=["pdf"], items=[TaskItem(src="s3://i/a.pdf", dst="s3://o/a.pdf.json", pages=(1, 8),
                                                      page_count=20)]).to_payload()
     assert split["formats"] == ["pdf"] and split["items"][0]["pages"] == [1, 8]
     assert OcrTask.model_validate(split).items[0].pages == (1, 8)
+    kept = OcrTask(job="j", seq=0, models=ModelsRef(uri="s3://m/set/v", version="v"), out_prefix="s3://o",
+                   skip_existing=True, items=[TaskItem(src="s3://i/a.png", dst="s3://o/a.png.json",
+                                                       formats_only=True)]).to_payload()
+    assert kept["skip_existing"] is True and kept["items"][0]["formats_only"] is True
+    assert OcrTask.model_validate(kept).items[0].formats_only

@@ -33,12 +33,12 @@ def _status(capsys, *argv: str) -> tuple[int, str, str]:
 def test_json_has_the_contract_fields(store, job_id, capsys):
     store.create(job_id, "s3://in/p/", "s3://out/p/", "s3://m/set/v1", "v1")
     store.record_enqueued(job_id, items=4, tasks=1, skipped=1, cursor="d.jpg")
-    store.record_task(job_id, 0, {"s3://in/p/b.jpg": "decode_error"}, done=2)
+    store.record_task(job_id, 0, {"s3://in/p/b.jpg": "decode_error"}, done=2, kept=1)
     rc, out, _ = _status(capsys, job_id, "--json")
     assert rc == 0 and len(out.strip().splitlines()) == 1
     data = json.loads(out)
-    assert {k: data[k] for k in ("total", "done", "failed", "skipped", "pending", "finished")} == {
-        "total": 5, "done": 2, "failed": 1, "skipped": 1, "pending": 1, "finished": False}
+    assert {k: data[k] for k in ("total", "done", "failed", "skipped", "pending", "finished", "kept")} == {
+        "total": 5, "done": 2, "failed": 1, "skipped": 1, "pending": 1, "finished": False, "kept": 1}
     assert data["failure_codes"] == {"decode_error": 1} and data["images_per_s"] > 0
     assert data["eta_s"] is None  # the listing is not complete: the total may still grow
 

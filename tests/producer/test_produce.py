@@ -122,6 +122,31 @@ def test_skip_existing_compares_source_etag_and_model_version(capsys, s3_client,
     assert sum(len(q.task.items) for q in drain(redis_client, queue)) == 5
 
 
+def test_a_current_result_that_lacks_a_format_is_sent_to_be_kept(capsys, s3_client, s3_bucket, models_uri,
+                                                                  queue, redis_client, job_id):
+    """A job that adds --format txt enqueues the images whose results are current but lack the
+    file as `formats_only` (the worker keeps the result), and the others as plain items; every
+    task carries --skip-existing, and --force sends neither mark."""
+    keys = [f"in/{n}.jpg" for n in "ab"]
+    put_objects(s3_client, s3_bucket, keys)
+    md5 = {k: hashlib.md5(k.encode()).hexdigest() for k in keys}
+    _put_result(s3_client, s3_bucket, "out/a.jpg.json", md5["in/a.jpg"], f"{SET_NAME}@{SET_VERSION}")
+    args = [f"s3://{s3_bucket}/in/", "--out", f"s3://{s3_bucket}/out/", "--models", models_uri,
+            "--queue", queue, "--format", "txt"]
+
+    rc, _, err = produce(capsys, *args, "--job", job_id)
+    assert rc == 0, err
+    [queued] = drain(redis_client, queue)
+    assert queued.task.skip_existing
+    assert [(i.src[-5:], i.formats_only) for i in queued.task.items] == [("a.jpg", True), ("b.jpg", False)]
+
+    rc, _, err = produce(capsys, *args, "--job", job_id + "-f", "--force")
+    redis_client.delete(*redis_client.keys(f"docmill:job:{job_id}-f*"))
+    assert rc == 0, err
+    [forced] = drain(redis_client, queue)
+    assert not forced.task.skip_existing and not any(i.formats_only for i in forced.task.items)
+
+
 def test_all_skipped_job_finishes_at_once_with_summary(capsys, s3_client, s3_bucket, models_uri, queue,
                                                        redis_client, job_id):
     put_objects(s3_client, s3_bucket, ["in/a.jpg", "in/b.jpg"])

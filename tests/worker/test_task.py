@@ -12,12 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
+from docmill.documents import output_uri, page_result_uri
 from docmill.jobs import JobStore, connect
 from docmill.messages import ModelsRef, OcrTask, TaskItem
 from docmill.settings import Settings
 from worker.host import WorkerHost
 from worker.middleware.retries import TransientError
 from worker.task import fail_task, run_task
+from tests.pages import page_image, tiff
 
 pytestmark = [pytest.mark.services, pytest.mark.models, pytest.mark.slow]
 
@@ -120,3 +122,66 @@ def test_storage_trouble_a_retry_may_cure_retries_the_task_then_records_it(rig):
     jobs.r.hdel(jobs.key(job) + ":attempts", "task:0")  # Celery's retry is a new delivery of the same task
     assert run_task(host, retry, final_try=True) == {"done": 1, "failed": 1}
     assert jobs.get(job).failure_codes == {"read_error": 1}
+
+
+def _again(jobs: JobStore, job: str, root: Path, models: ModelsRef) -> str:
+    """A second job over the same folders, as after a first job that stopped part way."""
+    again = f"{job}-again"
+    jobs.create(again, str(root / "in"), str(root / "out"), models.uri, models.version)
+    return again
+
+
+def _scan_task(job: str, models: ModelsRef, root: Path, skip_existing: bool) -> OcrTask:
+    item = TaskItem(src=str(root / "in" / "scan.tif"), dst=str(root / "out" / "scan.tif.json"), etag="e1",
+                    pages=(1, 4), page_count=4)
+    return OcrTask(job=job, seq=0, models=models, out_prefix=str(root / "out"), skip_existing=skip_existing,
+                   items=[item])
+
+
+def test_a_skip_existing_task_keeps_the_current_pages_of_its_range(rig):
+    """A document's page range run again by a --skip-existing job reads only the page whose
+    result is gone: the others are kept as written (not written again), and the job counts
+    every page as done, three of them kept."""
+    host, jobs, job, models, root = rig
+    (root / "in").mkdir(parents=True)
+    pages = [page_image(f"PAGE {n}", size=(420, 140), seed=n) for n in range(1, 5)]
+    (root / "in" / "scan.tif").write_bytes(tiff(pages))
+    dst = str(root / "out" / "scan.tif.json")
+    for name in (job, again := _again(jobs, job, root, models)):
+        jobs.register_document(name, dst, 4)
+        _enqueued(jobs, name, 1)
+    run_task(host, _scan_task(job, models, root, skip_existing=False))
+    results = [Path(page_result_uri(dst, n)) for n in range(1, 5)]
+    Path(dst).unlink()  # as if the first job had stopped before its third page
+    results[2].unlink()
+    before = {n: (p.stat().st_mtime_ns, p.read_bytes()) for n, p in enumerate(results) if n != 2}
+
+    run_task(host, _scan_task(again, models, root, skip_existing=True))
+    assert {n: (p.stat().st_mtime_ns, p.read_bytes()) for n, p in enumerate(results) if n != 2} == before
+    assert json.loads(results[2].read_text())["lines"]
+    whole = json.loads(Path(dst).read_text())
+    assert [page["index"] for page in whole["pages"]] == [1, 2, 3, 4]
+    state = jobs.get(again)
+    assert (state.done, state.pages_done, state.kept, state.finished) == (1, 4, 3, True)
+
+
+def test_a_formats_only_image_keeps_its_result_and_gets_its_file(rig):
+    """An image enqueued `formats_only` (its result current but for the --format file) is not
+    read again: its result stays as written and the file is made from it."""
+    host, jobs, job, models, root = rig
+    _images(root / "in", ["a.png"])
+    _enqueued(jobs, job, 1)
+    run_task(host, _task(job, 0, models, root, ["a.png"]))
+    result = root / "out" / "a.png.json"
+    before = (result.stat().st_mtime_ns, result.read_bytes())
+
+    again = _again(jobs, job, root, models)
+    _enqueued(jobs, again, 1)
+    item = TaskItem(src=str(root / "in" / "a.png"), dst=str(result), formats_only=True)
+    task = OcrTask(job=again, seq=0, models=models, out_prefix=str(root / "out"), formats=["txt"],
+                   skip_existing=True, items=[item])
+    assert run_task(host, task) == {"done": 1, "failed": 0}
+    assert (result.stat().st_mtime_ns, result.read_bytes()) == before
+    assert Path(output_uri(str(result), "txt")).read_text().startswith("LINE 0")
+    state = jobs.get(again)
+    assert (state.kept, state.finished) == (1, True)
