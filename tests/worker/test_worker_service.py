@@ -132,9 +132,12 @@ def test_poison_item_ends_as_worker_lost_and_the_job_completes(
     _send(redis_url, queue, OcrTask(job=job_id, seq=0, models=published_models, out_prefix=out_prefix, items=items))
     store.record_enqueued(job_id, items=3, tasks=1, skipped=0, cursor=items[-1].src)
     store.finish_listing(job_id)
+    # A dead worker's task comes back through heartbeats (lost after 4 s), not a short visibility
+    # timeout: that also re-queued a task still running on a slow machine, and the second copy's
+    # outcome cleared the first's count of deaths, so the poison item killed more workers.
     env = dict(os.environ, DOCMILL_BROKER_URL=redis_url, DOCMILL_S3_ENDPOINT_URL=s3_endpoint,
-               DOCMILL_CACHE_DIR=str(tmp_path / "cache"), DOCMILL_VISIBILITY_TIMEOUT_S="8",
-               DOCMILL_RESTORE_INTERVAL_S="2", DOCMILL_FAULT_CRASH_ON_SOURCE="poison.png")
+               DOCMILL_CACHE_DIR=str(tmp_path / "cache"), DOCMILL_HEARTBEAT_S="1", DOCMILL_WORKER_LOST_AFTER_S="4",
+               DOCMILL_FAULT_CRASH_ON_SOURCE="poison.png")
     deaths = 0
     deadline = time.time() + 240
     while not store.get(job_id).finished and time.time() < deadline:
