@@ -75,7 +75,9 @@ def documents(tmp_path_factory) -> tuple[Path, Path]:
         (folder / name).write_bytes(data)
     out = tmp_path_factory.mktemp("out")
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("DOCMILL_RENDER_TIMEOUT_S", "2")  # slow.pdf's second page takes longer
+        # slow.pdf's second page takes over an hour; huge.pdf's 10,000 x 10,000 render took 2.8 s
+        # on a slow 2-CPU machine, so 2 s cut it off there
+        env.setenv("DOCMILL_RENDER_TIMEOUT_S", "10")
         run([folder], out)
     return folder, out
 
