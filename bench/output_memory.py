@@ -162,10 +162,10 @@ def _pdf_case(how: str, kind: str, source: Path, count: int, out: Path) -> None:
 
     if kind == "pdf":
         pages = _pages(kind, source, count, None)
-        make = partial(searchable_pdf.pdf_with_text, str(source), pages)
+        make = partial(searchable_pdf.pdf_with_text, str(source))
     else:
         pages = _pages(kind, source, count, str(source) if how == "file" else source.read_bytes())
-        make = partial(searchable_pdf.pdf_from_images, pages)
+        make = searchable_pdf.pdf_from_images
     if how == "file":
         with deliverables.output_files(["pdf"], pages, make) as files:
             made = files["pdf"]
@@ -173,7 +173,7 @@ def _pdf_case(how: str, kind: str, source: Path, count: int, out: Path) -> None:
             LocalStorage().write_from(str(out), made, "application/pdf")
         return
     buffer = io.BytesIO()
-    make(buffer)
+    make(pages, buffer)
     LocalStorage().write_bytes(str(out), buffer.getvalue(), "application/pdf")
 
 

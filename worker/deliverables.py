@@ -8,8 +8,8 @@ pages itself) and from the original document, read from its spooled file: a PDF 
 pages and gains a text layer; a TIFF's frames become image pages.
 
 Memory stays flat with the document's length (bench.output_memory). Page results are read as
-each page is written (LazyPages): the text formats take them in one pass, page by page
-(worker.outputs.page.PageWriter), and the PDF in a second. Each file is made in a temporary
+each page is written (LazyPages), once for every format: the text formats take each page
+(worker.outputs.page.PageWriter) as the PDF maker reads it (FedPages). Each file is made in a temporary
 file that stays in memory while small and goes to disk past IN_MEMORY_OUTPUT_BYTES, and is
 written to storage from there in chunks: a searchable PDF is as large as its scan, yet a
 PDF's is made with a few MB, and a TIFF's holds searchable_pdf.PAGES_PER_PART page images at
@@ -52,6 +52,7 @@ CONTENT_TYPES = {"txt": "text/plain; charset=utf-8", "hocr": "text/html; charset
 _PAGE_WRITERS: dict[str, Callable[[BinaryIO, int], PageWriter]] = {"txt": TextWriter, "hocr": HocrWriter,
                                                                    "alto": AltoWriter}
 IN_MEMORY_OUTPUT_BYTES = 8 << 20
+MakePdf = Callable[[Sequence[OutputPage], BinaryIO], None]  # the searchable PDF of these pages, written to the target
 
 
 class DeliverableWriter:
@@ -64,7 +65,7 @@ class DeliverableWriter:
     def image(self, result: OcrResult, dst: str, etag: str | None, data: bytes, formats: Sequence[OutputFormat]) -> None:
         """An image's formats, from its result and its file. Raises StorageError."""
         pages = [OutputPage.of_image(result, data, PurePosixPath(result.source.uri).name)]
-        self._write(formats, pages, partial(searchable_pdf.pdf_from_images, pages), result, dst, etag)
+        self._write(formats, pages, searchable_pdf.pdf_from_images, result, dst, etag)
 
     def document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> None:
         """A whole document's formats, from its stored page results and the original; nothing
@@ -72,7 +73,7 @@ class DeliverableWriter:
         if not formats or result.error is not None or not result.page_count:
             return
         pages = LazyPages(result.page_count, partial(self._page, item, result))
-        self._write(formats, pages, partial(self._pdf, result, item, pages), result, item.dst, item.etag)
+        self._write(formats, pages, partial(self._pdf, result, item), result, item.dst, item.etag)
 
     def finish_document(self, result: DocumentResult, item: TaskItem, formats: Sequence[OutputFormat]) -> str | None:
         """The document result, then its formats; the code the document counts as failed
@@ -86,7 +87,7 @@ class DeliverableWriter:
             return result.error.code
         return next((page.error.code for page in result.pages if page.error is not None), None)
 
-    def _write(self, formats: Sequence[OutputFormat], pages: Sequence[OutputPage], make_pdf: Callable[[BinaryIO], None],
+    def _write(self, formats: Sequence[OutputFormat], pages: Sequence[OutputPage], make_pdf: MakePdf,
                result: OcrResult | DocumentResult, dst: str, etag: str | None) -> None:
         """Each format's file made (output_files) and written beside the result at `dst`."""
         with output_files(formats, pages, make_pdf) as made:
@@ -155,6 +156,51 @@ class LazyPages(Sequence[OutputPage]):
         return (self.load(index) for index in range(self.count))
 
 
+class FedPages(Sequence[OutputPage]):
+    """`pages` as the PDF maker reads them, each given to `feed` (the text writers) the first
+    time it is loaded, in order: a document's page results are then read once for all its
+    formats, not once for the text and again for the PDF. `finish` feeds what the maker did
+    not reach in order (it read a page twice, or stopped early), loading it again."""
+
+    def __init__(self, pages: Sequence[OutputPage], feed: Callable[[OutputPage], None]):
+        self.pages = pages
+        self.feed = feed
+        self.fed = 0
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    @overload
+    def __getitem__(self, index: int) -> OutputPage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[OutputPage]: ...
+
+    def __getitem__(self, index: int | slice) -> OutputPage | list[OutputPage]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        self._feed_until(index)
+        page = self.pages[index]
+        if index == self.fed:
+            self.feed(page)
+            self.fed += 1
+        return page
+
+    def __iter__(self) -> Iterator[OutputPage]:
+        return (self[index] for index in range(len(self)))
+
+    def finish(self) -> None:
+        self._feed_until(len(self))
+
+    def _feed_until(self, index: int) -> None:
+        while self.fed < index:
+            self.feed(self.pages[self.fed])
+            self.fed += 1
+
+
 def _pages_with_text(path: str, limits: PageLimits) -> set[int]:
     """The numbers of the PDF's pages that have text of their own (born digital)."""
     with open_document(path, limits) as document:
@@ -163,26 +209,30 @@ def _pages_with_text(path: str, limits: PageLimits) -> set[int]:
 
 @contextmanager
 def output_files(formats: Sequence[str], pages: Sequence[OutputPage],
-                 make_pdf: Callable[[BinaryIO], None] | None = None) -> Iterator[dict[str, BinaryIO]]:
-    """The formats' files by format, removed when done with. The text formats are made
-    together in one pass over `pages` (each page read once), the PDF by `make_pdf` after
-    (needed only when a PDF is asked for). A failure to make a file is this item's
+                 make_pdf: MakePdf | None = None) -> Iterator[dict[str, BinaryIO]]:
+    """The formats' files by format, removed when done with. Every format is made in one
+    pass over `pages`, each page read once: the text formats take each page as `make_pdf`
+    (needed only when a PDF is asked for) reads it. A failure to make a file is this item's
     write_error, never the run's."""
     with ExitStack() as stack:
         files: dict[str, BinaryIO] = {fmt: stack.enter_context(tempfile.SpooledTemporaryFile(  # type: ignore[misc]
             max_size=IN_MEMORY_OUTPUT_BYTES, prefix="docmill-out-")) for fmt in formats}
         writers = {fmt: _PAGE_WRITERS[fmt](target, len(pages)) for fmt, target in files.items() if fmt != "pdf"}
+
+        def feed(page: OutputPage) -> None:
+            for fmt, writer in writers.items():
+                with _making(fmt):
+                    writer.add(page)
+
+        fed = FedPages(pages, feed)
+        if "pdf" in files:
+            with _making("pdf"):
+                make_pdf(fed if writers else pages, files["pdf"])  # type: ignore[misc]
         if writers:
-            for page in pages:
-                for fmt, writer in writers.items():
-                    with _making(fmt):
-                        writer.add(page)
+            fed.finish()
             for fmt, writer in writers.items():
                 with _making(fmt):
                     writer.finish()
-        if "pdf" in files:
-            with _making("pdf"):
-                make_pdf(files["pdf"])  # type: ignore[misc]
         yield files
 
 

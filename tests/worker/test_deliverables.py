@@ -4,8 +4,12 @@ run."""
 
 from __future__ import annotations
 
+import io
 import json
+from functools import partial
 from pathlib import Path
+
+import pikepdf
 
 import pytest
 
@@ -15,9 +19,11 @@ from docmill.result import ModelsInfo, SourceInfo
 from docmill.settings import Settings
 from docmill.storage import StorageError
 from tests.worker.outputs import hand_line, hand_result, rect
-from worker.deliverables import DeliverableWriter, LazyPages
+from tests.pages import numbered_pdf
+from worker.deliverables import DeliverableWriter, FedPages, LazyPages, output_files
 from worker.documents import DocumentSpool
 from worker.metrics import Metrics
+from worker.outputs import searchable_pdf
 from worker.outputs.page import OutputPage
 from worker.writer import ResultWriter
 
@@ -46,6 +52,35 @@ def test_an_index_error_inside_a_load_is_an_error_not_the_end_of_the_pages():
 
     with pytest.raises(IndexError, match="no longer has"):
         list(LazyPages(4, load))  # a Sequence's default iteration would end at page 2 without a word
+
+
+def test_every_format_is_made_from_one_read_of_each_page():
+    """txt, ALTO and the searchable PDF of a 3-page PDF load each stored page once, in order,
+    and each file holds every page."""
+    loaded: list[int] = []
+
+    def load(index: int) -> OutputPage:
+        loaded.append(index)
+        return OutputPage(hand_result([hand_line(f"page {index + 1}", rect(10, 10, 200, 40))], 612, 792), 612, 792, 72)
+
+    make_pdf = partial(searchable_pdf.pdf_with_text, numbered_pdf(3))
+    with output_files(["txt", "alto", "pdf"], LazyPages(3, load), make_pdf) as files:
+        made = {fmt: (file.seek(0), file.read())[1] for fmt, file in files.items()}
+    assert loaded == [0, 1, 2]
+    assert made["txt"].decode().split("\f") == ["page 1\n", "page 2\n", "page 3\n"]
+    assert made["alto"].decode().count("<Page ") == 3
+    with pikepdf.open(io.BytesIO(made["pdf"])) as pdf:
+        assert len(pdf.pages) == 3
+
+
+def test_fed_pages_feed_each_page_once_in_order_however_the_maker_reads_them():
+    pages = [OutputPage(hand_result([], 10, 10), 10, 10) for _ in range(4)]
+    fed: list[int] = []
+    seen = FedPages(pages, lambda page: fed.append(next(i for i, p in enumerate(pages) if p is page)))
+    assert seen[2] is pages[2] and seen[0] is pages[0] and seen[-2] is pages[2]
+    assert fed == [0, 1, 2]
+    seen.finish()
+    assert fed == [0, 1, 2, 3]
 
 
 def _document(tmp_path: Path, pages: int) -> tuple[DeliverableWriter, DocumentResult, TaskItem]:
