@@ -156,44 +156,28 @@ class LazyPages(Sequence[OutputPage]):
         return (self.load(index) for index in range(self.count))
 
 
-class FedPages(Sequence[OutputPage]):
+class FedPages(LazyPages):
     """`pages` as the PDF maker reads them, each given to `feed` (the text writers) the first
     time it is loaded, in order: a document's page results are then read once for all its
     formats, not once for the text and again for the PDF. `finish` feeds what the maker did
     not reach in order (it read a page twice, or stopped early), loading it again."""
 
     def __init__(self, pages: Sequence[OutputPage], feed: Callable[[OutputPage], None]):
+        super().__init__(len(pages), self._load)
         self.pages = pages
         self.feed = feed
         self.fed = 0
 
-    def __len__(self) -> int:
-        return len(self.pages)
+    def finish(self) -> None:
+        self._feed_until(self.count)
 
-    @overload
-    def __getitem__(self, index: int) -> OutputPage: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[OutputPage]: ...
-
-    def __getitem__(self, index: int | slice) -> OutputPage | list[OutputPage]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if not -len(self) <= index < len(self):
-            raise IndexError(index)
-        index %= len(self)
+    def _load(self, index: int) -> OutputPage:
         self._feed_until(index)
         page = self.pages[index]
         if index == self.fed:
             self.feed(page)
             self.fed += 1
         return page
-
-    def __iter__(self) -> Iterator[OutputPage]:
-        return (self[index] for index in range(len(self)))
-
-    def finish(self) -> None:
-        self._feed_until(len(self))
 
     def _feed_until(self, index: int) -> None:
         while self.fed < index:
