@@ -80,6 +80,10 @@ else
 end
 """ + _FINISH_IF_COMPLETE.replace("NOW", "ARGV[4]").replace("FINISHED", "2").replace("COUNTED", "1")
 
+_END_ITEM = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+"""
+
 _FINISH_LISTING = _FINISH_IF_COMPLETE.replace("NOW", "ARGV[1]").replace("FINISHED", "1").replace("COUNTED", "0")
 
 
@@ -131,6 +135,7 @@ class JobStore:
         self._record = client.register_script(_RECORD_TASK)
         self._record_document = client.register_script(_RECORD_DOCUMENT)
         self._finish = client.register_script(_FINISH_LISTING)
+        self._end_item = client.register_script(_END_ITEM)
 
     @staticmethod
     def key(job: str) -> str:
@@ -165,12 +170,16 @@ class JobStore:
         return int(self.r.hincrby(self.key(job) + ":attempts", f"task:{seq}", 1))
 
     def count_item_start(self, job: str, item: str) -> int:
-        """Count one more start of an item (`TaskItem.key`) after a redelivery; the count
-        stays until `clear_item_start`, so it counts the workers that died while processing it."""
+        """Count one more start of an item (`TaskItem.key`) after a redelivery; each start
+        that gets an outcome is taken off again (`count_item_end`), so what stays counts the
+        workers that died while processing it."""
         return int(self.r.hincrby(self.key(job) + ":attempts", f"item:{item}", 1))
 
-    def clear_item_start(self, job: str, item: str) -> None:
-        self.r.hdel(self.key(job) + ":attempts", f"item:{item}")
+    def count_item_end(self, job: str, item: str) -> None:
+        """One start of the item got an outcome. Only that start is taken off: a copy of the
+        task that ran the item at the same time and died keeps its count (clearing the whole
+        count let a poison item kill more workers than the cap)."""
+        self._end_item(keys=[self.key(job) + ":attempts"], args=[f"item:{item}"])
 
     def record_enqueued(self, job: str, items: int, tasks: int, skipped: int, cursor: str) -> None:
         """After a task is on the queue: count its items and move the listing cursor."""

@@ -76,3 +76,17 @@ def test_only_the_task_that_records_a_documents_last_page_is_told_to_write_it(st
     assert store.documents_to_finish(job_id, ["s3://out/a.pdf.json"]) == []
     state = store.get(job_id)
     assert (state.done, state.documents_done, state.finished) == (1, 1, True)
+
+
+def test_an_items_death_count_keeps_a_copy_that_died_while_another_finished(store, job_id):
+    """Two copies of a task start the same item; one dies, the other gets an outcome: the
+    death still counts through later outcomes, and ends never take a count below zero."""
+    store.create(job_id, "in/", "out/", "m", "v")
+    assert [store.count_item_start(job_id, "in/x.png") for _ in range(2)] == [1, 2]
+    store.count_item_end(job_id, "in/x.png")  # one copy's outcome; the other copy's worker died
+    assert store.count_item_start(job_id, "in/x.png") == 2  # that death, and this start
+    store.count_item_end(job_id, "in/x.png")
+    assert store.count_item_start(job_id, "in/x.png") == 2
+    for _ in range(3):
+        store.count_item_end(job_id, "in/y.png")
+    assert store.count_item_start(job_id, "in/y.png") == 1

@@ -26,12 +26,12 @@ class RedeliveryCap:
     def guard(self, task: OcrTask, item: TaskItem, run: Callable[[TaskItem], T],
               lost: Callable[[TaskItem, ResultError], T]) -> T:
         """`run(item)`, unless workers already died `cap` times on it: then `lost(item, error)`.
-        The count is cleared once the item has an outcome."""
+        This start is taken off the count once the item has an outcome; a death leaves it."""
         if self.jobs.count_item_start(task.job, item.key) > self.cap:
             error = ResultError(code="worker_lost",
                                 message=f"a worker died while processing this item {self.cap} times")
             outcome = lost(item, error)
         else:
             outcome = run(item)
-        self.jobs.clear_item_start(task.job, item.key)
+        self.jobs.count_item_end(task.job, item.key)
         return outcome
