@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import cv2
@@ -24,7 +23,6 @@ from docmill.modelset import LATEST_FILE, ModelSet, latest_version_dir
 from docmill.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-V4_SECONDS_LIMIT = 120
 # Every fourth receipt (5 of 20) plus img_12: reading all 20 with both sets takes 85 s of the
 # suite's budget on two cores; all 21 pages were compared when the converter was written (21/21
 # identical). SROIE_STRIDE = 1 compares them all.
@@ -39,20 +37,20 @@ def _needs_shared(*parts: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def published_v4(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+def published_v4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`docmill convert --preset pp-ocrv4-ch --publish DEST` (downloads cached in the user's
-    docmill cache, as the other real-model tests do), and how long it took."""
+    docmill cache, as the other real-model tests do)."""
     dest = tmp_path_factory.mktemp("published")
-    started = time.monotonic()
     assert main(["convert", "--preset", "pp-ocrv4-ch", "--publish", str(dest)]) == 0
-    return dest / "pp-ocrv4-ch", time.monotonic() - started
+    return dest / "pp-ocrv4-ch"
 
 
 @pytest.mark.slow
 @pytest.mark.models
-def test_the_three_v4_models_pass_every_gate_in_under_two_minutes(published_v4) -> None:
-    set_dir, seconds = published_v4
-    assert seconds < V4_SECONDS_LIMIT
+def test_the_three_v4_models_pass_every_gate(published_v4) -> None:
+    """Every gate: opset, source, parity within tolerance, the full checker, a load. How long
+    it takes is bench.conversion's to measure."""
+    set_dir = published_v4
     folder = set_dir / (set_dir / LATEST_FILE).read_text()
     manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
     assert manifest["defaults"] == convert_presets.PP_OCRV4_CH.defaults
@@ -83,7 +81,7 @@ def test_the_converted_set_reads_pages_like_the_imported_onnx_set(published_v4) 
              *sorted(_needs_shared("data/sroie_sample/images").glob("*.jpg"))[::SROIE_STRIDE]]
     settings = Settings(device="cpu")
     imported = OcrEngine.load(ModelSet.load(ensure_model_set("pp-ocrv4-ch", settings)), settings)
-    converted = OcrEngine.load(ModelSet.load(latest_version_dir(published_v4[0])), settings)
+    converted = OcrEngine.load(ModelSet.load(latest_version_dir(published_v4)), settings)
     for page in pages:
         expected = _read_lines(imported, page)
         assert expected, page.name
