@@ -29,7 +29,7 @@ from worker.batcher import DynamicBatcher
 from worker.budget import PixelBudget, PixelTicket
 from worker.documents import DocumentPart, DocumentReader, DocumentSpool, is_document_item
 from worker.engine.pipeline import PageLines, page_pixels
-from worker.items import Admit, DecodedItem, Kept, Loader, Unread, load_item
+from worker.items import Admit, DecodedItem, Kept, Loader, Unread, load_item, read_image_bytes
 from worker.results import build_result
 from worker.writer import ResultWriter
 
@@ -174,8 +174,7 @@ class ItemFlow:
         if result is None:
             return None
         try:
-            data = data if data is not None else open_storage(item.src, self.settings).read_bytes(
-                item.src, max_bytes=self.settings.max_image_bytes)
+            data = data if data is not None else read_image_bytes(item, self.settings)
         except StorageError:
             return None
         return Kept(item, result, data)

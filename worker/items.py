@@ -73,6 +73,11 @@ class DecodedItem:
             self.ticket.release()
 
 
+def read_image_bytes(item: TaskItem, settings: Settings) -> bytes:
+    """The image file's bytes, refused past max_image_bytes. Raises StorageError."""
+    return open_storage(item.src, settings).read_bytes(item.src, max_bytes=settings.max_image_bytes)
+
+
 def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | None = None) -> DecodedItem:
     """Read `item.src` (unless its bytes are given), wait for the budget to admit its size
     (read from the header), then decode it. Any failure is recorded on the item, never
@@ -81,7 +86,7 @@ def load_item(item: TaskItem, settings: Settings, admit: Admit, data: bytes | No
     start = time.perf_counter()
     try:
         if data is None:
-            data = open_storage(item.src, settings).read_bytes(item.src, max_bytes=settings.max_image_bytes)
+            data = read_image_bytes(item, settings)
         decoded.size, decoded.sha256, decoded.data = len(data), hashlib.sha256(data).hexdigest(), data
         full, (width, height) = image_sizes(data, settings.max_image_pixels)
         waited = time.perf_counter()
