@@ -1,7 +1,8 @@
 """The result layout of documents (PDF and multi-page TIFF), a contract external checks rely on:
 
     OUT/<rel>.json                 the document result, docmill.document/v1 (below)
-    OUT/<rel>/page-NNNN.json       each page's docmill.result/v1, with its `page` object (1-based)
+    OUT/<rel>/page-NNNN.json       each page's docmill.result/v1, with its `page` object (1-based);
+                                   NNNN has as many digits as the page count needs, at least 4
     OUT/<rel>.txt .hocr .alto.xml .pdf   with --format, the whole document in each format
 
 where `OUT/<rel>.json` is where a single image's result would go (`storage.result_uri`), so a
@@ -75,7 +76,7 @@ def results_read_again(include: Callable[[str], bool], include_text: str, roots:
         return None
     for stem in _BLOB_NAMES:
         result = stem + _RESULT_SUFFIX
-        written = [result, picture_uri(result), page_result_uri(result, 1), picture_uri(page_result_uri(result, 1)),
+        written = [result, picture_uri(result), page_result_uri(result, 1, 1), picture_uri(page_result_uri(result, 1, 1)),
                    *(output_uri(result, fmt) for fmt in OUTPUT_SUFFIXES)]
         taken = [name for name in written if include(name)] if include(stem) else []
         if taken:
@@ -85,11 +86,18 @@ def results_read_again(include: Callable[[str], bool], include_text: str, roots:
     return None
 
 
-def page_result_uri(document_dst: str, number: int) -> str:
-    """Where page `number` (1-based) of the document whose result is `document_dst` goes."""
-    if number < 1:
-        raise ValueError(f"page numbers start at 1, got {number}")
-    return f"{_rel(document_dst)}/page-{number:04d}.json"
+def page_result_uri(document_dst: str, number: int, page_count: int) -> str:
+    """Where page `number` (1-based) of the document of `page_count` pages whose result is
+    `document_dst` goes. Every page's name has as many digits as the last page's (at least
+    4), so a listing of the folder in key order is in page order, past page 9,999 too."""
+    if not 1 <= number <= page_count:
+        raise ValueError(f"page {number} is not within 1..{page_count}")
+    return f"{page_folder(document_dst)}/page-{number:0{max(4, len(str(page_count)))}d}.json"
+
+
+def page_folder(document_dst: str) -> str:
+    """The folder of the page results of the document whose result is `document_dst`: OUT/<rel>."""
+    return _rel(document_dst)
 
 
 def page_results_of(uris: Iterable[str]) -> set[str]:
@@ -101,7 +109,7 @@ def blocked_page_folder(document_dst: str) -> str | None:
     """Why none of a document's pages could be written, or None: the folder they go in,
     OUT/<rel>, is a file already (`--out` the input folder itself, where that file is the
     document). Local folders only: on S3 a key and a prefix of one name live side by side."""
-    folder = _rel(document_dst)
+    folder = page_folder(document_dst)
     if is_s3_uri(folder) or not os.path.isfile(folder):
         return None
     return f"its page results go in {folder}/, but {folder} is a file (is --out the input folder?); give another --out"

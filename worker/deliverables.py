@@ -97,7 +97,8 @@ class DeliverableWriter:
     def _page(self, item: TaskItem, document: DocumentResult, index: int) -> OutputPage:
         """Page `index` (0-based) as stored. Raises StorageError, also for a stored result
         that is no longer a valid one."""
-        uri = page_result_uri(item.dst, index + 1)
+        assert document.page_count, "only a document that was read has pages to load"
+        uri = page_result_uri(item.dst, index + 1, document.page_count)
         try:
             result = OcrResult.model_validate_json(open_storage(uri, self.writer.settings).read_bytes(uri))
         except ValidationError as exc:

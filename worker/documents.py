@@ -246,8 +246,15 @@ class DocumentReader:
         with open(self._spooled.path, "rb") as f:
             return f.read()
 
+    @property
+    def page_count(self) -> int:
+        """The document's pages: as the producer counted them for a page range, else as
+        opened, else (a document that could not be read) the last of its range."""
+        return self.item.page_count or (self.document.page_count if self.document else self.numbers[-1])
+
     def page_item(self, number: int) -> TaskItem:
-        return TaskItem(src=self.item.src, dst=page_result_uri(self.item.dst, number), etag=self.item.etag)
+        return TaskItem(src=self.item.src, dst=page_result_uri(self.item.dst, number, self.page_count),
+                        etag=self.item.etag)
 
     def submit_page(self, io: Executor, number: int, admit: Admit) -> Future:
         """Load page `number` on the pool once the page before it is loaded: a Document serves
@@ -278,8 +285,7 @@ class DocumentReader:
         spooled = self._spooled
         decoded = DecodedItem(item=self.page_item(number), size=spooled.size if spooled else None,
                               sha256=spooled.sha256 if spooled else None)
-        count = self.item.page_count or (self.document.page_count if self.document else self.numbers[-1])
-        decoded.page = DocumentPage(index=number, count=count)
+        decoded.page = DocumentPage(index=number, count=self.page_count)
         if self.error is not None or self.document is None:  # the document itself could not be read
             decoded.error = self.error
             decoded.permanent = self.permanent

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from docmill.documents import WORD_FORMATS, OutputFormat, PageSummary, PdfText, page_result_uri
+from docmill.documents import WORD_FORMATS, OutputFormat, PageSummary, PdfText, page_folder
 from docmill.messages import TaskItem
 from docmill.options import EngineOptions
 from docmill.result import ModelsInfo, OcrResult, ResultError, TextSource, models_tag
@@ -183,7 +183,7 @@ class ItemFlow:
         """The page results stored for a document item, from one listing of their folder, so
         that a document never read before costs no read per page; None when the folder
         cannot be listed (credentials that may read but not list)."""
-        folder = page_result_uri(item.dst, 1).rsplit("/", 1)[0]
+        folder = page_folder(item.dst)
         storage = open_storage(folder, self.settings)
         try:
             return {join_uri(folder, ref.key) for ref in storage.iter_objects(folder, (".json",))}

@@ -72,13 +72,12 @@ def _give_up(host: WorkerHost, item: TaskItem, error: ResultError, context: RunC
         return [_write_given_up(host, DecodedItem(item=item), error, context)]
     first, last = item.pages
     reader = DocumentReader(item, host.spool, host.settings, context.pdf_text)
+    reader.numbers = list(range(first, last + 1))
     events: list[Event] = []
-    for number in range(first, last + 1):
-        page = DecodedItem(item=reader.page_item(number),
-                           page=DocumentPage(index=number, count=item.page_count or last))
+    for number in reader.numbers:
+        page = DecodedItem(item=reader.page_item(number), page=DocumentPage(index=number, count=reader.page_count))
         events.append(outcome := _write_given_up(host, page, error, context))
         reader.record(outcome.page_summary())
-    reader.numbers = list(range(first, last + 1))
     return events + [reader.part()]
 
 

@@ -88,7 +88,7 @@ def test_a_500_page_pdf_survives_a_killed_worker_in_flat_memory(s3_client, bucke
     assert [p["index"] for p in whole["pages"] if p["status"] == "ok"] == list(range(1, LONG + 1))
     listed = {o["Key"] for page in s3_client.get_paginator("list_objects_v2").paginate(
         Bucket=buckets["out"], Prefix="out/five-hundred.pdf/") for o in page.get("Contents", ())}
-    assert listed == {page_result_uri("out/five-hundred.pdf.json", n) for n in range(1, LONG + 1)}
+    assert listed == {page_result_uri("out/five-hundred.pdf.json", n, LONG) for n in range(1, LONG + 1)}
     after_long = peak_rss_kib(survivor)
     Figures("documents_500_pages", {
         "pages": LONG, "pages_per_task": PER_TASK, "tasks": state.tasks_enqueued,

@@ -89,7 +89,7 @@ def _document(tmp_path: Path, pages: int) -> tuple[DeliverableWriter, DocumentRe
     item = TaskItem(src=str(tmp_path / "scan.pdf"), dst=dst)
     for number in range(1, pages + 1):
         result = hand_result([hand_line(f"page {number}", rect(10, 10, 200, 40))], 300, 100)
-        path = Path(page_result_uri(dst, number))
+        path = Path(page_result_uri(dst, number, pages))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(result.to_json_bytes())
     document = DocumentResult(source=SourceInfo(uri=item.src), kind="pdf", page_count=pages,
@@ -106,7 +106,7 @@ def test_a_documents_text_formats_are_made_page_by_page_from_its_stored_results(
 
 def test_a_stored_page_result_that_is_no_longer_valid_is_a_write_error(tmp_path):
     writer, document, item = _document(tmp_path, 2)
-    broken = Path(page_result_uri(item.dst, 2))
+    broken = Path(page_result_uri(item.dst, 2, 2))
     broken.write_text(json.dumps({"schema": "docmill.result/v1", "lines": "not a list"}))
     with pytest.raises(StorageError) as info:
         writer.document(document, item, ["txt"])

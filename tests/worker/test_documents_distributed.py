@@ -81,7 +81,7 @@ def test_a_split_document_gets_every_page_and_one_document_result(rig, job):
     assert [p["index"] for p in whole["pages"]] == list(range(1, PAGES + 1))
     assert all(p["status"] == "ok" and p["lines"] == 1 for p in whole["pages"])
     for number in range(1, PAGES + 1):
-        result = read(rig, page_result_uri("out/long.pdf.json", number))
+        result = read(rig, page_result_uri("out/long.pdf.json", number, PAGES))
         validate_result(result)
         assert result["page"]["index"] == number and result["page"]["count"] == PAGES
         assert result["lines"][0]["text"].replace(" ", "").endswith(f"{number:04d}"), result["lines"]
@@ -135,7 +135,7 @@ def test_the_assembled_searchable_pdf_matches_its_page_results(rig, job, tmp_pat
     assert int(re.search(r"^Pages:\s+(\d+)$", info.stdout, re.M).group(1)) == SCANS
     texts = []
     for number in range(1, SCANS + 1):
-        page = read(rig, page_result_uri("out/scans.pdf.json", number))
+        page = read(rig, page_result_uri("out/scans.pdf.json", number, SCANS))
         extracted = subprocess.run(["pdftotext", "-f", str(number), "-l", str(number), str(tmp_path / "scans.pdf"),
                                     "-"], capture_output=True, text=True, check=True).stdout
         assert extracted.split() == " ".join(line["text"] for line in page["lines"]).split(), number

@@ -150,7 +150,7 @@ def assert_every_page_of_the_tiff_has_its_result(rig: dict, item: TaskItem) -> N
     assert [(p["index"], p["status"]) for p in document["pages"]] == [(1, "ok"), (2, "ok")]
     sizes = []
     for number in (1, 2):
-        page = result(rig, item.model_copy(update={"dst": page_result_uri(item.dst, number)}))
+        page = result(rig, item.model_copy(update={"dst": page_result_uri(item.dst, number, 2)}))
         validate_result(page)
         assert page["page"]["index"] == number and page["page"]["count"] == 2
         sizes.append((page["image"]["width"], page["image"]["height"]))

@@ -291,7 +291,7 @@ def test_a_document_a_stopped_run_left_only_pages_of_counts_as_replaced_unless_t
 
     out = tmp_path / "out"
     items = [TaskItem(src=str(tmp_path / name), dst=str(out / f"{name}.json")) for name in ("a.pdf", "b.pdf", "c.png")]
-    for uri in (page_result_uri(items[0].dst, 3), str(out / "c.png.json")):
+    for uri in (page_result_uri(items[0].dst, 3, 3), str(out / "c.png.json")):
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
         Path(uri).write_text("{}")
     inputs = local.Inputs(items=items)

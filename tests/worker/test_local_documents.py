@@ -43,7 +43,8 @@ def document(out: Path, name: str) -> dict:
 
 
 def page(out: Path, name: str, number: int) -> dict:
-    data = json.loads(Path(page_result_uri(str(out / f"{name}.json"), number)).read_text())
+    count = json.loads((out / f"{name}.json").read_text())["page_count"]
+    data = json.loads(Path(page_result_uri(str(out / f"{name}.json"), number, count)).read_text())
     validate_result(data)
     return data
 
@@ -189,7 +190,7 @@ def test_a_page_range_of_a_document_that_changed_gets_error_pages(tmp_path):
     summary = run_items(Inputs(items=items), model_set, settings, "cpu", {}, 4, False, True)
     assert (summary.pages, summary.ok, summary.failed) == (4, 2, 2)
     for number in (3, 4):
-        result = json.loads(Path(page_result_uri(dst, number)).read_text())
+        result = json.loads(Path(page_result_uri(dst, number, 4)).read_text())
         validate_result(result)
         assert result["error"]["code"] == "decode_error" and "changed after it was listed" in result["error"]["message"]
         assert result["page"]["index"] == number and result["page"]["count"] == 4

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pikepdf
 import pytest
 
 from docmill.documents import output_uri, page_result_uri
@@ -131,9 +132,10 @@ def _again(jobs: JobStore, job: str, root: Path, models: ModelsRef) -> str:
     return again
 
 
-def _scan_task(job: str, models: ModelsRef, root: Path, skip_existing: bool) -> OcrTask:
-    item = TaskItem(src=str(root / "in" / "scan.tif"), dst=str(root / "out" / "scan.tif.json"), etag="e1",
-                    pages=(1, 4), page_count=4)
+def _scan_task(job: str, models: ModelsRef, root: Path, skip_existing: bool, name: str = "scan.tif",
+               pages: tuple[int, int] = (1, 4), page_count: int = 4) -> OcrTask:
+    item = TaskItem(src=str(root / "in" / name), dst=str(root / "out" / f"{name}.json"), etag="e1",
+                    pages=pages, page_count=page_count)
     return OcrTask(job=job, seq=0, models=models, out_prefix=str(root / "out"), skip_existing=skip_existing,
                    items=[item])
 
@@ -151,7 +153,7 @@ def test_a_skip_existing_task_keeps_the_current_pages_of_its_range(rig):
         jobs.register_document(name, dst, 4)
         _enqueued(jobs, name, 1)
     run_task(host, _scan_task(job, models, root, skip_existing=False))
-    results = [Path(page_result_uri(dst, n)) for n in range(1, 5)]
+    results = [Path(page_result_uri(dst, n, 4)) for n in range(1, 5)]
     Path(dst).unlink()  # as if the first job had stopped before its third page
     results[2].unlink()
     before = {n: (p.stat().st_mtime_ns, p.read_bytes()) for n, p in enumerate(results) if n != 2}
@@ -163,6 +165,26 @@ def test_a_skip_existing_task_keeps_the_current_pages_of_its_range(rig):
     assert [page["index"] for page in whole["pages"]] == [1, 2, 3, 4]
     state = jobs.get(again)
     assert (state.done, state.pages_done, state.kept, state.finished) == (1, 4, 3, True)
+
+
+def test_pages_past_9999_are_named_in_page_order_and_a_rerun_of_their_range_keeps_them(rig):
+    """A 10,001-page PDF's pages get five-digit names, all of them (page 9,999 too), so its
+    folder lists in page order; a --skip-existing rerun of the range finds and keeps them."""
+    host, jobs, job, models, root = rig
+    (root / "in").mkdir(parents=True)
+    pdf = pikepdf.new()
+    for _ in range(10_001):
+        pdf.add_blank_page(page_size=(300, 150))
+    pdf.save(root / "in" / "long.pdf")
+    for name in (job, again := _again(jobs, job, root, models)):
+        jobs.register_document(name, str(root / "out" / "long.pdf.json"), 10_001)
+        _enqueued(jobs, name, 1)
+    span = {"name": "long.pdf", "pages": (9_999, 10_001), "page_count": 10_001}
+    run_task(host, _scan_task(job, models, root, skip_existing=False, **span))
+    assert sorted(p.name for p in (root / "out" / "long.pdf").iterdir()) == [
+        "page-09999.json", "page-10000.json", "page-10001.json"]
+    run_task(host, _scan_task(again, models, root, skip_existing=True, **span))
+    assert (jobs.get(again).pages_done, jobs.get(again).kept) == (3, 3)
 
 
 def test_a_formats_only_image_keeps_its_result_and_gets_its_file(rig):
