@@ -18,6 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -224,6 +225,15 @@ def result_uri(out_root: str, key: str) -> str:
 def _matches(name: str, suffixes: tuple[str, ...]) -> bool:
     """Case-insensitive suffix test; no suffixes means every object."""
     return not suffixes or name.lower().endswith(tuple(s.lower() for s in suffixes))
+
+
+def iter_between(storage: Storage, folder_uri: str, suffixes: tuple[str, ...], first: str,
+                 last: str) -> Iterator[ObjectRef]:
+    """The objects directly in `folder_uri` whose names sort from `first` to `last`, both
+    included, in that order. The listing starts just before `first` and stops past `last`
+    (StartAfter on S3, a pruned walk here), so a slice of a large folder lists none of the rest."""
+    listed = storage.iter_objects(folder_uri, suffixes, start_after=first[:-1])
+    return (ref for ref in takewhile(lambda ref: ref.key <= last, listed) if ref.key >= first and "/" not in ref.key)
 
 
 _COPY_CHUNK = 1 << 20

@@ -24,7 +24,7 @@ from docmill.options import EngineOptions
 from docmill.result import ModelsInfo, OcrResult, ResultError, TextSource, models_tag
 from docmill.resultcheck import current_page, kept_result
 from docmill.settings import Settings
-from docmill.storage import ObjectNotFound, StorageError, join_uri, open_storage
+from docmill.storage import ObjectNotFound, StorageError, iter_between, join_uri, open_storage
 from worker.batcher import DynamicBatcher
 from worker.budget import PixelBudget, PixelTicket
 from worker.documents import DocumentPart, DocumentReader, DocumentSpool, is_document_item
@@ -145,7 +145,7 @@ class ItemFlow:
                 yield _Pending(self._start(self.io.submit(self._read, item, context, admit, data), context))
                 continue
             if context.reuse_pages and reader.document is not None and reader.error is None:
-                reader.reuse_current(self._current_page(context), self.io, self._stored_pages(item))
+                reader.reuse_current(self._current_page(context), self.io, self._stored_pages(reader))
             try:
                 for number in reader.to_read:
                     if context.stopping is not None and context.stopping():
@@ -179,14 +179,17 @@ class ItemFlow:
             return None
         return Kept(item, result, data)
 
-    def _stored_pages(self, item: TaskItem) -> set[str] | None:
-        """The page results stored for a document item, from one listing of their folder, so
-        that a document never read before costs no read per page; None when the folder
-        cannot be listed (credentials that may read but not list)."""
-        folder = page_folder(item.dst)
+    def _stored_pages(self, reader: DocumentReader) -> set[str] | None:
+        """The page results stored for the pages a document item covers, from one listing of
+        just their span of the folder (page names sort in page order), so that a document
+        never read before costs no read per page, and each range of a long split document
+        lists only its own. None when the folder cannot be listed (credentials that may read
+        but not list)."""
+        folder = page_folder(reader.item.dst)
+        first, last = (reader.page_item(n).dst.rsplit("/", 1)[1] for n in (reader.numbers[0], reader.numbers[-1]))
         storage = open_storage(folder, self.settings)
         try:
-            return {join_uri(folder, ref.key) for ref in storage.iter_objects(folder, (".json",))}
+            return {join_uri(folder, ref.key) for ref in iter_between(storage, folder, (".json",), first, last)}
         except ObjectNotFound:
             return set()
         except StorageError:

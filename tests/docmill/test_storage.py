@@ -23,6 +23,7 @@ from docmill.storage import (
     S3Storage,
     StorageError,
     is_s3_uri,
+    iter_between,
     join_uri,
     key_under,
     open_storage,
@@ -210,6 +211,13 @@ def test_local_listing_streams(tmp_path: Path) -> None:
     assert [r.key for r in it] == ["z/2.jpg", "z/3.jpg"]
 
 
+def test_local_slice_of_a_folder_is_its_names_from_first_to_last(tmp_path: Path) -> None:
+    make_tree(tmp_path, {f"page-{i:04d}.json": b"{}" for i in range(1, 31)}
+              | {"page-0012.png": b"", "page-0012/page-0013.json": b"{}", "page-0012.jso": b""})
+    refs = list(iter_between(LocalStorage(), str(tmp_path), (".json",), "page-0011.json", "page-0020.json"))
+    assert [r.key for r in refs] == [f"page-{i:04d}.json" for i in range(11, 21)]
+
+
 def test_local_root_that_is_a_file_yields_it(tmp_path: Path) -> None:
     make_tree(tmp_path, {"deep/scan.tiff": b"abc"})
     path = tmp_path / "deep" / "scan.tiff"
@@ -361,6 +369,18 @@ def test_s3_listing_pages_through_more_than_1000_objects(s3_endpoint: str, s3_cl
     assert [r.key for r in refs] == [k.removeprefix("imgs/") for k in keys]
     assert refs[0] == ObjectRef(f"s3://{s3_bucket}/imgs/00000.jpg", "00000.jpg", len(keys[0]),
                                 hashlib.md5(keys[0].encode()).hexdigest())
+
+
+@pytest.mark.services
+def test_s3_a_slice_of_a_folder_lists_only_that_slice(s3_endpoint: str, s3_client, s3_bucket: str) -> None:  # type: ignore[no-untyped-def]
+    keys = [f"pages/page-{i:04d}.json" for i in range(1, 1204)]
+    put_many(s3_client, s3_bucket, [*keys, "pages/page-1150.png", "pages/sub/page-1150.json", "pagesx/page-1150.json"])
+    s3 = S3Storage(s3_endpoint)  # its own client: the hook below must not outlive this test
+    calls: list[str] = []
+    s3.client.meta.events.register("after-call.s3.ListObjectsV2", lambda **kw: calls.append("list"))
+    refs = list(iter_between(s3, f"s3://{s3_bucket}/pages", (".json",), "page-1101.json", "page-1180.json"))
+    assert [r.key for r in refs] == [k.removeprefix("pages/") for k in keys[1100:1180]]
+    assert len(calls) == 1  # a listing from the top would have taken two pages of 1,000
 
 
 @pytest.mark.services
