@@ -373,13 +373,18 @@ class _progress:
             self._progress.__exit__(*exc)
 
 
+def _counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 page', '3 pages': a count with its noun as the count needs it."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def _left(summary: RunSummary) -> str:
     """What a stopped run left for the next: inputs not started, and pages of documents it
     stopped part way through."""
-    left = f"{summary.not_started} inputs not started"
+    left = f"{_counted(summary.not_started, 'input')} not started"
     if summary.documents_unfinished:
-        plural = "s" if summary.documents_unfinished > 1 else ""
-        left += f" and {summary.pages_unread} pages unread in {summary.documents_unfinished} document{plural}"
+        left += (f" and {_counted(summary.pages_unread, 'page')} unread in "
+                 f"{_counted(summary.documents_unfinished, 'document')}")
     return left
 
 
@@ -389,13 +394,13 @@ def _report(summary: RunSummary, quiet: bool) -> None:
         errors = ", ".join(f"{k}={v}" for k, v in sorted(summary.errors.items())) or "none"
         skipped = f", passed over {describe_skipped(summary.skipped)}" if summary.skipped else ""
         skipped += f", {summary.current} already current (--skip-existing)" if summary.current else ""
-        skipped += f", {summary.results_kept} earlier results kept" if summary.results_kept else ""
-        skipped += f", {summary.replaced} earlier results replaced" if summary.replaced else ""
+        skipped += f", {_counted(summary.results_kept, 'earlier result')} kept" if summary.results_kept else ""
+        skipped += f", {_counted(summary.replaced, 'earlier result')} replaced" if summary.replaced else ""
         skipped += (f"; stopped by {summary.stopped_by} with {_left(summary)} (run again with --skip-existing "
                     "to read only those)") if summary.stopped_by else ""
-        documents = (f", {data['documents']} documents ({data['pages']} pages, {data['documents_failed']} failed)"
-                     if summary.documents else "")
+        documents = (f", {_counted(data['documents'], 'document')} ({_counted(data['pages'], 'page')}, "
+                     f"{data['documents_failed']} failed)" if summary.documents else "")
         on = f" on {', '.join(summary.providers)}" if summary.providers else ""  # none: no engine was needed
-        print(f"docmill run: {data['images']} images{documents}, {data['ok']} ok, {data['failed']} failed "
+        print(f"docmill run: {_counted(data['images'], 'image')}{documents}, {data['ok']} ok, {data['failed']} failed "
               f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s{on}{skipped}", file=sys.stderr)
     print(json.dumps(data, sort_keys=True))

@@ -125,7 +125,7 @@ def test_a_run_into_an_earlier_runs_out_says_how_many_results_it_replaced(mixed_
     assert main(["run", str(pages), "--out", str(out), "--models", "pp-ocrv4-ch", "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out.strip().splitlines()[-1])["replaced"] == 1
-    assert ", 1 earlier results replaced" in captured.err.strip().splitlines()[-1]
+    assert ", 1 earlier result replaced" in captured.err.strip().splitlines()[-1]
 
 
 def test_a_rerun_into_an_out_inside_its_input_reads_none_of_its_own_results(mixed_folder, tmp_path, capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def test_a_signal_finishes_what_was_started_and_a_rerun_reads_the_rest(tmp_path:
     for path in out.glob("*.json"):
         json.loads(path.read_text())  # every result whole
     assert f"docmill run: {name}: finishing the images and pages being read" in stderr
-    assert f"stopped by {name} with {summary['not_started']} inputs not started" in stderr
+    assert re.search(rf"stopped by {name} with {summary['not_started']} inputs? not started", stderr)
 
     rest = _run(pages, out, "--skip-existing", "--quiet")
     stdout, stderr = rest.communicate(timeout=300)
@@ -117,7 +118,7 @@ def test_a_signal_stops_a_document_part_way_and_a_rerun_reads_only_its_unread_pa
     kept = {p.name: p.stat().st_mtime_ns for p in (out / "long.tif").glob("page-*.json")}
     assert len(kept) == summary["pages"]
     assert not (out / "long.tif.json").exists() and not (out / "long.tif.txt").exists()
-    assert f"and {summary['pages_unread']} pages unread in 1 document (run again" in stderr
+    assert re.search(rf"and {summary['pages_unread']} pages? unread in 1 document \(run again", stderr)
 
     rest = _run(source.parent, out, "--format", "txt", "--skip-existing", "--quiet")
     stdout, stderr = rest.communicate(timeout=300)
