@@ -136,10 +136,11 @@ class Ocr:
         that cannot be read, and for a document of several pages (use read_document)."""
         raw = _read_path(image)
         if isinstance(raw, (bytes, bytearray, memoryview)) and _is_document(bytes(raw)):
-            pages = iter(self.read_document(bytes(raw)))
-            first = next(pages)
-            if next(pages, None) is not None:
-                raise ValueError("this is a document of several pages: use read_document() or read_many()")
+            with self._opened(bytes(raw)) as document:
+                if document.page_count > 1:  # refused before any page is rendered or read
+                    raise ValueError(f"this is a document of {document.page_count} pages: use read_document() "
+                                     "or read_many()")
+                first = next(self._document_pages(document, "ocr"))
             if first.error:
                 raise ValueError(first.error)
             return first
@@ -151,16 +152,19 @@ class Ocr:
         that cannot be read comes back with its `error`; a document that cannot be opened at
         all raises ValueError ("encrypted: ...", "decode_error: ..."). `pdf_text` treats pages
         that already have a text layer as `docmill run --pdf-text` does."""
+        with self._opened(str(document) if isinstance(document, (str, PathLike)) else bytes(document)) as opened:
+            yield from self._document_pages(opened, pdf_text)
+
+    def _opened(self, source: str | bytes) -> Any:
+        """The document (a path or its bytes) open under the run's page limits; ValueError
+        with its code first when it cannot be opened."""
         from pages.document import DocumentError, PageLimits
         from pages.source import open_document
 
-        source = str(document) if isinstance(document, (str, PathLike)) else bytes(document)
         try:
-            opened = open_document(source, PageLimits.from_settings(self.settings))
+            return open_document(source, PageLimits.from_settings(self.settings))
         except DocumentError as exc:
             raise ValueError(f"{exc.code}: {exc}") from exc
-        with opened:
-            yield from self._document_pages(opened, pdf_text)
 
     def export(self, source: str | PathLike[str] | bytes, formats: str | Sequence[str] = ("pdf",),
                pdf_text: PdfText = "ocr") -> dict[str, bytes]:

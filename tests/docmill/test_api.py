@@ -163,7 +163,7 @@ def test_documents_read_page_by_page_everywhere_an_image_is_read(ocr, tmp_path):
     assert "ONLY" in ocr.read(scanned_pdf([scan("ONLY PAGE")], dpi=150)).text
     late = scan("LATE PAGE", size=(900, 200))
     assert "LATE" in ocr.read(tagged_tiff([(late.resize((90, 20)), {254: 1}), (late, {254: 0})])).text  # not its thumbnail
-    with pytest.raises(ValueError, match="several pages"):
+    with pytest.raises(ValueError, match="a document of 2 pages: use read_document"):
         ocr.read(scan_bytes)
     with pytest.raises(ValueError, match="^encrypted"):
         list(ocr.read_document(encrypted(text_pdf([["x"]]))))
