@@ -34,7 +34,7 @@ from docmill.storage import StorageError
 from converter.convert_presets import CONVERT_PRESETS, ConvertRecipe
 from converter.modelset_build import Source, build_model_set, load_dictionary, stderr_progress
 from converter.limits import DEFAULT_REAL_TOLERANCE, MAX_OPSET, MIN_OPSET
-from converter.models_cli import publish_set, recipe_from_args
+from converter.models_cli import check_publish, publish_set, recipe_from_args
 from converter.onnx_info import read_onnx_info
 from converter.paddle2onnx_step import (ConversionFailed, OnnxFile, check_loads,
                                         dygraph_to_onnx, embed_dictionary, paddle_to_onnx, slim,
@@ -84,6 +84,7 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
     """Convert a preset or a custom set, gate it, build it and (with --publish) publish it."""
     recipe = recipe_from_args(args, CONVERT_PRESETS, ConvertRecipe)
     options = _options_from_args(args, set(STAGES))
+    check_publish(None if args.dry_run else args.publish, settings)
     try:
         require_convert_stack()
         with tempfile.TemporaryDirectory(prefix="docmill-convert-") as scratch:

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, TypeVar
 from docmill.errors import EXIT_FAILED, UsageError
 from docmill.modelset import LATEST_FILE, MANIFEST_FILE, STAGES, Manifest, ModelSet, ModelSetError, publish
 from docmill.settings import Settings
-from docmill.storage import StorageError, open_storage
+from docmill.storage import StorageError, open_storage, require_writable
 
 from converter.modelset_build import SetRecipe, Source, check_set_name, stderr_progress
 from converter.presets import PRESETS, cached_preset, ensure_model_set, import_preset
@@ -31,6 +31,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     """Import a preset or a custom set into the model cache, optionally publish it, and print
     its folder. Fetch and build failures print one line and exit 1."""
     recipe = recipe_from_args(args, PRESETS, SetRecipe)
+    check_publish(args.publish, settings)
     try:
         folder = _import(recipe, settings, args.force)
         if args.publish:
@@ -77,6 +78,13 @@ def _import(recipe: SetRecipe, settings: Settings, force: bool) -> Path:
     return import_preset(recipe, settings)
 
 
+def check_publish(dest: str | None, settings: Settings) -> None:
+    """A --publish destination that cannot take a set (a missing bucket, no permission) is
+    refused with one line before any fetch, conversion or gate, not after them."""
+    if dest:
+        require_writable(dest, settings, "--publish", "the model set")
+
+
 def publish_set(folder: Path, dest: str, settings: Settings) -> None:
     """Publish a verified set to DEST/<set>/<version>/: a local folder or an s3:// prefix."""
     try:
@@ -97,6 +105,7 @@ def cmd_fp16(args: argparse.Namespace, settings: Settings) -> int:
     gate_images = _gate_images(args.gate_images)
     if not (math.isfinite(args.max_cer) and 0 <= args.max_cer < 1):
         raise UsageError(f"--max-cer {args.max_cer}: give a character error rate from 0 to 1, e.g. 0.002")
+    check_publish(args.publish, settings)
     try:
         require_converter()
         device = gate_device()

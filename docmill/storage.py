@@ -624,15 +624,15 @@ def probe_writable(out_root: str, settings: Settings) -> None:
                 folder.rmdir()
 
 
-def require_writable(out_root: str, settings: Settings) -> None:
-    """`probe_writable` as the one line both `docmill run` and `docmill produce` stop with
-    (exit 2) before any work."""
+def require_writable(out_root: str, settings: Settings, flag: str = "--out", what: str = "results") -> None:
+    """`probe_writable` as the one line a command stops with (exit 2) before any work:
+    `docmill run` and `docmill produce` for their --out, the model commands for --publish."""
     from docmill.errors import UsageError
 
     try:
         probe_writable(out_root, settings)
     except (StorageError, ValueError) as exc:
-        raise UsageError(f"--out {out_root}: cannot write results there ({str(exc).splitlines()[0]})") from exc
+        raise UsageError(f"{flag} {out_root}: cannot write {what} there ({str(exc).splitlines()[0]})") from exc
 
 
 def _missing_folders(folder: Path) -> list[Path]:

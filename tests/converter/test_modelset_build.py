@@ -226,6 +226,16 @@ def test_cli_fetch_failures_exit_1_with_one_line(tiny_models, cache, tmp_path, c
     assert capsys.readouterr().err.splitlines()[-1] == f"docmill: {tmp_path / 'missing.onnx'}: no such file"
 
 
+def test_cli_refuses_a_publish_destination_it_cannot_write_before_building(tiny_models, cache, tmp_path,
+                                                                        capsys) -> None:
+    (tmp_path / "taken").write_text("a file where the sets' folder should be")
+    dest = tmp_path / "taken" / "sets"
+    assert main(_import_args(tiny_models, "--name", "tiny", "--publish", str(dest))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"docmill: --publish {dest}: cannot write the model set there (") and err.count("\n") == 1
+    assert not (cache / "models").exists()  # nothing fetched or built
+
+
 def test_cli_publishes_to_a_local_folder(tiny_models, cache, tmp_path, capsys) -> None:
     dest = tmp_path / "published"
     assert main(_import_args(tiny_models, "--name", "tiny", "--publish", str(dest))) == 0
@@ -262,6 +272,7 @@ def test_cli_publishes_to_s3_objects_first_manifest_next_latest_last(tiny_models
                                                                      capsys, s3_endpoint, s3_bucket) -> None:
     from docmill.storage import S3Storage
 
+    monkeypatch.setenv("DOCMILL_S3_ENDPOINT_URL", s3_endpoint)  # for the check that --publish takes writes
     storage = RecordingStorage(S3Storage(s3_endpoint))
     monkeypatch.setattr("converter.models_cli.open_storage", lambda uri, settings: storage)
     assert main(_import_args(tiny_models, "--name", "tiny", "--publish", f"s3://{s3_bucket}/sets")) == 0
