@@ -19,6 +19,7 @@ from docmill.messages import JOB_ID, MAX_ITEMS_PER_TASK
 from docmill.modelset import ModelSetError, pin_for_job
 from docmill.settings import Settings, mask_url
 from docmill.storage import StorageError, open_storage, require_writable
+from docmill.wording import counted
 from producer.enqueue import (Backpressure, Counts, JobPlan, Services, TaskSender, load_plan, run_job,
                               save_plan)
 from producer.listing import drop_last_modified
@@ -109,15 +110,16 @@ def _produce(job: str, plan: JobPlan, state: JobState, store: JobStore, broker: 
     except StorageError as exc:
         raise UsageError(f"{exc} (continue with: docmill produce --resume {job})") from exc
     final = store.get(job)
-    documents = f" ({final.documents} documents split into {final.pages} pages)" if final.documents else ""
-    _note(f"job {job}: {final.total} listed, {final.total - final.skipped} enqueued{documents} in "
-          f"{final.tasks_enqueued} tasks, {final.skipped} skipped{_left_out(counts)} "
+    documents = (f" ({counted(final.documents, 'document')} split into {counted(final.pages, 'page')})"
+                 if final.documents else "")
+    _note(f"job {job}: {final.total:,} listed, {final.total - final.skipped:,} enqueued{documents} in "
+          f"{counted(final.tasks_enqueued, 'task')}, {final.skipped:,} skipped{_left_out(counts)} "
           f"({time.monotonic() - started:.1f}s this run)" + ("; job finished" if finished else ""))
 
 
 def _left_out(counts: Counts) -> str:
     """What this run listed but did not enqueue, besides the skipped: never left out in silence."""
-    parts = [f"{counts.left_out:,} unsafe keys"] if counts.left_out else []
+    parts = [counted(counts.left_out, "unsafe key")] if counts.left_out else []
     parts += [f"{counts.own_results:,} of docmill's own results in --out"] if counts.own_results else []
     return f", left out {' and '.join(parts)}" if parts else ""
 
@@ -138,9 +140,9 @@ def _progress() -> Iterator[Callable[[Counts], None]]:
             notes += [f"waited {c.waited_s:.0f}s for the queue"] if c.waited_s >= 1 else []
             notes += [f"{c.left_out:,} unsafe keys left out"] if c.left_out else []
             notes += [f"{c.own_results:,} of docmill's own results in --out passed over"] if c.own_results else []
-            notes += [f"{c.documents:,} documents split into {c.pages:,} pages"] if c.documents else []
+            notes += [f"{counted(c.documents, 'document')} split into {counted(c.pages, 'page')}"] if c.documents else []
             progress.update(task, description=" · ".join([
-                f"{c.listed:,} listed", f"{c.enqueued:,} enqueued in {c.tasks:,} tasks",
+                f"{c.listed:,} listed", f"{c.enqueued:,} enqueued in {counted(c.tasks, 'task')}",
                 f"{c.skipped:,} skipped", f"{rate:,.0f}/s", *notes]))
 
         yield show

@@ -34,6 +34,7 @@ from docmill.resultcheck import ResultCheck
 from docmill.settings import Settings
 from docmill.storage import (ObjectNotFound, StorageError, is_s3_uri, is_text, join_uri, open_storage, printable,
                              require_writable, result_uri, written_by_docmill)
+from docmill.wording import counted
 from worker.documents import DocumentPart, document_result
 from worker.flow import ItemFlow, Outcome, RunContext, options_for
 from worker.items import Unread
@@ -373,18 +374,13 @@ class _progress:
             self._progress.__exit__(*exc)
 
 
-def _counted(n: int, noun: str, plural: str | None = None) -> str:
-    """'1 page', '3 pages': a count with its noun as the count needs it."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
-
-
 def _left(summary: RunSummary) -> str:
     """What a stopped run left for the next: inputs not started, and pages of documents it
     stopped part way through."""
-    left = f"{_counted(summary.not_started, 'input')} not started"
+    left = f"{counted(summary.not_started, 'input')} not started"
     if summary.documents_unfinished:
-        left += (f" and {_counted(summary.pages_unread, 'page')} unread in "
-                 f"{_counted(summary.documents_unfinished, 'document')}")
+        left += (f" and {counted(summary.pages_unread, 'page')} unread in "
+                 f"{counted(summary.documents_unfinished, 'document')}")
     return left
 
 
@@ -394,13 +390,13 @@ def _report(summary: RunSummary, quiet: bool) -> None:
         errors = ", ".join(f"{k}={v}" for k, v in sorted(summary.errors.items())) or "none"
         skipped = f", passed over {describe_skipped(summary.skipped)}" if summary.skipped else ""
         skipped += f", {summary.current} already current (--skip-existing)" if summary.current else ""
-        skipped += f", {_counted(summary.results_kept, 'earlier result')} kept" if summary.results_kept else ""
-        skipped += f", {_counted(summary.replaced, 'earlier result')} replaced" if summary.replaced else ""
+        skipped += f", {counted(summary.results_kept, 'earlier result')} kept" if summary.results_kept else ""
+        skipped += f", {counted(summary.replaced, 'earlier result')} replaced" if summary.replaced else ""
         skipped += (f"; stopped by {summary.stopped_by} with {_left(summary)} (run again with --skip-existing "
                     "to read only those)") if summary.stopped_by else ""
-        documents = (f", {_counted(data['documents'], 'document')} ({_counted(data['pages'], 'page')}, "
+        documents = (f", {counted(data['documents'], 'document')} ({counted(data['pages'], 'page')}, "
                      f"{data['documents_failed']} failed)" if summary.documents else "")
         on = f" on {', '.join(summary.providers)}" if summary.providers else ""  # none: no engine was needed
-        print(f"docmill run: {_counted(data['images'], 'image')}{documents}, {data['ok']} ok, {data['failed']} failed "
+        print(f"docmill run: {counted(data['images'], 'image')}{documents}, {data['ok']} ok, {data['failed']} failed "
               f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s{on}{skipped}", file=sys.stderr)
     print(json.dumps(data, sort_keys=True))

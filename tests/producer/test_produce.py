@@ -33,6 +33,7 @@ def test_tasks_chunks_dst_and_job_state(capsys, s3_client, s3_bucket, models_uri
                            "--job", job_id, "--chunk", "10", "--queue", queue)
     assert rc == 0, err
     assert out.strip().splitlines()[-1] == job_id
+    assert f"job {job_id}: 24 listed, 24 enqueued in 3 tasks, 0 skipped (" in " ".join(err.split())  # rich wraps it
 
     queued = drain(redis_client, queue)
     assert [q.task.seq for q in queued] == [0, 1, 2]
@@ -81,6 +82,7 @@ def test_hash_named_blobs_are_what_their_bytes_are(capsys, s3_client, s3_bucket,
     assert sorted(items, key=str) == sorted([("3fa9c2", (1, 2)), ("3fa9c2", (3, 4)), ("3fa9c2", (5, 5)),
                                              ("77aa01", None), ("notes", None)], key=str)
     assert JobStore(redis_client).get(job_id).documents == 1
+    assert "3 listed, 3 enqueued (1 document split into 5 pages) in " in " ".join(err.split())  # rich wraps it
 
 
 def test_an_include_that_would_read_results_again_is_refused_before_any_work(capsys, s3_bucket, models_uri,
