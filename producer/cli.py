@@ -138,9 +138,10 @@ def _progress() -> Iterator[Callable[[Counts], None]]:
             rate = c.listed / max(time.monotonic() - started, 1e-6)
             notes = [f"queue full ({c.waiting_depth}), waiting"] if c.waiting_depth else []
             notes += [f"waited {c.waited_s:.0f}s for the queue"] if c.waited_s >= 1 else []
-            notes += [f"{c.left_out:,} unsafe keys left out"] if c.left_out else []
+            notes += [f"{counted(c.left_out, 'unsafe key')} left out"] if c.left_out else []
             notes += [f"{c.own_results:,} of docmill's own results in --out passed over"] if c.own_results else []
-            notes += [f"{counted(c.documents, 'document')} split into {counted(c.pages, 'page')}"] if c.documents else []
+            if c.documents:
+                notes.append(f"{counted(c.documents, 'document')} split into {counted(c.pages, 'page')}")
             progress.update(task, description=" · ".join([
                 f"{c.listed:,} listed", f"{c.enqueued:,} enqueued in {counted(c.tasks, 'task')}",
                 f"{c.skipped:,} skipped", f"{rate:,.0f}/s", *notes]))

@@ -30,7 +30,8 @@ def test_an_include_that_takes_blob_results_inside_the_input_is_refused(include:
 
 @pytest.mark.parametrize("count", [1, 12, 9_999, 10_000, 123_456])
 def test_a_documents_page_names_sort_in_page_order(count: int) -> None:
-    numbers = sorted({1, 2, 9, 10, 99, 100, 999, 1_000, 9_999, 10_000, 99_999, 100_000, count} & set(range(1, count + 1)))
+    numbers = sorted(n for n in {1, 2, 9, 10, 99, 100, 999, 1_000, 9_999, 10_000, 99_999, 100_000, count}
+                     if n <= count)
     names = [page_result_uri("out/scan.pdf.json", n, count) for n in numbers]
     assert sorted(names) == names
     assert len({len(name) for name in names}) == 1
