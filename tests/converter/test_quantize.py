@@ -17,6 +17,7 @@ from converter.quantize import QDQ_MIN_OPSET, quantize_model, quantize_models
 from docmill.hashstamp import sha256_file
 from docmill.modelset import ModelSet, SourceProvenance
 from docmill.settings import Settings
+from worker.engine.optimized import X64_QUANT_PRECISION
 from tests.converter.conftest import IR_VERSION, TINY_DICT, make_rec
 
 
@@ -32,7 +33,9 @@ def test_quantize_model_writes_a_loadable_int8_qdq_model(tmp_path):
     ops = {node.op_type for node in onnx.load(str(dst)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     fp32 = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
-    int8 = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    as_docmill_runs_it = ort.SessionOptions()  # whose int8 convolutions do not saturate on AVX2
+    as_docmill_runs_it.add_session_config_entry(*X64_QUANT_PRECISION)
+    int8 = ort.InferenceSession(str(dst), as_docmill_runs_it, providers=["CPUExecutionProvider"])
     a, b = (s.run(None, {"x": samples[0]})[0] for s in (fp32, int8))
     assert a.shape == b.shape and np.abs(a - b).max() < 0.05
 
@@ -73,7 +76,9 @@ def test_an_opset_11_model_is_converted_up_for_per_channel_int8(tmp_path):
     quantize_model(src, dst, samples, "x")
     assert _opset(dst) >= QDQ_MIN_OPSET and _opset(src) == 11  # the source file is left as it was
     assert sorted(p.name for p in dst.parent.iterdir()) == ["det.int8.onnx"]
-    int8 = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    as_docmill_runs_it = ort.SessionOptions()  # whose int8 convolutions do not saturate on AVX2
+    as_docmill_runs_it.add_session_config_entry(*X64_QUANT_PRECISION)
+    int8 = ort.InferenceSession(str(dst), as_docmill_runs_it, providers=["CPUExecutionProvider"])
     fp32 = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
     a, b = (s.run(None, {"x": samples[0]})[0] for s in (fp32, int8))
     assert np.abs(a - b).max() < 0.05

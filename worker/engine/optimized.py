@@ -31,6 +31,12 @@ from worker.engine.prepare import PREPARED_DIR, source_key
 log = logging.getLogger(__name__)
 
 KEY_CHARS = 16
+# ORT computes int8 convolutions as uint8 x int8; with AVX2 (and AVX-512 without VNNI) a pair
+# of products is summed in 16 bits and saturates. With this entry, on such a CPU only, ORT's
+# optimiser moves the weights to uint8 first, so the saved graph depends on it: it is part of
+# the key. Without it, pp-ocrv6-int8det's det lost the first letters of faint lines on an
+# AVX2-only EPYC (docs/benchmarks.md, "int8 on CPUs without VNNI").
+X64_QUANT_PRECISION = ("session.x64quantprecision", "1")
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +54,8 @@ def machine_features() -> str:
 
 def saved_path(model: Path, level: ort.GraphOptimizationLevel) -> Path:
     """Where ORT's optimisation of `model` at `level` on this kind of machine is kept."""
-    key = source_key(model, ort.__version__, str(int(level)), machine_features(), chars=KEY_CHARS)
+    key = source_key(model, ort.__version__, str(int(level)), machine_features(), "=".join(X64_QUANT_PRECISION),
+                     chars=KEY_CHARS)
     folder = model.parent if model.parent.name == PREPARED_DIR else model.parent / PREPARED_DIR
     return folder / f"{model.stem}.ort-{key}.onnx"
 

@@ -127,6 +127,7 @@ def session_options(settings: Settings, on_gpu: bool = False, threads: int | Non
     opts.intra_op_num_threads = settings.intra_op_threads if threads is None else threads
     opts.inter_op_num_threads = settings.inter_op_threads
     opts.enable_cpu_mem_arena = settings.cpu_arena != "off"
+    opts.add_session_config_entry(*optimized.X64_QUANT_PRECISION)
     if settings.cpu_arena == "shared":
         register_shared_arena()
         opts.add_session_config_entry("session.use_env_allocators", "1")
