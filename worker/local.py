@@ -397,6 +397,8 @@ def _report(summary: RunSummary, quiet: bool) -> None:
         documents = (f", {counted(data['documents'], 'document')} ({counted(data['pages'], 'page')}, "
                      f"{data['documents_failed']} failed)" if summary.documents else "")
         on = f" on {', '.join(summary.providers)}" if summary.providers else ""  # none: no engine was needed
-        print(f"docmill run: {counted(data['images'], 'image')}{documents}, {data['ok']} ok, {data['failed']} failed "
-              f"({errors}), {data['lines']} lines, {data['images_per_s']} images/s{on}{skipped}", file=sys.stderr)
+        read = "images and pages" if summary.images and summary.pages else "pages" if summary.pages else "images"
+        print(f"docmill run: {counted(data['images'], 'image')}{documents}, {data['ok']:,} ok, {data['failed']:,} "
+              f"failed ({errors}), {data['lines']:,} lines, {data['images_per_s']} {read}/s{on}{skipped}",
+              file=sys.stderr)
     print(json.dumps(data, sort_keys=True))

@@ -267,7 +267,10 @@ def test_hash_named_blobs_are_read_as_what_their_bytes_are(tmp_path, capsys):
     assert main(["run", str(blobs), "--out", str(tmp_path / "none"), "--device", "cpu", "--quiet"]) == 2
     assert "passed over: 4 (none)" in capsys.readouterr().err
     out = tmp_path / "out"
-    run([blobs], out, "--include", "*")
+    assert main(["run", str(blobs), "--out", str(out), "--device", "cpu", "--include", "*"]) == 0
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("docmill run: 2 images, 2 documents (4 pages, 0 failed), 5 ok, 1 failed") and (
+        " images and pages/s on " in line)
     assert [p["status"] for p in document(out, "3fa9c2")["pages"]] == ["ok", "ok"]
     assert "TWO" in texts(page(out, "3fa9c2", 2))
     assert document(out, "b0c1d2")["kind"] == "tiff" and "TWO" in texts(page(out, "b0c1d2", 2))
