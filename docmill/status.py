@@ -14,6 +14,7 @@ from typing import Any
 from docmill.errors import UsageError
 from docmill.jobs import JobNotFound, JobState, JobStore, connect
 from docmill.settings import Settings, mask_url
+from docmill.wording import counted
 
 
 def view(state: JobState, now: float | None = None) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def _table(data: dict[str, Any]):  # type: ignore[no-untyped-def]
     for key in ("total", "done", "failed", "skipped", "pending"):
         table.add_row(key, f"{data[key]:,}")
     if data["kept"]:
-        table.add_row("kept", f"{data['kept']:,} earlier results (within done)")
+        table.add_row("kept", f"{counted(data['kept'], 'earlier result')} (within done)")
     if data["documents"]:
         table.add_row("documents", f"{data['documents_done']:,} of {data['documents']:,} written")
         table.add_row("pages", f"{data['pages_done'] + data['pages_failed']:,} of {data['pages']:,} "

@@ -41,6 +41,8 @@ def test_json_has_the_contract_fields(store, job_id, capsys):
         "total": 5, "done": 2, "failed": 1, "skipped": 1, "pending": 1, "finished": False, "kept": 1}
     assert data["failure_codes"] == {"decode_error": 1} and data["images_per_s"] > 0
     assert data["eta_s"] is None  # the listing is not complete: the total may still grow
+    rc, out, _ = _status(capsys, job_id)
+    assert rc == 0 and "1 earlier result (within done)" in out
 
 
 def test_rate_and_eta():
