@@ -77,7 +77,8 @@ def results_read_again(include: Callable[[str], bool], include_text: str, roots:
     for stem in _BLOB_NAMES:
         result = stem + _RESULT_SUFFIX
         page = page_result_uri(result, 1, 1)
-        written = [result, picture_uri(result), page, picture_uri(page), *(output_uri(result, fmt) for fmt in OUTPUT_SUFFIXES)]
+        written = [result, picture_uri(result), page, picture_uri(page),
+                   *(output_uri(result, fmt) for fmt in OUTPUT_SUFFIXES)]
         taken = [name for name in written if include(name)] if include(stem) else []
         if taken:
             return (f"--out {out_root} lies inside the input {inside}, and --include {include_text!r} takes in what "
