@@ -339,8 +339,10 @@ end
 
 _LAPSED = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))"
 
-# Both scripts take `tag, payload, n, queue...` groups (WorkerRegistry._restore_args) and move
-# a tag only while it is still in kombu's `unacked`, as kombu's QoS.restore_by_tag would.
+# The scripts take `tag, payload, n, queue...` groups (WorkerRegistry._restore_args). `restore`
+# moves a tag only while it is still in kombu's `unacked`, as kombu's QoS.restore_by_tag would.
+# `give_back` moves a message out of a worker's taking list onto its queue, unless kombu had
+# recorded it in `unacked` already (then `restore`, or the orphan sweep, deals with it).
 _RESTORE = """
 local function restore(unacked, index, i)
   local tag, payload, queues = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -349,12 +351,22 @@ local function restore(unacked, index, i)
   for q = i + 3, i + 2 + queues do redis.call('RPUSH', ARGV[q], payload) end
   return true
 end
+local function give_back(taking, unacked, i)
+  local tag, payload, queues = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if redis.call('LREM', taking, 1, payload) == 0 or redis.call('HEXISTS', unacked, tag) == 1 then return false end
+  for q = i + 3, i + 2 + queues do redis.call('RPUSH', ARGV[q], payload) end
+  return true
+end
 """
 
 _RECOVER = _NOW + _RESTORE + """
 local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not beat or tonumber(beat) > now - tonumber(ARGV[2]) then return false end
-local restored, i = {}, 3
+local restored, i, taken_end = {}, 4, 3 + tonumber(ARGV[3])
+while i <= taken_end do
+  if give_back(KEYS[5], KEYS[3], i) then restored[#restored + 1] = ARGV[i] end
+  i = i + 3 + tonumber(ARGV[i + 2])
+end
 while i <= #ARGV do
   if restore(KEYS[3], KEYS[4], i) then restored[#restored + 1] = ARGV[i] end
   i = i + 3 + tonumber(ARGV[i + 2])
@@ -381,18 +393,33 @@ end
 return restored
 """
 
+_GIVE_BACK = _RESTORE + """
+local given, i = {}, 1
+while i <= #ARGV do
+  if give_back(KEYS[1], KEYS[2], i) then given[#given + 1] = ARGV[i] end
+  i = i + 3 + tonumber(ARGV[i + 2])
+end
+return given
+"""
+
+ONE_LIST_PER_QUEUE = {"priority_steps": [0]}
+"""kombu's Redis transport option for producers and workers alike: each queue is one list,
+with no lists per priority step, so a worker takes from one key in one atomic move
+(WorkerRegistry.take_command). A priority given to a task changes nothing."""
+
 
 class WorkerRegistry:
     """Live workers and the kombu delivery tags they hold, so a dead worker's tasks go back
     on the queue long before kombu's visibility timeout (which must outlast the slowest task).
 
     Keys: `docmill:workers` (sorted set: worker -> its last beat, on Redis's clock, so hosts'
-    clocks never matter) and `docmill:worker:<worker>:tags` (set of delivery tags). kombu's
-    Redis transport keeps each unacked message in its `unacked` hash, as JSON
-    `[message, exchange, routing_key]`, and its delivery time in `unacked_index`; a tag absent
-    from `unacked` was acked or restored already, so it is not re-queued. A message keeps its
-    tag when it is restored, so once re-delivered it is back in `unacked` under that tag,
-    recorded by the worker that took it.
+    clocks never matter), `docmill:worker:<worker>:tags` (set of delivery tags) and
+    `docmill:worker:<worker>:taking` (list: the messages it has moved off the queue and kombu
+    has not recorded yet, worker/kombu_taking.py). kombu's Redis transport keeps each unacked
+    message in its `unacked` hash, as JSON `[message, exchange, routing_key]`, and its delivery
+    time in `unacked_index`; a tag absent from `unacked` was acked or restored already, so it
+    is not re-queued. A message keeps its tag when it is restored, so once re-delivered it is
+    back in `unacked` under that tag, recorded by the worker that took it.
     """
 
     WORKERS = "docmill:workers"
@@ -401,15 +428,46 @@ class WorkerRegistry:
         from kombu.transport.redis import Channel
 
         self.r = client
-        self.kombu = Channel  # its class attributes: the transport's key names and queue layout
+        self.kombu = Channel  # its class attributes: the transport's key names
         self._beat = client.register_script(_BEAT)
         self._lapsed = client.register_script(_LAPSED)
         self._recover = client.register_script(_RECOVER)
         self._orphans = client.register_script(_ORPHANS)
+        self._give_back = client.register_script(_GIVE_BACK)
+        self._has_blmove: bool | None = None
 
     @staticmethod
     def tags_key(worker: str) -> str:
         return f"docmill:worker:{worker}:tags"
+
+    @staticmethod
+    def taking_key(worker: str) -> str:
+        return f"docmill:worker:{worker}:taking"
+
+    def take_command(self, worker: str, queue: str, timeout: float) -> list[Any]:
+        """The blocking command that moves the next message from `queue` into `worker`'s
+        taking list in one step: BLMOVE, or on a Redis before 6.2 its older twin BRPOPLPUSH."""
+        if self._has_blmove is None:
+            version = str(self.r.info("server").get("redis_version", "0"))
+            self._has_blmove = tuple(int(part) for part in version.split(".")[:2]) >= (6, 2)
+        if self._has_blmove:
+            return ["BLMOVE", queue, self.taking_key(worker), "RIGHT", "LEFT", timeout]
+        return ["BRPOPLPUSH", queue, self.taking_key(worker), timeout]
+
+    def taken(self, worker: str, payload: str) -> None:
+        """kombu has recorded this message in `unacked`: it leaves the taking list."""
+        self.r.lrem(self.taking_key(worker), 1, payload)
+
+    def give_back(self, worker: str) -> list[str]:
+        """Put what `worker`'s taking list holds back on its queue, bar what kombu recorded
+        in `unacked` meanwhile; the tags given back. For a take whose reply never arrived (a
+        dropped connection) and for a clean shutdown. A message that names no queue stays."""
+        args: list[Any] = []
+        for entry in self.r.lrange(self.taking_key(worker), 0, -1):
+            args += self._taken_args(entry)
+        if not args:
+            return []
+        return list(self._give_back(keys=[self.taking_key(worker), self.kombu.unacked_key], args=args))
 
     def beat(self, worker: str, tags: list[str]) -> None:
         """Register or refresh `worker`, add the tags it holds, and forget those already acked."""
@@ -420,7 +478,9 @@ class WorkerRegistry:
         self.r.sadd(self.tags_key(worker), tag)
 
     def leave(self, worker: str) -> None:
-        """A clean shutdown: the worker acked or re-queued everything it held."""
+        """A clean shutdown: the worker acked or re-queued everything it held, and gives back
+        anything still in its taking list."""
+        self.give_back(worker)
         self.r.pipeline().zrem(self.WORKERS, worker).delete(self.tags_key(worker)).execute()
 
     def lapsed(self, lost_after_s: float) -> list[str]:
@@ -429,16 +489,21 @@ class WorkerRegistry:
 
     def recover(self, worker: str, lost_after_s: float) -> list[str] | None:
         """Put the unacked messages of a lapsed worker back on their queues, as kombu's
-        `QoS.restore_by_tag` would, and drop the worker; the tags re-queued. One script
-        checks the lapse and moves each tag only if it is still in `unacked`, so two workers
-        racing here, or an ack landing meanwhile, never make a second copy. None: the worker
-        beat again, or another worker recovered it first."""
+        `QoS.restore_by_tag` would, and what its taking list holds, and drop the worker; the
+        tags re-queued. One script checks the lapse and moves each tag only if it is still in
+        `unacked` (or still in the taking list and not in `unacked`), so two workers racing
+        here, or an ack landing meanwhile, never make a second copy. None: the worker beat
+        again, or another worker recovered it first."""
+        taken: list[Any] = []
+        for entry in self.r.lrange(self.taking_key(worker), 0, -1):
+            taken += self._taken_args(entry)
         tags = sorted(self.r.smembers(self.tags_key(worker)))
-        args: list[Any] = [worker, lost_after_s]
+        args: list[Any] = [worker, lost_after_s, len(taken), *taken]
         for tag, entry in zip(tags, self.r.hmget(self.kombu.unacked_key, tags) if tags else []):
             if entry:
                 args += self._restore_args(tag, entry)
-        keys = [self.WORKERS, self.tags_key(worker), self.kombu.unacked_key, self.kombu.unacked_index_key]
+        keys = [self.WORKERS, self.tags_key(worker), self.kombu.unacked_key, self.kombu.unacked_index_key,
+                self.taking_key(worker)]
         restored = self._recover(keys=keys, args=args)
         return None if restored is None else list(restored)
 
@@ -480,26 +545,28 @@ class WorkerRegistry:
             message["properties"]["delivery_info"]["redelivered"] = True
         except KeyError:
             pass
-        queues = [self._priority_queue(queue, message) for queue in self._route(exchange, routing_key)]
+        queues = self._route(exchange, routing_key)
         return [tag, dumps(message), len(queues), *queues] if queues else []
+
+    def _taken_args(self, entry: str) -> list[Any]:
+        """`tag, message, n, queue...` for a message in a taking list, which went no further
+        than that list: its own bytes, back on the queues its routing reaches, or on the queue
+        its routing key names. A message without a tag or routing stays in the list."""
+        from kombu.utils.json import loads
+
+        try:
+            properties = loads(entry)["properties"]
+            tag, info = properties["delivery_tag"], properties["delivery_info"]
+        except (ValueError, TypeError, KeyError):
+            return []
+        queues = self._route(info.get("exchange") or "", info.get("routing_key") or "") or [info.get("routing_key")]
+        return [tag, entry, len(queues), *queues] if all(queues) else []
 
     def _route(self, exchange: str, routing_key: str) -> list[str]:
         """The queues a direct exchange (Celery's kind) routes `routing_key` to, from kombu's
-        binding table; the default exchange routes to the queue named by the key."""
+        binding table; the default exchange routes to the queue named by the key. Each queue
+        is one list (ONE_LIST_PER_QUEUE), whatever the message's priority."""
         if not exchange:
             return [routing_key]
         rows = (row.split(self.kombu.sep) for row in self.r.smembers(self.kombu.keyprefix_queue % exchange))
         return sorted({queue for key, _, queue in rows if key == routing_key})
-
-    def _priority_queue(self, queue: str, message: dict) -> str:
-        """The list for the message's priority step (`Channel._q_for_pri`): `queue` itself
-        for the default priority."""
-        from bisect import bisect
-
-        kombu = self.kombu
-        try:
-            priority = max(min(int(message["properties"]["priority"]), kombu.max_priority), kombu.min_priority)
-        except (TypeError, ValueError, KeyError):
-            priority = kombu.default_priority
-        step = kombu.priority_steps[bisect(kombu.priority_steps, priority) - 1]
-        return f"{queue}{kombu.sep}{step}" if step else queue

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
-from docmill.jobs import WorkerRegistry, connect
+from docmill.jobs import ONE_LIST_PER_QUEUE, WorkerRegistry, connect
 
 pytestmark = pytest.mark.services
 
@@ -29,9 +29,9 @@ def registry(redis_url: str) -> Iterator[WorkerRegistry]:
 
 @pytest.fixture
 def channel(redis_url: str) -> Iterator[tuple[Any, str]]:
-    """A kombu channel and a queue of its own, bound the way Celery binds docmill's queue."""
+    """A kombu channel and a queue of its own, bound and kept the way docmill's are."""
     name = f"q-{uuid.uuid4().hex[:8]}"
-    with Connection(redis_url) as conn:
+    with Connection(redis_url, transport_options=ONE_LIST_PER_QUEUE) as conn:
         chan = conn.channel()
         queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
         queue(chan).declare()
@@ -97,7 +97,7 @@ def test_a_beat_forgets_acked_tags(registry, channel):
 @pytest.mark.parametrize("priority", [None, 0, 5, 9])
 def test_restored_message_is_what_kombus_own_restore_writes(registry, channel, priority):
     """kombu's QoS.restore_by_tag restores one message, the registry its twin: the same bytes
-    on the same list (bar the delivery tag), priority steps included."""
+    on the same list (bar the delivery tag), the queue's one list whatever the priority."""
     chan, queue = channel
     ours, kombus = take(chan, queue, 2, {"same": "body"}, **({} if priority is None else {"priority": priority}))
     lost = worker()
@@ -147,3 +147,74 @@ def test_unrecorded_old_deliveries_go_back_once_and_recorded_or_young_ones_stay(
     assert registry.r.hexists("unacked", tags[0]) and not registry.r.hexists("unacked", tags[1])
     assert not set(tags) & set(registry.recover_orphans(0))  # nothing is restored twice
     assert sorted(chan.basic_get(queue, no_ack=True).payload["n"] for _ in tags[1:]) == [1, 2]
+
+
+def publish(chan: Any, queue: str, count: int) -> None:
+    producer = Producer(chan)
+    for n in range(count):
+        producer.publish({"n": n}, exchange=queue, routing_key=queue, serializer="json")
+
+
+def move_to_taking(registry: WorkerRegistry, taker: str, queue: str) -> str:
+    """What a worker's take does: the next message, moved off `queue` into its taking list."""
+    return registry.r.execute_command(*registry.take_command(taker, queue, 1))
+
+
+def tag_of(payload: str) -> str:
+    return json.loads(payload)["properties"]["delivery_tag"]
+
+
+@pytest.mark.parametrize("blmove", [True, False])
+def test_the_take_command_moves_the_next_message_into_the_taking_list(registry, channel, blmove):
+    chan, queue = channel
+    publish(chan, queue, 2)
+    registry._has_blmove = blmove  # False: the BRPOPLPUSH a Redis before 6.2 gets
+    taker = worker()
+    first = move_to_taking(registry, taker, queue)
+    assert json.loads(first)["body"] and registry.r.lrange(registry.taking_key(taker), 0, -1) == [first]
+    assert registry.r.llen(queue) == 1
+    registry.taken(taker, first)
+    assert not registry.r.exists(registry.taking_key(taker))
+    assert registry.r.execute_command(*registry.take_command(taker, f"{queue}-empty", 0.1)) is None
+
+
+def test_a_lapsed_workers_taking_list_goes_back_once_bar_what_kombu_recorded(registry, channel):
+    """A worker killed between its take and kombu's record leaves the task in its taking list
+    only: it goes back on the queue as it was. A task kombu recorded goes back once, from `unacked`."""
+    chan, queue = channel
+    publish(chan, queue, 1)
+    lost = worker()
+    unrecorded = move_to_taking(registry, lost, queue)
+    recorded = take(chan, queue, 1)[0]  # in `unacked`, and still in the taking list:
+    registry.r.lpush(registry.taking_key(lost), json.dumps({"properties": {  # killed before its drop
+        "delivery_tag": recorded, "delivery_info": {"exchange": queue, "routing_key": queue}}}))
+    registry.beat(lost, [recorded])
+    assert sorted(registry.recover(lost, 0)) == sorted([tag_of(unrecorded), recorded])
+    back = registry.r.lrange(queue, 0, -1)
+    assert unrecorded in back and sorted(tag_of(m) for m in back) == sorted([tag_of(unrecorded), recorded])
+    assert not registry.r.exists(registry.taking_key(lost)) and not registry.r.hexists("unacked", recorded)
+    assert registry.recover(lost, 0) is None and registry.r.llen(queue) == 2
+
+
+def test_a_live_workers_taking_list_is_left_alone(registry, channel):
+    chan, queue = channel
+    publish(chan, queue, 1)
+    live = worker()
+    taken = move_to_taking(registry, live, queue)
+    registry.beat(live, [])
+    assert registry.recover(live, 30) is None
+    assert registry.r.lrange(registry.taking_key(live), 0, -1) == [taken] and registry.r.llen(queue) == 0
+
+
+def test_leaving_gives_back_what_the_taking_list_holds(registry, channel):
+    chan, queue = channel
+    publish(chan, queue, 2)
+    leaving = worker()
+    registry.beat(leaving, [])
+    first, second = move_to_taking(registry, leaving, queue), move_to_taking(registry, leaving, queue)
+    registry.r.rpush(registry.taking_key(leaving), "not a message")
+    registry.leave(leaving)
+    assert sorted(registry.r.lrange(queue, 0, -1)) == sorted([first, second])
+    assert registry.r.lrange(registry.taking_key(leaving), 0, -1) == ["not a message"]  # never dropped unread
+    assert leaving not in registry.lapsed(0)
+    registry.r.delete(registry.taking_key(leaving))
