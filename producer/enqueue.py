@@ -19,7 +19,7 @@ from typing import Any
 
 from docmill.documents import OutputFormat, PdfText
 from docmill.inputs import may_be_document, parse_include
-from docmill.jobs import JobState, JobStore, write_summary
+from docmill.jobs import ONE_LIST_PER_QUEUE, JobState, JobStore, write_summary
 from docmill.messages import QUEUE, TASK_NAME, ModelsRef, OcrTask, TaskItem
 from docmill.result import models_tag
 from docmill.resultcheck import ResultCheck
@@ -94,7 +94,8 @@ class TaskSender:
         self.app = Celery("docmill-producer", broker=broker_url, set_as_current=False)
         self.app.conf.update(task_serializer="json", accept_content=["json"],
                              result_serializer="json", broker_connection_retry_on_startup=True,
-                             task_send_sent_event=True)  # Flower shows queued tasks as SENT
+                             task_send_sent_event=True,  # Flower shows queued tasks as SENT
+                             broker_transport_options=dict(ONE_LIST_PER_QUEUE))
         self.queue = queue
         self._producer: Any = None
 

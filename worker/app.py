@@ -17,17 +17,17 @@ from celery import Celery, signals
 from celery.exceptions import Reject
 from pydantic import ValidationError
 
-from docmill.jobs import JobStore, connect
+from docmill.jobs import ONE_LIST_PER_QUEUE, JobStore, connect
 from docmill.messages import QUEUE, TASK_NAME, OcrTask
 from docmill.settings import Settings, mask_url
-from worker import kombu_fixes
-from worker.middleware import heartbeat, retries
+from worker import kombu_fixes, kombu_taking
+from worker.middleware import faults, heartbeat, retries
 from worker.middleware.outcomes import count_task
 
 log = logging.getLogger(__name__)
 
 
-def transport_options(settings: Settings) -> dict:
+def transport_options(settings: Settings, taker: kombu_taking.Taker | None = None) -> dict:
     """kombu's Redis transport. A killed worker's unacked tasks go back on the queue when
     some worker's sweep finds them older than the visibility timeout; kombu sweeps only
     every 10th tick by default (100 s), so sweep every tick of `restore_interval_s`.
@@ -38,8 +38,10 @@ def transport_options(settings: Settings) -> dict:
     transaction, so two overlapping sweeps never restore one task twice.
 
     The socket timeouts turn a Redis that vanished mid-command into an error kombu retries,
-    never a read that blocks forever."""
-    return {"visibility_timeout": settings.visibility_timeout_s,
+    never a read that blocks forever. Each queue is one list, and the worker's taker moves
+    each task off it in one step (worker/kombu_taking.py)."""
+    return {**ONE_LIST_PER_QUEUE, kombu_taking.TAKER_OPTION: taker,
+            "visibility_timeout": settings.visibility_timeout_s,
             "unacked_restore_interval": settings.restore_interval_s, "unacked_restore_throttle": 1,
             "unacked_mutex_expire": settings.restore_interval_s,
             "socket_timeout": 30, "socket_connect_timeout": 10, "retry_on_timeout": True}
@@ -72,6 +74,7 @@ def make_app(settings: Settings, host_options: dict[str, Any] | None = None) -> 
     """The worker's Celery app for these settings, with the `docmill.ocr` task registered.
     `host_options` go to the WorkerHost (device, batching, redelivery cap, metrics)."""
     kombu_fixes.apply()
+    kombu_taking.apply()
     url = settings.broker_url.get_secret_value()
     app = Celery("docmill", broker=url, set_as_current=False)
     app.conf.update(
@@ -79,7 +82,6 @@ def make_app(settings: Settings, host_options: dict[str, Any] | None = None) -> 
         task_ignore_result=True, result_backend=None,
         task_acks_late=True, task_reject_on_worker_lost=True, task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1, task_default_queue=QUEUE,
-        broker_transport_options=transport_options(settings),
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_send_task_events=True,
@@ -88,7 +90,8 @@ def make_app(settings: Settings, host_options: dict[str, Any] | None = None) -> 
     app.task(name=TASK_NAME, bind=True)(_task_body(settings, holder))
     signals.worker_process_shutdown.connect(holder.close, weak=False)
     app.docmill_host = holder  # type: ignore[attr-defined]
-    heartbeat.install(app, settings, holder.options.get("metrics"))
+    beat = heartbeat.install(app, settings, holder.options.get("metrics"), faults.die_after_take())
+    app.conf.broker_transport_options = transport_options(settings, beat.taker)
     log.info("broker %s", mask_url(url))
     return app
 

@@ -5,6 +5,7 @@ heartbeat thread re-queues a lapsed worker's tasks and counts them."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -42,11 +43,11 @@ def queue(registry: WorkerRegistry) -> Iterator[str]:
     registry.r.delete(name)
 
 
-def start_worker(redis_url: str, queue: str, pool: str, log: Path) -> subprocess.Popen:
+def start_worker(redis_url: str, queue: str, pool: str, log: Path, **faults: str) -> subprocess.Popen:
     """`docmill worker` in a session of its own, so a kill of its group takes a prefork
     pool's children too, as the loss of its machine would."""
     env = dict(os.environ, DOCMILL_BROKER_URL=redis_url, DOCMILL_LOG_LEVEL="INFO", DOCMILL_HEARTBEAT_S="1",
-               DOCMILL_WORKER_LOST_AFTER_S="3", DOCMILL_CACHE_DIR=str(log.parent / "cache"))
+               DOCMILL_WORKER_LOST_AFTER_S="3", DOCMILL_CACHE_DIR=str(log.parent / "cache"), **faults)
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue, "--pool", pool,
                                  "--concurrency", "2", "--hostname", f"{queue}@heartbeat-test"],
@@ -87,6 +88,26 @@ def test_a_killed_workers_held_task_is_recorded_and_requeued(redis_url, registry
     assert all(registry.r.hexists("unacked", tag) for tag in tags)
     assert registry.recover(worker, 0) == list(tags)
     assert registry.r.llen(queue) == 1 and registered(registry, queue) is None
+
+
+def test_a_worker_killed_between_taking_a_task_and_recording_it_leaves_it_for_recovery(redis_url, registry, queue,
+                                                                                      tmp_path):
+    """The window kombu's own BRPOP leaves open: the task was off the queue and in `unacked`
+    nowhere. Now it waits in the dead worker's taking list, and recovery puts it back."""
+    log = tmp_path / "worker.log"
+    proc = start_worker(redis_url, queue, "threads", log, DOCMILL_FAULT_DIE_AFTER_TAKE="1")
+    try:
+        worker = wait_for("registration", lambda: registered(registry, queue), log)
+        send_held_task(redis_url, queue)
+        assert proc.wait(timeout=WAIT_S) == 137
+    finally:
+        stop_process(proc)
+    taken = registry.r.lrange(registry.taking_key(worker), 0, -1)
+    assert len(taken) == 1 and registry.r.llen(queue) == 0 and "dying after taking" in log.read_text()
+    tag = json.loads(taken[0])["properties"]["delivery_tag"]
+    assert not registry.r.hexists("unacked", tag)
+    assert registry.recover(worker, 0) == [tag]
+    assert registry.r.lrange(queue, 0, -1) == taken
 
 
 def test_a_stopped_worker_deregisters(redis_url, registry, queue, tmp_path):

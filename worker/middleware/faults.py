@@ -1,11 +1,14 @@
 """Fault hooks for the chaos tests, kept out of the operator's settings (`docmill config`
 never shows them): DOCMILL_FAULT_CRASH_ON_SOURCE makes a worker process die, as a segfault
-in a decoder would, when it starts an item whose source contains that text."""
+in a decoder would, when it starts an item whose source contains that text;
+DOCMILL_FAULT_DIE_AFTER_TAKE=1 makes the worker die right after it moves a task off the queue,
+before kombu records it (the window worker/kombu_taking.py closes)."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from pydantic import ConfigDict
 
@@ -22,6 +25,7 @@ class FaultSettings(EnvironmentModel):
     model_config = ConfigDict(extra="ignore")
 
     crash_on_source: str | None = None
+    die_after_take: bool = False
 
 
 def with_faults(load: Loader, faults: FaultSettings | None = None) -> Loader:
@@ -38,3 +42,15 @@ def with_faults(load: Loader, faults: FaultSettings | None = None) -> Loader:
         return load(item, settings, admit, data)
 
     return crashing_load
+
+
+def die_after_take(faults: FaultSettings | None = None) -> Callable[[str], None] | None:
+    """The taker's hook that kills the worker between its take and kombu's record, when set."""
+    if not (faults or FaultSettings()).die_after_take:
+        return None
+
+    def die(payload: str) -> None:
+        log.error("fault injection: dying after taking a task off the queue")
+        os._exit(137)
+
+    return die

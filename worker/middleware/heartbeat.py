@@ -4,7 +4,8 @@ Tasks are acked late, so each stays in kombu's `unacked` hash while a worker hol
 kombu re-queues a dead worker's only after the visibility timeout, which must outlast the
 slowest task (an hour). So each worker registers in Redis, beats every `heartbeat_s` and
 records the delivery tags it holds; a thread in every worker re-queues the tags of workers
-silent for `worker_lost_after_s` (the Redis side is docmill.jobs.WorkerRegistry).
+silent for `worker_lost_after_s` (the Redis side is docmill.jobs.WorkerRegistry), with the
+messages their taking lists hold (worker/kombu_taking.py). A worker takes only once registered.
 
 This runs in the Celery consumer, the process that takes messages and holds their tags,
 whatever the pool: the only process with the threads and solo pools, the parent with prefork.
@@ -16,6 +17,7 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, signals
@@ -23,6 +25,7 @@ from celery.worker import state
 
 from docmill.jobs import WorkerRegistry, connect
 from docmill.settings import Settings
+from worker.kombu_taking import Taker
 from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -37,9 +40,11 @@ def held_tags() -> list[str]:
 class Heartbeat:
     """One worker's registration, its beat, and the recovery of lost workers' tasks."""
 
-    def __init__(self, app: Celery, registry: WorkerRegistry, settings: Settings, metrics: Metrics | None):
+    def __init__(self, app: Celery, registry: WorkerRegistry, settings: Settings, metrics: Metrics | None,
+                 taker: Taker | None = None):
         self.app = app
         self.registry = registry
+        self.taker = taker or Taker(registry)
         self.settings = settings
         self.metrics = metrics
         self.worker = ""
@@ -56,6 +61,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="docmill-heartbeat", daemon=True)
         self._thread.start()
         self.registry.beat(self.worker, [])
+        self.taker.own(self.worker)
 
     def hold(self, sender: Any, request: Any, **_: object) -> None:
         """On task_received: record the tag now, so a worker killed before its next beat
@@ -64,7 +70,8 @@ class Heartbeat:
             self.registry.hold(self.worker, request.message.delivery_tag)
 
     def stop(self, sender: Any, **_: object) -> None:
-        """On worker_shutdown, sent once a warm shutdown has acked or re-queued every task."""
+        """On worker_shutdown, sent once a warm shutdown has acked or re-queued every task
+        (leaving gives back anything still in the taking list)."""
         if sender.app is not self.app or self._thread is None:
             return
         self._stop.set()
@@ -75,6 +82,7 @@ class Heartbeat:
         """Beat, then re-queue what every lapsed worker held, and what a worker killed before
         it could record a task left behind."""
         self.registry.beat(self.worker, held_tags())
+        self.taker.own(self.worker)
         lost_after_s = self.settings.worker_lost_after_s
         for lost in self.registry.lapsed(lost_after_s):
             tags = self.registry.recover(lost, lost_after_s)
@@ -100,10 +108,12 @@ class Heartbeat:
                 log.warning("heartbeat failed; trying again in %ss", self.settings.heartbeat_s, exc_info=True)
 
 
-def install(app: Celery, settings: Settings, metrics: Metrics | None) -> Heartbeat:
+def install(app: Celery, settings: Settings, metrics: Metrics | None,
+            on_taken: Callable[[str], None] | None = None) -> Heartbeat:
     """Hook a Heartbeat into `app`'s worker (Celery's signals are global, so each handler
-    checks that the signal is about this app)."""
-    heartbeat = Heartbeat(app, WorkerRegistry(connect(settings.broker_url.get_secret_value())), settings, metrics)
+    checks that the signal is about this app). Its taker goes in the app's transport options."""
+    registry = WorkerRegistry(connect(settings.broker_url.get_secret_value()))
+    heartbeat = Heartbeat(app, registry, settings, metrics, Taker(registry, on_taken))
     signals.worker_init.connect(heartbeat.start, weak=False)
     signals.task_received.connect(heartbeat.hold, weak=False)
     signals.worker_shutdown.connect(heartbeat.stop, weak=False)

@@ -1,0 +1,178 @@
+"""Taking a task off the queue in one step, so that a SIGKILL cannot lose it.
+
+kombu's Redis transport takes a message with BRPOP, which removes it from the queue, and
+records it in `unacked` only afterwards, in Python (`QoS.append`). A worker killed between
+the two lost that task: in no queue, in `unacked` nowhere (`make chaos` lost one so, with
+kombu 5.7.0). Here a worker's channel takes with BLMOVE instead, which moves the message
+into the worker's own taking list (docmill.jobs.WorkerRegistry.taking_key) in the same step,
+and drops it from there once kombu has recorded it. So the message is always in the queue,
+in a taking list, or in `unacked`, and the heartbeat puts a lapsed worker's taking list back
+on the queue with the rest of what it held.
+
+One list to take from is what makes the move atomic: docmill's worker consumes one queue,
+kept as one list (ONE_LIST_PER_QUEUE). A channel that consumes several lists, or prefixes
+its keys, keeps kombu's BRPOP and says so once. A channel takes nothing until its worker is
+registered, so no taking list belongs to a worker no one would recover.
+
+The patch replaces `Channel._brpop_start` and `_brpop_read` for channels whose connection
+carries a Taker in its transport options (TAKER_OPTION); every other channel runs kombu's
+own code. It is applied to the kombu versions whose transport it was read against (KNOWN).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from time import monotonic
+from typing import Any
+
+import kombu
+from kombu.transport import redis as redis_transport
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from docmill.jobs import WorkerRegistry
+
+log = logging.getLogger(__name__)
+
+KNOWN = ((5, 3), (5, 8))  # [first, last) kombu (major, minor) whose BRPOP path this replaces
+TAKER_OPTION = "docmill_taker"
+_original_start = redis_transport.Channel._brpop_start
+_original_read = redis_transport.Channel._brpop_read
+
+
+class Taker:
+    """One worker's side of taking: its name once registered, the reply it still owes a
+    read, and the drops from its taking list that Redis refused (retried before the next
+    take). `on_taken` runs between the move and kombu's record: the chaos tests' fault hook."""
+
+    def __init__(self, registry: WorkerRegistry, on_taken: Callable[[str], None] | None = None):
+        self.registry = registry
+        self.on_taken = on_taken
+        self.worker: str | None = None
+        self.unread = False
+        self._owed: list[str] = []
+        self._warned = False
+
+    def __repr__(self) -> str:  # Celery prints transport options in its banner and `inspect conf`
+        return f"<docmill Taker for {self.worker or 'an unregistered worker'}>"
+
+    def own(self, worker: str) -> None:
+        """The worker is registered: it may take now."""
+        self.worker = worker
+
+    def before_take(self) -> None:
+        """Settle what earlier takes left: a reply never read (its message may sit in the
+        taking list) and drops Redis refused."""
+        assert self.worker is not None
+        if self.unread:
+            given = self.registry.give_back(self.worker)
+            if given:
+                log.warning("gave back %d task(s) whose take was cut off: %s", len(given), ", ".join(given))
+            self.unread = False
+        while self._owed:
+            self.registry.taken(self.worker, self._owed[0])
+            self._owed.pop(0)
+
+    def recorded(self, payload: str) -> None:
+        """kombu recorded the message in `unacked`: drop it from the taking list, or owe the
+        drop should Redis refuse now (a message left there after its ack would run twice)."""
+        assert self.worker is not None
+        try:
+            self.registry.taken(self.worker, payload)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            log.warning("could not drop a taken task from %s; trying before the next take",
+                        self.registry.taking_key(self.worker))
+            self._owed.append(payload)
+
+    def falls_back(self, keys: list[str], prefixed: bool) -> None:
+        if not self._warned:
+            why = "a global key prefix" if prefixed else f"{len(keys)} lists ({', '.join(keys)})"
+            log.warning("taking with kombu's BRPOP, which a SIGKILL can interrupt with a task in no "
+                        "list (docs/guarantees.md): the channel consumes %s, not one list", why)
+            self._warned = True
+
+
+def _taker(channel: Any) -> Taker | None:
+    return (channel.connection.client.transport_options or {}).get(TAKER_OPTION)
+
+
+def _take_start(self: Any, timeout: float | None = None) -> None:
+    """kombu's `_brpop_start`, sending the taker's BLMOVE when the channel consumes one list."""
+    taker = _taker(self)
+    if taker is None:
+        return _original_start(self, timeout)
+    queues = self._queue_cycle.consume(len(self.active_queues))
+    if not queues:
+        return None
+    keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+    if len(keys) != 1 or self.global_keyprefix:
+        taker.falls_back(keys, bool(self.global_keyprefix))
+        return _original_start(self, timeout)
+    if taker.worker is None:
+        return None  # the event loop polls again within a second; the first beat lands first
+    taker.before_take()
+    timeout = self.brpop_timeout if timeout is None else timeout
+    self._docmill_taking_from = queues[0]
+    self._in_poll = self.client.connection
+    self._brpop_sent_at = monotonic()
+    taker.unread = True
+    self.client.connection.send_command(*taker.registry.take_command(taker.worker, keys[0], timeout or 0))
+    return None
+
+
+def _take_read(self: Any, **options: Any) -> bool:
+    """kombu's `_brpop_read` for the taker's BLMOVE: deliver (kombu records the message in
+    `unacked`), then drop it from the taking list."""
+    queue = getattr(self, "_docmill_taking_from", None)
+    if queue is None:
+        return _original_read(self, **options)
+    taker = _taker(self)
+    try:
+        try:
+            item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+        except self.connection_errors:
+            self.client.connection.disconnect()
+            raise
+        taker.unread = False
+        if not item:
+            raise redis_transport.Empty()
+        payload = bytes_to_str(item)
+        if taker.on_taken:
+            taker.on_taken(payload)
+        self._queue_cycle.rotate(queue)
+        self.connection._deliver(loads(payload), queue)
+        taker.recorded(payload)
+        return True
+    finally:
+        self._in_poll = None
+        self._docmill_taking_from = None
+        flush = getattr(self, "_flush_brpop_reauth", None)
+        if flush:
+            flush()
+
+
+def known(version: str = kombu.__version__) -> bool:
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return KNOWN[0] <= (major, minor) < KNOWN[1]
+
+
+def apply(version: str = kombu.__version__) -> bool:
+    """Install the atomic take where this kombu version's transport is the one it was read
+    against (idempotent); True when installed."""
+    if not known(version):
+        log.warning("kombu %s is outside %s: tasks are taken with its BRPOP, which a SIGKILL can "
+                    "interrupt with a task in no list (docs/guarantees.md)", version, KNOWN)
+        return False
+    redis_transport.Channel._brpop_start = _take_start
+    redis_transport.Channel._brpop_read = _take_read
+    return True
+
+
+def restore() -> None:
+    """The transport as kombu ships it."""
+    redis_transport.Channel._brpop_start = _original_start
+    redis_transport.Channel._brpop_read = _original_read
+
