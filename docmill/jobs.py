@@ -446,9 +446,15 @@ class WorkerRegistry:
 
     def take_command(self, worker: str, queue: str, timeout: float) -> list[Any]:
         """The blocking command that moves the next message from `queue` into `worker`'s
-        taking list in one step: BLMOVE, or on a Redis before 6.2 its older twin BRPOPLPUSH."""
+        taking list in one step: BLMOVE, or on a Redis before 6.2 its older twin BRPOPLPUSH.
+        A server that will not say its version (INFO denied by an ACL) is taken to be recent."""
         if self._has_blmove is None:
-            version = str(self.r.info("server").get("redis_version", "0"))
+            import redis
+
+            try:
+                version = str(self.r.info("server").get("redis_version", "0"))
+            except redis.exceptions.ResponseError:
+                version = "6.2"
             self._has_blmove = tuple(int(part) for part in version.split(".")[:2]) >= (6, 2)
         if self._has_blmove:
             return ["BLMOVE", queue, self.taking_key(worker), "RIGHT", "LEFT", timeout]

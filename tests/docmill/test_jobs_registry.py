@@ -218,3 +218,15 @@ def test_leaving_gives_back_what_the_taking_list_holds(registry, channel):
     assert registry.r.lrange(registry.taking_key(leaving), 0, -1) == ["not a message"]  # never dropped unread
     assert leaving not in registry.lapsed(0)
     registry.r.delete(registry.taking_key(leaving))
+
+
+def test_a_server_that_denies_info_gets_blmove(redis_url, registry):
+    """An ACL that denies INFO (some managed Redis) must not stop a worker from taking."""
+    user = f"test-noinfo-{uuid.uuid4().hex[:6]}"
+    registry.r.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+                           commands=["+@all", "-info"])
+    try:
+        denied = WorkerRegistry(connect(redis_url.replace("redis://", f"redis://{user}:pw@", 1)))
+        assert denied.take_command("w", "q", 1)[0] == "BLMOVE"
+    finally:
+        registry.r.acl_deluser(user)
