@@ -468,9 +468,7 @@ class WorkerRegistry:
         """Put what `worker`'s taking list holds back on its queue, bar what kombu recorded
         in `unacked` meanwhile; the tags given back. For a take whose reply never arrived (a
         dropped connection) and for a clean shutdown. A message that names no queue stays."""
-        args: list[Any] = []
-        for entry in self.r.lrange(self.taking_key(worker), 0, -1):
-            args += self._taken_args(entry)
+        args = self._taking_args(worker)
         if not args:
             return []
         return list(self._give_back(keys=[self.taking_key(worker), self.kombu.unacked_key], args=args))
@@ -500,9 +498,7 @@ class WorkerRegistry:
         `unacked` (or still in the taking list and not in `unacked`), so two workers racing
         here, or an ack landing meanwhile, never make a second copy. None: the worker beat
         again, or another worker recovered it first."""
-        taken: list[Any] = []
-        for entry in self.r.lrange(self.taking_key(worker), 0, -1):
-            taken += self._taken_args(entry)
+        taken = self._taking_args(worker)
         tags = sorted(self.r.smembers(self.tags_key(worker)))
         args: list[Any] = [worker, lost_after_s, len(taken), *taken]
         for tag, entry in zip(tags, self.r.hmget(self.kombu.unacked_key, tags) if tags else []):
@@ -553,6 +549,10 @@ class WorkerRegistry:
             pass
         queues = self._route(exchange, routing_key)
         return [tag, dumps(message), len(queues), *queues] if queues else []
+
+    def _taking_args(self, worker: str) -> list[Any]:
+        """The script's groups for every message in `worker`'s taking list."""
+        return [arg for entry in self.r.lrange(self.taking_key(worker), 0, -1) for arg in self._taken_args(entry)]
 
     def _taken_args(self, entry: str) -> list[Any]:
         """`tag, message, n, queue...` for a message in a taking list, which went no further
