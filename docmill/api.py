@@ -110,18 +110,21 @@ class Ocr:
     """An engine held for the lifetime of the object: create once, read many images.
 
     `models`: a preset name, set folder, version folder or `s3://` set (default: the
-    DOCMILL_MODELS setting). `device`: auto, cpu or cuda. `options`: any engine option
+    DOCMILL_MODELS setting, else the device's default set, Settings.models_for). `device`:
+    auto, cpu or cuda. `options`: any engine option
     (`det_box_thresh=0.4`, `use_angle_cls=False`, ...), validated now, not at first read."""
 
     def __init__(self, models: str | None = None, device: str | None = None,
                  settings: Settings | None = None, batch_size: int | None = None, **options: Any):
         from converter.presets import ensure_model_set
         from worker.engine.pipeline import OcrEngine
+        from worker.engine.providers import CUDA, resolve_providers
 
         check_option_names(options, "Ocr()")
         EngineOptions().merged(options)  # a bad value fails here, before any model loads
         self.settings = settings or Settings()
-        self.model_set = ModelSet.load(ensure_model_set(models or self.settings.models, self.settings))
+        on_gpu = CUDA in resolve_providers(device or self.settings.device)
+        self.model_set = ModelSet.load(ensure_model_set(models or self.settings.models_for(on_gpu), self.settings))
         self._engine = OcrEngine.load(self.model_set, self.settings, device)
         self.options: EngineOptions = self._engine.options.merged(options)
         self._engine.check(self.options)

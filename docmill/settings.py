@@ -21,6 +21,7 @@ from docmill.options import EngineOptions
 
 ENV_PREFIX = "DOCMILL_"
 DEFAULT_MODEL_SET = "pp-ocrv6-int8det"
+GPU_DEFAULT_MODEL_SET = "pp-ocrv6"  # Settings.models_for: the same set, its detector in fp32
 DEFAULT_PIXEL_BUDGET_MP = 96.0  # Settings.pixel_budget when pixel_budget_mp is 0
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -148,6 +149,15 @@ class Settings(EnvironmentModel):
         runs alone, on every core; a GPU is fed batches of pages within the same bound."""
         megapixels = self.pixel_budget_mp or DEFAULT_PIXEL_BUDGET_MP
         return round(megapixels * 1_000_000)
+
+    def models_for(self, on_gpu: bool) -> str:
+        """The model set to load: the one chosen (DOCMILL_MODELS or the constructor), else the
+        device's default. The default's int8 detector is for CPUs: ORT's CUDA provider has no
+        int8 convolution, so its quantise and dequantise steps would only add work there (and
+        per-channel ones fall back to the CPU), so a GPU gets the same set with the fp32 det."""
+        if on_gpu and "models" not in self.model_fields_set:
+            return GPU_DEFAULT_MODEL_SET
+        return self.models
 
     @property
     def model_cache(self) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from docmill.commandline import Subparsers, lazy
 from docmill.documents import FORMATS_HELP, PDF_TEXT_HELP, PDF_TEXT_MODES
 from docmill.inputs import DEFAULT_INCLUDE, INCLUDE_HELP
+from docmill.settings import DEFAULT_MODEL_SET, GPU_DEFAULT_MODEL_SET
 
 DEVICES = ["auto", "cpu", "cuda"]
 
@@ -26,7 +27,8 @@ def _add_run(sub: Subparsers) -> None:
                    "(searched recursively) or an s3://bucket/prefix; several may be given")
     p.add_argument("--out", required=True, help="output folder or s3://bucket/prefix (checked for a "
                    "write before any work)")
-    p.add_argument("--models", help="model set: preset name, folder, or s3:// URI (default: DOCMILL_MODELS)")
+    p.add_argument("--models", help="model set: preset name, folder, or s3:// URI (default: DOCMILL_MODELS, else "
+                   f"{DEFAULT_MODEL_SET}, or {GPU_DEFAULT_MODEL_SET} on CUDA)")
     p.add_argument("--device", choices=DEVICES, help="where the models run (default: DOCMILL_DEVICE, auto)")
     p.add_argument("--batch-images", type=int, help="images per engine batch (default: DOCMILL_BATCH_IMAGES)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -138,9 +138,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     refusal = results_read_again(include, args.include, args.inputs, args.out)
     if refusal is not None:
         raise UsageError(refusal)
-    from worker.engine.providers import resolve_providers
+    from worker.engine.providers import CUDA, resolve_providers
 
-    resolve_providers(args.device or settings.device)  # DeviceUnavailable is a usage error
+    on_gpu = CUDA in resolve_providers(args.device or settings.device)  # DeviceUnavailable is a usage error
     require_writable(args.out, settings)
     inputs = list_inputs(args.inputs, args.out, settings, include)
     if not inputs.items:
@@ -148,7 +148,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         reads = (" ".join(INPUT_SUFFIXES) if args.include == DEFAULT_INCLUDE
                  else f"what --include {args.include!r} matches")
         raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads {reads}")
-    model_set = _model_set(args.models or settings.models, settings)
+    model_set = _model_set(args.models or settings.models_for(on_gpu), settings)
+    if not (args.models or args.quiet) and settings.models_for(on_gpu) != settings.models:
+        print(f"docmill run: on CUDA the default model set is {settings.models_for(on_gpu)}, as {settings.models}'s "
+              "int8 detector is for CPUs (--models or DOCMILL_MODELS chooses another)", file=sys.stderr)
     current, lacking = (_drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing
                         else (0, frozenset()))
     replaced = _results_there(inputs, args.out, settings, pages_too=not args.skip_existing)

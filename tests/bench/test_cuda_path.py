@@ -4,6 +4,7 @@ defaults' shapes and text can be measured without a GPU."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,18 @@ def test_the_cuda_path_buckets_its_runs_and_reads_the_demo_pages_as_the_cpu_does
     assert cuda_texts == cpu_texts and len(cuda_texts) == 5
     assert cuda["distinct_shapes"]["rec"] < cpu["distinct_shapes"]["rec"]  # 64 px widths, power-of-two batches
     assert cuda["providers"] == ["CPUExecutionProvider"]
+
+
+def test_on_cuda_the_default_set_is_the_fp32_one_and_a_chosen_set_stays(tmp_path: Path):
+    """The default's int8 detector is for CPUs: with no set chosen, a CUDA run loads the
+    fp32 set and says so; a set chosen in DOCMILL_MODELS is kept, default or not."""
+    write_samples(tmp_path / "pages")
+    (tmp_path / "pages" / "truth.json").unlink()
+    env = {k: v for k, v in os.environ.items() if k != "DOCMILL_MODELS"}
+    for out, chosen in (("default", None), ("chosen", "pp-ocrv6-int8det")):
+        done = subprocess.run([sys.executable, "-m", "bench.cuda_path", "run", str(tmp_path / "pages"), "--out",
+                               str(tmp_path / out), "--device", "cpu"], cwd=REPO, capture_output=True, text=True,
+                              check=True, env={**env, **({"DOCMILL_MODELS": chosen} if chosen else {})})
+        sets = {json.loads(p.read_text())["models"]["set"] for p in (tmp_path / out).glob("*.json")}
+        assert sets == {chosen or "pp-ocrv6"}
+        assert ("on CUDA the default model set is pp-ocrv6" in done.stderr) is (chosen is None)

@@ -3,7 +3,7 @@
 import pytest
 
 from docmill.cli import main
-from docmill.settings import Settings, mask_url
+from docmill.settings import DEFAULT_MODEL_SET, GPU_DEFAULT_MODEL_SET, Settings, mask_url
 
 
 def test_engine_overrides_cover_every_engine_option(monkeypatch):
@@ -86,3 +86,13 @@ def test_the_pixel_budget_is_the_default_unless_set():
 
     assert Settings().pixel_budget() == DEFAULT_PIXEL_BUDGET_MP * 1_000_000
     assert Settings(pixel_budget_mp=30).pixel_budget() == 30_000_000
+
+
+def test_a_gpu_gets_the_fp32_detector_unless_a_set_was_chosen(monkeypatch):
+    monkeypatch.delenv("DOCMILL_MODELS", raising=False)
+    unset = Settings()
+    assert (unset.models_for(False), unset.models_for(True)) == (DEFAULT_MODEL_SET, GPU_DEFAULT_MODEL_SET)
+    assert GPU_DEFAULT_MODEL_SET != DEFAULT_MODEL_SET
+    assert Settings(models="pp-ocrv4-ch").models_for(True) == "pp-ocrv4-ch"
+    monkeypatch.setenv("DOCMILL_MODELS", DEFAULT_MODEL_SET)  # chosen, even though it is the default
+    assert Settings().models_for(True) == DEFAULT_MODEL_SET
