@@ -2,7 +2,8 @@
 
 Engine options are shown with their effective values, not as unset overrides: PaddleOCR's
 defaults, then the configured model set's measured defaults (when the set is on this
-machine; nothing is fetched), then DOCMILL_ENGINE__* overrides.
+machine; nothing is fetched), then DOCMILL_ENGINE__* overrides. `models_on_cuda` is the set a
+CUDA run loads (Settings.models_for).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from docmill.settings import Settings
 
 def effective_config(settings: Settings) -> dict[str, Any]:
     data = settings.masked_dump()
+    data["models_on_cuda"] = settings.models_for(on_gpu=True)
     overrides = settings.engine.as_dict()
     manifest = _local_manifest(settings)
     base = manifest.engine_defaults() if manifest else EngineOptions()

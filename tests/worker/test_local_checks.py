@@ -120,8 +120,10 @@ def test_every_option_of_every_command_has_help():
 
 def test_config_shows_effective_engine_values_and_no_test_hooks(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("DOCMILL_ENGINE__DET_BOX_THRESH", "0.42")
+    monkeypatch.delenv("DOCMILL_MODELS", raising=False)
     assert main(["config"]) == 0
     data = json.loads(capsys.readouterr().out)
+    assert (data["models"], data["models_on_cuda"]) == ("pp-ocrv6-int8det", "pp-ocrv6")
     assert data["engine"]["det_box_thresh"] == 0.42
     assert None not in data["engine"].values() and isinstance(data["engine"]["det_limit_side_len"], int)
     assert data["engine_layers"][0] == "PaddleOCR defaults" and "DET_BOX_THRESH" in data["engine_layers"][-1].upper()
