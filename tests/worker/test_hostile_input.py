@@ -133,7 +133,11 @@ def test_each_bad_image_costs_only_its_own_result(rig):
                     (doc["image"]["width"], doc["image"]["height"]) if doc["image"] else None)
     want = {k: (code, size) for k, (_, code, size) in FILES.items()} | {"deleted.png": ("not_found", None)}
     assert got == want
-    assert result(rig, items[list(FILES).index("text.png")])["lines"][0]["text"] == "Item 0007"
+    # Spaces aside: pp-ocrv4-ch read "Item0007" once in a fresh clone's make test (2026-12-02),
+    # "Item 0007" in every other run and alone, with receipts or with small pages; what the
+    # crop was batched with there (rec pads a batch to its widest crop) is the likely cause.
+    read = result(rig, items[list(FILES).index("text.png")])["lines"][0]["text"]
+    assert "".join(read.split()) == "Item0007"
     assert "PDF" in result(rig, items[list(FILES).index("pdf.jpg")])["error"]["message"]
     assert_worker_still_works(rig)
 
