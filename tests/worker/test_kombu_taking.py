@@ -203,3 +203,12 @@ def test_the_take_is_replaced_only_in_the_kombu_versions_it_was_read_against(ver
     finally:
         kombu_taking.apply()
 
+
+
+def test_the_installed_kombu_is_one_the_take_was_read_against() -> None:
+    """celery asks for kombu>=5.7 with no upper bound, and outside KNOWN the take is kombu's
+    BRPOP again. When this fails, read the new kombu's `_brpop_start` and `_brpop_read`
+    against worker/kombu_taking.py, run this file, then widen KNOWN."""
+    import kombu
+
+    assert kombu_taking.known(), f"kombu {kombu.__version__} is outside {kombu_taking.KNOWN}"
