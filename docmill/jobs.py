@@ -487,6 +487,13 @@ class WorkerRegistry:
         self.give_back(worker)
         self.r.pipeline().zrem(self.WORKERS, worker).delete(self.tags_key(worker)).execute()
 
+    def census(self, lost_after_s: float) -> tuple[int, int]:
+        """(live, silent): registered workers that beat within `lost_after_s`, and those that
+        have not and are not recovered yet, on Redis's clock."""
+        seconds, micros = self.r.time()
+        live = self.r.zcount(self.WORKERS, seconds + micros / 1e6 - lost_after_s, "+inf")
+        return live, self.r.zcard(self.WORKERS) - live
+
     def lapsed(self, lost_after_s: float) -> list[str]:
         """Workers whose last beat is more than `lost_after_s` old."""
         return list(self._lapsed(keys=[self.WORKERS], args=[lost_after_s]))

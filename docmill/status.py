@@ -1,7 +1,9 @@
-"""`docmill status JOB [--watch] [--json]`: a job's counts, throughput and ETA, from Redis.
+"""`docmill status JOB [--watch] [--json]`: a job's counts, throughput and ETA, from Redis,
+and the workers registered on the same broker (live, or silent past DOCMILL_WORKER_LOST_AFTER_S),
+so a job that stalls because no worker runs says so.
 
-Reads only the job state the producer and workers keep (docmill.jobs), so it works from any
-machine that can reach the broker, while the job runs or after it finished.
+Reads only what the producer and workers keep (docmill.jobs), so it works from any machine
+that can reach the broker, while the job runs or after it finished.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from typing import Any
 
 from docmill.errors import UsageError
-from docmill.jobs import JobNotFound, JobState, JobStore, connect
+from docmill.jobs import JobNotFound, JobState, JobStore, WorkerRegistry, connect
 from docmill.settings import Settings, mask_url
 from docmill.wording import counted
 
@@ -36,11 +38,12 @@ def view(state: JobState, now: float | None = None) -> dict[str, Any]:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     broker = settings.broker_url.get_secret_value()
-    store = JobStore(connect(broker))
+    client = connect(broker)
+    store, workers = JobStore(client), _Workers(WorkerRegistry(client), settings.worker_lost_after_s)
     state = _get(store, args.job, broker)
     if args.watch and not state.finished:
-        state = _watch(store, args.job, broker, max(args.interval, 0.1))
-    data = view(state)
+        state = _watch(store, workers, args.job, broker, max(args.interval, 0.1))
+    data = workers.add_to(view(state))
     if args.json:
         print(json.dumps(data, sort_keys=True), flush=True)
     else:
@@ -61,17 +64,29 @@ def _get(store: JobStore, job: str, broker: str) -> JobState:
         raise UsageError(f"cannot reach the broker at {mask_url(broker)}: {exc}") from exc
 
 
-def _watch(store: JobStore, job: str, broker: str, interval: float) -> JobState:
+class _Workers:
+    """The broker's worker census, added to a job's view."""
+
+    def __init__(self, registry: WorkerRegistry, lost_after_s: float):
+        self.registry = registry
+        self.lost_after_s = lost_after_s
+
+    def add_to(self, data: dict[str, Any]) -> dict[str, Any]:
+        live, silent = self.registry.census(self.lost_after_s)
+        return {**data, "workers": {"live": live, "silent": silent, "lost_after_s": self.lost_after_s}}
+
+
+def _watch(store: JobStore, workers: _Workers, job: str, broker: str, interval: float) -> JobState:
     """Refresh a table on stderr until the job is finished; the last state."""
     from rich.console import Console
     from rich.live import Live
 
     state = _get(store, job, broker)
-    with Live(_table(view(state)), console=Console(stderr=True), auto_refresh=False) as live:
+    with Live(_table(workers.add_to(view(state))), console=Console(stderr=True), auto_refresh=False) as live:
         while not state.finished:
             time.sleep(interval)
             state = _get(store, job, broker)
-            live.update(_table(view(state)), refresh=True)
+            live.update(_table(workers.add_to(view(state))), refresh=True)
     return state
 
 
@@ -95,9 +110,17 @@ def _table(data: dict[str, Any]):  # type: ignore[no-untyped-def]
     table.add_row("ETA", _duration(data["eta_s"]))
     table.add_row("elapsed", _duration(data["elapsed_s"]))
     table.add_row("models", f"{data['models'].get('uri', '')} ({data['models'].get('version', '')})")
+    if "workers" in data and not data["finished"]:
+        table.add_row("workers", _workers(data["workers"]))
     for code, n in sorted(data["failure_codes"].items()):
         table.add_row(f"failed: {code}", f"{n:,}")
     return table
+
+
+def _workers(census: dict[str, Any]) -> str:
+    """Say "2 live", or "0 live, 1 silent for over 30 s", which tells why a job stalls."""
+    silent = f", {census['silent']:,} silent for over {census['lost_after_s']:g} s" if census["silent"] else ""
+    return f"{census['live']:,} live{silent}"
 
 
 def _duration(seconds: float | None) -> str:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from docmill.cli import main
-from docmill.jobs import JobStore, connect
+from docmill.jobs import JobStore, WorkerRegistry, connect
 from docmill.status import view
 
 pytestmark = pytest.mark.services
@@ -60,6 +60,27 @@ def test_table_output(store, job_id, capsys):
     store.create(job_id, "in/", "out/", "m", "v")
     rc, out, _ = _status(capsys, job_id)
     assert rc == 0 and f"job {job_id}" in out and "listing" in out and "pending" in out
+
+
+def test_workers_on_the_broker_are_counted_live_or_silent(store, job_id, capsys, monkeypatch):
+    """A job that stalls because its workers died says so: silent ones are counted apart."""
+    monkeypatch.setenv("DOCMILL_WORKER_LOST_AFTER_S", "30")
+    store.create(job_id, "in/", "out/", "m", "v")
+    registry = WorkerRegistry(store.r)
+    before = json.loads(_status(capsys, job_id, "--json")[1])["workers"]
+    live, silent = f"test-live-{job_id}", f"test-silent-{job_id}"
+    registry.beat(live, [])
+    seconds, _ = registry.r.time()
+    registry.r.zadd(WorkerRegistry.WORKERS, {silent: seconds - 60})  # its last beat, a minute ago
+    try:
+        after = json.loads(_status(capsys, job_id, "--json")[1])["workers"]
+        table = _status(capsys, job_id)[1]
+    finally:
+        registry.leave(live)
+        registry.leave(silent)
+    assert (after["live"] - before["live"], after["silent"] - before["silent"]) == (1, 1)
+    assert after["lost_after_s"] == 30
+    assert f"{after['live']} live, {after['silent']} silent for over 30 s" in " ".join(table.split())
 
 
 def test_watch_returns_once_the_job_finishes(store, job_id, capsys):
