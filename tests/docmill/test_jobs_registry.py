@@ -40,13 +40,18 @@ def channel(redis_url: str) -> Iterator[tuple[Any, str]]:
         queue(conn.channel()).delete()
 
 
-def take(chan: Any, queue: str, count: int, body: dict | None = None, **publish: Any) -> list[str]:
+def take(chan: Any, queue: str, count: int, body: dict | None = None, **options: Any) -> list[str]:
     """Publish `count` messages (`body`, or {"n": n}) and take them without acking: their
     delivery tags, now in kombu's `unacked` hash as a worker's prefetched or running tasks are."""
+    publish(chan, queue, count, body, **options)
+    return [chan.basic_get(queue, no_ack=False).delivery_tag for _ in range(count)]
+
+
+def publish(chan: Any, queue: str, count: int, body: dict | None = None, **options: Any) -> None:
+    """`count` messages (`body`, or {"n": n}) on `queue`, as Celery publishes to it."""
     producer = Producer(chan)
     for n in range(count):
-        producer.publish(body or {"n": n}, exchange=queue, routing_key=queue, serializer="json", **publish)
-    return [chan.basic_get(queue, no_ack=False).delivery_tag for _ in range(count)]
+        producer.publish(body or {"n": n}, exchange=queue, routing_key=queue, serializer="json", **options)
 
 
 def queued(registry: WorkerRegistry, key: str) -> list[dict]:
@@ -147,12 +152,6 @@ def test_unrecorded_old_deliveries_go_back_once_and_recorded_or_young_ones_stay(
     assert registry.r.hexists("unacked", tags[0]) and not registry.r.hexists("unacked", tags[1])
     assert not set(tags) & set(registry.recover_orphans(0))  # nothing is restored twice
     assert sorted(chan.basic_get(queue, no_ack=True).payload["n"] for _ in tags[1:]) == [1, 2]
-
-
-def publish(chan: Any, queue: str, count: int) -> None:
-    producer = Producer(chan)
-    for n in range(count):
-        producer.publish({"n": n}, exchange=queue, routing_key=queue, serializer="json")
 
 
 def move_to_taking(registry: WorkerRegistry, taker: str, queue: str) -> str:
