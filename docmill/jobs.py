@@ -554,8 +554,7 @@ class WorkerRegistry:
             message["properties"]["delivery_info"]["redelivered"] = True
         except KeyError:
             pass
-        queues = self._route(exchange, routing_key)
-        return [tag, dumps(message), len(queues), *queues] if queues else []
+        return _group(tag, dumps(message), self._route(exchange, routing_key))
 
     def _taking_args(self, worker: str) -> list[Any]:
         """The script's groups for every message in `worker`'s taking list."""
@@ -573,7 +572,7 @@ class WorkerRegistry:
         except (ValueError, TypeError, KeyError):
             return []
         queues = self._route(info.get("exchange") or "", info.get("routing_key") or "") or [info.get("routing_key")]
-        return [tag, entry, len(queues), *queues] if all(queues) else []
+        return _group(tag, entry, queues if all(queues) else [])
 
     def _route(self, exchange: str, routing_key: str) -> list[str]:
         """The queues a direct exchange (Celery's kind) routes `routing_key` to, from kombu's
@@ -583,3 +582,8 @@ class WorkerRegistry:
             return [routing_key]
         rows = (row.split(self.kombu.sep) for row in self.r.smembers(self.kombu.keyprefix_queue % exchange))
         return sorted({queue for key, _, queue in rows if key == routing_key})
+
+
+def _group(tag: str, payload: str, queues: list[str]) -> list[Any]:
+    """One `tag, payload, n, queue...` group of the restoring scripts; none without a queue."""
+    return [tag, payload, len(queues), *queues] if queues else []

@@ -38,9 +38,14 @@ def _connparams(self: Any, asynchronous: bool = False) -> dict[str, Any]:
     return _original_connparams(self, asynchronous)
 
 
-def needed(version: str = kombu.__version__) -> bool:
+def within(bounds: tuple[tuple[int, int], tuple[int, int]], version: str) -> bool:
+    """Whether kombu `version` is in [first, last) of (major, minor) `bounds`."""
     major, minor = (int(part) for part in version.split(".")[:2])
-    return AFFECTED[0] <= (major, minor) < AFFECTED[1]
+    return bounds[0] <= (major, minor) < bounds[1]
+
+
+def needed(version: str = kombu.__version__) -> bool:
+    return within(AFFECTED, version)
 
 
 def apply(version: str = kombu.__version__) -> bool:

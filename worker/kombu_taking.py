@@ -34,6 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docmill.jobs import WorkerRegistry
+from worker.kombu_fixes import within
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,7 @@ def _take_read(self: Any, **options: Any) -> bool:
 
 
 def known(version: str = kombu.__version__) -> bool:
-    major, minor = (int(part) for part in version.split(".")[:2])
-    return KNOWN[0] <= (major, minor) < KNOWN[1]
+    return within(KNOWN, version)
 
 
 def apply(version: str = kombu.__version__) -> bool:

@@ -148,9 +148,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         reads = (" ".join(INPUT_SUFFIXES) if args.include == DEFAULT_INCLUDE
                  else f"what --include {args.include!r} matches")
         raise UsageError(f"no images or documents in {' '.join(args.inputs)}{passed}; docmill reads {reads}")
-    model_set = _model_set(args.models or settings.models_for(on_gpu), settings)
-    if not (args.models or args.quiet) and settings.models_for(on_gpu) != settings.models:
-        print(f"docmill run: on CUDA the default model set is {settings.models_for(on_gpu)}, as {settings.models}'s "
+    device_models = settings.models_for(on_gpu)
+    model_set = _model_set(args.models or device_models, settings)
+    if not (args.models or args.quiet) and device_models != settings.models:
+        print(f"docmill run: on CUDA the default model set is {device_models}, as {settings.models}'s "
               "int8 detector is for CPUs (--models or DOCMILL_MODELS chooses another)", file=sys.stderr)
     current, lacking = (_drop_current(inputs, args.out, model_set, formats, settings) if args.skip_existing
                         else (0, frozenset()))
