@@ -3,6 +3,7 @@ original pixels, for every angle (worker/engine/orientation.py)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -27,6 +28,20 @@ def test_preprocess_is_the_models_input_for_any_page_shape():
     for shape in ((3508, 2480, 3), (100, 900, 3), (224, 224, 3)):
         pixels = orientation.preprocess(np.full(shape, 255, np.uint8))
         assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8
+
+
+@pytest.mark.parametrize("shape", [(1865, 935), (605, 463), (700, 2300), (224, 300), (7016, 4961)])
+def test_preprocess_is_the_centre_of_the_whole_page_resized(shape):
+    """The warp computes only the crop, and samples where resizing the whole page to a short
+    side of 256 would: the same pixels, bar the warp's 1/32-pixel interpolation steps."""
+    rng = np.random.default_rng(sum(shape))
+    page = cv2.GaussianBlur(rng.integers(0, 256, (*shape, 3), dtype=np.uint8), (0, 0), 3)  # scan-like, not noise
+    h, w = shape
+    scale = orientation.RESIZE_SHORT / min(h, w)
+    whole = cv2.resize(page, (max(224, round(w * scale)), max(224, round(h * scale))), interpolation=cv2.INTER_LANCZOS4)
+    top, left = (whole.shape[0] - 224) // 2, (whole.shape[1] - 224) // 2
+    difference = np.abs(orientation.preprocess(page).astype(int) - whole[top : top + 224, left : left + 224])
+    assert difference.mean() < 0.5 and difference.max() <= 8
 
 
 class _Probabilities:
