@@ -23,10 +23,13 @@ again (within `done` and `pages_done`).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+log = logging.getLogger(__name__)
 
 PREFIX = "docmill:job:"
 PLAN_FIELD = "producer_plan"  # in the job's hash: the producer's plan, as JSON
@@ -402,6 +405,12 @@ end
 return given
 """
 
+UNREADABLE = "docmill:unreadable"
+"""Messages taken off a queue that are no kombu message (not JSON, or without the delivery
+tag and routing kombu records), or that route to no queue: set aside here, as taken, so that
+one neither stops the worker that took it nor stays in a taking list for ever. An operator
+can read them, and push one back onto its queue once mended."""
+
 ONE_LIST_PER_QUEUE = {"priority_steps": [0]}
 """kombu's Redis transport option for producers and workers alike: each queue is one list,
 with no lists per priority step, so a worker takes from one key in one atomic move
@@ -467,11 +476,19 @@ class WorkerRegistry:
     def give_back(self, worker: str) -> list[str]:
         """Put what `worker`'s taking list holds back on its queue, bar what kombu recorded
         in `unacked` meanwhile; the tags given back. For a take whose reply never arrived (a
-        dropped connection) and for a clean shutdown. A message that names no queue stays."""
+        dropped connection) and for a clean shutdown. A message no queue can take is set
+        aside in UNREADABLE."""
         args = self._taking_args(worker)
         if not args:
             return []
-        return list(self._give_back(keys=[self.taking_key(worker), self.kombu.unacked_key], args=args))
+        return self._set_aside_told(worker, self._give_back(keys=[self.taking_key(worker), self.kombu.unacked_key],
+                                                            args=args))
+
+    def set_aside(self, worker: str, payload: str) -> bool:
+        """Move one unreadable message from `worker`'s taking list to UNREADABLE (False: it
+        was no longer there)."""
+        return bool(self._give_back(keys=[self.taking_key(worker), self.kombu.unacked_key],
+                                    args=_group(_SET_ASIDE, payload, [UNREADABLE])))
 
     def beat(self, worker: str, tags: list[str]) -> None:
         """Register or refresh `worker`, add the tags it holds, and forget those already acked."""
@@ -514,7 +531,7 @@ class WorkerRegistry:
         keys = [self.WORKERS, self.tags_key(worker), self.kombu.unacked_key, self.kombu.unacked_index_key,
                 self.taking_key(worker)]
         restored = self._recover(keys=keys, args=args)
-        return None if restored is None else list(restored)
+        return None if restored is None else self._set_aside_told(worker, restored)
 
     def recover_orphans(self, min_age_s: float) -> list[str]:
         """Put back on their queues the unacked messages delivered over `min_age_s` ago that
@@ -563,16 +580,26 @@ class WorkerRegistry:
     def _taken_args(self, entry: str) -> list[Any]:
         """`tag, message, n, queue...` for a message in a taking list, which went no further
         than that list: its own bytes, back on the queues its routing reaches, or on the queue
-        its routing key names. A message without a tag or routing stays in the list."""
+        its routing key names. A message without a tag or routing, or routed to no queue,
+        goes to UNREADABLE under the tag _SET_ASIDE instead."""
         from kombu.utils.json import loads
 
         try:
             properties = loads(entry)["properties"]
             tag, info = properties["delivery_tag"], properties["delivery_info"]
-        except (ValueError, TypeError, KeyError):
-            return []
-        queues = self._route(info.get("exchange") or "", info.get("routing_key") or "") or [info.get("routing_key")]
-        return _group(tag, entry, queues if all(queues) else [])
+            queues = self._route(info.get("exchange") or "", info.get("routing_key") or "") or [info["routing_key"]]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return _group(_SET_ASIDE, entry, [UNREADABLE])
+        readable = isinstance(tag, str) and tag and all(queues)
+        return _group(tag, entry, queues) if readable else _group(_SET_ASIDE, entry, [UNREADABLE])
+
+    @staticmethod
+    def _set_aside_told(worker: str, moved: list[str]) -> list[str]:
+        """The tags a script re-queued, once it has logged those it set aside."""
+        aside = sum(tag == _SET_ASIDE for tag in moved)
+        if aside:
+            log.error("set aside %d unreadable message(s) from worker %s's taking list in %s", aside, worker, UNREADABLE)
+        return [tag for tag in moved if tag != _SET_ASIDE]
 
     def _route(self, exchange: str, routing_key: str) -> list[str]:
         """The queues a direct exchange (Celery's kind) routes `routing_key` to, from kombu's
@@ -582,6 +609,9 @@ class WorkerRegistry:
             return [routing_key]
         rows = (row.split(self.kombu.sep) for row in self.r.smembers(self.kombu.keyprefix_queue % exchange))
         return sorted({queue for key, _, queue in rows if key == routing_key})
+
+
+_SET_ASIDE = ""  # the scripts' tag for a message set aside: kombu's delivery tags are never empty
 
 
 def _group(tag: str, payload: str, queues: list[str]) -> list[Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
-from docmill.jobs import ONE_LIST_PER_QUEUE, WorkerRegistry, connect
+from docmill.jobs import ONE_LIST_PER_QUEUE, UNREADABLE, WorkerRegistry, connect
 
 pytestmark = pytest.mark.services
 
@@ -211,12 +211,32 @@ def test_leaving_gives_back_what_the_taking_list_holds(registry, channel):
     leaving = worker()
     registry.beat(leaving, [])
     first, second = move_to_taking(registry, leaving, queue), move_to_taking(registry, leaving, queue)
-    registry.r.rpush(registry.taking_key(leaving), "not a message")
     registry.leave(leaving)
     assert sorted(registry.r.lrange(queue, 0, -1)) == sorted([first, second])
-    assert registry.r.lrange(registry.taking_key(leaving), 0, -1) == ["not a message"]  # never dropped unread
-    assert leaving not in registry.lapsed(0)
-    registry.r.delete(registry.taking_key(leaving))
+    assert not registry.r.exists(registry.taking_key(leaving)) and leaving not in registry.lapsed(0)
+
+
+@pytest.mark.parametrize("foreign", ["not a message UNIQUE", json.dumps({"body": "UNIQUE"}), json.dumps([1, "UNIQUE"]),
+                                     json.dumps({"properties": {"delivery_tag": "UNIQUE", "delivery_info": {}}})])
+def test_a_message_no_queue_can_take_is_set_aside_from_a_lapsed_workers_taking_list(registry, channel, caplog,
+                                                                                   foreign):
+    """Not given back (a worker would take it again, and could not read it), not dropped, not
+    left in a taking list no one reads: set aside whole, once, and logged."""
+    chan, queue = channel
+    publish(chan, queue, 1)
+    lost = worker()
+    good = move_to_taking(registry, lost, queue)
+    marked = foreign.replace("UNIQUE", uuid.uuid4().hex)
+    registry.r.rpush(registry.taking_key(lost), marked)
+    registry.beat(lost, [])
+    try:
+        with caplog.at_level("ERROR", logger="docmill.jobs"):
+            assert registry.recover(lost, 0) == [tag_of(good)]
+        assert registry.r.lrange(queue, 0, -1) == [good] and registry.r.lrange(UNREADABLE, 0, -1).count(marked) == 1
+        assert not registry.r.exists(registry.taking_key(lost))
+        assert f"set aside 1 unreadable message(s) from worker {lost}'s taking list" in caplog.text
+    finally:
+        registry.r.lrem(UNREADABLE, 0, marked)
 
 
 def test_a_server_that_denies_info_gets_blmove(redis_url, registry):
