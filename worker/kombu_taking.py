@@ -33,7 +33,7 @@ from kombu.utils.json import loads
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from docmill.jobs import WorkerRegistry
+from docmill.jobs import UNREADABLE, WorkerRegistry
 from worker.kombu_fixes import within
 
 log = logging.getLogger(__name__)
@@ -45,15 +45,17 @@ _original_read = redis_transport.Channel._brpop_read
 
 
 class Taker:
-    """One worker's side of taking: its name once registered, the reply it still owes a
-    read, and the drops from its taking list that Redis refused (retried before the next
-    take). `on_taken` runs between the move and kombu's record: the chaos tests' fault hook."""
+    """One worker's side of taking: its name once registered, whether a take is unsettled
+    (its reply was cut off, or its delivery raised before kombu recorded it: the message may
+    sit in the taking list), and the drops from its taking list that Redis refused (retried
+    before the next take). `on_taken` runs between the move and kombu's record: the chaos
+    tests' fault hook."""
 
     def __init__(self, registry: WorkerRegistry, on_taken: Callable[[str], None] | None = None):
         self.registry = registry
         self.on_taken = on_taken
         self.worker: str | None = None
-        self.unread = False
+        self.unsettled = False
         self._owed: list[str] = []
         self._warned = False
 
@@ -65,14 +67,14 @@ class Taker:
         self.worker = worker
 
     def before_take(self) -> None:
-        """Settle what earlier takes left: a reply never read (its message may sit in the
-        taking list) and drops Redis refused."""
+        """Settle what earlier takes left: an unsettled take's message, given back unless
+        kombu recorded it, and drops Redis refused."""
         assert self.worker is not None
-        if self.unread:
+        if self.unsettled:
             given = self.registry.give_back(self.worker)
             if given:
-                log.warning("gave back %d task(s) whose take was cut off: %s", len(given), ", ".join(given))
-            self.unread = False
+                log.warning("gave back %d task(s) whose take did not finish: %s", len(given), ", ".join(given))
+            self.unsettled = False
         while self._owed:
             self.registry.taken(self.worker, self._owed[0])
             self._owed.pop(0)
@@ -87,6 +89,24 @@ class Taker:
             log.warning("could not drop a taken task from %s; trying before the next take",
                         self.registry.taking_key(self.worker))
             self._owed.append(payload)
+
+    def failed(self, payload: str, recorded: bool) -> None:
+        """Delivering the message raised. Recorded in `unacked`, it leaves the taking list
+        (kombu restores it from there; a second copy would run it twice); otherwise the next
+        take gives it back, as for a cut-off take."""
+        if recorded:
+            self.recorded(payload)
+        else:
+            self.unsettled = True
+
+    def unreadable(self, payload: str, queue: str, why: str) -> None:
+        """A message kombu cannot read: set aside, not delivered, not lost."""
+        assert self.worker is not None
+        self.unsettled = True  # should Redis refuse the move now, the next take's give_back sets it aside
+        self.registry.set_aside(self.worker, payload)
+        self.unsettled = False
+        log.error("a message on queue %s is not one kombu can read (%s): set aside in %s, %d bytes", queue,
+                  why[:200], UNREADABLE, len(payload))
 
     def falls_back(self, keys: list[str], prefixed: bool) -> None:
         if not self._warned:
@@ -119,7 +139,7 @@ def _take_start(self: Any, timeout: float | None = None) -> None:
     self._docmill_taking_from = queues[0]
     self._in_poll = self.client.connection
     self._brpop_sent_at = monotonic()
-    taker.unread = True
+    taker.unsettled = True
     self.client.connection.send_command(*taker.registry.take_command(taker.worker, keys[0], timeout or 0))
     return None
 
@@ -137,14 +157,19 @@ def _take_read(self: Any, **options: Any) -> bool:
         except self.connection_errors:
             self.client.connection.disconnect()
             raise
-        taker.unread = False
+        taker.unsettled = False
         if not item:
             raise redis_transport.Empty()
         payload = bytes_to_str(item)
         if taker.on_taken:
             taker.on_taken(payload)
         self._queue_cycle.rotate(queue)
-        self.connection._deliver(loads(payload), queue)
+        message = _readable(self, payload, queue, taker)
+        try:
+            self.connection._deliver(message, queue)
+        except Exception:
+            taker.failed(payload, message["properties"]["delivery_tag"] in self.qos._delivered)
+            raise
         taker.recorded(payload)
         return True
     finally:
@@ -153,6 +178,21 @@ def _take_read(self: Any, **options: Any) -> bool:
         flush = getattr(self, "_flush_brpop_reauth", None)
         if flush:
             flush()
+
+
+def _readable(channel: Any, payload: str, queue: str, taker: Taker) -> dict[str, Any]:
+    """The message as kombu reads it, or Empty once an unreadable one is set aside: kombu
+    would raise out of the worker's event loop, and Celery would stop the worker for good."""
+    try:
+        message = loads(payload)
+        channel.Message(message, channel=channel)  # kombu's own reading: properties, delivery tag, body
+        info = message["properties"]["delivery_info"]
+        if "exchange" not in info or "routing_key" not in info:  # what QoS.append records
+            raise KeyError("delivery_info has no exchange or routing_key")
+    except Exception as exc:  # noqa: BLE001 - whatever kombu would stumble on
+        taker.unreadable(payload, queue, f"{type(exc).__name__}: {exc}")
+        raise redis_transport.Empty() from None
+    return message
 
 
 def known(version: str = kombu.__version__) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from docmill.jobs import ONE_LIST_PER_QUEUE, WorkerRegistry, connect
+from docmill.jobs import ONE_LIST_PER_QUEUE, UNREADABLE, WorkerRegistry, connect
 from worker import kombu_taking
 from worker.kombu_taking import TAKER_OPTION, Taker
 
@@ -136,6 +136,68 @@ def test_a_take_whose_reply_was_lost_is_given_back_before_the_next(redis_url, re
         assert [message.payload["n"] for message in got] == [0]
         assert registry.r.llen(registry.taking_key(taker.worker)) == 0 and registry.r.llen(queue_name) == 0
         got[0].ack()
+
+
+def test_a_message_kombu_cannot_read_is_set_aside_and_the_worker_goes_on(redis_url, registry, taker, queue_name,
+                                                                         caplog):
+    """kombu would raise out of the event loop (and Celery stop the worker for good), with
+    the message gone: here it is set aside whole, and the next message is delivered."""
+    foreign = [f"not json {uuid.uuid4().hex}", json.dumps({"body": uuid.uuid4().hex}),
+               json.dumps({"body": "", "properties": {"delivery_tag": uuid.uuid4().hex, "delivery_info": {}}})]
+    registry.r.lpush(queue_name, *foreign)  # taken from the right: these first
+    publish(redis_url, queue_name)
+    got: list[Any] = []
+    try:
+        with caplog.at_level(logging.ERROR, logger="worker.kombu_taking"), worker_connection(redis_url, taker) as conn:
+            consume(conn, [queue_name], got)
+            got[0].ack()
+        assert [message.payload["n"] for message in got] == [0]
+        assert [payload for payload in registry.r.lrange(UNREADABLE, 0, -1) if payload in foreign] == foreign
+        assert registry.r.llen(registry.taking_key(taker.worker)) == 0 and registry.r.llen(queue_name) == 0
+        assert caplog.text.count(f"set aside in {UNREADABLE}") == 3
+    finally:
+        for payload in foreign:
+            registry.r.lrem(UNREADABLE, 1, payload)
+
+
+def test_a_delivery_that_raises_after_kombus_record_leaves_the_task_in_unacked_alone(redis_url, registry, taker,
+                                                                                   queue_name):
+    """kombu restores it from `unacked`; a copy left in the taking list would go back too."""
+    publish(redis_url, queue_name)
+    got: list[Any] = []
+
+    def broken_consumer(body: Any, message: Any) -> None:
+        got.append(message)
+        raise RuntimeError("a consumer bug")
+
+    with worker_connection(redis_url, taker) as conn:
+        with Consumer(conn, [bound(queue_name)], callbacks=[broken_consumer]), pytest.raises(RuntimeError):
+            conn.drain_events(timeout=5)
+        assert registry.r.hexists("unacked", got[0].delivery_tag)
+        assert registry.r.llen(registry.taking_key(taker.worker)) == 0 and registry.r.llen(queue_name) == 0
+        got[0].ack()
+
+
+def test_a_delivery_that_raises_before_kombus_record_is_given_back_by_the_next_take(redis_url, registry, taker,
+                                                                                  queue_name):
+    publish(redis_url, queue_name)
+    got: list[Any] = []
+    with worker_connection(redis_url, taker) as conn:
+        with Consumer(conn, [bound(queue_name)], callbacks=[lambda body, message: got.append(message)]):
+            qos = conn.default_channel.qos
+            qos.append = _refuse  # type: ignore[method-assign]
+            with pytest.raises(RedisConnectionError):
+                conn.drain_events(timeout=5)
+            assert registry.r.llen(registry.taking_key(taker.worker)) == 1
+            del qos.append
+            conn.drain_events(timeout=5)
+        assert [message.payload["n"] for message in got] == [0]
+        assert registry.r.llen(registry.taking_key(taker.worker)) == 0 and registry.r.llen(queue_name) == 0
+        got[0].ack()
+
+
+def _refuse(message: Any, tag: str) -> None:
+    raise RedisConnectionError("unacked out of reach")
 
 
 def test_an_unregistered_worker_takes_nothing(redis_url, registry, queue_name):

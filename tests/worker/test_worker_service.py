@@ -14,7 +14,7 @@ import uuid
 import cv2
 import pytest
 
-from docmill.jobs import JobStore, connect
+from docmill.jobs import UNREADABLE, JobStore, connect
 from docmill.messages import ModelsRef, OcrTask, TaskItem
 from docmill.result import validate_result
 from tests import fixtures_images as fx
@@ -78,6 +78,9 @@ def test_tasks_through_the_broker_give_results_counts_and_summary(
         published_models, worker_proc, s3_client, s3_bucket, redis_url, job_id, sample_pages):
     queue, proc, log = worker_proc
     images, _ = sample_pages
+    store = JobStore(connect(redis_url))
+    foreign = [f"not json {uuid.uuid4().hex}", json.dumps({"body": uuid.uuid4().hex})]  # first off the queue
+    store.r.lpush(queue, *foreign)
     bodies = {f"in/{name}": cv2.imencode(".png", img)[1].tobytes() for name, img in images.items()}
     bodies["in/bad/zero.jpg"] = fx.zero_bytes()
     bodies["in/bad/truncated.jpg"] = fx.truncated_jpeg()
@@ -86,7 +89,6 @@ def test_tasks_through_the_broker_give_results_counts_and_summary(
         etag = s3_client.put_object(Bucket=s3_bucket, Key=key, Body=body)["ETag"].strip('"')
         items.append(TaskItem(src=f"s3://{s3_bucket}/{key}", dst=f"s3://{s3_bucket}/out/{key[3:]}.json",
                               etag=etag, bytes=len(body)))
-    store = JobStore(connect(redis_url))
     out_prefix = f"s3://{s3_bucket}/out"
     store.create(job_id, f"s3://{s3_bucket}/in/", out_prefix, published_models.uri, published_models.version)
     for seq, start in enumerate(range(0, len(items), 3)):
@@ -95,10 +97,15 @@ def test_tasks_through_the_broker_give_results_counts_and_summary(
                                         items=chunk))
         store.record_enqueued(job_id, items=len(chunk), tasks=1, skipped=0, cursor=chunk[-1].src)
     store.finish_listing(job_id)
-    _wait_finished(store, job_id, proc, log)
+    _wait_finished(store, job_id, proc, log)  # the worker outlived the messages no task could be made of
 
     state = store.get(job_id)
     assert (state.total, state.done, state.failed) == (len(items), len(items) - 2, 2)
+    set_aside = store.r.lrange(UNREADABLE, 0, -1)
+    assert all(payload in set_aside for payload in foreign)
+    for payload in foreign:
+        store.r.lrem(UNREADABLE, 1, payload)
+    assert f"set aside in {UNREADABLE}" in log.read_text(errors="replace")
     for item in items:
         key = item.dst.split("/", 3)[3]
         obj = s3_client.get_object(Bucket=s3_bucket, Key=key)
