@@ -71,10 +71,13 @@ DIST_CAP_S = 90
 # to remove. cuDNN's
 # DEFAULT search is left out: it is its fallback mode, 0.6 receipts/s on the H200
 # (bench/results/gpu-probe.json). I/O binding is off unless this shows it helps: on CPU it cost
-# 6% of images/s, nearly all of it in rec's runs (docs/using.md).
+# 6% of images/s, nearly all of it in rec's runs (docs/using.md). Channels-last convolutions
+# (`nhwc`) are what tensor cores want, at the price of layout transposes around them: ORT
+# leaves them off by default, so they are timed, not assumed.
 SWEEP: tuple[tuple[str, dict[str, str], tuple[str, ...]], ...] = (
     ("defaults", {}, ()),
     ("session_per_shape", {"DOCMILL_SESSION_PER_SHAPE": "true", "DOCMILL_SHAPE_SESSIONS": "256"}, ()),
+    ("nhwc", {"DOCMILL_CUDA_PREFER_NHWC": "true"}, ()),
     ("rec_width=320", {}, ("--set", "rec_width_multiple=320")),
     ("buckets=off", {}, ("--set", "batch_buckets=false")),
     ("cudnn=EXHAUSTIVE", {"DOCMILL_CUDA_CONV_ALGO_SEARCH": "EXHAUSTIVE"}, ()),

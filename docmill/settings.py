@@ -79,6 +79,9 @@ class Settings(EnvironmentModel):
     cuda_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC", description="cuDNN conv algorithm search; EXHAUSTIVE re-benchmarks every new shape, "
                                  "DEFAULT is cuDNN's fallback mode (PP-OCRv6 rec: 0.6 receipts/s on an H200)")
+    cuda_prefer_nhwc: bool = Field(False, description="CUDA: run convolutions channels-last, the layout tensor "
+                                   "cores work in (ORT's prefer_nhwc, in its default builds since 1.20); off "
+                                   "until a GPU run shows it helps (bench.gpu --sweep)")
     gpu_mem_limit_mb: int | None = Field(None, ge=256, description="cap on the CUDA arena per session")
     session_per_shape: bool = Field(False, description="CUDA: one ONNXRuntime session per input shape, up to "
                                     "shape_sessions a model, so that no session alternates shapes (since ORT 1.20 "

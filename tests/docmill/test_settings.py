@@ -54,8 +54,10 @@ def test_mask_url(url, masked):
 def test_provider_options_follow_settings():
     from worker.engine.providers import provider_config
 
-    settings = Settings(cuda_conv_algo_search="EXHAUSTIVE", gpu_mem_limit_mb=2048, tensorrt=True)
+    assert "prefer_nhwc" not in dict(provider_config(["CUDAExecutionProvider"], Settings()))["CUDAExecutionProvider"]
+    settings = Settings(cuda_conv_algo_search="EXHAUSTIVE", gpu_mem_limit_mb=2048, tensorrt=True, cuda_prefer_nhwc=True)
     config = dict(provider_config(["CUDAExecutionProvider", "CPUExecutionProvider"], settings))
+    assert config["CUDAExecutionProvider"]["prefer_nhwc"] == "1"
     assert list(config)[0] == "TensorrtExecutionProvider"
     assert config["TensorrtExecutionProvider"]["trt_engine_cache_path"].endswith("tensorrt")
     assert config["CUDAExecutionProvider"]["cudnn_conv_algo_search"] == "EXHAUSTIVE"

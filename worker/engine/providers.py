@@ -159,7 +159,8 @@ def provider_config(providers: list[str], settings: Settings) -> list[tuple[str,
     default: EXHAUSTIVE benchmarks every new input shape, which det and rec change all the
     time), an arena that grows by what a run asks for rather than doubling (ORT's advice
     for inputs whose shapes vary, so a new shape does not reserve twice its need), an
-    optional arena cap, and the copy stream shared with compute. TensorRT, when
+    optional arena cap, the copy stream shared with compute, and channels-last convolutions
+    when asked for. TensorRT, when
     asked for and CUDA works, goes first with its engines cached under the cache dir."""
     config: list[tuple[str, dict[str, str]]] = []
     if CUDA in providers and settings.tensorrt:
@@ -173,6 +174,8 @@ def provider_config(providers: list[str], settings: Settings) -> list[tuple[str,
                        "arena_extend_strategy": "kSameAsRequested", "do_copy_in_default_stream": "True"}
             if settings.gpu_mem_limit_mb:
                 options["gpu_mem_limit"] = str(settings.gpu_mem_limit_mb * 1024 * 1024)
+            if settings.cuda_prefer_nhwc:
+                options["prefer_nhwc"] = "1"
         config.append((name, options))
     return config
 
