@@ -87,6 +87,9 @@ SWEEP: tuple[tuple[str, dict[str, str], tuple[str, ...]], ...] = (
     ("det_batch=1", {}, ("--set", "det_batch_size=1")),
     ("streams=1", {"DOCMILL_ENGINE_STREAMS": "1"}, ()),
 )
+# The FP16 copy once more on the sweep's receipts: half precision is where tensor cores want
+# channels-last most.
+FP16_SWEEP = ("fp16+nhwc", {"DOCMILL_CUDA_PREFER_NHWC": "true"}, ())
 TIME_LIMIT_S = 8 * 60
 
 
@@ -523,6 +526,9 @@ def measure_all(args: argparse.Namespace, work: Path, report: dict[str, Any], bu
         receipts_set(work / "sweep", min(SWEEP_IMAGES, count))
         for label, extra_env, extra_args in SWEEP:
             run(f"sweep:{label}", "sweep", args.models, RUN_CAP_S / 2, extra_env, extra_args)
+        if fp16_models is not None:
+            label, extra_env, extra_args = FP16_SWEEP
+            run(f"sweep:{label}", "sweep", fp16_models, RUN_CAP_S / 2, extra_env, extra_args)
 
 
 def process_counts(text: str) -> list[int]:

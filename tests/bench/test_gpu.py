@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.gpu import RECEIPTS, SWEEP, ResultCounter, steady_rate
+from bench.gpu import FP16_SWEEP, RECEIPTS, SWEEP, ResultCounter, steady_rate
 from docmill.options import parse_option_assignments
 from docmill.settings import Settings
 
@@ -44,7 +44,7 @@ def test_the_gpu_bench_rehearses_on_cpu_and_writes_its_fields():
     assert "needs a CUDA GPU" in fp16["not_run"] and not any(run.startswith("fp16:") for run in report["runs"])
 
 
-@pytest.mark.parametrize("label,env,args", SWEEP, ids=[label for label, _, _ in SWEEP])
+@pytest.mark.parametrize("label,env,args", [*SWEEP, FP16_SWEEP], ids=[label for label, _, _ in [*SWEEP, FP16_SWEEP]])
 def test_every_sweep_configuration_names_real_settings_and_options(label, env, args):
     """A GPU is lent rarely and briefly: a misspelt setting would be ignored (Settings passes
     over unknown variables) and its configuration would time the defaults again."""
