@@ -396,6 +396,20 @@ end
 return restored
 """
 
+# One step for a worker on several lists: the next message of the first list that has one,
+# moved into the taking list (KEYS[#KEYS]) as BLMOVE moves it; nil when every list is empty.
+_SWEEP = """
+local taking = KEYS[#KEYS]
+for i = 1, #KEYS - 1 do
+  local message = redis.call('RPOP', KEYS[i])
+  if message then
+    redis.call('LPUSH', taking, message)
+    return {KEYS[i], message}
+  end
+end
+return false
+"""
+
 _GIVE_BACK = _RESTORE + """
 local given, i = {}, 1
 while i <= #ARGV do
@@ -413,8 +427,8 @@ can read them, and push one back onto its queue once mended."""
 
 ONE_LIST_PER_QUEUE = {"priority_steps": [0]}
 """kombu's Redis transport option for producers and workers alike: each queue is one list,
-with no lists per priority step, so a worker takes from one key in one atomic move
-(WorkerRegistry.take_command). A priority given to a task changes nothing."""
+with no lists per priority step, so a worker on one queue blocks on one key in one atomic
+move (WorkerRegistry.take_command). A priority given to a task changes nothing."""
 
 
 class WorkerRegistry:
@@ -468,6 +482,12 @@ class WorkerRegistry:
         if self._has_blmove:
             return ["BLMOVE", queue, self.taking_key(worker), "RIGHT", "LEFT", timeout]
         return ["BRPOPLPUSH", queue, self.taking_key(worker), timeout]
+
+    def sweep_command(self, worker: str, lists: list[str]) -> list[Any]:
+        """The command that moves the next message of the first of `lists` that has one into
+        `worker`'s taking list in one step, without blocking (no blocking move waits on several
+        lists); its reply is `[list, message]`, or nil when all are empty."""
+        return ["EVAL", _SWEEP, len(lists) + 1, *lists, self.taking_key(worker)]
 
     def taken(self, worker: str, payload: str) -> None:
         """kombu has recorded this message in `unacked`: it leaves the taking list."""

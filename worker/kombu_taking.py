@@ -9,10 +9,14 @@ and drops it from there once kombu has recorded it. So the message is always in 
 in a taking list, or in `unacked`, and the heartbeat puts a lapsed worker's taking list back
 on the queue with the rest of what it held.
 
-One list to take from is what makes the move atomic: docmill's worker consumes one queue,
-kept as one list (ONE_LIST_PER_QUEUE). A channel that consumes several lists, or prefixes
-its keys, keeps kombu's BRPOP and says so once. A channel takes nothing until its worker is
-registered, so no taking list belongs to a worker no one would recover.
+A worker on one list (a queue, kept as one list: ONE_LIST_PER_QUEUE) blocks in BLMOVE. No
+blocking move waits on several lists, so a worker on several queues (or on a queue's
+priority lists) moves the next message of the first list that has one with a script
+(WorkerRegistry.sweep_command), in kombu's order of lists; when all are empty it blocks in
+BLMOVE on the first list for kombu's BRPOP timeout (one second), then sweeps again. A
+message arriving on another list meanwhile waits that second, never more. A channel that
+prefixes its keys keeps kombu's BRPOP and says so once. A channel takes nothing until its
+worker is registered, so no taking list belongs to a worker no one would recover.
 
 The patch replaces `Channel._brpop_start` and `_brpop_read` for channels whose connection
 carries a Taker in its transport options (TAKER_OPTION); every other channel runs kombu's
@@ -108,11 +112,10 @@ class Taker:
         log.error("a message on queue %s is not one kombu can read (%s): set aside in %s, %d bytes", queue,
                   why[:200], UNREADABLE, len(payload))
 
-    def falls_back(self, keys: list[str], prefixed: bool) -> None:
+    def falls_back(self) -> None:
         if not self._warned:
-            why = "a global key prefix" if prefixed else f"{len(keys)} lists ({', '.join(keys)})"
             log.warning("taking with kombu's BRPOP, which a SIGKILL can interrupt with a task in no "
-                        "list (docs/guarantees.md): the channel consumes %s, not one list", why)
+                        "list (docs/guarantees.md): the channel prefixes its keys (global_keyprefix)")
             self._warned = True
 
 
@@ -121,45 +124,55 @@ def _taker(channel: Any) -> Taker | None:
 
 
 def _take_start(self: Any, timeout: float | None = None) -> None:
-    """kombu's `_brpop_start`, sending the taker's BLMOVE when the channel consumes one list."""
+    """kombu's `_brpop_start`, sending the taker's BLMOVE on one list, or on several its sweep
+    of them all, and BLMOVE on the first once a sweep found them all empty."""
     taker = _taker(self)
     if taker is None:
         return _original_start(self, timeout)
     queues = self._queue_cycle.consume(len(self.active_queues))
     if not queues:
         return None
-    keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
-    if len(keys) != 1 or self.global_keyprefix:
-        taker.falls_back(keys, bool(self.global_keyprefix))
+    if self.global_keyprefix:
+        taker.falls_back()
         return _original_start(self, timeout)
     if taker.worker is None:
         return None  # the event loop polls again within a second; the first beat lands first
     taker.before_take()
+    keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]  # kombu's order
     timeout = self.brpop_timeout if timeout is None else timeout
-    self._docmill_taking_from = queues[0]
+    if len(keys) == 1 or getattr(self, "_docmill_swept_empty", False):
+        self._docmill_take = ("BLMOVE", keys[0])
+        command = taker.registry.take_command(taker.worker, keys[0], timeout or 0)
+    else:
+        self._docmill_take = ("EVAL", None)
+        command = taker.registry.sweep_command(taker.worker, keys)
     self._in_poll = self.client.connection
     self._brpop_sent_at = monotonic()
     taker.unsettled = True
-    self.client.connection.send_command(*taker.registry.take_command(taker.worker, keys[0], timeout or 0))
+    self.client.connection.send_command(*command)
     return None
 
 
 def _take_read(self: Any, **options: Any) -> bool:
-    """kombu's `_brpop_read` for the taker's BLMOVE: deliver (kombu records the message in
-    `unacked`), then drop it from the taking list."""
-    queue = getattr(self, "_docmill_taking_from", None)
-    if queue is None:
+    """kombu's `_brpop_read` for the taker's BLMOVE or sweep: deliver (kombu records the
+    message in `unacked`), then drop it from the taking list."""
+    take = getattr(self, "_docmill_take", None)
+    if take is None:
         return _original_read(self, **options)
+    command, key = take
     taker = _taker(self)
     try:
         try:
-            item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+            reply = self.client.parse_response(self.client.connection, command, **options)
         except self.connection_errors:
             self.client.connection.disconnect()
             raise
         taker.unsettled = False
+        self._docmill_swept_empty = command == "EVAL" and not reply  # then block until the next arrives
+        key, item = reply if command == "EVAL" and reply else (key, reply)
         if not item:
             raise redis_transport.Empty()
+        queue = bytes_to_str(key).rsplit(self.sep, 1)[0]  # a priority list's key names its queue first
         payload = bytes_to_str(item)
         if taker.on_taken:
             taker.on_taken(payload)
@@ -174,7 +187,7 @@ def _take_read(self: Any, **options: Any) -> bool:
         return True
     finally:
         self._in_poll = None
-        self._docmill_taking_from = None
+        self._docmill_take = None
         flush = getattr(self, "_flush_brpop_reauth", None)
         if flush:
             flush()

@@ -177,6 +177,18 @@ def test_the_take_command_moves_the_next_message_into_the_taking_list(registry, 
     assert registry.r.execute_command(*registry.take_command(taker, f"{queue}-empty", 0.1)) is None
 
 
+def test_the_sweep_moves_the_oldest_message_of_the_first_list_that_has_one(registry, channel):
+    chan, queue = channel
+    publish(chan, queue, 2)
+    taker, lists = worker(), [f"{queue}-empty", queue]
+    oldest = registry.r.lindex(queue, -1)
+    assert registry.r.execute_command(*registry.sweep_command(taker, lists)) == [queue, oldest]
+    assert registry.r.lrange(registry.taking_key(taker), 0, -1) == [oldest] and registry.r.llen(queue) == 1
+    registry.r.delete(queue)
+    assert registry.r.execute_command(*registry.sweep_command(taker, lists)) is None
+    registry.r.delete(registry.taking_key(taker))
+
+
 def test_a_lapsed_workers_taking_list_goes_back_once_bar_what_kombu_recorded(registry, channel):
     """A worker killed between its take and kombu's record leaves the task in its taking list
     only: it goes back on the queue as it was. A task kombu recorded goes back once, from `unacked`."""

@@ -43,13 +43,14 @@ def queue(registry: WorkerRegistry) -> Iterator[str]:
     registry.r.delete(name)
 
 
-def start_worker(redis_url: str, queue: str, pool: str, log: Path, **faults: str) -> subprocess.Popen:
+def start_worker(redis_url: str, queue: str, pool: str, log: Path, consumes: str | None = None,
+                 **faults: str) -> subprocess.Popen:
     """`docmill worker` in a session of its own, so a kill of its group takes a prefork
-    pool's children too, as the loss of its machine would."""
+    pool's children too, as the loss of its machine would; on `consumes` (default: `queue`)."""
     env = dict(os.environ, DOCMILL_BROKER_URL=redis_url, DOCMILL_LOG_LEVEL="INFO", DOCMILL_HEARTBEAT_S="1",
                DOCMILL_WORKER_LOST_AFTER_S="3", DOCMILL_CACHE_DIR=str(log.parent / "cache"), **faults)
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue, "--pool", pool,
+        return subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", consumes or queue, "--pool", pool,
                                  "--concurrency", "2", "--hostname", f"{queue}@heartbeat-test"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -90,12 +91,15 @@ def test_a_killed_workers_held_task_is_recorded_and_requeued(redis_url, registry
     assert registry.r.llen(queue) == 1 and registered(registry, queue) is None
 
 
+@pytest.mark.parametrize("queues", [1, 2])
 def test_a_worker_killed_between_taking_a_task_and_recording_it_leaves_it_for_recovery(redis_url, registry, queue,
-                                                                                      tmp_path):
+                                                                                      tmp_path, queues):
     """The window kombu's own BRPOP leaves open: the task was off the queue and in `unacked`
-    nowhere. Now it waits in the dead worker's taking list, and recovery puts it back."""
+    nowhere. Now it waits in the dead worker's taking list, and recovery puts it back; for a
+    worker on two queues too (`--queue other,q`, the task on the second)."""
     log = tmp_path / "worker.log"
-    proc = start_worker(redis_url, queue, "threads", log, DOCMILL_FAULT_DIE_AFTER_TAKE="1")
+    consumes = queue if queues == 1 else f"{queue}-other,{queue}"
+    proc = start_worker(redis_url, queue, "threads", log, consumes, DOCMILL_FAULT_DIE_AFTER_TAKE="1")
     try:
         worker = wait_for("registration", lambda: registered(registry, queue), log)
         send_held_task(redis_url, queue)
