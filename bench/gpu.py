@@ -499,10 +499,9 @@ def measure_all(args: argparse.Namespace, work: Path, report: dict[str, Any], bu
     runs = report["runs"]
 
     def run(key: str, folder: str, models: str, cap_s: float, env: dict[str, str] | None = None,
-            extra: tuple[str, ...] = ()) -> None:
-        runs[key] = docmill_run(work / folder, work / "out" / key.replace(":", "-"), models, budget.for_run(cap_s),
-                                env, extra)
-        print(f"  {key}: {runs[key]['images_per_s']} images/s", file=sys.stderr)
+            extra: tuple[str, ...] = (), trial: bool = False) -> None:
+        record(runs, key, lambda: docmill_run(work / folder, work / "out" / key.replace(":", "-"), models,
+                                              budget.for_run(cap_s), env, extra), trial)
         save()
 
     report["session_probe"] = session_probe(args.models, args.device, args.quick)
@@ -525,10 +524,25 @@ def measure_all(args: argparse.Namespace, work: Path, report: dict[str, Any], bu
     if args.sweep:
         receipts_set(work / "sweep", min(SWEEP_IMAGES, count))
         for label, extra_env, extra_args in SWEEP:
-            run(f"sweep:{label}", "sweep", args.models, RUN_CAP_S / 2, extra_env, extra_args)
+            run(f"sweep:{label}", "sweep", args.models, RUN_CAP_S / 2, extra_env, extra_args, trial=True)
         if fp16_models is not None:
             label, extra_env, extra_args = FP16_SWEEP
-            run(f"sweep:{label}", "sweep", fp16_models, RUN_CAP_S / 2, extra_env, extra_args)
+            run(f"sweep:{label}", "sweep", fp16_models, RUN_CAP_S / 2, extra_env, extra_args, trial=True)
+
+
+def record(runs: dict[str, Any], key: str, attempt: Callable[[], dict[str, Any]], trial: bool = False) -> None:
+    """`attempt`'s run into `runs` under `key`. A `trial` (a sweep's choice) that docmill
+    refuses is recorded with its reason, and the sweep goes on: one choice this onnxruntime
+    or GPU will not take must not cost the rest of a rare GPU's minutes."""
+    try:
+        runs[key] = attempt()
+    except SystemExit as exc:
+        if not trial:
+            raise
+        runs[key] = {"error": str(exc)}
+    row = runs[key]
+    print(f"  {key}: " + (f"{row['images_per_s']} images/s" if "images_per_s" in row else f"refused: {row['error']}"),
+          file=sys.stderr)
 
 
 def process_counts(text: str) -> list[int]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.gpu import FP16_SWEEP, RECEIPTS, SWEEP, ResultCounter, steady_rate
+from bench.gpu import FP16_SWEEP, RECEIPTS, SWEEP, ResultCounter, record, steady_rate
 from docmill.options import parse_option_assignments
 from docmill.settings import Settings
 
@@ -52,6 +52,19 @@ def test_every_sweep_configuration_names_real_settings_and_options(label, env, a
     assert set(fields) <= set(Settings.model_fields), label
     Settings(**fields)
     parse_option_assignments([value for flag, value in zip(args[::2], args[1::2]) if flag == "--set"])
+
+
+def test_a_sweep_choice_docmill_refuses_is_recorded_and_the_sweep_goes_on(capsys):
+    def refused() -> dict:
+        raise SystemExit("bench.gpu: docmill run exited 2: ['unknown provider option prefer_nhwc']")
+
+    runs: dict = {}
+    record(runs, "sweep:nhwc", refused, trial=True)
+    record(runs, "sweep:defaults", lambda: {"images_per_s": 310.0}, trial=True)
+    assert "prefer_nhwc" in runs["sweep:nhwc"]["error"] and runs["sweep:defaults"]["images_per_s"] == 310.0
+    assert "sweep:nhwc: refused: bench.gpu: docmill run exited 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the runs every figure rests on still stop the bench
+        record(runs, "default:receipts", refused)
 
 
 def test_the_steady_rate_starts_at_the_tenth_done_and_a_single_batch_gives_the_whole_rate():
