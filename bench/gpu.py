@@ -19,7 +19,10 @@ test suite does), so it cannot rot before a GPU is at hand.
    provider computes these models in float32 (converter/fp16.py), so the JSON says so instead.
 3. The distributed path on this machine: its own Redis, the S3 test server, a published model
    set, and for each N of `--processes`, a fresh `docmill worker --processes N` and a producer
-   job over the receipts.
+   job over the receipts. The S3 test server is one Python process, and every image costs it
+   three requests (GET, HEAD, PUT), so its own ceiling is measured too (`s3_ceiling`), and the
+   best N runs once more with the receipts, results and model set on the local filesystem (a
+   shared mount, as a GPU host may have): docmill's rate without the test server's cap.
 
 The runs go in order of what matters most (the default set's receipts, the distributed runs,
 then FP16 and the pages), and the JSON is written after each, so a run cut short keeps what it
@@ -34,6 +37,7 @@ bench/results/gpu-rehearsal.json, never mistaken for GPU figures).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -297,36 +301,81 @@ def distributed(folder: Path, models: str, process_counts: list[int], env: dict[
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         s3, published = s3_with_models(env, models, procs)
+        names = [path.name for path in sorted(folder.iterdir())]
         with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(lambda path: s3.upload_file(str(path.resolve()), "bench-in", f"receipts/{path.name}"),
-                          sorted(folder.iterdir())))
-        return {f"distributed:receipts:p{count}": worker_run(env, published, count, work, budget.for_run(DIST_CAP_S))
-                for count in process_counts}
+            list(pool.map(lambda name: s3.upload_file(str((folder / name).resolve()), "bench-in", f"receipts/{name}"),
+                          names))
+        ceiling = s3_ceiling(s3, names[:50])
+        rows = {}
+        for count in process_counts:
+            rows[f"distributed:receipts:p{count}"] = {
+                **worker_run(env, published, count, work, budget.for_run(DIST_CAP_S), "s3://bench-in/receipts/",
+                             f"s3://bench-out/receipts-p{count}/"), "s3_ceiling_images_per_s": ceiling}
+        best = max(rows.values(), key=lambda row: row["images_per_s"])["processes"]
+        rows[f"distributed:files:p{best}"] = worker_run(env, str(local_model_set(models)), best, work,
+                                                        budget.for_run(DIST_CAP_S), str(folder.resolve()),
+                                                        str(work / f"files-out-p{best}"))
+        return rows
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
 
 
-def worker_run(env: dict[str, str], published: str, processes: int, work: Path, timeout: float) -> dict[str, Any]:
-    """One job over the uploaded receipts, on a fresh `docmill worker --processes N`.
+def s3_ceiling(s3: Any, names: list[str], seconds: float = 3.0) -> float:
+    """The S3 test server's own ceiling in images/s: what an image costs it (GET the receipt,
+    HEAD and PUT a result of a receipt's size), as fast as 16 threads can ask, for `seconds`.
+    A distributed rate near it is the server's, not docmill's."""
+    body = b"x" * 12_000
+    stop = time.perf_counter() + seconds
+    counts = [0] * 16
+
+    def client(slot: int) -> None:
+        while time.perf_counter() < stop:
+            name = names[(slot + 16 * counts[slot]) % len(names)]
+            s3.get_object(Bucket="bench-in", Key=f"receipts/{name}")["Body"].read()
+            key = f"ceiling/{slot}-{counts[slot]}.json"
+            with contextlib.suppress(s3.exceptions.ClientError):
+                s3.head_object(Bucket="bench-out", Key=key)
+            s3.put_object(Bucket="bench-out", Key=key, Body=body)
+            counts[slot] += 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(client, range(16)))
+    return round(sum(counts) / (time.perf_counter() - started), 1)
+
+
+def local_model_set(models: str) -> Path:
+    """The folder of `models` (a preset) in the model cache, for a job whose storage is the
+    local filesystem."""
+    from converter.presets import ensure_model_set
+    from docmill.settings import Settings
+
+    return Path(ensure_model_set(models, Settings()))
+
+
+def worker_run(env: dict[str, str], models: str, processes: int, work: Path, timeout: float, source: str,
+               out: str) -> dict[str, Any]:
+    """One job over the receipts at `source` (results to `out`), on a fresh `docmill worker
+    --processes N`.
     `images_per_s` is the steady rate, from the tenth of the job done to its end, so that the
     processes' start-up (CUDA, sessions, first shapes) is not spread over a short run;
     `images_per_s_with_startup` is the whole job's, start-up included. A job not finished
     after `timeout` seconds is reported by what it had done (`timed_out`)."""
     from docmill.jobs import JobStore, connect
 
-    queue = f"gpu-{os.getpid()}-p{processes}"
+    queue = f"gpu-{os.getpid()}-p{processes}-{len(list(work.glob('worker-*.log')))}"
     worker = subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue, "--processes",
-                               str(processes)], env=env, stdout=open(work / f"worker-p{processes}.log", "wb"),
+                               str(processes)], env=env, stdout=open(work / f"worker-{queue}.log", "wb"),
                               stderr=subprocess.STDOUT, start_new_session=True)
     store = JobStore(connect(env["DOCMILL_BROKER_URL"]))
     try:
         started = time.perf_counter()
         with GpuSampler() as gpu:
-            produced = subprocess.run([sys.executable, "-m", "docmill.cli", "produce", "s3://bench-in/receipts/",
-                                       "--out", f"s3://bench-out/receipts-p{processes}/", "--models", published,
-                                       "--queue", queue, "--force"], env=env, text=True, capture_output=True)
+            produced = subprocess.run([sys.executable, "-m", "docmill.cli", "produce", source, "--out", out,
+                                       "--models", models, "--queue", queue, "--force"], env=env, text=True,
+                                      capture_output=True)
             if produced.returncode != 0:
                 raise SystemExit(f"bench.gpu: docmill produce exited {produced.returncode}: {produced.stderr.strip()}")
             job = produced.stdout.strip().splitlines()[-1]

@@ -38,6 +38,9 @@ def test_the_gpu_bench_rehearses_on_cpu_and_writes_its_fields():
     assert probe["rec:alternating"]["runs"] == 2 * sum(key.startswith("rec:") for key in shapes)
     distributed = report["runs"]["distributed:receipts:p1"]
     assert distributed["images"] == report["sets"]["receipts"] and distributed["failed"] == 0
+    assert distributed["s3_ceiling_images_per_s"] > 0  # the S3 test server's own cap, beside docmill's rate
+    on_files = report["runs"]["distributed:files:p1"]  # the same job on the local filesystem, past that cap
+    assert on_files["images"] == report["sets"]["receipts"] and on_files["failed"] == 0
     assert "written bench/results/gpu-rehearsal.json" in done.stdout  # never taken for GPU figures
     fp16 = report["fp16"]  # built from --models, but on CPU neither gated nor run
     assert fp16["built"] and fp16["set"].startswith("pp-ocrv6-fp16@") and fp16["gate"] is None
