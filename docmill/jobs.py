@@ -489,7 +489,7 @@ class WorkerRegistry:
         lists); its reply is `[list, message]`, or nil when all are empty."""
         return ["EVAL", _SWEEP, len(lists) + 1, *lists, self.taking_key(worker)]
 
-    def taken(self, worker: str, payload: str) -> None:
+    def taken(self, worker: str, payload: bytes | str) -> None:
         """kombu has recorded this message in `unacked`: it leaves the taking list."""
         self.r.lrem(self.taking_key(worker), 1, payload)
 
@@ -504,7 +504,7 @@ class WorkerRegistry:
         return self._set_aside_told(worker, self._give_back(keys=[self.taking_key(worker), self.kombu.unacked_key],
                                                             args=args))
 
-    def set_aside(self, worker: str, payload: str) -> bool:
+    def set_aside(self, worker: str, payload: bytes | str) -> bool:
         """Move one unreadable message from `worker`'s taking list to UNREADABLE (False: it
         was no longer there)."""
         return bool(self._give_back(keys=[self.taking_key(worker), self.kombu.unacked_key],
@@ -594,21 +594,26 @@ class WorkerRegistry:
         return _group(tag, dumps(message), self._route(exchange, routing_key))
 
     def _taking_args(self, worker: str) -> list[Any]:
-        """The script's groups for every message in `worker`'s taking list."""
-        return [arg for entry in self.r.lrange(self.taking_key(worker), 0, -1) for arg in self._taken_args(entry)]
+        """The script's groups for every message in `worker`'s taking list, read as bytes:
+        one that is not UTF-8 would stop this client's decoding (and with it the recovery of
+        every lapsed worker after it), and must be matched byte for byte to be set aside."""
+        from redis.client import NEVER_DECODE
 
-    def _taken_args(self, entry: str) -> list[Any]:
+        entries = self.r.execute_command("LRANGE", self.taking_key(worker), 0, -1, **{NEVER_DECODE: True})
+        return [arg for entry in entries for arg in self._taken_args(entry)]
+
+    def _taken_args(self, entry: bytes) -> list[Any]:
         """`tag, message, n, queue...` for a message in a taking list, which went no further
         than that list: its own bytes, back on the queues its routing reaches, or on the queue
-        its routing key names. A message without a tag or routing, or routed to no queue,
-        goes to UNREADABLE under the tag _SET_ASIDE instead."""
+        its routing key names. A message that is not UTF-8 JSON with a tag and routing, or is
+        routed to no queue, goes to UNREADABLE under the tag _SET_ASIDE instead."""
         from kombu.utils.json import loads
 
         try:
-            properties = loads(entry)["properties"]
+            properties = loads(entry.decode())["properties"]
             tag, info = properties["delivery_tag"], properties["delivery_info"]
             queues = self._route(info.get("exchange") or "", info.get("routing_key") or "") or [info["routing_key"]]
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError):  # UnicodeDecodeError is a ValueError
             return _group(_SET_ASIDE, entry, [UNREADABLE])
         readable = isinstance(tag, str) and tag and all(queues)
         return _group(tag, entry, queues) if readable else _group(_SET_ASIDE, entry, [UNREADABLE])
@@ -634,6 +639,6 @@ class WorkerRegistry:
 _SET_ASIDE = ""  # the scripts' tag for a message set aside: kombu's delivery tags are never empty
 
 
-def _group(tag: str, payload: str, queues: list[str]) -> list[Any]:
+def _group(tag: str, payload: bytes | str, queues: list[str]) -> list[Any]:
     """One `tag, payload, n, queue...` group of the restoring scripts; none without a queue."""
     return [tag, payload, len(queues), *queues] if queues else []

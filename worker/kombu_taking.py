@@ -60,7 +60,7 @@ class Taker:
         self.on_taken = on_taken
         self.worker: str | None = None
         self.unsettled = False
-        self._owed: list[str] = []
+        self._owed: list[bytes] = []
         self._warned = False
 
     def __repr__(self) -> str:  # Celery prints transport options in its banner and `inspect conf`
@@ -83,9 +83,10 @@ class Taker:
             self.registry.taken(self.worker, self._owed[0])
             self._owed.pop(0)
 
-    def recorded(self, payload: str) -> None:
-        """kombu recorded the message in `unacked`: drop it from the taking list, or owe the
-        drop should Redis refuse now (a message left there after its ack would run twice)."""
+    def recorded(self, payload: bytes) -> None:
+        """kombu recorded the message in `unacked`: drop it from the taking list (`payload` is
+        its bytes as taken, which the list holds), or owe the drop should Redis refuse now (a
+        message left there after its ack would run twice)."""
         assert self.worker is not None
         try:
             self.registry.taken(self.worker, payload)
@@ -94,7 +95,7 @@ class Taker:
                         self.registry.taking_key(self.worker))
             self._owed.append(payload)
 
-    def failed(self, payload: str, recorded: bool) -> None:
+    def failed(self, payload: bytes, recorded: bool) -> None:
         """Delivering the message raised. Recorded in `unacked`, it leaves the taking list
         (kombu restores it from there; a second copy would run it twice); otherwise the next
         take gives it back, as for a cut-off take."""
@@ -103,14 +104,16 @@ class Taker:
         else:
             self.unsettled = True
 
-    def unreadable(self, payload: str, queue: str, why: str) -> None:
-        """A message kombu cannot read: set aside, not delivered, not lost."""
+    def unreadable(self, payload: bytes, queue: str, why: str) -> None:
+        """A message kombu cannot read (`payload`: its bytes as taken): set aside, not
+        delivered, not lost."""
         assert self.worker is not None
         self.unsettled = True  # should Redis refuse the move now, the next take's give_back sets it aside
-        self.registry.set_aside(self.worker, payload)
+        moved = self.registry.set_aside(self.worker, payload)
         self.unsettled = False
-        log.error("a message on queue %s is not one kombu can read (%s): set aside in %s, %d bytes", queue,
-                  why[:200], UNREADABLE, len(payload))
+        where = f"set aside in {UNREADABLE}" if moved else "no longer in the taking list to set aside"
+        log.error("a message on queue %s is not one kombu can read (%s): %s, %d bytes", queue, why[:200], where,
+                  len(payload))
 
     def falls_back(self) -> None:
         if not self._warned:
@@ -173,17 +176,16 @@ def _take_read(self: Any, **options: Any) -> bool:
         if not item:
             raise redis_transport.Empty()
         queue = bytes_to_str(key).rsplit(self.sep, 1)[0]  # a priority list's key names its queue first
-        payload = bytes_to_str(item)
         if taker.on_taken:
-            taker.on_taken(payload)
+            taker.on_taken(bytes_to_str(item))
         self._queue_cycle.rotate(queue)
-        message = _readable(self, payload, queue, taker)
+        message = _readable(self, item, queue, taker)
         try:
             self.connection._deliver(message, queue)
         except Exception:
-            taker.failed(payload, message["properties"]["delivery_tag"] in self.qos._delivered)
+            taker.failed(item, message["properties"]["delivery_tag"] in self.qos._delivered)
             raise
-        taker.recorded(payload)
+        taker.recorded(item)
         return True
     finally:
         self._in_poll = None
@@ -193,17 +195,19 @@ def _take_read(self: Any, **options: Any) -> bool:
             flush()
 
 
-def _readable(channel: Any, payload: str, queue: str, taker: Taker) -> dict[str, Any]:
-    """The message as kombu reads it, or Empty once an unreadable one is set aside: kombu
-    would raise out of the worker's event loop, and Celery would stop the worker for good."""
+def _readable(channel: Any, item: bytes, queue: str, taker: Taker) -> dict[str, Any]:
+    """The message as kombu reads it (bytes_to_str, then JSON), or Empty once an unreadable
+    one is set aside: kombu would raise out of the worker's event loop, and Celery would stop
+    the worker for good. Registry calls get `item`'s own bytes: a message that is not UTF-8
+    reads with replacement characters, which would match nothing in Redis."""
     try:
-        message = loads(payload)
+        message = loads(bytes_to_str(item))
         channel.Message(message, channel=channel)  # kombu's own reading: properties, delivery tag, body
         info = message["properties"]["delivery_info"]
         if "exchange" not in info or "routing_key" not in info:  # what QoS.append records
             raise KeyError("delivery_info has no exchange or routing_key")
     except Exception as exc:  # noqa: BLE001 - whatever kombu would stumble on
-        taker.unreadable(payload, queue, f"{type(exc).__name__}: {exc}")
+        taker.unreadable(item, queue, f"{type(exc).__name__}: {exc}")
         raise redis_transport.Empty() from None
     return message
 

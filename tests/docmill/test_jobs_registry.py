@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from kombu import Connection, Exchange, Producer, Queue
 
 from docmill.jobs import ONE_LIST_PER_QUEUE, UNREADABLE, WorkerRegistry, connect
@@ -226,6 +227,24 @@ def test_leaving_gives_back_what_the_taking_list_holds(registry, channel):
     registry.leave(leaving)
     assert sorted(registry.r.lrange(queue, 0, -1)) == sorted([first, second])
     assert not registry.r.exists(registry.taking_key(leaving)) and leaving not in registry.lapsed(0)
+
+
+def test_a_taking_list_entry_that_is_not_utf8_is_set_aside_and_recovery_goes_on(redis_url, registry, channel):
+    """The registry's client decodes replies: such bytes raised out of recover(), and so out
+    of every live worker's sweep of lapsed workers, at every beat."""
+    chan, queue = channel
+    publish(chan, queue, 1)
+    lost, raw = worker(), redis.Redis.from_url(redis_url)
+    good = move_to_taking(registry, lost, queue)
+    foreign = b"\xff\xfe " + uuid.uuid4().hex.encode()
+    raw.rpush(registry.taking_key(lost), foreign)
+    registry.beat(lost, [])
+    try:
+        assert registry.recover(lost, 0) == [tag_of(good)]
+        assert registry.r.lrange(queue, 0, -1) == [good] and raw.lrange(UNREADABLE, 0, -1).count(foreign) == 1
+        assert not registry.r.exists(registry.taking_key(lost))
+    finally:
+        raw.lrem(UNREADABLE, 0, foreign)
 
 
 @pytest.mark.parametrize("foreign", ["not a message UNIQUE", json.dumps({"body": "UNIQUE"}), json.dumps([1, "UNIQUE"]),

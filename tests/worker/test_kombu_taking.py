@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -161,6 +162,23 @@ def test_a_message_kombu_cannot_read_is_set_aside_and_the_worker_goes_on(redis_u
             registry.r.lrem(UNREADABLE, 1, payload)
 
 
+def test_a_message_that_is_not_utf8_is_set_aside_byte_for_byte(redis_url, registry, taker, queue_name):
+    """Decoded, its bytes would match nothing in Redis: it would stay in the taking list."""
+    raw = redis.Redis.from_url(redis_url)
+    foreign = b"\xff\xfe not UTF-8 " + uuid.uuid4().hex.encode()
+    raw.lpush(queue_name, foreign)
+    publish(redis_url, queue_name)
+    got: list[Any] = []
+    try:
+        with worker_connection(redis_url, taker) as conn:
+            consume(conn, [queue_name], got)
+            got[0].ack()
+        assert raw.lrange(UNREADABLE, 0, -1).count(foreign) == 1
+        assert raw.llen(registry.taking_key(taker.worker)) == 0
+    finally:
+        raw.lrem(UNREADABLE, 0, foreign)
+
+
 def test_a_delivery_that_raises_after_kombus_record_leaves_the_task_in_unacked_alone(redis_url, registry, taker,
                                                                                    queue_name):
     """kombu restores it from `unacked`; a copy left in the taking list would go back too."""
@@ -300,7 +318,7 @@ def test_a_drop_redis_refused_is_made_before_the_next_take(redis_url, registry, 
     got: list[Any] = []
     with worker_connection(redis_url, taker) as conn:
         consume(conn, [queue_name], got)
-        assert registry.r.lrange(registry.taking_key(taker.worker), 0, -1) == refusals
+        assert registry.r.lrange(registry.taking_key(taker.worker), 0, -1) == [payload.decode() for payload in refusals]
         consume(conn, [queue_name], got)
         assert registry.r.llen(registry.taking_key(taker.worker)) == 0
         for message in got:
