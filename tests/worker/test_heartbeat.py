@@ -129,6 +129,32 @@ def test_a_stopped_worker_deregisters(redis_url, registry, queue, tmp_path):
     assert registry.r.llen(queue) == 1  # kombu re-queued the held task itself, at shutdown
 
 
+def test_a_lapsed_worker_that_cannot_be_recovered_does_not_hold_up_the_others(registry, channel, caplog):  # noqa: F811
+    chan, name = channel
+    broken, lost = f"test-{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}"
+    registry.beat(broken, [])
+    registry.beat(lost, take(chan, name, 1))
+    real_recover = registry.recover
+
+    def recover(worker: str, lost_after_s: float) -> list[str] | None:
+        if worker == broken:
+            raise ValueError("a state this code cannot read")
+        return real_recover(worker, lost_after_s)
+
+    registry.recover = recover  # type: ignore[method-assign]
+    heartbeat = Heartbeat(Celery(set_as_current=False), registry, Settings(heartbeat_s=1, worker_lost_after_s=3),
+                          Metrics())
+    heartbeat.worker = f"test-{uuid.uuid4().hex[:8]}"
+    try:
+        time.sleep(3.2)
+        heartbeat.tick()
+        assert registry.r.llen(name) == 1 and lost not in registry.lapsed(0) and broken in registry.lapsed(0)
+        assert f"could not re-queue what worker {broken} held" in caplog.text
+    finally:
+        for worker in (broken, lost, heartbeat.worker):
+            registry.leave(worker)
+
+
 def test_tick_requeues_a_lapsed_workers_tasks_and_counts_them(registry, channel):  # noqa: F811
     chan, name = channel
     tags = take(chan, name, 2)

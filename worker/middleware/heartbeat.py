@@ -85,7 +85,11 @@ class Heartbeat:
         self.taker.own(self.worker)
         lost_after_s = self.settings.worker_lost_after_s
         for lost in self.registry.lapsed(lost_after_s):
-            tags = self.registry.recover(lost, lost_after_s)
+            try:
+                tags = self.registry.recover(lost, lost_after_s)
+            except Exception:  # noqa: BLE001 - one worker's state must not hold up the others' recovery
+                log.warning("could not re-queue what worker %s held; trying at the next beat", lost, exc_info=True)
+                continue
             if tags is not None:
                 log.warning("worker %s silent for over %ss: re-queued the %d tasks it held", lost,
                             lost_after_s, len(tags))
