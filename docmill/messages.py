@@ -20,6 +20,19 @@ TASK_NAME = "docmill.ocr"
 QUEUE = "docmill"
 MAX_ITEMS_PER_TASK = 1000
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+QUEUE_NAME = re.compile(r"^[^\s,]{1,200}$")
+
+
+def queue_names(text: str) -> list[str]:
+    """The queues a comma-separated `--queue` value names. ValueError for an empty name or
+    one with spaces in it: Celery would take it, and consume a queue no producer fills."""
+    names = text.split(",")
+    bad = next((name for name in names if not QUEUE_NAME.match(name)), None)
+    if bad is not None:
+        what = "a queue name is empty" if not bad else f"{bad!r} has a space in it"
+        raise ValueError(f"--queue {text!r}: {what}; give queue names without spaces, separated by commas "
+                         "(docmill,urgent)")
+    return names
 
 
 class TaskItem(BaseModel):

@@ -15,7 +15,7 @@ from docmill.documents import parse_formats, results_read_again
 from docmill.errors import UsageError
 from docmill.inputs import DEFAULT_INCLUDE, parse_include
 from docmill.jobs import JobNotFound, JobState, JobStore, connect
-from docmill.messages import JOB_ID, MAX_ITEMS_PER_TASK
+from docmill.messages import JOB_ID, MAX_ITEMS_PER_TASK, queue_names
 from docmill.modelset import ModelSetError, pin_for_job
 from docmill.settings import Settings, mask_url
 from docmill.storage import StorageError, open_storage, require_writable
@@ -48,6 +48,9 @@ def _check_limits(args: argparse.Namespace) -> None:
         raise UsageError("--pages-per-task must be 1 or more")
     try:
         parse_formats(args.format)
+        if len(queue_names(args.queue)) > 1:
+            raise ValueError(f"--queue {args.queue!r}: a job goes to one queue; a worker can consume several "
+                             "(docmill worker --queue docmill,urgent)")
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
 

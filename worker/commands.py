@@ -66,7 +66,8 @@ def _add_worker(sub: Subparsers) -> None:
                    help="dynamic batcher: longest wait for a fuller batch (default 20)")
     p.add_argument("--redelivery-cap", type=int, default=3,
                    help="worker deaths an item may cause before it is given up as worker_lost (default 3)")
-    p.add_argument("--queue", default="docmill", help="Celery queue to consume (default docmill)")
+    p.add_argument("--queue", default="docmill", help="Celery queues to consume, comma-separated (default "
+                   "docmill; several: docmill,urgent)")
     p.add_argument("--hostname", help="Celery node name (default: celery@HOST)")
     p.add_argument("--check", action="store_true",
                    help="check broker, storage and providers, print one line each, exit 0 only if all pass")

@@ -16,6 +16,7 @@ import sys
 import time
 
 from docmill.errors import EXIT_FAILED, EXIT_OK, UsageError
+from docmill.messages import queue_names
 from docmill.settings import Settings
 from worker.gpus import VISIBLE, GpuListError, gpu_devices
 
@@ -62,6 +63,10 @@ def _check_flags(args: argparse.Namespace) -> None:
                                ("--redelivery-cap", args.redelivery_cap, 0), ("--max-delay-ms", args.max_delay_ms, 0)):
         if value is not None and value < least:
             raise UsageError(f"{flag} must be {least} or more")
+    try:
+        queue_names(args.queue)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _check_metrics_port(port: int | None, processes: int) -> None:

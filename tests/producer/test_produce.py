@@ -201,6 +201,8 @@ def test_backpressure_waits_for_the_queue_to_drain(capsys, s3_client, s3_bucket,
     (["--models", "s3://{bucket}/nothing-here"], "not a published model set"),
     (["--models", "pp-ocrv4-ch"], "needs its model set in shared storage"),
     (["--out", "s3://no-such-bucket-y/out/"], "cannot write results there"),
+    (["--queue", "a,b"], "a job goes to one queue"),
+    (["--queue", ""], "a queue name is empty"),
 ])
 def test_usage_errors_are_one_line(capsys, s3_bucket, models_uri, queue, redis_client, argv, message):
     argv = [a.replace("{bucket}", s3_bucket) for a in argv]

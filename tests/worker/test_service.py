@@ -50,6 +50,8 @@ def test_cuda_asked_for_where_it_does_not_load_is_one_line_before_the_broker_wai
     (["--max-delay-ms", "-1"], "--max-delay-ms must be 0 or more"),
     (["--metrics-port", "70000"], "--metrics-port must be between 1 and 65535"),
     (["--metrics-port", "65535", "--processes", "3"], "between 1 and 65533 (3 processes take ports 65535 and up)"),
+    (["--queue", "docmill,"], "--queue 'docmill,': a queue name is empty"),
+    (["--queue", "urgent backfill"], "'urgent backfill' has a space in it"),
 ])
 def test_a_value_no_worker_runs_with_is_one_line_before_the_broker_wait(tmp_path, args, says):
     assert says in refused_worker(tmp_path, "--device", "cpu", *args)
