@@ -108,6 +108,16 @@ def test_det_postprocess_drops_low_score_and_tiny_regions():
     assert len(det.postprocess(prob, (200, 200), EngineOptions(det_box_thresh=0.4))) == 1
 
 
+def test_det_a_line_among_more_specks_than_the_candidate_cap_is_still_found():
+    """A textured photo gives thousands of one-pixel specks; capping candidates in
+    findContours' order dropped the text itself (the shared img_11.jpg turned 8 degrees)."""
+    prob = np.zeros((200, 400), np.float32)
+    prob[50:190:4, 10:390:4] = 0.9  # 3,325 specks, each a contour of its own
+    prob[14:30, 50:350] = 0.9  # one line of text, above them
+    boxes = det.postprocess(prob, (200, 400), EngineOptions(det_max_candidates=1000))
+    assert len(boxes) == 1 and boxes[0][:, 1].min() <= 14 and boxes[0][:, 1].max() >= 29
+
+
 def test_line_batch_keeps_aspect_scales_to_plus_minus_one_and_pads_with_zeros():
     rng = np.random.default_rng(3)
     white = np.full((20, 40, 3), 255, dtype=np.uint8)
