@@ -310,11 +310,11 @@ def distributed(folder: Path, models: str, process_counts: list[int], env: dict[
         for count in process_counts:
             rows[f"distributed:receipts:p{count}"] = {
                 **worker_run(env, published, count, work, budget.for_run(DIST_CAP_S), "s3://bench-in/receipts/",
-                             f"s3://bench-out/receipts-p{count}/"), "s3_ceiling_images_per_s": ceiling}
+                             f"s3://bench-out/receipts-p{count}/", f"s3-p{count}"), "s3_ceiling_images_per_s": ceiling}
         best = max(rows.values(), key=lambda row: row["images_per_s"])["processes"]
         rows[f"distributed:files:p{best}"] = worker_run(env, str(local_model_set(models)), best, work,
                                                         budget.for_run(DIST_CAP_S), str(folder.resolve()),
-                                                        str(work / f"files-out-p{best}"))
+                                                        str(work / f"files-out-p{best}"), f"files-p{best}")
         return rows
     finally:
         for proc in reversed(procs):
@@ -353,16 +353,16 @@ def local_model_set(models: str) -> Path:
 
 
 def worker_run(env: dict[str, str], models: str, processes: int, work: Path, timeout: float, source: str,
-               out: str) -> dict[str, Any]:
+               out: str, label: str) -> dict[str, Any]:
     """One job over the receipts at `source` (results to `out`), on a fresh `docmill worker
-    --processes N`.
+    --processes N` on a queue and log of its own, named by `label`.
     `images_per_s` is the steady rate, from the tenth of the job done to its end, so that the
     processes' start-up (CUDA, sessions, first shapes) is not spread over a short run;
     `images_per_s_with_startup` is the whole job's, start-up included. A job not finished
     after `timeout` seconds is reported by what it had done (`timed_out`)."""
     from docmill.jobs import JobStore, connect
 
-    queue = f"gpu-{os.getpid()}-p{processes}-{len(list(work.glob('worker-*.log')))}"
+    queue = f"gpu-{os.getpid()}-{label}"
     worker = subprocess.Popen([sys.executable, "-m", "docmill.cli", "worker", "--queue", queue, "--processes",
                                str(processes)], env=env, stdout=open(work / f"worker-{queue}.log", "wb"),
                               stderr=subprocess.STDOUT, start_new_session=True)
